@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+// emupanel: a web-served control panel for a RISC-V emulator, with snapshots
+// and live migration. Module map and dependency rules: docs/ARCHITECTURE.md.
+import PackageDescription
+
+let package = Package(
+    name: "emupanel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "emupanel", targets: ["emupanel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libmicrohttpd as Debian ships it, plus the inline C shim for its variadic calls.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .target(name: "HTTPServer", dependencies: [
+            "CMicroHTTPD",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "VMState"),
+        .target(name: "EmulatorCore", dependencies: ["VMState"]),
+        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
+        .target(name: "Migration", dependencies: ["EmulatorCore", "VMState", "RISCV"]),
+        .target(name: "Panel", dependencies: [
+            "HTTPServer", "EmulatorCore", "RISCV", "Migration",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "emupanel", dependencies: [
+            "Panel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// The VMState module; its contents arrive with their issues (docs/ARCHITECTURE.md).
