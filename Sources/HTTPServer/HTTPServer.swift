@@ -1,1 +1,91 @@
-import CMicroHTTPD
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// The embedded HTTP server: libmicrohttpd in epoll mode with its own threads, a `Router`
+/// for dispatch, and suspend/resume for long polls and event streams.
+public final class HTTPServer: Sendable {
+    public let configuration: ServerConfiguration
+    let router: Router
+    let logger: Logger
+
+    private struct Running {
+        var daemon: Daemon
+        var port: UInt16
+        var heartbeat: DispatchSourceTimer
+    }
+
+    private let running = Mutex<Running?>(nil)
+    /// Requests parked on a `DeferredResponse`, resumed at stop.
+    let parked = Mutex<[ObjectIdentifier: RequestContext]>([:])
+    /// Live event streams, for heartbeats and for closing at stop.
+    let streams = Mutex<[ObjectIdentifier: EventStream]>([:])
+    let stopping = Atomic<Bool>(false)
+
+    public init(configuration: ServerConfiguration, router: Router, logger: Logger = Logger(label: "emupanel.http")) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+    }
+
+    /// Every registered route, for the OpenAPI document and its test.
+    public var routes: [RouteInfo] { router.routes }
+
+    /// The bound port (the kernel's choice when configured with 0); 0 before `start`.
+    public var port: UInt16 { running.withLock { $0?.port ?? 0 } }
+
+    public func start() throws {
+        try configuration.validate()
+        try running.withLock { running in
+            guard running == nil else { return }
+            let daemon = try Daemon.start(server: self)
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "emupanel.http.heartbeat"))
+            let interval = configuration.heartbeatSeconds
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [weak self] in self?.sendHeartbeats() }
+            timer.resume()
+            running = Running(daemon: daemon, port: daemon.boundPort, heartbeat: timer)
+        }
+        logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
+    }
+
+    /// Stops accepting, answers parked long polls with 503, ends event streams, resumes every
+    /// suspended connection (libmicrohttpd requires it) and shuts the daemon down.
+    public func stop() {
+        guard let current = running.withLock({ running -> Running? in
+            defer { running = nil }
+            return running
+        }) else { return }
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        current.heartbeat.cancel()
+        let parkedNow = parked.withLock { Array($0.values) }
+        for context in parkedNow {
+            context.complete(with: HTTPError(.serviceUnavailable, code: "shutting_down", message: "the server is stopping").response)
+        }
+        for stream in streams.withLock({ Array($0.values) }) { stream.close() }
+        // Give the woken connections a moment to send their last bytes before the daemon closes them all.
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline,
+              !(parked.withLock { $0.isEmpty } && streams.withLock { $0.isEmpty }) {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        current.daemon.stop()
+        logger.info("stopped")
+    }
+
+    private func sendHeartbeats() {
+        for stream in streams.withLock({ Array($0.values) }) { stream.comment() }
+    }
+
+    func register(stream: EventStream) {
+        streams.withLock { $0[ObjectIdentifier(stream)] = stream }
+        stream.onTermination { [weak self] in
+            _ = self?.streams.withLock { $0.removeValue(forKey: ObjectIdentifier(stream)) }
+        }
+    }
+
+    deinit {
+        stop()
+    }
+}

@@ -1,0 +1,38 @@
+# emupanel — `make run` and `make test` are the two commands a new user needs (README.md).
+# Both install missing Debian packages when run as root, so a fresh clone works as is.
+
+SWIFT        ?= swift
+CONFIG       ?= Config/emupanel.json
+# Built and run with these; `make test` adds the reference tools the tests compare against.
+RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl
+BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
+
+.PHONY: run build test deps test-deps bench bench-http clean
+
+run: deps build
+	.build/release/emupanel serve --config $(CONFIG)
+
+build: deps
+	$(SWIFT) build -c release --product emupanel
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: bench-http
+
+bench-http: bench-deps
+	bash bench/http.sh
+
+deps:
+	@./scripts/apt-ensure $(RUN_PACKAGES)
+
+test-deps:
+	@./scripts/apt-ensure $(TEST_PACKAGES)
+
+bench-deps:
+	@./scripts/apt-ensure $(BENCH_PACKAGES)
+
+clean:
+	rm -rf .build bench/out

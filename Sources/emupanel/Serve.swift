@@ -1,0 +1,69 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import Panel
+
+extension Emupanel {
+    /// `emupanel serve`: the panel on 127.0.0.1 until SIGINT or SIGTERM.
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serve the web panel and its REST API.")
+
+        @Option(help: "Configuration file (JSON). Missing keys take defaults.")
+        var config: String?
+
+        @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8080).")
+        var listen: String?
+
+        @Option(help: "Directory for guests, snapshots and the generated token.")
+        var dataDir: String?
+
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+        var logLevel: Logger.Level = .info
+
+        func validate() throws {
+            if let listen { _ = try PanelConfiguration.parseListen(listen) }
+        }
+
+        func run() throws {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = logLevel
+                return handler
+            }
+            var settings = try config.map(PanelConfiguration.load(path:)) ?? PanelConfiguration()
+            if let listen { settings.listen = listen }
+            if let dataDir { settings.dataDir = dataDir }
+            let app = try PanelApp(configuration: settings)
+            try app.start()
+            print("emupanel \(app.configuration.listen) (release \(Panel.Release.current))")
+            switch app.token.source {
+            case .generated: print("Generated an admin token in \(app.configuration.dataDir)/admin-token")
+            case .environment: print("Admin token from EMUPANEL_TOKEN")
+            case .configuration: print("Admin token from the configuration")
+            case .file: print("Admin token from \(app.configuration.dataDir)/admin-token")
+            }
+            print("Open \(app.loginURL)")
+            fflush(nil)
+            waitForTermination()
+            app.stop()
+        }
+
+        /// Blocks until SIGINT or SIGTERM; the panel then stops cleanly.
+        private func waitForTermination() {
+            let done = DispatchSemaphore(value: 0)
+            var sources: [DispatchSourceSignal] = []
+            for signalNumber in [SIGINT, SIGTERM] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { done.signal() }
+                source.resume()
+                sources.append(source)
+            }
+            done.wait()
+            withExtendedLifetime(sources) {}
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

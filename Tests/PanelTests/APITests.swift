@@ -1,0 +1,124 @@
+import Foundation
+import HTTPServer
+import HTTPTestSupport
+import Panel
+import Testing
+
+@Suite("Panel API")
+struct APITests {
+    @Test func openAPIListsEveryRegisteredRoute() throws {
+        let panel = try PanelFixture()
+        let reply = try panel.get("/api/v1/openapi.json")
+        #expect(reply.status == 200)
+        let document = try reply.json()
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        for route in panel.app.server.routes {
+            let operations = paths[route.path]
+            #expect(operations?[route.method.rawValue.lowercased()] != nil, "\(route.method) \(route.path) missing from openapi.json")
+            if let operation = operations?[route.method.rawValue.lowercased()] as? [String: Any] {
+                #expect((operation["summary"] as? String)?.isEmpty == false)
+                #expect((operation["security"] as? [Any])?.isEmpty == (route.requiresAuth ? nil : true))
+            }
+        }
+        let documented = paths.reduce(0) { $0 + $1.value.count }
+        #expect(documented == panel.app.server.routes.count, "no operation is documented that is not served")
+    }
+
+    @Test func unknownAPIRouteIsJSON404EvenWithoutToken() throws {
+        let panel = try PanelFixture()
+        let reply = try panel.get("/api/v1/does-not-exist")
+        #expect(reply.status == 404)
+        #expect(reply.errorCode == "not_found")
+    }
+
+    @Test func uiShellIsServed() throws {
+        let panel = try PanelFixture()
+        let index = try panel.get("/", token: nil)
+        #expect(index.status == 200)
+        #expect(index.text.contains("<script type=\"module\" src=\"/js/app.js\">"))
+        let app = try panel.get("/js/app.js", token: nil)
+        #expect(app.header("Content-Type") == "text/javascript; charset=utf-8")
+        #expect(try panel.get("/../Package.swift", token: nil).status == 400)
+    }
+
+    @Test func eventsLongPollAnswersWaitsAndWakes() throws {
+        let panel = try PanelFixture()
+        let first = try panel.get("/api/v1/events?since=0")
+        let items = try #require(try first.json()["items"] as? [[String: Any]])
+        #expect(items.first?["type"] as? String == "host.started")
+        let next = try #require(try first.json()["next"] as? Int)
+
+        let start = Date()
+        let timedOut = try panel.get("/api/v1/events?since=\(next)&wait=1")
+        #expect(Date().timeIntervalSince(start) >= 0.9)
+        #expect((try timedOut.json()["items"] as? [Any])?.isEmpty == true)
+
+        let connection = try RawHTTPConnection(port: panel.port)
+        try connection.send("GET", "/api/v1/events?since=\(next)&wait=30", headers: ["Authorization": "Bearer \(PanelFixture.token)"])
+        Thread.sleep(forTimeInterval: 0.2)
+        panel.app.events.publish("test.ping", subject: "x", data: ["n": 1])
+        let woken = try connection.readReply()
+        let woke = try #require(try woken.json()["items"] as? [[String: Any]])
+        #expect(woke.map { $0["type"] as? String } == ["test.ping"])
+
+        #expect(try panel.get("/api/v1/events?wait=999").status == 400)
+    }
+
+    @Test func eventStreamReplaysFromLastEventIDAndFollows() throws {
+        let panel = try PanelFixture()
+        panel.app.events.publish("test.one")
+        panel.app.events.publish("test.two")
+        let connection = try RawHTTPConnection(port: panel.port)
+        try connection.send("GET", "/api/v1/events/stream",
+                            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "2"])
+        var dataLines: [String] = []
+        var ids: [String] = []
+        func readEvent() throws {
+            while let line = try connection.readLine() {
+                if line.hasPrefix("id: ") { ids.append(String(line.dropFirst(4))) }
+                if line.hasPrefix("data: ") { dataLines.append(String(line.dropFirst(6))); return }
+            }
+        }
+        try readEvent()
+        #expect(ids == ["3"])
+        #expect(dataLines.last?.contains("\"test.two\"") == true)
+        panel.app.events.publish("test.three")
+        try readEvent()
+        #expect(ids == ["3", "4"])
+        #expect(dataLines.last?.contains("\"test.three\"") == true)
+    }
+
+    @Test func listenAddressesParse() throws {
+        #expect(try PanelConfiguration.parseListen("127.0.0.1:8080") == ("127.0.0.1", 8080))
+        #expect(try PanelConfiguration.parseListen("[::1]:9000") == ("::1", 9000))
+        #expect(try PanelConfiguration.parseListen("localhost:0") == ("127.0.0.1", 0))
+        #expect(throws: ConfigurationError.self) { try PanelConfiguration.parseListen("8080") }
+        #expect(throws: ConfigurationError.self) { try PanelConfiguration.parseListen("1.2.3.4:99999") }
+    }
+
+    @Test func configurationFileErrorsNameTheKey() throws {
+        let path = NSTemporaryDirectory() + "emupanel-config-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"server": {"threads": "two"}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try PanelConfiguration.load(path: path)
+            Issue.record("a bad type must be refused")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("threads"))
+        }
+        try #"{"listen": "127.0.0.1:9999", "peers": [{"name": "b", "url": "http://127.0.0.1:9", "token": "t"}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let loaded = try PanelConfiguration.load(path: path)
+        #expect(loaded.listen == "127.0.0.1:9999")
+        #expect(loaded.peers.first?.name == "b")
+        #expect(loaded.server.threads == 2)
+    }
+
+    @Test func theShippedConfigurationLoads() throws {
+        let path = URL(fileURLWithPath: PanelFixture.publicDir).deletingLastPathComponent().appendingPathComponent("Config/emupanel.json").path
+        let configuration = try PanelConfiguration.load(path: path)
+        try configuration.validate()
+        #expect(configuration.listen.hasPrefix("127.0.0.1:"))
+    }
+}

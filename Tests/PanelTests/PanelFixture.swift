@@ -1,0 +1,48 @@
+import Foundation
+import HTTPTestSupport
+import Panel
+
+/// A real panel on an ephemeral port with its own data directory and a known token.
+final class PanelFixture: Sendable {
+    static let token = "test-token-0123456789"
+    let app: PanelApp
+    let dataDir: String
+
+    var port: UInt16 { app.port }
+
+    init(environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token], configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
+        dataDir = NSTemporaryDirectory() + "emupanel-panel-\(UUID().uuidString)"
+        var configuration = PanelConfiguration()
+        configuration.listen = "127.0.0.1:0"
+        configuration.dataDir = dataDir
+        configuration.publicDir = Self.publicDir
+        configure(&configuration)
+        app = try PanelApp(configuration: configuration, environment: environment)
+        try app.start()
+    }
+
+    deinit {
+        app.stop()
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// The repository's Public/ directory.
+    static var publicDir: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Public").path
+    }
+
+    func get(_ path: String, token: String? = PanelFixture.token, headers: [String: String] = [:]) throws -> RawHTTPConnection.Reply {
+        var headers = headers
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        return try httpRequest(port: port, "GET", path, headers: headers)
+    }
+
+    func send(_ method: String, _ path: String, json: [String: Any]? = nil, token: String? = PanelFixture.token,
+              headers: [String: String] = [:]) throws -> RawHTTPConnection.Reply {
+        var headers = headers
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        if json != nil { headers["Content-Type"] = "application/json" }
+        return try httpRequest(port: port, method, path, headers: headers, body: json.map(jsonBody) ?? [])
+    }
+}
