@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // libmicrohttpd as Debian ships it, plus the inline C shim for its variadic calls.
@@ -31,6 +32,7 @@ let package = Package(
         .target(name: "Panel", dependencies: [
             "HTTPServer", "EmulatorCore", "RISCV", "Migration",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .executableTarget(name: "emupanel", dependencies: [
             "Panel",

@@ -7,6 +7,8 @@ public final class PanelApp: Sendable {
     public let configuration: PanelConfiguration
     public let token: AdminToken
     public let events: EventBus
+    public let database: PanelDatabase
+    public let tasks: TaskManager
     public let server: HTTPServer
     let sessions: SessionStore
     let startedAt = Date()
@@ -21,19 +23,27 @@ public final class PanelApp: Sendable {
         self.logger = logger
         token = try AdminToken.resolve(environment: environment, configured: configuration.token, dataDir: configuration.dataDir)
         events = EventBus()
+        try FileManager.default.createDirectory(atPath: configuration.dataDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        database = try PanelDatabase(path: configuration.dataDir + "/emupanel.sqlite")
+        tasks = try TaskManager(database: database, events: events)
         sessions = SessionStore(lifetimeHours: configuration.sessionHours)
         let router = Self.makeRouter(configuration: configuration, token: token.value, sessions: sessions,
-                                     events: events, startedAt: startedAt)
+                                     events: events, tasks: tasks, startedAt: startedAt)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: String, sessions: SessionStore,
-                                   events: EventBus, startedAt: Date) -> Router {
+                                   events: EventBus, tasks: TaskManager, startedAt: Date) -> Router {
         let builder = RouterBuilder()
         let api = builder.group("/api/v1", middleware: [AuthMiddleware(token: token, sessions: sessions)])
         let openAPI = OpenAPIDocument()
-        HostController(configuration: configuration, startedAt: startedAt, counts: { HostCounts() })
-            .addRoutes(to: api.group("", tag: "host"))
+        HostController(configuration: configuration, startedAt: startedAt, counts: {
+            var counts = HostCounts()
+            counts.activeTasks = tasks.activeCount
+            return counts
+        }).addRoutes(to: api.group("", tag: "host"))
+        TasksController(tasks: tasks).addRoutes(to: api.group("", tag: "tasks"))
         SessionController(token: token, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: events).addRoutes(to: api.group("", tag: "events"))
         openAPI.addRoutes(to: api.group("", tag: "docs"))

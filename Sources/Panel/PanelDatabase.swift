@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+
+/// The panel's SQLite file (`<data-dir>/emupanel.sqlite`): guests, snapshots and tasks survive
+/// restarts. Schema changes are appended as new migrations, never edited.
+public final class PanelDatabase: Sendable {
+    let queue: DatabaseQueue
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(queue)
+    }
+
+    /// An in-memory database, for tests of the stores.
+    public init() throws {
+        queue = try DatabaseQueue()
+        try Self.migrator.migrate(queue)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1-guests-snapshots-tasks") { db in
+            try db.create(table: "guest") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull().unique()
+                t.column("image", .text).notNull()
+                t.column("machineType", .text).notNull()
+                t.column("memoryMiB", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("icount", .boolean).notNull().defaults(to: false)
+                t.column("resumeAtStart", .boolean).notNull().defaults(to: false)
+                t.column("createdAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+            try db.create(table: "snapshot") { t in
+                t.column("guestId", .text).notNull().references("guest", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("parent", .text)
+                t.column("description", .text).notNull().defaults(to: "")
+                t.column("machineType", .text).notNull()
+                t.column("release", .text).notNull()
+                t.column("sizeBytes", .integer).notNull()
+                t.column("checksum", .text).notNull()
+                t.column("file", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.primaryKey(["guestId", "name"])
+            }
+            try db.create(table: "task") { t in
+                t.primaryKey("id", .text)
+                t.column("kind", .text).notNull()
+                t.column("guestId", .text)
+                t.column("status", .text).notNull()
+                t.column("progress", .double).notNull()
+                t.column("error", .text)
+                t.column("detail", .text)
+                t.column("createdAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
+        try queue.read(body)
+    }
+
+    func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
+        try queue.write(body)
+    }
+}

@@ -1,0 +1,253 @@
+import Foundation
+import GRDB
+import HTTPServer
+import Synchronization
+
+/// A long operation (snapshot, restore, migration) as the API shows it (SPEC §5).
+public struct TaskInfo: Sendable, Codable, Equatable, FetchableRecord, PersistableRecord {
+    public enum Status: String, Sendable, Codable { case queued, running, succeeded, failed, cancelled }
+
+    public var id: String
+    public var kind: String
+    public var guestId: String?
+    public var status: Status
+    /// 0...1
+    public var progress: Double
+    public var error: String?
+    /// Kind-specific figures, e.g. a migration's `query-migrate` statistics.
+    public var detail: JSONValue?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public static let databaseTableName = "task"
+
+    public var isFinished: Bool { status == .succeeded || status == .failed || status == .cancelled }
+
+    enum CodingKeys: String, CodingKey { case id, kind, guestId, status, progress, error, detail, createdAt, updatedAt }
+
+    public func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id
+        container["kind"] = kind
+        container["guestId"] = guestId
+        container["status"] = status.rawValue
+        container["progress"] = progress
+        container["error"] = error
+        container["detail"] = try detail.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        container["createdAt"] = createdAt
+        container["updatedAt"] = updatedAt
+    }
+
+    public init(row: Row) throws {
+        id = row["id"]
+        kind = row["kind"]
+        guestId = row["guestId"]
+        status = Status(rawValue: row["status"]) ?? .failed
+        progress = row["progress"]
+        error = row["error"]
+        let detailText: String? = row["detail"]
+        detail = detailText.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        createdAt = row["createdAt"]
+        updatedAt = row["updatedAt"]
+    }
+
+    init(id: String, kind: String, guestId: String?) {
+        self.id = id
+        self.kind = kind
+        self.guestId = guestId
+        status = .queued
+        progress = 0
+        createdAt = Date()
+        updatedAt = createdAt
+    }
+}
+
+/// What running work can do with its task: report progress, notice cancellation.
+public final class TaskHandle: Sendable {
+    public let id: String
+    private let manager: TaskManager
+    private let cancelled = Atomic<Bool>(false)
+    /// Settings a client may change while the task runs (PATCH /tasks/{id}), e.g. a migration's downtime limit.
+    let adjust: (@Sendable (JSONValue) throws -> Void)?
+
+    init(id: String, manager: TaskManager, adjust: (@Sendable (JSONValue) throws -> Void)?) {
+        self.id = id
+        self.manager = manager
+        self.adjust = adjust
+    }
+
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    public func progress(_ fraction: Double, detail: JSONValue? = nil) {
+        manager.update(id) { task in
+            task.progress = min(1, max(task.progress, fraction))
+            if let detail { task.detail = detail }
+        }
+    }
+}
+
+/// Thrown by work that stopped because its task was cancelled.
+public struct TaskCancelled: Error { public init() {} }
+
+/// Runs tasks on their own threads (never Swift's cooperative pool: they block on I/O and
+/// guests), one task per guest at a time, persisting every change and announcing it as an event.
+public final class TaskManager: Sendable {
+    private let database: PanelDatabase
+    private let events: EventBus
+
+    private struct Live {
+        var handles: [String: TaskHandle] = [:]
+        var busyGuests: [String: String] = [:]
+    }
+
+    private let live = Mutex(Live())
+
+    public init(database: PanelDatabase, events: EventBus) throws {
+        self.database = database
+        self.events = events
+        // Work that was running when the panel stopped did not finish.
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE task SET status = 'failed', error = 'interrupted: the panel stopped while this task ran',
+                updatedAt = ? WHERE status IN ('queued', 'running')
+                """, arguments: [Date()])
+        }
+    }
+
+    /// Starts `work` as a task; a guest already busy with another task answers 409.
+    public func start(kind: String, guestId: String?, adjust: (@Sendable (JSONValue) throws -> Void)? = nil,
+                      work: @escaping @Sendable (TaskHandle) throws -> JSONValue?) throws -> TaskInfo {
+        let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
+        let handle = TaskHandle(id: id, manager: self, adjust: adjust)
+        if let guestId {
+            let busy = live.withLock { live -> String? in
+                if let other = live.busyGuests[guestId] { return other }
+                live.busyGuests[guestId] = id
+                return nil
+            }
+            if let busy {
+                throw HTTPError(.conflict, code: "guest_busy", message: "guest \(guestId) is busy with task \(busy)")
+            }
+        }
+        let task = TaskInfo(id: id, kind: kind, guestId: guestId)
+        do {
+            try database.write { db in try task.insert(db) }
+        } catch {
+            release(task)
+            throw error
+        }
+        live.withLock { $0.handles[id] = handle }
+        events.publish("task.created", subject: id, data: Self.eventData(task))
+        let thread = Thread { [self] in run(task, handle: handle, work: work) }
+        thread.name = "emupanel-task-\(kind)"
+        thread.start()
+        return task
+    }
+
+    private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSONValue?) {
+        update(task.id) { $0.status = .running }
+        let outcome = Result { try work(handle) }
+        update(task.id) { task in
+            switch outcome {
+            case .success(let detail):
+                task.status = .succeeded
+                task.progress = 1
+                if let detail { task.detail = detail }
+            case .failure(let error as TaskCancelled):
+                _ = error
+                task.status = .cancelled
+                task.error = "cancelled"
+            case .failure(let error):
+                task.status = handle.isCancelled ? .cancelled : .failed
+                task.error = String(describing: error)
+            }
+        }
+        live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
+        release(task)
+    }
+
+    private func release(_ task: TaskInfo) {
+        guard let guestId = task.guestId else { return }
+        live.withLock { live in
+            if live.busyGuests[guestId] == task.id { live.busyGuests.removeValue(forKey: guestId) }
+        }
+    }
+
+    /// Applies a change, persists it and announces it.
+    func update(_ id: String, _ change: (inout TaskInfo) -> Void) {
+        guard var task = try? database.read({ db in try TaskInfo.fetchOne(db, key: id) }) else { return }
+        let before = task
+        change(&task)
+        guard task != before else { return }
+        task.updatedAt = Date()
+        let updated = task
+        _ = try? database.write { db in try updated.update(db) }
+        let type = updated.status != before.status ? "task.\(updated.status.rawValue)" : "task.progress"
+        events.publish(type, subject: id, data: Self.eventData(updated))
+    }
+
+    public func list(guestId: String? = nil) throws -> [TaskInfo] {
+        try database.read { db in
+            var request = TaskInfo.order(Column("createdAt").desc).limit(500)
+            if let guestId { request = request.filter(Column("guestId") == guestId) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func get(_ id: String) throws -> TaskInfo {
+        guard let task = try database.read({ db in try TaskInfo.fetchOne(db, key: id) }) else {
+            throw HTTPError.notFound("no task \(id)")
+        }
+        return task
+    }
+
+    /// Asks a running task to stop; finished tasks answer 409.
+    public func cancel(_ id: String) throws -> TaskInfo {
+        let task = try get(id)
+        guard !task.isFinished, let handle = live.withLock({ $0.handles[id] }) else {
+            throw HTTPError(.conflict, code: "task_finished", message: "task \(id) is already \(task.status.rawValue)")
+        }
+        handle.cancel()
+        events.publish("task.cancelling", subject: id, data: Self.eventData(task))
+        return task
+    }
+
+    /// Changes settings of a running task (a migration's downtime limit or bandwidth).
+    public func adjust(_ id: String, with settings: JSONValue) throws -> TaskInfo {
+        let task = try get(id)
+        guard !task.isFinished, let handle = live.withLock({ $0.handles[id] }) else {
+            throw HTTPError(.conflict, code: "task_finished", message: "task \(id) is already \(task.status.rawValue)")
+        }
+        guard let adjust = handle.adjust else {
+            throw HTTPError(.unprocessableEntity, code: "not_adjustable", message: "a \(task.kind) task has no settings to change")
+        }
+        try adjust(settings)
+        return try get(id)
+    }
+
+    public func isBusy(guestId: String) -> Bool { live.withLock { $0.busyGuests[guestId] != nil } }
+
+    public var activeCount: Int { live.withLock { $0.handles.count } }
+
+    /// Waits for a task to finish (tests, managed save at shutdown).
+    public func wait(for id: String, timeout: Double) throws -> TaskInfo {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let task = try get(id)
+            if task.isFinished || Date() > deadline { return task }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    static func eventData(_ task: TaskInfo) -> JSONValue {
+        var data: [String: JSONValue] = [
+            "id": .string(task.id), "kind": .string(task.kind), "status": .string(task.status.rawValue),
+            "progress": .number(task.progress),
+        ]
+        if let guestId = task.guestId { data["guestId"] = .string(guestId) }
+        if let error = task.error { data["error"] = .string(error) }
+        if let detail = task.detail { data["detail"] = detail }
+        return .object(data)
+    }
+}
