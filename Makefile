@@ -5,10 +5,10 @@ SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
 RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
-TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 
-.PHONY: run build test deps test-deps bench bench-http clean
+.PHONY: run build test test-browser deps test-deps bench bench-http clean
 
 run: deps build
 	.build/release/emupanel serve --config $(CONFIG)
@@ -19,6 +19,12 @@ build: deps
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	./scripts/browser-tests
+
+# Only the browser tests (needs a built emupanel: `swift build`).
+test-browser: test-deps
+	$(SWIFT) build --product emupanel
+	./scripts/browser-tests
 
 bench: bench-http
 

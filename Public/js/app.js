@@ -89,12 +89,21 @@ function enter() {
 onEvent((event) => {
   if (current && current.refreshOn && current.refreshOn(event)) show();
 });
-window.addEventListener("hashchange", () => { if (!nav.hidden) show(); });
+window.addEventListener("hashchange", () => {
+  const token = tokenFromHash();
+  if (token) showLogin(token);
+  else if (!nav.hidden) show();
+});
 logoutButton.addEventListener("click", async () => { await logout(); location.hash = "#/"; location.reload(); });
 
-async function boot() {
+function tokenFromHash() {
   const match = location.hash.match(/^#token=([^&]+)/);
-  if (match) { showLogin(decodeURIComponent(match[1])); return; }
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+async function boot() {
+  const token = tokenFromHash();
+  if (token) { showLogin(token); return; }
   if (await resumeSession()) enter(); else showLogin();
 }
 

@@ -4,6 +4,7 @@ import HTTPServer
 /// What this host is: `/health` for probes (no auth) and `/host` for the overview page.
 struct HostController: Sendable {
     let configuration: PanelConfiguration
+    let listenAddress: @Sendable () -> String
     let startedAt: Date
     let counts: @Sendable () -> HostCounts
 
@@ -30,7 +31,7 @@ struct HostController: Sendable {
             .json(HostInfo(
                 release: Release.current,
                 hostname: ProcessInfo.processInfo.hostName,
-                listen: configuration.listen,
+                listen: listenAddress(),
                 startedAt: startedAt.formatted(.iso8601),
                 uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
                 peers: configuration.peers.map { PeerInfo(name: $0.name, url: $0.url) },

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import Logging
+import Synchronization
 
 /// The panel: configuration, credentials, events and the HTTP server with every route.
 public final class PanelApp: Sendable {
@@ -9,9 +10,11 @@ public final class PanelApp: Sendable {
     public let events: EventBus
     public let database: PanelDatabase
     public let tasks: TaskManager
+    public let images: ImageCatalog
     public let server: HTTPServer
     let sessions: SessionStore
     let startedAt = Date()
+    let boundAddress: BoundAddress
     let logger: Logger
 
     public init(configuration: PanelConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -28,22 +31,27 @@ public final class PanelApp: Sendable {
         database = try PanelDatabase(path: configuration.dataDir + "/emupanel.sqlite")
         tasks = try TaskManager(database: database, events: events)
         sessions = SessionStore(lifetimeHours: configuration.sessionHours)
+        boundAddress = BoundAddress(host: configuration.server.host)
+        images = ImageCatalog(guestsDir: configuration.guestsDir)
         let router = Self.makeRouter(configuration: configuration, token: token.value, sessions: sessions,
-                                     events: events, tasks: tasks, startedAt: startedAt)
+                                     events: events, tasks: tasks, images: images, boundAddress: boundAddress,
+                                     startedAt: startedAt)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: String, sessions: SessionStore,
-                                   events: EventBus, tasks: TaskManager, startedAt: Date) -> Router {
+                                   events: EventBus, tasks: TaskManager, images: ImageCatalog,
+                                   boundAddress: BoundAddress, startedAt: Date) -> Router {
         let builder = RouterBuilder()
         let api = builder.group("/api/v1", middleware: [AuthMiddleware(token: token, sessions: sessions)])
         let openAPI = OpenAPIDocument()
-        HostController(configuration: configuration, startedAt: startedAt, counts: {
+        HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt, counts: {
             var counts = HostCounts()
             counts.activeTasks = tasks.activeCount
             return counts
         }).addRoutes(to: api.group("", tag: "host"))
         TasksController(tasks: tasks).addRoutes(to: api.group("", tag: "tasks"))
+        images.addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: events).addRoutes(to: api.group("", tag: "events"))
         openAPI.addRoutes(to: api.group("", tag: "docs"))
@@ -62,6 +70,7 @@ public final class PanelApp: Sendable {
 
     public func start() throws {
         try server.start()
+        boundAddress.port.store(server.port, ordering: .relaxed)
         events.publish("host.started", data: ["release": .string(Release.current)])
     }
 
@@ -75,5 +84,16 @@ public final class PanelApp: Sendable {
     public var loginURL: String {
         let host = configuration.server.host.contains(":") ? "[\(configuration.server.host)]" : configuration.server.host
         return "http://\(host):\(port)/#token=\(token.value)"
+    }
+}
+
+/// The address the server actually bound (the kernel picks the port when configured with 0).
+final class BoundAddress: Sendable {
+    let host: String
+    let port = Atomic<UInt16>(0)
+    init(host: String) { self.host = host }
+    var text: String {
+        let port = port.load(ordering: .relaxed)
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

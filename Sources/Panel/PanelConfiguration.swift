@@ -8,6 +8,8 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
     public var listen: String = "127.0.0.1:8080"
     public var dataDir: String = "data"
     public var publicDir: String = "Public"
+    /// Where the project's test guests (`*.elf`) are; they are offered as images.
+    public var guestsDir: String = "guests"
     /// Admin token; `EMUPANEL_TOKEN` wins over it, and without either one is generated.
     public var token: String?
     public var server: ServerConfiguration = ServerConfiguration()
@@ -32,6 +34,7 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
         listen = try container.decodeIfPresent(String.self, forKey: .listen) ?? defaults.listen
         dataDir = try container.decodeIfPresent(String.self, forKey: .dataDir) ?? defaults.dataDir
         publicDir = try container.decodeIfPresent(String.self, forKey: .publicDir) ?? defaults.publicDir
+        guestsDir = try container.decodeIfPresent(String.self, forKey: .guestsDir) ?? defaults.guestsDir
         token = try container.decodeIfPresent(String.self, forKey: .token)
         server = try container.decodeIfPresent(ServerConfiguration.self, forKey: .server) ?? defaults.server
         peers = try container.decodeIfPresent([Peer].self, forKey: .peers) ?? []
