@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Tests only: property-based round trips of device state (Tests/VMStateTests).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // libmicrohttpd as Debian ships it, plus the inline C shim for its variadic calls.
@@ -38,6 +40,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "VMStateTests", dependencies: [
+            "VMState",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "EmulatorCoreTests", dependencies: [
+            "EmulatorCore", "VMState",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer"]),
     ]
 )
