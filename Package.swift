@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        // Tests only: property-based round trips of device state (Tests/VMStateTests).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // libmicrohttpd as Debian ships it, plus the inline C shim for its variadic calls.
@@ -42,5 +44,13 @@ let package = Package(
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport"]),
+        .testTarget(name: "VMStateTests", dependencies: [
+            "VMState",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "EmulatorCoreTests", dependencies: [
+            "EmulatorCore", "VMState",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
     ]
 )

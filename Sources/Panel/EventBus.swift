@@ -10,7 +10,7 @@ public struct PanelEvent: Sendable, Codable, Equatable {
     public var type: String
     /// The id of what changed, when there is one.
     public var subject: String?
-    public var data: JSONValue
+    public var data: JSON
 }
 
 /// Numbered events in a bounded ring, delivered to long polls and event streams.
@@ -36,7 +36,7 @@ public final class EventBus: Sendable {
     public var nextSeq: UInt64 { state.withLock { $0.nextSeq } }
 
     @discardableResult
-    public func publish(_ type: String, subject: String? = nil, data: JSONValue = .object([:])) -> PanelEvent {
+    public func publish(_ type: String, subject: String? = nil, data: JSON = .object([:])) -> PanelEvent {
         let (event, waiters, streams) = state.withLock { state in
             let event = PanelEvent(seq: state.nextSeq, time: Date().formatted(Self.timeFormat), type: type, subject: subject, data: data)
             state.nextSeq += 1

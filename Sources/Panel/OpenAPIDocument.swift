@@ -12,12 +12,12 @@ final class OpenAPIDocument: Sendable {
         api.get("/openapi.json", summary: "This document") { [self] _ in .json(document()) }
     }
 
-    func document() -> JSONValue {
-        var paths: [String: JSONValue] = [:]
+    func document() -> JSON {
+        var paths: [String: JSON] = [:]
         for route in routes.withLock({ $0 }) {
-            var operations: [String: JSONValue]
+            var operations: [String: JSON]
             if case .object(let existing)? = paths[route.path] { operations = existing } else { operations = [:] }
-            var operation: [String: JSONValue] = [
+            var operation: [String: JSON] = [
                 "summary": .string(route.summary),
                 "operationId": .string(Self.operationID(route)),
                 "responses": [

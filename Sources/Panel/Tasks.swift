@@ -15,7 +15,7 @@ public struct TaskInfo: Sendable, Codable, Equatable, FetchableRecord, Persistab
     public var progress: Double
     public var error: String?
     /// Kind-specific figures, e.g. a migration's `query-migrate` statistics.
-    public var detail: JSONValue?
+    public var detail: JSON?
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -45,7 +45,7 @@ public struct TaskInfo: Sendable, Codable, Equatable, FetchableRecord, Persistab
         progress = row["progress"]
         error = row["error"]
         let detailText: String? = row["detail"]
-        detail = detailText.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+        detail = detailText.flatMap { try? JSONDecoder().decode(JSON.self, from: Data($0.utf8)) }
         createdAt = row["createdAt"]
         updatedAt = row["updatedAt"]
     }
@@ -67,9 +67,9 @@ public final class TaskHandle: Sendable {
     private let manager: TaskManager
     private let cancelled = Atomic<Bool>(false)
     /// Settings a client may change while the task runs (PATCH /tasks/{id}), e.g. a migration's downtime limit.
-    let adjust: (@Sendable (JSONValue) throws -> Void)?
+    let adjust: (@Sendable (JSON) throws -> Void)?
 
-    init(id: String, manager: TaskManager, adjust: (@Sendable (JSONValue) throws -> Void)?) {
+    init(id: String, manager: TaskManager, adjust: (@Sendable (JSON) throws -> Void)?) {
         self.id = id
         self.manager = manager
         self.adjust = adjust
@@ -79,7 +79,7 @@ public final class TaskHandle: Sendable {
 
     func cancel() { cancelled.store(true, ordering: .relaxed) }
 
-    public func progress(_ fraction: Double, detail: JSONValue? = nil) {
+    public func progress(_ fraction: Double, detail: JSON? = nil) {
         manager.update(id) { task in
             task.progress = min(1, max(task.progress, fraction))
             if let detail { task.detail = detail }
@@ -116,8 +116,8 @@ public final class TaskManager: Sendable {
     }
 
     /// Starts `work` as a task; a guest already busy with another task answers 409.
-    public func start(kind: String, guestId: String?, adjust: (@Sendable (JSONValue) throws -> Void)? = nil,
-                      work: @escaping @Sendable (TaskHandle) throws -> JSONValue?) throws -> TaskInfo {
+    public func start(kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
+                      work: @escaping @Sendable (TaskHandle) throws -> JSON?) throws -> TaskInfo {
         let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
         let handle = TaskHandle(id: id, manager: self, adjust: adjust)
         if let guestId {
@@ -145,7 +145,7 @@ public final class TaskManager: Sendable {
         return task
     }
 
-    private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSONValue?) {
+    private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSON?) {
         update(task.id) { $0.status = .running }
         let outcome = Result { try work(handle) }
         update(task.id) { task in
@@ -214,7 +214,7 @@ public final class TaskManager: Sendable {
     }
 
     /// Changes settings of a running task (a migration's downtime limit or bandwidth).
-    public func adjust(_ id: String, with settings: JSONValue) throws -> TaskInfo {
+    public func adjust(_ id: String, with settings: JSON) throws -> TaskInfo {
         let task = try get(id)
         guard !task.isFinished, let handle = live.withLock({ $0.handles[id] }) else {
             throw HTTPError(.conflict, code: "task_finished", message: "task \(id) is already \(task.status.rawValue)")
@@ -240,8 +240,8 @@ public final class TaskManager: Sendable {
         }
     }
 
-    static func eventData(_ task: TaskInfo) -> JSONValue {
-        var data: [String: JSONValue] = [
+    static func eventData(_ task: TaskInfo) -> JSON {
+        var data: [String: JSON] = [
             "id": .string(task.id), "kind": .string(task.kind), "status": .string(task.status.rawValue),
             "progress": .number(task.progress),
         ]

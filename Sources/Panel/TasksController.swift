@@ -12,7 +12,7 @@ struct TasksController: Sendable {
             .json(try tasks.get(try request.parameter("id")))
         }
         api.patch("/tasks/{id}", summary: "Change a running task's settings (migration: downtimeLimitMs, maxBandwidth)") { request in
-            let settings = try request.decode(JSONValue.self)
+            let settings = try request.decode(JSON.self)
             guard case .object = settings else {
                 throw HTTPError(.badRequest, code: "invalid_json", message: "send a JSON object of settings")
             }

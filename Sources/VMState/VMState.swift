@@ -1,1 +1,0 @@
-// The VMState module; its contents arrive with their issues (docs/ARCHITECTURE.md).

@@ -1,0 +1,188 @@
+// `emupanel vmstate check OLD NEW`: the rules of QEMU's
+// scripts/vmstate-static-checker.py applied to two `-dump-vmstate` style dumps.
+// OLD is the source of a migration, NEW the destination; run it both ways to
+// promise backward migration too. The CLI exits with min(problems, 255).
+
+public struct VMStateCheckProblem: CustomStringConvertible, Equatable, Sendable {
+    /// The dump section (device type) the problem is in.
+    public let section: String
+    public let message: String
+    public var description: String { message }
+}
+
+public struct VMStateCheckResult: Sendable {
+    public var problems: [VMStateCheckProblem] = []
+    /// Not counted, as in QEMU (checking dumps of different machine types).
+    public var warnings: [String] = []
+    /// The exit status of `vmstate check`: the problem count, capped for the shell.
+    public var exitStatus: Int32 { Int32(min(problems.count, 255)) }
+}
+
+public struct VMStateCheckError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+public enum VMStateCheck {
+    /// Compares the dumps as texts; throws only if one is not a dump at all.
+    public static func check(old: String, new: String) throws -> VMStateCheckResult {
+        let source: JSONValue, destination: JSONValue
+        do { source = try JSONValue.parse(old) } catch { throw VMStateCheckError(description: "OLD: \(error)") }
+        do { destination = try JSONValue.parse(new) } catch { throw VMStateCheckError(description: "NEW: \(error)") }
+        return try check(old: source, new: destination)
+    }
+
+    public static func check(old source: JSONValue, new destination: JSONValue) throws -> VMStateCheckResult {
+        guard let sections = source.objectValue, destination.objectValue != nil else {
+            throw VMStateCheckError(description: "a vmstate dump is a JSON object")
+        }
+        var checker = Checker()
+        for (section, s) in sections {
+            guard let d = destination[section] else {
+                checker.problem(section, "Section \"\(section)\" does not exist in dest")
+                continue
+            }
+            if section == "vmschkmachine" {
+                let sName = s["Name"]?.stringValue ?? "?", dName = d["Name"]?.stringValue ?? "?"
+                if sName != dName {
+                    checker.result.warnings.append("Warning: checking incompatible machine types: \"\(sName)\", \"\(dName)\"")
+                }
+                continue
+            }
+            checker.checkVersion(s, d, section: section, description: nil)
+            for (entry, value) in s.objectValue ?? [] {
+                guard let other = d[entry] else {
+                    checker.problem(section, "Section \"\(section)\": Entry \"\(entry)\" missing")
+                    continue
+                }
+                if entry == "Description" { checker.checkDescriptions(value, other, section: section) }
+            }
+        }
+        return checker.result
+    }
+}
+
+private struct Checker {
+    var result = VMStateCheckResult()
+
+    mutating func problem(_ section: String, _ message: String) {
+        result.problems.append(VMStateCheckProblem(section: section, message: message))
+    }
+
+    mutating func checkVersion(_ s: JSONValue, _ d: JSONValue, section: String, description: String?) {
+        let where_ = "Section \"\(section)\"" + (description.map { " Description \"\($0)\":" } ?? "")
+        let sVersion = s["version_id"]?.intValue ?? 0
+        if let dVersion = d["version_id"]?.intValue, sVersion > dVersion {
+            problem(section, "\(where_) version error: \(sVersion) > \(dVersion)")
+        }
+        if let dMinimum = d["minimum_version_id"]?.intValue, sVersion < dMinimum {
+            problem(section, "\(where_) minimum version error: \(sVersion) < \(dMinimum)")
+        }
+    }
+
+    mutating func checkDescriptions(_ s: JSONValue, _ d: JSONValue, section: String) {
+        let sName = s["name"]?.stringValue ?? "?", dName = d["name"]?.stringValue ?? "?"
+        checkVersion(s, d, section: section, description: sName)
+        guard sName == dName else {
+            problem(section, "Section \"\(section)\": Description \"\(sName)\" missing, got \"\(dName)\" instead; skipping")
+            return
+        }
+        for (entry, value) in s.objectValue ?? [] {
+            guard let other = d[entry] else {
+                problem(section, "Section \"\(section)\" Description \"\(sName)\": Entry \"\(entry)\" missing")
+                continue
+            }
+            if entry == "Fields" {
+                checkFields(value.arrayValue ?? [], other.arrayValue ?? [], description: sName, section: section)
+            } else if entry == "Subsections" {
+                checkSubsections(value.arrayValue ?? [], other.arrayValue ?? [], description: sName, section: section)
+            }
+        }
+    }
+
+    /// True when `field` is a struct whose first member is `name`: fields moved into a
+    /// substruct keep the wire format, so the walk descends instead of complaining.
+    private func existsInSubstruct(_ field: JSONValue, _ name: String) -> Bool {
+        guard let first = field["Description"]?["Fields"]?.arrayValue?.first else { return false }
+        return first["field"]?.stringValue == name
+    }
+
+    /// Walks both field lists in wire order, descending into substructs like QEMU's checker.
+    mutating func checkFields(_ sFields: [JSONValue], _ dFields: [JSONValue], description: String, section: String) {
+        var sIter = (fields: sFields, next: 0), dIter = (fields: dFields, next: 0)
+        var sStack: [(fields: [JSONValue], next: Int)] = [], dStack: [(fields: [JSONValue], next: Int)] = []
+        var advanceSource = true, advanceDest = true
+        var sItem = JSONValue.null, dItem = JSONValue.null
+        while true {
+            if advanceSource {
+                if sIter.next < sIter.fields.count {
+                    sItem = sIter.fields[sIter.next]
+                    sIter.next += 1
+                } else {
+                    guard let outer = sStack.popLast() else { break }
+                    sIter = outer
+                    continue
+                }
+            } else {
+                advanceSource = true
+            }
+            if advanceDest {
+                if dIter.next < dIter.fields.count {
+                    dItem = dIter.fields[dIter.next]
+                    dIter.next += 1
+                } else {
+                    guard let outer = dStack.popLast() else {
+                        problem(section, "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", while dest has no further fields")
+                        break
+                    }
+                    dIter = outer
+                    advanceSource = false
+                    continue
+                }
+            } else {
+                advanceDest = true
+            }
+            if name(sItem) != name(dItem) {
+                if existsInSubstruct(dItem, name(sItem)) {
+                    dStack.append(dIter)
+                    dIter = (dItem["Description"]?["Fields"]?.arrayValue ?? [], 0)
+                    advanceSource = false
+                    continue
+                }
+                if existsInSubstruct(sItem, name(dItem)) {
+                    sStack.append(sIter)
+                    sIter = (sItem["Description"]?["Fields"]?.arrayValue ?? [], 0)
+                    advanceDest = false
+                    continue
+                }
+                problem(section, "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", got \"\(name(dItem))\"; skipping rest")
+                break
+            }
+            checkVersion(sItem, dItem, section: section, description: description)
+            if sItem["Description"] == nil {
+                let sSize = sItem["size"]?.intValue ?? -1, dSize = dItem["size"]?.intValue ?? -1
+                if sSize != dSize {
+                    problem(section, "Section \"\(section)\" Description \"\(description)\" Field \"\(name(sItem))\" size mismatch: \(sSize) , \(dSize)")
+                }
+            }
+            if let sDescription = sItem["Description"] {
+                if let dDescription = dItem["Description"] {
+                    checkDescriptions(sDescription, dDescription, section: section)
+                } else {
+                    problem(section, "Section \"\(section)\", Description \"\(description)\", Field \"\(name(sItem))\": missing description")
+                }
+            }
+        }
+    }
+
+    mutating func checkSubsections(_ sSubs: [JSONValue], _ dSubs: [JSONValue], description: String, section: String) {
+        for s in sSubs {
+            let matches = dSubs.filter { $0["name"]?.stringValue == s["name"]?.stringValue }
+            if matches.isEmpty {
+                problem(section, "Section \"\(section)\", Description \"\(description)\": Subsection \"\(s["name"]?.stringValue ?? "?")\" not found")
+            }
+            for d in matches { checkDescriptions(s, d, section: section) }
+        }
+    }
+
+    private func name(_ field: JSONValue) -> String { field["field"]?.stringValue ?? "?" }
+}
