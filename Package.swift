@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         // Tests only: property-based round trips of device state (Tests/VMStateTests).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
@@ -30,7 +31,10 @@ let package = Package(
         .target(name: "VMState"),
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
         .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
-        .target(name: "Migration", dependencies: ["EmulatorCore", "VMState", "RISCV"]),
+        .target(name: "Migration", dependencies: [
+            "EmulatorCore", "VMState", "RISCV",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Panel", dependencies: [
             "HTTPServer", "EmulatorCore", "RISCV", "Migration",
             .product(name: "Logging", package: "swift-log"),

@@ -4,45 +4,19 @@ import { h, errorText } from "./dom.js";
 import { startEvents, onEvent } from "./events.js";
 import { renderLogin } from "./pages/login.js";
 import { renderOverview } from "./pages/overview.js";
-import { listPage } from "./pages/list.js";
+import { renderGuests } from "./pages/guests.js";
+import { renderGuest } from "./pages/guest.js";
+import { renderTasks } from "./pages/tasks.js";
+import { renderMachineTypes, renderMachineType } from "./pages/machine-types.js";
+import { renderCompatibility } from "./pages/compatibility.js";
 
+// Route: first hash segment → page; a second segment is the item's id or name.
 const pages = {
-  "": { id: "overview", title: "Overview", render: renderOverview },
-  "machine-types": {
-    id: "machine-types", title: "Machine types",
-    render: listPage({
-      title: "Machine types", path: "/machine-types", eventPrefix: "machine-type",
-      empty: "No machine types are registered.",
-      columns: [
-        { label: "Name", value: (m) => m.name },
-        { label: "Tier", value: (m) => h("span", { class: `badge ${m.tier}` }, m.tier) },
-        { label: "Description", value: (m) => m.description || "" },
-      ],
-    }),
-  },
-  guests: {
-    id: "guests", title: "Guests",
-    render: listPage({
-      title: "Guests", path: "/guests", eventPrefix: "guest.", empty: "No guests yet.",
-      columns: [
-        { label: "Name", value: (g) => g.name },
-        { label: "Machine type", value: (g) => g.machineType },
-        { label: "State", value: (g) => g.state },
-      ],
-    }),
-  },
-  tasks: {
-    id: "tasks", title: "Tasks",
-    render: listPage({
-      title: "Tasks", path: "/tasks", eventPrefix: "task.", empty: "No tasks yet.",
-      columns: [
-        { label: "Kind", value: (t) => t.kind },
-        { label: "Guest", value: (t) => t.guestId || "" },
-        { label: "Status", value: (t) => t.status },
-        { label: "Progress", value: (t) => h("progress", { max: 1, value: t.progress ?? 0, "aria-label": "progress" }) },
-      ],
-    }),
-  },
+  "": { nav: "overview", title: "Overview", render: renderOverview },
+  "machine-types": { nav: "machine-types", title: "Machine types", render: renderMachineTypes, detail: renderMachineType },
+  compatibility: { nav: "machine-types", title: "Compatibility", render: renderCompatibility },
+  guests: { nav: "guests", title: "Guests", render: renderGuests, detail: renderGuest },
+  tasks: { nav: "tasks", title: "Tasks", render: renderTasks },
 };
 
 const main = document.getElementById("main");
@@ -50,21 +24,30 @@ const nav = document.getElementById("nav");
 const live = document.getElementById("live");
 const logoutButton = document.getElementById("logout");
 let current = null;
+let rendering = 0;
 
 function route() {
-  const key = location.hash.replace(/^#\/?/, "").split("/")[0];
-  return pages[key] || pages[""];
+  const [key, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  const page = pages[key] || pages[""];
+  const item = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  return { page, item };
 }
 
-async function show() {
-  const page = route();
-  document.title = `${page.title} — emupanel`;
+async function show({ keepFocus = false } = {}) {
+  const { page, item } = route();
+  const generation = ++rendering;
+  if (current && current.dispose) current.dispose();
+  current = null;
+  document.title = `${item ?? page.title} — emupanel`;
   for (const link of nav.querySelectorAll("a")) {
-    if (link.dataset.page === page.id) link.setAttribute("aria-current", "page");
+    if (link.dataset.page === page.nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   try {
-    current = (await page.render(main)) || {};
+    const rendered = item && page.detail ? await page.detail(main, item) : await page.render(main);
+    if (generation !== rendering) { if (rendered && rendered.dispose) rendered.dispose(); return; }
+    current = rendered || {};
+    if (!keepFocus) main.focus({ preventScroll: true });
   } catch (error) {
     if (error.status === 401) { showLogin(); return; }
     main.replaceChildren(h("h1", {}, page.title), errorText(error));
@@ -81,14 +64,22 @@ function showLogin(token = "") {
 function enter() {
   nav.hidden = false;
   logoutButton.hidden = false;
-  if (location.hash.startsWith("#token=")) history.replaceState(null, "", location.pathname + "#/");
+  if (tokenFromHash()) history.replaceState(null, "", location.pathname + "#/");
   startEvents((text) => { live.textContent = text; });
   show();
 }
 
+// Pages either re-render on matching events (lists) or update themselves in place (a guest).
+let refreshTimer = null;
 onEvent((event) => {
-  if (current && current.refreshOn && current.refreshOn(event)) show();
+  if (!current) return;
+  if (current.onEvent) current.onEvent(event);
+  else if (current.refreshOn && current.refreshOn(event)) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => show({ keepFocus: true }), 150);
+  }
 });
+
 window.addEventListener("hashchange", () => {
   const token = tokenFromHash();
   if (token) showLogin(token);

@@ -58,14 +58,14 @@ public struct ImageCatalog: Sendable {
     }
 
     private static let testGuests: [TestGuest] = [
-        TestGuest(id: "memory-pattern", file: "memory-pattern.elf", name: "Memory pattern",
+        TestGuest(id: "memory-pattern", file: "mempattern-forever.elf", name: "Memory pattern",
                   description: "Increments one byte of every 4 KiB page forever and checks the pattern: the live-migration workload.",
                   minimumMemoryMiB: 64, defaultMemoryMiB: 256),
-        TestGuest(id: "benchmark", file: "benchmark.elf", name: "CPU benchmark",
+        TestGuest(id: "benchmark", file: "bench.elf", name: "CPU benchmark",
                   description: "CRC32 and a prime sieve; prints checksums and powers off."),
         TestGuest(id: "timer", file: "timer.elf", name: "Timer",
                   description: "Machine-timer interrupts at 100 Hz; counts lost ticks."),
-        TestGuest(id: "uart-echo", file: "uart-echo.elf", name: "UART echo",
+        TestGuest(id: "uart-echo", file: "echo.elf", name: "UART echo",
                   description: "Echoes what you type, through the UART FIFO and RX interrupts."),
         TestGuest(id: "sv39", file: "sv39.elf", name: "Sv39 paging",
                   description: "Turns on paging, drops to U-mode and handles page faults."),

@@ -57,10 +57,8 @@ public final class PanelApp: Sendable {
         openAPI.addRoutes(to: api.group("", tag: "docs"))
 
         let publicFiles = StaticFiles(root: configuration.publicDir)
-        let vendorFiles = StaticFiles(root: "/usr/share/javascript/xterm", mountPoint: "/vendor/xterm/",
-                                      cacheControl: "max-age=86400")
         builder.setFallback { request in
-            if let response = try vendorFiles.respond(to: request) ?? publicFiles.respond(to: request) { return response }
+            if let response = try publicFiles.respond(to: request) { return response }
             throw HTTPError.notFound("no file at \(request.path)")
         }
         let router = builder.build()

@@ -63,6 +63,10 @@ public final class PanelDatabase: Sendable {
                 t.column("updatedAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("2-guest-current-snapshot") { db in
+            // The snapshot the guest's state descends from: the parent of its next snapshot (libvirt's "current").
+            try db.alter(table: "guest") { t in t.add(column: "currentSnapshot", .text) }
+        }
         return migrator
     }
 

@@ -1,1 +1,0 @@
-// The Migration module; its contents arrive with their issues (docs/ARCHITECTURE.md).

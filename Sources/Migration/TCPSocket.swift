@@ -1,0 +1,171 @@
+// A blocking TCP socket for migration streams: the destination listens on an ephemeral
+// port for one ticketed connection, the source connects and streams QEVM bytes through
+// VMState's ByteSink/ByteSource. Blocking I/O on dedicated threads, like QEMU's
+// migration thread; timeouts bound every wait.
+import Foundation
+import VMState
+
+public struct SocketError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ operation: String, _ code: Int32 = errno) {
+        description = "\(operation): \(String(cString: strerror(code)))"
+    }
+    init(message: String) { description = message }
+}
+
+public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable { // one owner thread at a time; `close` may come from another thread to abort, which the kernel handles
+    public let fileDescriptor: Int32
+    private var lineBuffer: [UInt8] = []
+
+    init(fileDescriptor: Int32) {
+        self.fileDescriptor = fileDescriptor
+        var one: Int32 = 1
+        setsockopt(fileDescriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { Glibc.close(fileDescriptor) }
+
+    /// Connects to an IPv4/IPv6 literal or `localhost`.
+    public static func connect(host: String, port: UInt16, timeout: Double) throws -> TCPSocket {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw SocketError(message: "cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket") }
+        let socket = TCPSocket(fileDescriptor: fd)
+        socket.setTimeouts(timeout)
+        guard Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            throw SocketError("connect to \(host):\(port)")
+        }
+        return socket
+    }
+
+    /// Send and receive timeouts: a peer that stops answering fails the transfer instead of hanging it.
+    public func setTimeouts(_ seconds: Double) {
+        var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+        setsockopt(fileDescriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fileDescriptor, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = send(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SocketError("send")
+            }
+            offset += n
+        }
+    }
+
+    public func write(line: String) throws {
+        try Array((line + "\n").utf8).withUnsafeBytes { try write($0) }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard buffer.count > 0 else { return 0 }
+        if !lineBuffer.isEmpty {
+            let n = min(buffer.count, lineBuffer.count)
+            lineBuffer.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            lineBuffer.removeFirst(n)
+            return n
+        }
+        while true {
+            let n = recv(fileDescriptor, buffer.baseAddress!, buffer.count, 0)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw SocketError("recv")
+        }
+    }
+
+    /// Reads one `\n`-terminated line of at most `maximum` bytes; nil at end of stream.
+    public func readLine(maximum: Int = 4096) throws -> String? {
+        var chunk = [UInt8](repeating: 0, count: 512)
+        while true {
+            if let newline = lineBuffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: lineBuffer[..<newline], as: UTF8.self)
+                lineBuffer.removeFirst(newline + 1)
+                return line
+            }
+            guard lineBuffer.count <= maximum else { throw SocketError(message: "line longer than \(maximum) bytes") }
+            let n = chunk.withUnsafeMutableBytes { recv(fileDescriptor, $0.baseAddress!, $0.count, 0) }
+            if n == 0 { return nil }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SocketError("recv")
+            }
+            lineBuffer += chunk[..<n]
+        }
+    }
+
+    /// Ends both directions at once; a thread blocked in send/recv on it returns with an error.
+    public func shutdown() { Glibc.shutdown(fileDescriptor, Int32(SHUT_RDWR)) }
+}
+
+/// A listening socket on an ephemeral port.
+public final class TCPListener: @unchecked Sendable { // accept runs on one thread; `close` from another wakes it via shutdown
+    public let fileDescriptor: Int32
+    public let port: UInt16
+
+    public init(host: String) throws {
+        var address = sockaddr_storage()
+        var length: socklen_t
+        let family: Int32
+        if host.contains(":") {
+            var v6 = sockaddr_in6()
+            v6.sin6_family = sa_family_t(AF_INET6)
+            guard inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 else { throw SocketError(message: "invalid address \(host)") }
+            withUnsafeMutableBytes(of: &address) { $0.storeBytes(of: v6, as: sockaddr_in6.self) }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            family = AF_INET6
+        } else {
+            var v4 = sockaddr_in()
+            v4.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, host, &v4.sin_addr) == 1 else { throw SocketError(message: "invalid address \(host)") }
+            withUnsafeMutableBytes(of: &address) { $0.storeBytes(of: v4, as: sockaddr_in.self) }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            family = AF_INET
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket") }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0, listen(fd, 4) == 0 else {
+            let error = SocketError("bind/listen on \(host)")
+            Glibc.close(fd)
+            throw error
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let portBigEndian = withUnsafeBytes(of: address) { raw -> UInt16 in
+            family == AF_INET6 ? raw.load(as: sockaddr_in6.self).sin6_port : raw.load(as: sockaddr_in.self).sin_port
+        }
+        fileDescriptor = fd
+        port = UInt16(bigEndian: portBigEndian)
+    }
+
+    deinit { Glibc.close(fileDescriptor) }
+
+    /// Waits up to `timeout` seconds for one connection.
+    public func accept(timeout: Double) throws -> TCPSocket {
+        var poll = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let ready = Glibc.poll(&poll, 1, Int32(timeout * 1000))
+        guard ready > 0, poll.revents & Int16(POLLIN) != 0 else {
+            throw SocketError(message: ready == 0 ? "no connection within \(Int(timeout)) s" : "listener closed")
+        }
+        let fd = Glibc.accept(fileDescriptor, nil, nil)
+        guard fd >= 0 else { throw SocketError("accept") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return TCPSocket(fileDescriptor: fd)
+    }
+
+    public func close() { Glibc.shutdown(fileDescriptor, Int32(SHUT_RDWR)) }
+}

@@ -1,0 +1,91 @@
+import Dispatch
+import Foundation
+import HTTPServer
+import Synchronization
+
+/// A guest's serial output: the last `capacity` bytes, addressed by absolute offsets so a
+/// client resumes with `since=` exactly where it stopped, and long polls that wake on output.
+public final class ConsoleBuffer: Sendable {
+    public let capacity: Int
+
+    private struct State {
+        var ring: [UInt8]
+        /// Bytes ever written; the ring holds the last `min(total, capacity)`.
+        var total: UInt64 = 0
+        var waiters: [ObjectIdentifier: (since: UInt64, response: DeferredResponse)] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    public init(capacity: Int = 1 << 20) {
+        self.capacity = capacity
+        state = Mutex(State(ring: [UInt8](repeating: 0, count: capacity)))
+    }
+
+    public var total: UInt64 { state.withLock { $0.total } }
+
+    /// Appends guest output (the CPU thread calls this; it never blocks on clients).
+    public func append(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        let waiters = state.withLock { state -> [(since: UInt64, response: DeferredResponse)] in
+            for byte in bytes.suffix(capacity) {
+                state.ring[Int(state.total % UInt64(capacity))] = byte
+                state.total += 1
+            }
+            if bytes.count > capacity { state.total += UInt64(bytes.count - capacity) }
+            let woken = Array(state.waiters.values)
+            state.waiters.removeAll()
+            return woken
+        }
+        for waiter in waiters {
+            waiter.response.complete(Response.json(read(since: waiter.since)))
+        }
+    }
+
+    public struct Chunk: Sendable, Encodable, Equatable {
+        public var data: String
+        /// Ask for this offset next time.
+        public var next: UInt64
+        /// True when output between `since` and the oldest kept byte was dropped.
+        public var truncated: Bool
+    }
+
+    public func read(since: UInt64, limit: Int = 64 << 10) -> Chunk {
+        state.withLock { state in
+            let oldest = state.total > UInt64(capacity) ? state.total - UInt64(capacity) : 0
+            let start = min(max(since, oldest), state.total)
+            let end = min(state.total, start + UInt64(limit))
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(Int(end - start))
+            var offset = start
+            while offset < end {
+                bytes.append(state.ring[Int(offset % UInt64(capacity))])
+                offset += 1
+            }
+            return Chunk(data: String(decoding: bytes, as: UTF8.self), next: end, truncated: since < oldest)
+        }
+    }
+
+    /// Long poll: output after `since` at once, else when the guest writes, else after `wait` seconds.
+    public func poll(since: UInt64, wait: Double) -> Response {
+        let now = read(since: since)
+        if now.next > since || now.truncated || wait <= 0 { return .json(now) }
+        let deferred = DeferredResponse()
+        let key = ObjectIdentifier(deferred)
+        let ready = state.withLock { state -> Bool in
+            if state.total > since { return true }
+            state.waiters[key] = (since, deferred)
+            return false
+        }
+        if ready {
+            deferred.complete(.json(read(since: since)))
+        } else {
+            DispatchQueue.global().asyncAfter(deadline: .now() + wait) { [weak self] in
+                guard let self else { return }
+                self.state.withLock { _ = $0.waiters.removeValue(forKey: key) }
+                deferred.complete(.json(self.read(since: since)))
+            }
+        }
+        return Response(body: .deferred(deferred))
+    }
+}
