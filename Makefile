@@ -8,7 +8,7 @@ RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
 TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 
-.PHONY: run build test test-browser deps test-deps bench bench-http clean
+.PHONY: run build test test-browser fuzz deps test-deps bench bench-http clean
 
 run: deps build
 	.build/release/emupanel serve --config $(CONFIG)
@@ -19,7 +19,13 @@ build: deps
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	FUZZ_SECONDS=60 ./scripts/fuzz
 	./scripts/browser-tests
+
+# libFuzzer on the QEVM stream reader and inspector (FUZZ_SECONDS, default 60; its own
+# scratch path .build-fuzz, so it never invalidates the normal build).
+fuzz:
+	./scripts/fuzz
 
 # Only the browser tests (needs a built emupanel: `swift build`).
 test-browser: test-deps
@@ -41,4 +47,4 @@ bench-deps:
 	@./scripts/apt-ensure $(BENCH_PACKAGES)
 
 clean:
-	rm -rf .build bench/out
+	rm -rf .build .build-fuzz bench/out

@@ -41,13 +41,19 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .executableTarget(name: "emupanel", dependencies: [
-            "Panel",
+            "Panel", "EmulatorCore", "VMState",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libFuzzer target for the stream reader: scripts/fuzz builds it with
+        // -sanitize=fuzzer,address; a plain build replays files given as arguments.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "FuzzVMState", dependencies: ["CFuzzDriver", "VMState"]),
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport"]),
+        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState"]),
+        // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
+        .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
         .testTarget(name: "VMStateTests", dependencies: [
             "VMState",
             .product(name: "PropertyBased", package: "swift-property-based"),

@@ -34,4 +34,10 @@ public struct MachineRegistry: Sendable {
     }
 
     public func canonicalName(_ name: String) throws -> String { try resolve(name).name }
+
+    /// No machine types: what the panel and the CLI run with until a board module
+    /// (RISCV) hands them its registry.
+    public static let empty = MachineRegistry(unchecked: [])
+
+    private init(unchecked machineTypes: [MachineType]) { self.machineTypes = machineTypes }
 }

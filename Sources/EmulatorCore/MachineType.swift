@@ -98,6 +98,27 @@ public struct MachineType: Sendable {
         return version == nil ? .unversioned : .versioned
     }
 
+    /// One line on why the type has its tier, for `machines` and the API.
+    public var tierReason: String {
+        switch tier {
+        case .none:
+            return "cannot be snapshotted or migrated: " + blockers.map(\.description).joined(separator: "; ")
+        case .versioned:
+            return "version \(version.map(String.init(describing:)) ?? "") in the name: its guest ABI and wire layout "
+                + "never change, so it migrates forward and backward between releases that know it"
+        case .unversioned:
+            return "no version in the name: migrates within one release; across releases it works or fails "
+                + "before any state is applied"
+        }
+    }
+
+    /// When the age rule makes this type deprecated (release date + the policy's years);
+    /// nil for unversioned types and types without a release date.
+    public func deprecationDate(policy: DeprecationPolicy = .qemu) -> Date? {
+        guard version != nil, let releaseDate else { return nil }
+        return Calendar(identifier: .gregorian).date(byAdding: .year, value: policy.maximumAgeInYears, to: releaseDate)
+    }
+
     /// Why the type is shown as deprecated at `date`, or nil. Only versioned types age out.
     public func deprecation(asOf date: Date, policy: DeprecationPolicy = .qemu) -> String? {
         if let deprecationNote { return deprecationNote }

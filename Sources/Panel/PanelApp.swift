@@ -1,3 +1,4 @@
+import EmulatorCore
 import Foundation
 import HTTPServer
 import Logging
@@ -11,13 +12,16 @@ public final class PanelApp: Sendable {
     public let database: PanelDatabase
     public let tasks: TaskManager
     public let images: ImageCatalog
+    /// Every machine type this release knows; the board module (RISCV) provides them.
+    public let machines: MachineRegistry
     public let server: HTTPServer
     let sessions: SessionStore
     let startedAt = Date()
     let boundAddress: BoundAddress
     let logger: Logger
 
-    public init(configuration: PanelConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
+    public init(configuration: PanelConfiguration, machines: MachineRegistry = .empty,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
                 logger: Logger = Logger(label: "emupanel")) throws {
         var configuration = configuration
         try configuration.applyListen()
@@ -33,23 +37,28 @@ public final class PanelApp: Sendable {
         sessions = SessionStore(lifetimeHours: configuration.sessionHours)
         boundAddress = BoundAddress(host: configuration.server.host)
         images = ImageCatalog(guestsDir: configuration.guestsDir)
+        self.machines = machines
         let router = Self.makeRouter(configuration: configuration, token: token.value, sessions: sessions,
-                                     events: events, tasks: tasks, images: images, boundAddress: boundAddress,
-                                     startedAt: startedAt)
+                                     events: events, tasks: tasks, images: images, machines: machines,
+                                     boundAddress: boundAddress, startedAt: startedAt)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: String, sessions: SessionStore,
                                    events: EventBus, tasks: TaskManager, images: ImageCatalog,
-                                   boundAddress: BoundAddress, startedAt: Date) -> Router {
+                                   machines: MachineRegistry, boundAddress: BoundAddress, startedAt: Date) -> Router {
         let builder = RouterBuilder()
         let api = builder.group("/api/v1", middleware: [AuthMiddleware(token: token, sessions: sessions)])
         let openAPI = OpenAPIDocument()
         HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt, counts: {
             var counts = HostCounts()
             counts.activeTasks = tasks.activeCount
+            counts.machineTypes = machines.machineTypes.count
             return counts
         }).addRoutes(to: api.group("", tag: "host"))
+        MachineTypesController(machines: machines, policy: configuration.deprecationPolicy,
+                               fixturesDir: configuration.fixturesDir)
+            .addRoutes(to: api.group("", tag: "machine-types"))
         TasksController(tasks: tasks).addRoutes(to: api.group("", tag: "tasks"))
         images.addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token, sessions: sessions).addRoutes(to: api.group("", tag: "session"))

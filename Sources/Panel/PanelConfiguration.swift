@@ -1,3 +1,4 @@
+import EmulatorCore
 import Foundation
 import HTTPServer
 
@@ -18,6 +19,9 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
     public var sessionHours: Double = 12
     /// Versioned machine types older than this are shown as deprecated (QEMU: 3 years).
     public var deprecationYears: Double = 3
+    /// Frozen releases' vmstate dumps (`<release>/<machine>.vmstate.json`), read by
+    /// `GET /compatibility`.
+    public var fixturesDir: String = "Tests/Fixtures/releases"
 
     /// Another emupanel host this one may migrate guests to.
     public struct Peer: Sendable, Codable, Equatable {
@@ -40,6 +44,7 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
         peers = try container.decodeIfPresent([Peer].self, forKey: .peers) ?? []
         sessionHours = try container.decodeIfPresent(Double.self, forKey: .sessionHours) ?? defaults.sessionHours
         deprecationYears = try container.decodeIfPresent(Double.self, forKey: .deprecationYears) ?? defaults.deprecationYears
+        fixturesDir = try container.decodeIfPresent(String.self, forKey: .fixturesDir) ?? defaults.fixturesDir
     }
 
     public static func load(path: String) throws -> PanelConfiguration {
@@ -91,6 +96,9 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
     public func validate() throws {
         try server.validate()
         guard sessionHours > 0, sessionHours <= 24 * 365 else { throw ConfigurationError("sessionHours must be in (0, 8760]") }
+        guard deprecationYears >= 1, deprecationYears <= 100, deprecationYears.rounded() == deprecationYears else {
+            throw ConfigurationError("deprecationYears must be a whole number of years in 1…100")
+        }
         var names = Set<String>()
         for peer in peers {
             guard !peer.name.isEmpty, names.insert(peer.name).inserted else {
@@ -101,6 +109,11 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
             }
         }
     }
+}
+
+extension PanelConfiguration {
+    /// The deprecation rule of `deprecationYears` (validated to whole years).
+    public var deprecationPolicy: DeprecationPolicy { DeprecationPolicy(maximumAgeInYears: Int(deprecationYears)) }
 }
 
 public struct ConfigurationError: Error, CustomStringConvertible {

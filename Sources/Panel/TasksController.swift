@@ -25,7 +25,12 @@ struct TasksController: Sendable {
 }
 
 /// The API's list shape (SPEC §5).
-struct Items<T: Encodable>: Encodable { var items: [T] }
+public struct Items<T: Encodable>: Encodable {
+    public var items: [T]
+    public init(items: [T]) { self.items = items }
+}
+
+extension Items: Sendable where T: Sendable {}
 
 /// What a route that starts a task answers with 202 (SPEC §5).
 struct TaskEnvelope: Encodable { var task: TaskInfo }

@@ -8,13 +8,20 @@ public enum QEVMPreflight {
     /// analyze-migration.py does: the first '{' after the last NUL, preceded by
     /// QEMU_VM_VMDESCRIPTION and its be32 length. Nil when there is none.
     public static func vmDescription(inTail tail: [UInt8]) -> JSONValue? {
+        locateVMDescription(inTail: tail)?.json
+    }
+
+    /// The VMDESCRIPTION with where its JSON starts in `tail` and how long it is, so a
+    /// reader walking the stream can check it reaches the same bytes.
+    public static func locateVMDescription(inTail tail: [UInt8]) -> (json: JSONValue, start: Int, length: Int)? {
         guard let nul = tail.lastIndex(of: 0),
               let brace = tail[nul...].firstIndex(of: UInt8(ascii: "{")), brace >= 5,
               tail[brace - 5] == QEMUVMSectionType.vmDescription.rawValue else { return nil }
         let length = tail[(brace - 4)..<brace].reduce(0) { $0 << 8 | Int($1) }
         guard brace + length <= tail.count,
-              let text = String(validating: tail[brace..<(brace + length)], as: UTF8.self) else { return nil }
-        return try? JSONValue.parse(text)
+              let text = String(validating: tail[brace..<(brace + length)], as: UTF8.self),
+              let json = try? JSONValue.parse(text) else { return nil }
+        return (json, brace, length)
     }
 
     /// Every problem loading a stream with this VMDESCRIPTION would hit in its device

@@ -7,6 +7,10 @@ public struct VMStateCheckProblem: CustomStringConvertible, Equatable, Sendable 
     /// The dump section (device type) the problem is in.
     public let section: String
     public let message: String
+    /// True when the problem is only that the destination lacks a subsection. Such state
+    /// travels only when its `needed` test holds, which a static check cannot see; the
+    /// compatibility matrix shows these as conditional rather than as a refusal.
+    public var isMissingSubsection = false
     public var description: String { message }
 }
 
@@ -64,8 +68,9 @@ public enum VMStateCheck {
 private struct Checker {
     var result = VMStateCheckResult()
 
-    mutating func problem(_ section: String, _ message: String) {
-        result.problems.append(VMStateCheckProblem(section: section, message: message))
+    mutating func problem(_ section: String, _ message: String, missingSubsection: Bool = false) {
+        result.problems.append(VMStateCheckProblem(section: section, message: message,
+                                                   isMissingSubsection: missingSubsection))
     }
 
     mutating func checkVersion(_ s: JSONValue, _ d: JSONValue, section: String, description: String?) {
@@ -88,7 +93,8 @@ private struct Checker {
         }
         for (entry, value) in s.objectValue ?? [] {
             guard let other = d[entry] else {
-                problem(section, "Section \"\(section)\" Description \"\(sName)\": Entry \"\(entry)\" missing")
+                problem(section, "Section \"\(section)\" Description \"\(sName)\": Entry \"\(entry)\" missing",
+                        missingSubsection: entry == "Subsections")
                 continue
             }
             if entry == "Fields" {
@@ -178,7 +184,8 @@ private struct Checker {
         for s in sSubs {
             let matches = dSubs.filter { $0["name"]?.stringValue == s["name"]?.stringValue }
             if matches.isEmpty {
-                problem(section, "Section \"\(section)\", Description \"\(description)\": Subsection \"\(s["name"]?.stringValue ?? "?")\" not found")
+                problem(section, "Section \"\(section)\", Description \"\(description)\": Subsection \"\(s["name"]?.stringValue ?? "?")\" not found",
+                        missingSubsection: true)
             }
             for d in matches { checkDescriptions(s, d, section: section) }
         }

@@ -1,6 +1,7 @@
-// The libFuzzer entry point: arbitrary bytes into the stream reader, against a
-// small fixed machine that uses every field kind. The reader must end every input
-// in a value or an error; a crash, hang or huge allocation is a bug.
+// What the libFuzzer target (Sources/FuzzVMState) runs: arbitrary bytes into the
+// stream reader, against a small fixed machine that uses every field kind, and into
+// the machine-independent inspector. Both must end every input in a value or an
+// error; a crash, hang or huge allocation is a bug.
 
 public enum VMStateFuzz {
     struct Inner: Sendable {
@@ -50,8 +51,10 @@ public enum VMStateFuzz {
         ],
         preLoad: { $0.depth = 16 })
 
-    /// Feeds `bytes` to the QEVM reader; the outcome is ignored, only survival matters.
+    /// Feeds `bytes` to the QEVM reader and to the machine-independent inspector
+    /// (`snapshot inspect`); the outcomes are ignored, only survival matters.
     public static func consume(_ bytes: [UInt8]) {
+        _ = try? QEVMInspector.inspect(bytes)
         let pageSize = QEMUFileFormat.targetPageSize
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * pageSize, alignment: pageSize)
         defer { memory.deallocate() }

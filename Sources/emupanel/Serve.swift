@@ -34,7 +34,7 @@ extension Emupanel {
             var settings = try config.map(PanelConfiguration.load(path:)) ?? PanelConfiguration()
             if let listen { settings.listen = listen }
             if let dataDir { settings.dataDir = dataDir }
-            let app = try PanelApp(configuration: settings)
+            let app = try PanelApp(configuration: settings, machines: MachineCatalog.registry)
             try app.start()
             print("emupanel \(app.configuration.listen) (release \(Panel.Release.current))")
             switch app.token.source {

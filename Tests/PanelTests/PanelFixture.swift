@@ -1,3 +1,4 @@
+import EmulatorCore
 import Foundation
 import HTTPTestSupport
 import Panel
@@ -10,14 +11,15 @@ final class PanelFixture: Sendable {
 
     var port: UInt16 { app.port }
 
-    init(environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token], configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
+    init(machines: MachineRegistry = .empty, environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token],
+         configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
         dataDir = NSTemporaryDirectory() + "emupanel-panel-\(UUID().uuidString)"
         var configuration = PanelConfiguration()
         configuration.listen = "127.0.0.1:0"
         configuration.dataDir = dataDir
         configuration.publicDir = Self.publicDir
         configure(&configuration)
-        app = try PanelApp(configuration: configuration, environment: environment)
+        app = try PanelApp(configuration: configuration, machines: machines, environment: environment)
         try app.start()
     }
 

@@ -1,0 +1,309 @@
+// Walks any QEVM stream without knowing its machine, for `emupanel snapshot
+// inspect`. RAM sections describe themselves (block list, page flags); device
+// sections do not — their layout lives in the device's code — so, like QEMU's
+// analyze-migration.py, the walk sizes each one from the VMDESCRIPTION JSON that
+// ends the stream, and checks every subsection header and footer it meets on the
+// way. Nothing is allocated by a length read from the input, so any bytes end in
+// a report or an error (the fuzz target feeds it too).
+
+public struct QEVMInspectionError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public enum QEVMInspector {
+    /// analyze-migration.py looks for the VMDESCRIPTION in the last 10 MB of a file.
+    public static let vmDescriptionSearchWindow = 10 << 20
+
+    /// Where the VMDESCRIPTION JSON sits in the stream, found beforehand from its tail.
+    public struct VMDescription {
+        public let json: JSONValue
+        /// Stream offset of the JSON's first byte, and its length.
+        public let offset: UInt64
+        public let length: Int
+        public init(json: JSONValue, offset: UInt64, length: Int) {
+            self.json = json
+            self.offset = offset
+            self.length = length
+        }
+    }
+
+    /// Finds the VMDESCRIPTION in the last bytes of a stream of `totalBytes`.
+    public static func locateVMDescription(tail: [UInt8], totalBytes: UInt64) -> VMDescription? {
+        guard let found = QEVMPreflight.locateVMDescription(inTail: tail) else { return nil }
+        return VMDescription(json: found.json, offset: totalBytes - UInt64(tail.count) + UInt64(found.start),
+                             length: found.length)
+    }
+
+    /// Inspects a whole stream held in memory.
+    public static func inspect(_ bytes: [UInt8]) throws -> QEVMInspection {
+        let tail = Array(bytes.suffix(vmDescriptionSearchWindow))
+        return try inspect(source: MemorySource(bytes), totalBytes: UInt64(bytes.count),
+                           vmDescription: locateVMDescription(tail: tail, totalBytes: UInt64(bytes.count)))
+    }
+
+    /// Inspects a stream of `totalBytes` read from `source` (a file, read once, front to back).
+    public static func inspect(source: ByteSource, totalBytes: UInt64, vmDescription: VMDescription?) throws
+        -> QEVMInspection {
+        try Walk(source: source, vmDescription: vmDescription).run(totalBytes: totalBytes)
+    }
+}
+
+private final class Walk {
+    let file: QEMUFileReader
+    let vmDescription: QEVMInspector.VMDescription?
+    var report = QEVMInspection()
+    var ramSectionID: UInt32?
+    var ramEnded = false
+    var lastBlock: Int?
+    var usedDescriptions = Set<Int>()
+
+    /// Bounds for what the stream itself announces.
+    static let maximumRAMBlocks = 1024
+    static let maximumNesting = 32
+
+    init(source: ByteSource, vmDescription: QEVMInspector.VMDescription?) {
+        file = QEMUFileReader(source: source)
+        self.vmDescription = vmDescription
+    }
+
+    func fail(_ message: String) -> QEVMInspectionError {
+        QEVMInspectionError("\(message) (at offset \(file.offset))")
+    }
+
+    func run(totalBytes: UInt64) throws -> QEVMInspection {
+        report.totalBytes = totalBytes
+        file.context = "stream header"
+        let magic = try file.getBE32()
+        guard magic == QEMUFileFormat.magic else { throw VMStateError.notAMigrationStream(magic: magic) }
+        report.streamVersion = try file.getBE32()
+        guard report.streamVersion == QEMUFileFormat.version else {
+            throw VMStateError.unsupportedStreamVersion(report.streamVersion)
+        }
+        try readConfiguration()
+        sections: while true {
+            file.context = "section type"
+            let offset = file.offset
+            let type = try file.getByte()
+            switch QEMUVMSectionType(rawValue: type) {
+            case .eof:
+                break sections
+            case .sectionStart, .sectionFull:
+                file.context = "section header"
+                let id = try file.getBE32()
+                let name = try file.getName("section header")
+                let instanceID = try file.getBE32()
+                let versionID = try file.getBE32()
+                let kind: String
+                if type == QEMUVMSectionType.sectionStart.rawValue {
+                    guard name == QEMUFileFormat.ramSectionName, ramSectionID == nil else {
+                        throw fail("iterative section '\(name)': only one 'ram' section may start")
+                    }
+                    guard versionID == QEMUFileFormat.ramSectionVersion else {
+                        throw VMStateError.unsupportedSectionVersion(section: name, incoming: Int(versionID),
+                                                                     local: Int(QEMUFileFormat.ramSectionVersion))
+                    }
+                    ramSectionID = id
+                    try readRAM()
+                    kind = "start"
+                } else {
+                    try readDevice(id: id, name: name, instanceID: instanceID, versionID: versionID)
+                    kind = "full"
+                }
+                try checkFooter(section: name, id: id)
+                report.sections.append(.init(kind: kind, sectionID: id, name: name, instanceID: instanceID,
+                                             versionID: versionID, offset: offset, length: file.offset - offset))
+                if kind == "start" { report.ram.wireBytes += file.offset - offset }
+            case .sectionPart, .sectionEnd:
+                file.context = "section header"
+                let id = try file.getBE32()
+                let isEnd = type == QEMUVMSectionType.sectionEnd.rawValue
+                guard id == ramSectionID, !ramEnded else {
+                    throw VMStateError.unknownSectionID(id, type: isEnd ? "SECTION_END" : "SECTION_PART")
+                }
+                try readRAM()
+                try checkFooter(section: QEMUFileFormat.ramSectionName, id: id)
+                if isEnd { ramEnded = true }
+                report.sections.append(.init(kind: isEnd ? "end" : "part", sectionID: id,
+                                             name: QEMUFileFormat.ramSectionName, instanceID: nil, versionID: nil,
+                                             offset: offset, length: file.offset - offset))
+                report.ram.wireBytes += file.offset - offset
+            default:
+                throw VMStateError.unknownSectionType(type, offset: offset)
+            }
+        }
+        try readTrailer()
+        return report
+    }
+
+    // MARK: Configuration
+
+    private func readConfiguration() throws {
+        file.context = "configuration section"
+        guard try file.getByte() == QEMUVMSectionType.configuration.rawValue else {
+            throw VMStateError.configurationMissing
+        }
+        let length = try file.getBE32()
+        guard length <= 256 else { throw VMStateError.configurationNameTooLong(length: length, maximum: 256) }
+        guard let name = String(validating: try file.getBytes(Int(length)), as: UTF8.self) else {
+            throw VMStateError.invalidName(context: "configuration section")
+        }
+        report.machineType = name
+    }
+
+    private func checkFooter(section: String, id: UInt32) throws {
+        file.context = "footer of section '\(section)'"
+        guard try file.getByte() == QEMUVMSectionType.sectionFooter.rawValue else {
+            throw VMStateError.missingSectionFooter(section: section, sectionID: id)
+        }
+        let read = try file.getBE32()
+        guard read == id else { throw VMStateError.mismatchedSectionFooter(section: section, read: read, expected: id) }
+    }
+
+    // MARK: RAM (the same flags ram_load_precopy reads, counted instead of applied)
+
+    private func readRAM() throws {
+        report.ram.sections += 1
+        let pageSize = UInt64(QEMUFileFormat.targetPageSize)
+        while true {
+            file.context = "RAM page header"
+            let header = try file.getBE64()
+            let flags = header & (pageSize - 1)
+            let address = header & ~(pageSize - 1)
+            let kind = flags & ~RAMSaveFlags.continue.rawValue
+            switch kind {
+            case RAMSaveFlags.memSize.rawValue:
+                try readBlockList(total: address)
+            case RAMSaveFlags.zero.rawValue, RAMSaveFlags.page.rawValue:
+                let block: Int
+                if flags & RAMSaveFlags.continue.rawValue != 0 {
+                    guard let last = lastBlock else { throw VMStateError.ramNoBlockForContinue }
+                    block = last
+                } else {
+                    let name = try file.getName("RAM block name")
+                    guard let index = report.ram.blocks.firstIndex(where: { $0.idstr == name }) else {
+                        throw VMStateError.unknownRAMBlock(name)
+                    }
+                    block = index
+                }
+                lastBlock = block
+                let length = report.ram.blocks[block].length
+                guard address <= length, length - address >= pageSize else {
+                    throw VMStateError.ramOffsetOutOfRange(block: report.ram.blocks[block].idstr, offset: address,
+                                                           length: length)
+                }
+                report.ram.pages += 1
+                if kind == RAMSaveFlags.zero.rawValue {
+                    file.context = "zero page fill byte"
+                    let fill = try file.getByte()
+                    guard fill == 0 else { throw VMStateError.ramZeroPageFill(fill) }
+                    report.ram.zeroPages += 1
+                } else {
+                    file.context = "RAM page at 0x\(hex(address)) of \(report.ram.blocks[block].idstr)"
+                    try file.skip(pageSize)
+                    report.ram.normalPages += 1
+                }
+            case RAMSaveFlags.eos.rawValue:
+                return
+            default:
+                throw VMStateError.ramUnknownFlags(flags)
+            }
+        }
+    }
+
+    private func readBlockList(total: UInt64) throws {
+        guard report.ram.blocks.isEmpty else {
+            throw VMStateError.ramSectionIncomplete(reason: "RAM block list sent twice")
+        }
+        var remaining = total
+        while remaining > 0 {
+            file.context = "RAM block list"
+            let name = try file.getName("RAM block list")
+            let length = try file.getBE64()
+            guard length > 0, length <= remaining, length % UInt64(QEMUFileFormat.targetPageSize) == 0 else {
+                throw fail("RAM block '\(name)' announces \(length) bytes of the \(remaining) left in the block list")
+            }
+            guard !report.ram.blocks.contains(where: { $0.idstr == name }) else {
+                throw VMStateError.duplicateSection(name: name, instanceID: 0)
+            }
+            guard report.ram.blocks.count < Self.maximumRAMBlocks else { throw fail("more than 1024 RAM blocks") }
+            report.ram.blocks.append(.init(idstr: name, length: length))
+            remaining -= length
+        }
+    }
+
+    // MARK: Devices (sized from VMDESCRIPTION, as analyze-migration.py decodes them)
+
+    private func readDevice(id: UInt32, name: String, instanceID: UInt32, versionID: UInt32) throws {
+        guard let devices = vmDescription?.json["devices"]?.arrayValue else {
+            throw fail("device section '\(name)' cannot be decoded: the stream has no VMDESCRIPTION")
+        }
+        guard let index = devices.indices.first(where: {
+            devices[$0]["name"]?.stringValue == name && devices[$0]["instance_id"]?.intValue == Int64(instanceID)
+        }), usedDescriptions.insert(index).inserted else {
+            throw fail("device section '\(name)' instance \(instanceID) is not in the VMDESCRIPTION")
+        }
+        let described = devices[index]
+        guard described["version"]?.intValue == Int64(versionID) else {
+            throw fail("device section '\(name)' has version_id \(versionID), its VMDESCRIPTION says "
+                + "\(described["version"]?.intValue.map(String.init) ?? "none")")
+        }
+        let start = file.offset
+        var subsections: [String] = []
+        try skipState(described, device: name, depth: 0, subsections: &subsections)
+        report.devices.append(.init(name: name, instanceID: instanceID, sectionID: id, versionID: versionID,
+                                    subsections: subsections, stateBytes: file.offset - start))
+    }
+
+    private func skipState(_ description: JSONValue, device: String, depth: Int, subsections: inout [String]) throws {
+        guard depth < Self.maximumNesting else { throw fail("'\(device)': descriptions nested too deeply") }
+        for field in description["fields"]?.arrayValue ?? [] {
+            let fieldName = field["name"]?.stringValue ?? "?"
+            file.context = "'\(device)' field '\(fieldName)'"
+            if field["type"]?.stringValue == "struct", let inner = field["struct"] {
+                try skipState(inner, device: device, depth: depth + 1, subsections: &subsections)
+                continue
+            }
+            let size = field["size"]?.intValue ?? -1, count = field["array_len"]?.intValue ?? 1
+            let (bytes, overflow) = size.multipliedReportingOverflow(by: count)
+            guard size >= 0, count >= 0, !overflow else {
+                throw fail("'\(device)' field '\(fieldName)': VMDESCRIPTION gives no usable size")
+            }
+            try file.skip(UInt64(bytes))
+        }
+        for subsection in description["subsections"]?.arrayValue ?? [] {
+            let expected = subsection["vmsd_name"]?.stringValue ?? "?"
+            file.context = "subsection '\(expected)' of '\(device)'"
+            guard try file.getByte() == QEMUVMSectionType.subsection.rawValue else {
+                throw fail("subsection '\(expected)' of '\(device)' not found")
+            }
+            let name = try file.getName("subsection header")
+            let version = try file.getBE32()
+            guard name == expected, subsection["version"]?.intValue == Int64(version) else {
+                throw fail("'\(device)': found subsection '\(name)' version \(version) where VMDESCRIPTION has '\(expected)'")
+            }
+            subsections.append("\(name) v\(version)")
+            try skipState(subsection, device: device, depth: depth + 1, subsections: &subsections)
+        }
+    }
+
+    // MARK: After EOF
+
+    private func readTrailer() throws {
+        file.context = "VM description"
+        guard try !file.atEnd() else {
+            if vmDescription != nil { throw fail("the stream ends at EOF, yet its tail looked like a VMDESCRIPTION") }
+            return
+        }
+        guard try file.getByte() == QEMUVMSectionType.vmDescription.rawValue else {
+            throw fail("bytes after QEMU_VM_EOF are not a VMDESCRIPTION")
+        }
+        let length = try file.getBE32()
+        guard let vmDescription, vmDescription.offset == file.offset, vmDescription.length == Int(length) else {
+            throw fail("the VMDESCRIPTION after EOF is not valid JSON of its announced \(length) bytes")
+        }
+        try file.skip(UInt64(length))
+        guard try file.atEnd() else { throw fail("bytes follow the VMDESCRIPTION") }
+        report.vmDescriptionBytes = length
+    }
+}
