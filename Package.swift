@@ -41,7 +41,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .executableTarget(name: "emupanel", dependencies: [
-            "Panel", "EmulatorCore", "VMState",
+            "Panel", "EmulatorCore", "VMState", "RISCV", "Migration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -51,6 +51,7 @@ let package = Package(
         .executableTarget(name: "FuzzVMState", dependencies: ["CFuzzDriver", "VMState"]),
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),

@@ -62,8 +62,11 @@ extension VMStateField {
         let text = String(describing: keyPath)
         let prefix = "\\" + String(describing: State.self) + "."
         guard text.hasPrefix(prefix) else { return nil }
-        let path = String(text.dropFirst(prefix.count))
-        return path.isEmpty || path.contains("<") ? nil : path
+        // A computed property prints as "<computed …>": the stored part before it is the path
+        // (`\.x.values` covers the stored `x`).
+        let stored = text.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
+            .prefix { !$0.contains("<") && !$0.isEmpty }
+        return stored.isEmpty ? nil : stored.joined(separator: ".")
     }
 
     static func entry(_ name: String, _ type: String, _ size: Int, arrayLength: Int? = nil) -> JSONValue {
@@ -114,6 +117,28 @@ extension VMStateField {
     public static func int64(_ keyPath: WritableKeyPath<State, Int64> & Sendable, name: String? = nil,
                              since: Int = 0, exists: VMStateFieldExists<State>? = nil) -> Self {
         integer(keyPath, type: "int64", name: name, since: since, exists: exists)
+    }
+
+    /// An enum kept as its one-byte raw value (a privilege mode); a value no case has fails the load.
+    public static func uint8<R: RawRepresentable & Sendable>(
+        _ keyPath: WritableKeyPath<State, R> & Sendable, name: String? = nil, since: Int = 0,
+        exists: VMStateFieldExists<State>? = nil
+    ) -> Self where R.RawValue == UInt8 {
+        let path = propertyPath(keyPath)
+        let fieldName = name ?? path ?? ""
+        return Self(name: name, path: path, typeName: "uint8", size: 1, since: since, exists: exists,
+                    save: { state, out, _ in
+                        try out.putByte(state[keyPath: keyPath].rawValue)
+                        return [entry(fieldName, "uint8", 1)]
+                    },
+                    load: { state, input, context in
+                        let raw = try input.getByte()
+                        guard let value = R(rawValue: raw) else {
+                            throw VMStateError.invalidValue(device: context.device, version: context.versionID, field: fieldName,
+                                                            reason: "\(raw) is not a valid \(R.self)")
+                        }
+                        state[keyPath: keyPath] = value
+                    })
     }
 
     /// One byte on the wire; like QEMU's get_bool any non-zero byte loads as true.

@@ -6,6 +6,6 @@ struct Emupanel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emupanel",
         abstract: "A web control panel for RISC-V guests with snapshots and live migration.",
-        subcommands: [Serve.self, Machines.self, VMStateCommand.self, SnapshotCommand.self]
+        subcommands: [Serve.self, Run.self, Machines.self, VMStateCommand.self, SnapshotCommand.self]
     )
 }

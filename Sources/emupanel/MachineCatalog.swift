@@ -1,8 +1,8 @@
 import EmulatorCore
+import RISCV
 
-/// Where every command gets its machine types from. The board module (RISCV, issue 4)
-/// defines the real ones (`virt-X.Y`, `sandbox`, …); until it is wired in, the registry
-/// is empty. Wiring it is a one-line change here, and `serve` passes it to the panel.
+/// Where every command gets its machine types from: the board module's table
+/// (`virt-X.Y`, `sandbox`, …). `serve` passes the same registry to the panel.
 enum MachineCatalog {
-    static var registry: MachineRegistry { .empty }
+    static var registry: MachineRegistry { VirtMachineTypes.registry }
 }

@@ -1,0 +1,66 @@
+// The system bus: physical address -> device, from the memory-map table.
+// MMIO is always the slow path (RAM is reached through the hart's TLB), so a
+// linear walk over four regions is plenty.
+
+final class Bus {
+    let finisher: TestFinisher
+    let clint: CLINT
+    let plic: PLIC
+    let uart0: UART16550
+
+    private let testRegion = VirtMemoryMap[.test]
+    private let clintRegion = VirtMemoryMap[.clint]
+    private let plicRegion = VirtMemoryMap[.plic]
+    private let uartRegion = VirtMemoryMap[.uart0]
+
+    init(clock: GuestClock) {
+        finisher = TestFinisher()
+        clint = CLINT(clock: clock)
+        plic = PLIC()
+        uart0 = UART16550()
+    }
+
+    /// nil: nothing is mapped there (the hart raises an access fault, as
+    /// QEMU does for unassigned addresses).
+    func read(_ pa: UInt64, size: Int) -> UInt64? {
+        if uartRegion.contains(pa) {
+            let v = uart0.read(offset: pa - uartRegion.base, size: size)
+            updateInterrupts()
+            return v
+        }
+        if clintRegion.contains(pa) { return clint.read(offset: pa - clintRegion.base, size: size) }
+        if plicRegion.contains(pa) {
+            let v = plic.read(offset: pa - plicRegion.base, size: size)
+            return v
+        }
+        if testRegion.contains(pa) { return finisher.read(offset: pa - testRegion.base, size: size) }
+        return nil
+    }
+
+    func write(_ pa: UInt64, size: Int, value: UInt64) -> Bool {
+        if uartRegion.contains(pa) {
+            uart0.write(offset: pa - uartRegion.base, size: size, value: value)
+            updateInterrupts()
+            return true
+        }
+        if clintRegion.contains(pa) { clint.write(offset: pa - clintRegion.base, size: size, value: value); return true }
+        if plicRegion.contains(pa) { plic.write(offset: pa - plicRegion.base, size: size, value: value); return true }
+        if testRegion.contains(pa) { finisher.write(offset: pa - testRegion.base, size: size, value: value); return true }
+        return false
+    }
+
+    /// Device interrupt lines into the PLIC.
+    func updateInterrupts() {
+        plic.setLevel(irq: VirtIRQ.uart0, high: uart0.interruptLine)
+    }
+
+    /// The mip bits the devices drive now.
+    var mipLines: UInt64 { clint.lines | plic.lines }
+
+    func reset() {
+        finisher.reset()
+        clint.reset()
+        plic.reset()
+        uart0.reset()
+    }
+}

@@ -1,0 +1,149 @@
+// Guest RAM: one anonymous mapping (zero pages cost nothing until touched), a
+// dirty-page log for live migration and the per-page caches of decoded
+// instructions the interpreter runs from.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum MachineError: Error, Equatable, CustomStringConvertible {
+    case invalidMemorySize(UInt64)
+    case outOfMemory(UInt64)
+    case imageDoesNotFit(name: String, address: UInt64, size: UInt64)
+    case invalidELF(String)
+    case unreadableFile(String)
+    case unknownMachine(String)
+
+    public var description: String {
+        switch self {
+        case .invalidMemorySize(let s): return "invalid memory size \(s) bytes (needs a multiple of 4 KiB, 1 MiB ... 2 GiB)"
+        case .outOfMemory(let s): return "cannot allocate \(s) bytes of guest RAM"
+        case .imageDoesNotFit(let name, let address, let size):
+            return "\(name) (\(size) bytes at 0x\(String(address, radix: 16))) does not fit in guest RAM"
+        case .invalidELF(let why): return "invalid ELF: \(why)"
+        case .unreadableFile(let path): return "cannot read \(path)"
+        case .unknownMachine(let name): return "unknown machine type '\(name)'"
+        }
+    }
+}
+
+public final class GuestRAM {
+    public static let pageShift = 12
+    public static let pageSize = 1 << pageShift
+
+    public let region: MemoryRegion
+    public let size: Int
+    /// Host address of guest physical `region.base`.
+    public let bytes: UnsafeMutableRawPointer
+    public let pageCount: Int
+
+    /// One bit per 4 KiB page, set when a store may have changed the page
+    /// while logging is on (set when the write TLB entry is installed, so a
+    /// TLB hit costs nothing extra).
+    let dirtyBits: UnsafeMutablePointer<UInt64>
+    let dirtyWords: Int
+    public internal(set) var dirtyLogging = false
+
+    /// Decoded-instruction pages, one slot per halfword; nil until the page is
+    /// first executed. A page with a cache is a "code page": the write TLB never
+    /// maps it, so every store to it takes the slow path and invalidates slots.
+    let codePages: UnsafeMutablePointer<UnsafeMutablePointer<Op>?>
+    static let opsPerPage = pageSize / 2
+
+    public init(region: MemoryRegion) throws {
+        guard region.size >= 1 << 20, region.size <= 1 << 31, region.size % UInt64(GuestRAM.pageSize) == 0 else {
+            throw MachineError.invalidMemorySize(region.size)
+        }
+        self.region = region
+        size = Int(region.size)
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else { throw MachineError.outOfMemory(region.size) }
+        bytes = p
+        pageCount = size >> GuestRAM.pageShift
+        dirtyWords = (pageCount + 63) / 64
+        dirtyBits = .allocate(capacity: dirtyWords)
+        dirtyBits.initialize(repeating: 0, count: dirtyWords)
+        codePages = .allocate(capacity: pageCount)
+        codePages.initialize(repeating: nil, count: pageCount)
+    }
+
+    deinit {
+        munmap(bytes, size)
+        dirtyBits.deallocate()
+        for i in 0..<pageCount { codePages[i]?.deallocate() }
+        codePages.deallocate()
+    }
+
+    @inline(__always)
+    func pageIndex(physical pa: UInt64) -> Int { Int(truncatingIfNeeded: (pa &- region.base) >> UInt64(GuestRAM.pageShift)) }
+
+    @inline(__always)
+    func host(_ pa: UInt64) -> UnsafeMutableRawPointer { bytes + Int(truncatingIfNeeded: pa &- region.base) }
+
+    @inline(__always)
+    public func contains(_ pa: UInt64, count: Int = 1) -> Bool {
+        let off = pa &- region.base
+        return off < region.size && region.size - off >= UInt64(count)
+    }
+
+    // MARK: Host-side access (loaders, tests, snapshots)
+
+    /// Copies `data` into guest RAM; the caller is the loader, so decoded
+    /// instructions of the touched pages are dropped.
+    public func write(_ data: some Collection<UInt8>, at pa: UInt64) throws {
+        guard contains(pa, count: max(data.count, 1)) else {
+            throw MachineError.imageDoesNotFit(name: "data", address: pa, size: UInt64(data.count))
+        }
+        let dst = host(pa).assumingMemoryBound(to: UInt8.self)
+        var i = 0
+        for b in data { dst[i] = b; i += 1 }
+        invalidateCode(physical: pa, count: data.count)
+    }
+
+    public func read(_ pa: UInt64, count: Int) -> [UInt8]? {
+        guard contains(pa, count: max(count, 1)) else { return nil }
+        return Array(UnsafeRawBufferPointer(start: host(pa), count: count))
+    }
+
+    /// Drops decoded instructions for a range (loaders, snapshot restore, DMA).
+    public func invalidateCode(physical pa: UInt64, count: Int) {
+        guard count > 0, contains(pa) else { return }
+        let first = pageIndex(physical: pa)
+        let last = min(pageCount - 1, pageIndex(physical: pa &+ UInt64(count - 1)))
+        for i in first...last { codePages[i]?.update(repeating: Op.undecoded, count: GuestRAM.opsPerPage) }
+    }
+
+    public func invalidateAllCode() { invalidateCode(physical: region.base, count: size) }
+
+    /// All RAM back to zero (machine reset). Dropping the pages returns them
+    /// to the host; the private anonymous mapping refills them with zeros.
+    public func clear() {
+        if madvise(bytes, size, MADV_DONTNEED) != 0 {
+            bytes.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        }
+        invalidateAllCode()
+    }
+
+    // MARK: Dirty-page log
+
+    @inline(__always)
+    func markDirty(pageIndex i: Int) {
+        dirtyBits[i >> 6] |= 1 << UInt64(i & 63)
+    }
+
+    /// The dirty bitmap (bit i of word i/64 = page i), cleared as it is read.
+    /// Must run on the CPU thread or while the CPU is stopped, and the hart's
+    /// write TLB must be flushed with it (VirtMachine.fetchAndClearDirtyPages).
+    func takeDirtyBitmap() -> [UInt64] {
+        let out = Array(UnsafeBufferPointer(start: dirtyBits, count: dirtyWords))
+        dirtyBits.update(repeating: 0, count: dirtyWords)
+        return out
+    }
+
+    func setAllDirty() {
+        dirtyBits.update(repeating: ~0, count: dirtyWords)
+        let extra = dirtyWords * 64 - pageCount
+        if extra > 0 { dirtyBits[dirtyWords - 1] = ~0 >> UInt64(extra) }
+    }
+}

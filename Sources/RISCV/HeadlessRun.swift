@@ -1,0 +1,171 @@
+// The headless run API behind `emupanel run`: build a `virt` machine from
+// options like QEMU's (-bios, -kernel, -m, -icount), run the guest CPU on
+// its own thread (never Swift's cooperative pool) and report how it ended.
+import Foundation
+import Synchronization
+
+public enum BIOSChoice: Sendable, Equatable {
+    /// OpenSBI's generic fw_jump.bin from Debian's `opensbi` package.
+    case `default`
+    case none
+    case file(String)
+}
+
+public struct RunOptions: Sendable, Equatable {
+    public static let defaultBIOSPath = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"
+
+    public var machine = "virt"
+    public var bios: BIOSChoice = .default
+    public var kernel: String?
+    public var memoryMiB = 128
+    public var icount = false
+    public var maxInstructions: UInt64?
+    public var dumpDTB: String?
+
+    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil, memoryMiB: Int = 128,
+                icount: Bool = false, maxInstructions: UInt64? = nil, dumpDTB: String? = nil) {
+        self.machine = machine
+        self.bios = bios
+        self.kernel = kernel
+        self.memoryMiB = memoryMiB
+        self.icount = icount
+        self.maxInstructions = maxInstructions
+        self.dumpDTB = dumpDTB
+    }
+}
+
+public enum RunOutcome: Sendable, Equatable {
+    case passed
+    case failed(code: UInt32)
+    case instructionLimit
+    case stopped
+    case dumpedDeviceTree
+
+    /// `emupanel run`'s exit status (SPEC §4).
+    public var exitStatus: Int32 {
+        switch self {
+        case .passed, .stopped, .dumpedDeviceTree: return 0
+        case .failed(let code): return Int32(code)
+        case .instructionLimit: return 124
+        }
+    }
+}
+
+/// A machine handed to the CPU thread.
+// @unchecked Sendable: after `start` only the CPU thread touches the machine; other threads use RunControl/SerialConsole.
+final class MachineBox: @unchecked Sendable {
+    let machine: VirtMachine
+    init(_ machine: VirtMachine) { self.machine = machine }
+}
+
+/// A guest running on its own thread.
+public final class GuestRun: Sendable {
+    public let control: RunControl
+    private let result = Mutex<RunOutcome?>(nil)
+    private let retired = Atomic<UInt64>(0)
+    private let nanoseconds = Atomic<UInt64>(0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(box: MachineBox, maxInstructions: UInt64?, control: RunControl) {
+        self.control = control
+        let thread = Thread { [self] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let exit = box.machine.run(maxInstructions: maxInstructions, control: control)
+            self.nanoseconds.store(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
+            self.retired.store(box.machine.hart.state.retired, ordering: .relaxed)
+            let outcome: RunOutcome
+            switch exit {
+            case .finisherPass: outcome = .passed
+            case .finisherFail(let code): outcome = .failed(code: code)
+            case .instructionLimit: outcome = .instructionLimit
+            case .stopped: outcome = .stopped
+            }
+            self.result.withLock { $0 = outcome }
+            self.done.signal()
+        }
+        thread.name = "emupanel-cpu0"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Blocks until the guest ends.
+    public func wait() -> RunOutcome {
+        done.wait()
+        done.signal()
+        return result.withLock { $0 } ?? .stopped
+    }
+
+    /// Instructions the guest retired (valid once it ended).
+    public var instructionsRetired: UInt64 { retired.load(ordering: .relaxed) }
+    /// Wall-clock time the CPU thread ran (valid once it ended).
+    public var runSeconds: Double { Double(nanoseconds.load(ordering: .relaxed)) / 1e9 }
+
+    /// nil while running.
+    public var outcome: RunOutcome? { result.withLock { $0 } }
+}
+
+public enum HeadlessRunner {
+    /// Builds and boots the machine the options describe (QEMU's rules:
+    /// BIOS at the start of DRAM, kernel at DRAM + 2 MiB; without BIOS the
+    /// kernel is the first thing to run).
+    public static func makeMachine(_ options: RunOptions) throws -> VirtMachine {
+        guard options.machine == "virt" || options.machine.hasPrefix("virt-") else {
+            throw MachineError.unknownMachine(options.machine)
+        }
+        let config = MachineConfiguration(memoryMiB: options.memoryMiB, clock: options.icount ? .defaultICount : .realtime)
+        let machine = try VirtMachine(configuration: config)
+        let dram = machine.ram.region
+        var entry = dram.base
+        let biosPath: String?
+        switch options.bios {
+        case .default: biosPath = RunOptions.defaultBIOSPath
+        case .none: biosPath = nil
+        case .file(let p): biosPath = p
+        }
+        if let biosPath {
+            entry = try machine.load(try readFile(biosPath), at: dram.base, name: "bios")
+        }
+        if let kernel = options.kernel {
+            let address = biosPath == nil ? dram.base : dram.base + VirtMemoryMap.kernelOffset
+            let kernelEntry = try machine.load(try readFile(kernel), at: address, name: "kernel")
+            if biosPath == nil { entry = kernelEntry }
+        }
+        try machine.boot(entry: entry)
+        return machine
+    }
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw MachineError.unreadableFile(path) }
+        return [UInt8](data)
+    }
+
+    /// Starts the guest on its own thread.
+    public static func start(_ options: RunOptions, console: SerialConsole, control: RunControl = RunControl()) throws -> GuestRun {
+        let machine = try makeMachine(options)
+        machine.console = console
+        return GuestRun(box: MachineBox(machine), maxInstructions: options.maxInstructions, control: control)
+    }
+
+    /// Runs to the end (blocking the caller, not the CPU thread).
+    public static func run(_ options: RunOptions, console: SerialConsole, control: RunControl = RunControl()) throws -> RunOutcome {
+        if let path = options.dumpDTB {
+            // Like QEMU's dumpdtb: the board's tree, no images needed.
+            guard options.machine == "virt" || options.machine.hasPrefix("virt-") else {
+                throw MachineError.unknownMachine(options.machine)
+            }
+            let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: options.memoryMiB))
+            guard FileManager.default.createFile(atPath: path, contents: Data(machine.deviceTree)) else {
+                throw MachineError.unreadableFile(path)
+            }
+            return .dumpedDeviceTree
+        }
+        return try start(options, console: console, control: control).wait()
+    }
+
+    /// Like `run`, also reporting instructions retired and CPU-thread seconds.
+    public static func runMeasured(_ options: RunOptions, console: SerialConsole, control: RunControl = RunControl()) throws -> (outcome: RunOutcome, instructions: UInt64, seconds: Double) {
+        let run = try start(options, console: console, control: control)
+        let outcome = run.wait()
+        return (outcome, run.instructionsRetired, run.runSeconds)
+    }
+}

@@ -1,0 +1,388 @@
+// The interpreter loop: runs decoded instructions from per-page caches with
+// the pc, the budget and every table pointer in locals. Loads and stores hit
+// the software TLB inline (one compare, one add); everything rarer is an
+// @inline(never) slow path. Interrupts, timers and run control are checked by
+// the caller between slices, never inside this loop.
+
+@inline(__always) private func sext32(_ v: UInt64) -> UInt64 {
+    UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: v)))
+}
+@inline(__always) private func sext32(_ v: UInt32) -> UInt64 {
+    UInt64(bitPattern: Int64(Int32(bitPattern: v)))
+}
+@inline(__always) private func hostPointer<T>(_ address: UInt64, _: T.Type) -> UnsafeMutablePointer<T> {
+    UnsafeMutablePointer<T>(bitPattern: UInt(truncatingIfNeeded: address)).unsafelyUnwrapped
+}
+
+extension Hart {
+    /// Runs at most `budget` instructions and returns how many retired. Stops
+    /// early after a trap or when a slow path sets `scratch.endSlice`.
+    @inline(never)
+    public func run(budget: Int) -> Int {
+        // Few locals on purpose: x86-64 has 15 registers and the loop-carried
+        // ones (pc, slot, remaining) must not be spilled. Slow paths reload
+        // what they need from `self`.
+        let s = sp, x = self.x, scratch = self.scratch
+        let tlb = self.tlb, tlbF = tlbFetch
+        let base = s.pointee.retired
+        let lookup = lookupSlot
+        var pc = s.pointee.pc
+        // `slot` is the decoded instruction at `pc`; sequential execution
+        // just advances it (a page's last slot is followed by `pageEnd`),
+        // jumps within `page` recompute it, anything else goes via the
+        // `lookupSlot` sentinel.
+        var slot = lookup
+        var page: UInt64 = .max
+        var pageOps = lookup
+        var pageHost = ram.bytes
+        var remaining = budget
+        scratch.pointee.endSlice = false
+        scratch.pointee.sliceEnd = base &+ UInt64(budget)
+
+        execution: while remaining > 0 {
+            let op = slot.pointee
+
+            // Jumps and taken branches: the same page keeps running from its
+            // slots; another page is looked up in the fetch TLB.
+            @inline(__always) func jump(_ target: UInt64) {
+                pc = target
+                slot = target & ~0xfff == page ? pageOps + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
+                remaining &-= 1
+            }
+
+            switch op.kind {
+            case .addi: x[op.d] = x[op.s1] &+ op.i
+            case .li: x[op.d] = op.i
+            case .mv: x[op.d] = x[op.s1]
+            case .add: x[op.d] = x[op.s1] &+ x[op.s2]
+            case .lui: x[op.d] = op.i
+            case .auipc: x[op.d] = pc &+ op.i
+            case .jal:
+                x[op.d] = (pc &+ UInt64(op.len))
+                jump(pc &+ op.i)
+                continue execution
+            case .j:
+                jump(pc &+ op.i)
+                continue execution
+            case .jalr:
+                let target = (x[op.s1] &+ op.i) & ~1
+                x[op.d] = (pc &+ UInt64(op.len))
+                jump(target)
+                continue execution
+            case .jr:
+                jump((x[op.s1] &+ op.i) & ~1)
+                continue execution
+            case .beq:
+                if x[op.s1] == x[op.s2] { jump(pc &+ op.i); continue execution }
+            case .bne:
+                if x[op.s1] != x[op.s2] { jump(pc &+ op.i); continue execution }
+            case .blt:
+                if Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+            case .bge:
+                if Int64(bitPattern: x[op.s1]) >= Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+            case .bltu:
+                if x[op.s1] < x[op.s2] { jump(pc &+ op.i); continue execution }
+            case .bgeu:
+                if x[op.s1] >= x[op.s2] { jump(pc &+ op.i); continue execution }
+
+            case .pageEnd:
+                // Not an instruction: find the slots for pc's page.
+                let e = tlbF[Hart.tlbIndex(pc)]
+                if e.tag == pc & ~0xfff {
+                    page = e.tag; pageOps = e.ops; pageHost = e.host
+                } else {
+                    sync(pc, remaining)
+                    guard let found = fetchPage(pc) else { pc = sp.pointee.pc; break execution }
+                    page = found.tag; pageOps = found.ops; pageHost = found.host
+                }
+                slot = pageOps + Int(truncatingIfNeeded: (pc & 0xfff) >> 1)
+                continue execution
+            case .undecoded:
+                sp.pointee.pc = pc
+                let entry = FetchTLBEntry(tag: page, ops: pageOps, host: pageHost)
+                guard let decoded = decodeSlot(pc, entry) else { pc = sp.pointee.pc; break execution }
+                if slot.pointee.kind == .undecoded {
+                    // Straddles two pages: run it from the side slots.
+                    straddlerSlots.pointee = decoded
+                    slot = straddlerSlots
+                    page = .max
+                }
+                continue execution
+
+            // Loads: the TLB tag keeps the low address bits, so a misaligned
+            // address misses and takes the slow path.
+            case .ld:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xff8 {
+                    x[op.d] = hostPointer(a &+ e.addend, UInt64.self).pointee
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 8) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = v
+                }
+            case .lw:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffc {
+                    x[op.d] = sext32(hostPointer(a &+ e.addend, UInt32.self).pointee)
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 4) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = sext32(v)
+                }
+            case .lwu:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffc {
+                    x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt32.self).pointee)
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 4) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = v
+                }
+            case .lh:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffe {
+                    x[op.d] = UInt64(bitPattern: Int64(hostPointer(a &+ e.addend, Int16.self).pointee))
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 2) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: v)))
+                }
+            case .lhu:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffe {
+                    x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt16.self).pointee)
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 2) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = v
+                }
+            case .lb:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xfff {
+                    x[op.d] = UInt64(bitPattern: Int64(hostPointer(a &+ e.addend, Int8.self).pointee))
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 1) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: v)))
+                }
+            case .lbu:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbIndex(a)]
+                if e.tag == a & ~0xfff {
+                    x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt8.self).pointee)
+                } else {
+                    sync(pc, remaining)
+                    guard let v = loadSlow(a, size: 1) else { pc = sp.pointee.pc; break execution }
+                    x[op.d] = v
+                }
+            case .loadDiscard:
+                sync(pc, remaining)
+                guard loadSlow(x[op.s1] &+ op.i, size: 1 << (op.s2 & 3)) != nil else { pc = sp.pointee.pc; break execution }
+                if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+
+            case .sd:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbSize &+ Hart.tlbIndex(a)]
+                if e.tag == a & ~0xff8 {
+                    hostPointer(a &+ e.addend, UInt64.self).pointee = x[op.s2]
+                } else {
+                    sync(pc, remaining)
+                    guard storeSlow(a, size: 8, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
+                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                }
+            case .sw:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbSize &+ Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffc {
+                    hostPointer(a &+ e.addend, UInt32.self).pointee = UInt32(truncatingIfNeeded: x[op.s2])
+                } else {
+                    sync(pc, remaining)
+                    guard storeSlow(a, size: 4, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
+                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                }
+            case .sh:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbSize &+ Hart.tlbIndex(a)]
+                if e.tag == a & ~0xffe {
+                    hostPointer(a &+ e.addend, UInt16.self).pointee = UInt16(truncatingIfNeeded: x[op.s2])
+                } else {
+                    sync(pc, remaining)
+                    guard storeSlow(a, size: 2, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
+                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                }
+            case .sb:
+                let a = x[op.s1] &+ op.i
+                let e = tlb[Hart.tlbSize &+ Hart.tlbIndex(a)]
+                if e.tag == a & ~0xfff {
+                    hostPointer(a &+ e.addend, UInt8.self).pointee = UInt8(truncatingIfNeeded: x[op.s2])
+                } else {
+                    sync(pc, remaining)
+                    guard storeSlow(a, size: 1, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
+                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                }
+
+            case .slti: x[op.d] = Int64(bitPattern: x[op.s1]) < Int64(bitPattern: op.i) ? 1 : 0
+            case .sltiu: x[op.d] = x[op.s1] < op.i ? 1 : 0
+            case .xori: x[op.d] = x[op.s1] ^ op.i
+            case .ori: x[op.d] = x[op.s1] | op.i
+            case .andi: x[op.d] = x[op.s1] & op.i
+            case .slli: x[op.d] = x[op.s1] << (op.i & 63)
+            case .srli: x[op.d] = x[op.s1] >> (op.i & 63)
+            case .srai: x[op.d] = UInt64(bitPattern: Int64(bitPattern: x[op.s1]) >> (op.i & 63))
+            case .sub: x[op.d] = x[op.s1] &- x[op.s2]
+            case .sll: x[op.d] = x[op.s1] << (x[op.s2] & 63)
+            case .slt: x[op.d] = Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) ? 1 : 0
+            case .sltu: x[op.d] = x[op.s1] < x[op.s2] ? 1 : 0
+            case .xor: x[op.d] = x[op.s1] ^ x[op.s2]
+            case .srl: x[op.d] = x[op.s1] >> (x[op.s2] & 63)
+            case .sra: x[op.d] = UInt64(bitPattern: Int64(bitPattern: x[op.s1]) >> (x[op.s2] & 63))
+            case .or: x[op.d] = x[op.s1] | x[op.s2]
+            case .and: x[op.d] = x[op.s1] & x[op.s2]
+            case .addiw: x[op.d] = sext32(x[op.s1] &+ op.i)
+            case .slliw: x[op.d] = sext32(UInt32(truncatingIfNeeded: x[op.s1]) << UInt32(op.i & 31))
+            case .srliw: x[op.d] = sext32(UInt32(truncatingIfNeeded: x[op.s1]) >> UInt32(op.i & 31))
+            case .sraiw:
+                x[op.d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: x[op.s1]) >> Int32(op.i & 31)))
+            case .addw: x[op.d] = sext32(x[op.s1] &+ x[op.s2])
+            case .subw: x[op.d] = sext32(x[op.s1] &- x[op.s2])
+            case .sllw: x[op.d] = sext32(UInt32(truncatingIfNeeded: x[op.s1]) << UInt32(x[op.s2] & 31))
+            case .srlw: x[op.d] = sext32(UInt32(truncatingIfNeeded: x[op.s1]) >> UInt32(x[op.s2] & 31))
+            case .sraw:
+                x[op.d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: x[op.s1]) >> Int32(x[op.s2] & 31)))
+
+            // M (unprivileged spec ch. 7): division by zero and overflow
+            // have defined results, never traps (table 7.1).
+            case .mul: x[op.d] = x[op.s1] &* x[op.s2]
+            case .mulh:
+                x[op.d] = UInt64(bitPattern: Int64(bitPattern: x[op.s1]).multipliedFullWidth(by: Int64(bitPattern: x[op.s2])).high)
+            case .mulhu: x[op.d] = x[op.s1].multipliedFullWidth(by: x[op.s2]).high
+            case .mulhsu:
+                let a = x[op.s1], b = x[op.s2]
+                var high = a.multipliedFullWidth(by: b).high
+                if Int64(bitPattern: a) < 0 { high = high &- b }
+                x[op.d] = high
+            case .div:
+                let a = Int64(bitPattern: x[op.s1]), b = Int64(bitPattern: x[op.s2])
+                if b == 0 { x[op.d] = .max } else if a == .min && b == -1 { x[op.d] = UInt64(bitPattern: a) } else {
+                    x[op.d] = UInt64(bitPattern: a / b)
+                }
+            case .divu:
+                let b = x[op.s2]
+                x[op.d] = b == 0 ? .max : x[op.s1] / b
+            case .rem:
+                let a = Int64(bitPattern: x[op.s1]), b = Int64(bitPattern: x[op.s2])
+                if b == 0 { x[op.d] = UInt64(bitPattern: a) } else if a == .min && b == -1 { x[op.d] = 0 } else {
+                    x[op.d] = UInt64(bitPattern: a % b)
+                }
+            case .remu:
+                let b = x[op.s2]
+                x[op.d] = b == 0 ? x[op.s1] : x[op.s1] % b
+            case .mulw: x[op.d] = sext32(x[op.s1] &* x[op.s2])
+            case .divw:
+                let a = Int32(truncatingIfNeeded: x[op.s1]), b = Int32(truncatingIfNeeded: x[op.s2])
+                if b == 0 { x[op.d] = .max } else if a == .min && b == -1 { x[op.d] = sext32(UInt32(bitPattern: a)) } else {
+                    x[op.d] = UInt64(bitPattern: Int64(a / b))
+                }
+            case .divuw:
+                let a = UInt32(truncatingIfNeeded: x[op.s1]), b = UInt32(truncatingIfNeeded: x[op.s2])
+                x[op.d] = b == 0 ? .max : sext32(a / b)
+            case .remw:
+                let a = Int32(truncatingIfNeeded: x[op.s1]), b = Int32(truncatingIfNeeded: x[op.s2])
+                if b == 0 { x[op.d] = sext32(UInt32(bitPattern: a)) } else if a == .min && b == -1 { x[op.d] = 0 } else {
+                    x[op.d] = UInt64(bitPattern: Int64(a % b))
+                }
+            case .remuw:
+                let a = UInt32(truncatingIfNeeded: x[op.s1]), b = UInt32(truncatingIfNeeded: x[op.s2])
+                x[op.d] = b == 0 ? sext32(a) : sext32(a % b)
+
+            case .nop, .fence: break
+            case .fenceI:
+                // Stores already drop the decoded slots they overwrite.
+                break
+
+            case .amo:
+                sync(pc, remaining)
+                guard executeAMO(op) else { pc = sp.pointee.pc; break execution }
+            case .csrrw, .csrrs, .csrrc, .csrrwi, .csrrsi, .csrrci:
+                sync(pc, remaining)
+                guard executeCSR(op) else { pc = sp.pointee.pc; break execution }
+                if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+            case .ecall, .ebreak, .mret, .sret, .wfi, .sfenceVMA, .illegal:
+                sync(pc, remaining)
+                if executeSystem(op, next: pc &+ UInt64(op.len)) { remaining &-= 1 }
+                pc = sp.pointee.pc
+                break execution
+            }
+            pc &+= UInt64(op.len)
+            slot += Int(truncatingIfNeeded: op.len >> 1)
+            remaining &-= 1
+        }
+        sync(pc, remaining)
+        return budget &- remaining
+    }
+
+    /// Makes `State.pc`/`retired` exact before a slow path looks at them.
+    @inline(__always)
+    func sync(_ pc: UInt64, _ remaining: Int) {
+        sp.pointee.pc = pc
+        sp.pointee.retired = scratch.pointee.sliceEnd &- UInt64(remaining)
+    }
+
+    /// System instructions and illegal encodings (priv. spec §3.3). Sets
+    /// `sp.pointee.pc` to where execution continues; true if the
+    /// instruction retired (ecall/ebreak and traps do not).
+    @inline(never)
+    func executeSystem(_ op: Op, next: UInt64) -> Bool {
+        let s = sp
+        let priv = s.pointee.priv
+        let mstatus = s.pointee.mstatus
+        switch op.kind {
+        case .ecall:
+            let cause: Exception = priv == .machine ? .ecallFromM : (priv == .supervisor ? .ecallFromS : .ecallFromU)
+            raiseException(cause, tval: 0)
+            return false
+        case .ebreak:
+            raiseException(.breakpoint, tval: s.pointee.pc)
+            return false
+        case .mret:
+            guard priv == .machine else { break }
+            mret()
+            return true
+        case .sret:
+            // TSR makes sret trap in S-mode (§3.1.6.5).
+            guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTSR == 0) else { break }
+            sret()
+            return true
+        case .wfi:
+            // U-mode never, S-mode not with TW (§3.1.6.5).
+            guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTW == 0) else { break }
+            s.pointee.pc = next
+            if mipValue & s.pointee.mie == 0 { s.pointee.waitingForInterrupt = true }
+            return true
+        case .sfenceVMA:
+            guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTVM == 0) else { break }
+            flushTLB()
+            s.pointee.pc = next
+            return true
+        default:
+            break
+        }
+        let bits: UInt64
+        switch op.kind {
+        case .illegal: bits = UInt64(UInt32(bitPattern: op.imm))
+        case .mret: bits = 0x3020_0073
+        case .sret: bits = 0x1020_0073
+        case .wfi: bits = 0x1050_0073
+        case .sfenceVMA: bits = 0x1200_0073 | UInt64(op.rs1) << 15 | UInt64(op.rs2) << 20
+        default: bits = 0
+        }
+        raiseException(.illegalInstruction, tval: op.len == 2 ? bits & 0xffff : bits)
+        return false
+    }
+}

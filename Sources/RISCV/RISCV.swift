@@ -1,1 +1,0 @@
-// The RISCV module; its contents arrive with their issues (docs/ARCHITECTURE.md).

@@ -1,0 +1,105 @@
+// Run control and the serial connection, the two things other threads may
+// touch while the CPU thread runs. Requests are bits in one atomic word the
+// CPU thread reads between slices (one relaxed load per slice).
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class RunControl: Sendable {
+    static let stopBit: UInt32 = 1
+    static let pauseBit: UInt32 = 2
+    static let dirtySyncBit: UInt32 = 4
+    static let performBit: UInt32 = 8
+
+    private let word = Atomic<UInt32>(0)
+    private let isParked = Atomic<Bool>(false)
+    private let dirtyResult = Mutex<[UInt64]?>(nil)
+    private let work = Mutex<[@Sendable (VirtMachine) -> Void]>([])
+
+    public init() {}
+
+    var pending: UInt32 { word.load(ordering: .acquiring) }
+
+    public func stop() { word.bitwiseOr(RunControl.stopBit, ordering: .releasing) }
+    public func pause() { word.bitwiseOr(RunControl.pauseBit, ordering: .releasing) }
+    public func resume() {
+        word.bitwiseAnd(~RunControl.pauseBit, ordering: .releasing)
+        isParked.store(false, ordering: .releasing)
+    }
+
+    /// Runs `body` on the CPU thread at the next instruction boundary between
+    /// slices (also while paused): the way to snapshot, restore or inspect a
+    /// running machine without locks in the interpreter.
+    public func perform(_ body: @escaping @Sendable (VirtMachine) -> Void) {
+        work.withLock { $0.append(body) }
+        word.bitwiseOr(RunControl.performBit, ordering: .releasing)
+    }
+
+    func takeWork() -> [@Sendable (VirtMachine) -> Void] {
+        work.withLock { queue in
+            let all = queue
+            queue.removeAll()
+            word.bitwiseAnd(~RunControl.performBit, ordering: .releasing)
+            return all
+        }
+    }
+
+    /// True once the CPU thread has stopped between slices after `pause()`.
+    public var isPaused: Bool { isParked.load(ordering: .acquiring) }
+
+    func parked() { isParked.store(true, ordering: .releasing) }
+    func waitWhilePaused() { usleep(200) }
+
+    /// Asks the CPU thread for the dirty bitmap (fetch-and-clear, with the
+    /// write TLB flushed at the same instruction boundary) and waits for it.
+    /// Returns nil if the machine stops first.
+    public func syncDirtyPages(timeoutMilliseconds: Int = 5000) -> [UInt64]? {
+        dirtyResult.withLock { $0 = nil }
+        word.bitwiseOr(RunControl.dirtySyncBit, ordering: .releasing)
+        for _ in 0..<(timeoutMilliseconds * 10) {
+            if let r = dirtyResult.withLock({ v -> [UInt64]? in let r = v; v = nil; return r }) { return r }
+            if word.load(ordering: .acquiring) & RunControl.stopBit != 0 { return nil }
+            usleep(100)
+        }
+        return nil
+    }
+
+    func completeDirtySync(_ bitmap: [UInt64]) {
+        dirtyResult.withLock { $0 = bitmap }
+        word.bitwiseAnd(~RunControl.dirtySyncBit, ordering: .releasing)
+    }
+}
+
+/// The UART's host side: bytes typed by the user wait in a queue until the
+/// UART's FIFO has room; bytes the guest sends go to `output` on the CPU thread.
+public final class SerialConsole: Sendable {
+    private let input = Mutex<[UInt8]>([])
+    private let inputCount = Atomic<Int>(0)
+    public let output: @Sendable ([UInt8]) -> Void
+
+    public init(output: @escaping @Sendable ([UInt8]) -> Void) {
+        self.output = output
+    }
+
+    /// Queues input for the guest (any thread).
+    public func send(_ bytes: [UInt8]) {
+        input.withLock { $0 += bytes }
+        inputCount.add(bytes.count, ordering: .releasing)
+    }
+
+    public func send(_ text: String) { send(Array(text.utf8)) }
+
+    var hasInput: Bool { inputCount.load(ordering: .acquiring) > 0 }
+
+    func takeInput(max: Int) -> [UInt8] {
+        let taken = input.withLock { q -> [UInt8] in
+            let n = min(max, q.count)
+            let head = Array(q.prefix(n))
+            q.removeFirst(n)
+            return head
+        }
+        inputCount.subtract(taken.count, ordering: .releasing)
+        return taken
+    }
+}

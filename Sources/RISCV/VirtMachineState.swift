@@ -1,0 +1,55 @@
+// The virt machine's RAM and devices registered with EmulatorCore's MachineState, so
+// snapshots and migration streams see exactly the state descriptions of VirtDeviceState.
+import EmulatorCore
+import VMState
+
+extension VirtMachine {
+    /// QEMU names the virt board's RAM block "riscv_virt_board.ram"; streams carry this id.
+    public static let ramBlockID = "riscv_virt_board.ram"
+
+    /// A MachineState over this machine's RAM and devices. Devices register in the machine
+    /// type's order — the hart before the CLINT, whose mtime re-bases on the hart's count.
+    /// Call it on the CPU thread or while the CPU is parked.
+    public func machineState(for type: MachineType) throws -> MachineState {
+        let block = RAMBlock(idstr: Self.ramBlockID, memory: UnsafeMutableRawBufferPointer(start: ram.bytes, count: ram.size))
+        let state = MachineState(machineType: type, ramBlocks: [block])
+        for spec in type.devices {
+            switch spec.id {
+            case "cpu0": try state.register(hart, id: spec.id)
+            case "clint": try state.register(bus.clint, id: spec.id)
+            case "plic": try state.register(bus.plic, id: spec.id)
+            case "uart0": try state.register(bus.uart0, id: spec.id)
+            case "test": try state.register(bus.finisher, id: spec.id)
+            default: throw EmulatorCore.MachineError.unknownDevice(machineType: type.name, id: spec.id)
+            }
+        }
+        return state
+    }
+
+    /// After a load replaced RAM and device state: decoded code and translations are stale,
+    /// and interrupt lines are derived from the new device state.
+    public func stateDidLoad() {
+        ram.invalidateAllCode()
+        hart.flushTLB()
+        bus.updateInterrupts()
+        hart.scratch.pointee.mipLines = bus.mipLines
+    }
+
+    /// The dirty bitmap as RAM pages of block 0 (call on the CPU thread or while parked).
+    public func takeDirtyPages() -> [RAMPage] {
+        Self.pages(fromBitmap: fetchAndClearDirtyPages())
+    }
+
+    public static func pages(fromBitmap bitmap: [UInt64]) -> [RAMPage] {
+        var pages: [RAMPage] = []
+        for (word, bits) in bitmap.enumerated() where bits != 0 {
+            var remaining = bits
+            while remaining != 0 {
+                let bit = remaining.trailingZeroBitCount
+                pages.append(RAMPage(block: 0, index: word * 64 + bit))
+                remaining &= remaining - 1
+            }
+        }
+        return pages
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import EmulatorCore
+import Foundation
+import Migration
+import RISCV
+
+extension Emupanel {
+    /// `emupanel run`: one guest, headless, QEMU-style — the UART is the terminal, the exit
+    /// status is the finisher's code, 124 when `--max-instructions` ran out, 1 on any error.
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a guest headless; the UART is this terminal (Ctrl-A x quits).",
+            discussion: "Exit status: the test finisher's code (pass 0, fail N), 124 when --max-instructions runs out, 1 on an error.")
+
+        @Option(help: "Machine type or alias (virt, virt-1.0, sandbox).")
+        var machine: String
+
+        @Option(help: "Firmware at the start of RAM, or 'none' to start the kernel directly (default: Debian's OpenSBI fw_jump.bin).")
+        var bios: String?
+
+        @Option(help: "Kernel: ELF at its addresses, or raw binary at RAM + 2 MiB after firmware.")
+        var kernel: String?
+
+        @Option(help: "RAM in MiB.")
+        var memory: Int = 128
+
+        @Flag(help: "Deterministic clock: time follows retired instructions (QEMU's -icount).")
+        var icount = false
+
+        @Option(help: "Stop after this many retired instructions (exit 124).")
+        var maxInstructions: UInt64?
+
+        @Option(help: "Write the device tree blob to FILE and exit.")
+        var dumpdtb: String?
+
+        @Option(help: "Run N instructions, write the snapshot given by --save and exit 0.")
+        var saveAt: UInt64?
+
+        @Option(help: "Snapshot file to write at --save-at.")
+        var save: String?
+
+        @Option(help: "Continue from a snapshot file.")
+        var load: String?
+
+        @Flag(help: "Print retired instructions and MIPS to stderr at the end.")
+        var stats = false
+
+        func validate() throws {
+            guard (saveAt == nil) == (save == nil) else {
+                throw ValidationError("--save-at and --save go together")
+            }
+            guard (1...4096).contains(memory) else { throw ValidationError("--memory must be 1...4096 MiB") }
+        }
+
+        func run() throws {
+            do {
+                Foundation.exit(try execute())
+            } catch {
+                FileHandle.standardError.write(Data("emupanel: \(error)\n".utf8))
+                Foundation.exit(1)
+            }
+        }
+
+        private func execute() throws -> Int32 {
+            let type = try MachineCatalog.registry.resolve(machine)
+            var options = RunOptions(machine: "virt", kernel: kernel, memoryMiB: memory, icount: icount,
+                                     maxInstructions: maxInstructions, dumpDTB: dumpdtb)
+            switch bios {
+            case nil: options.bios = .default
+            case "none": options.bios = .none
+            case let path?: options.bios = .file(path)
+            }
+            if dumpdtb != nil {
+                return try HeadlessRunner.run(options, console: SerialConsole { _ in }).exitStatus
+            }
+            let terminal = Terminal()
+            defer { terminal.restore() }
+            let control = RunControl()
+            let console = SerialConsole { bytes in Terminal.write(bytes) }
+            terminal.forwardInput(to: console, control: control)
+            let session = HeadlessSession(options: options, machineType: type, loadPath: load, saveAt: saveAt, savePath: save)
+            let result = try session.run(console: console, control: control)
+            if stats {
+                let mips = result.seconds > 0 ? Double(result.instructions) / result.seconds / 1e6 : 0
+                FileHandle.standardError.write(Data("emupanel: \(result.instructions) instructions in \(result.seconds) s = \(Int(mips)) MIPS\n".utf8))
+            }
+            switch result.outcome {
+            case .finished(let outcome): return outcome.exitStatus
+            case .saved: return 0
+            }
+        }
+    }
+}
+
+/// The controlling terminal in raw mode while a guest owns it, and stdin forwarded to the UART.
+/// Ctrl-A x stops the guest and Ctrl-A Ctrl-A sends one Ctrl-A, as with QEMU's -nographic.
+private final class Terminal: Sendable {
+    private let saved: termios?
+
+    init() {
+        guard isatty(0) != 0 else { saved = nil; return }
+        var original = termios()
+        tcgetattr(0, &original)
+        var raw = original
+        cfmakeraw(&raw)
+        raw.c_oflag |= tcflag_t(OPOST | ONLCR)
+        tcsetattr(0, TCSANOW, &raw)
+        saved = original
+    }
+
+    func restore() {
+        if var saved { tcsetattr(0, TCSANOW, &saved) }
+    }
+
+    static func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+    }
+
+    func forwardInput(to console: SerialConsole, control: RunControl) {
+        let interactive = saved != nil
+        let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            var escape = false
+            while true {
+                let n = read(0, &buffer, buffer.count)
+                if n <= 0 { return }
+                var out: [UInt8] = []
+                for byte in buffer[0..<n] {
+                    if escape {
+                        escape = false
+                        if byte == UInt8(ascii: "x") { control.stop(); return }
+                        out.append(byte)
+                    } else if byte == 0x01 && interactive {
+                        escape = true
+                    } else {
+                        out.append(byte)
+                    }
+                }
+                console.send(out)
+            }
+        }
+        reader.name = "emupanel-stdin"
+        reader.start()
+    }
+}

@@ -1,0 +1,68 @@
+// The virt machine's state through QEMU's stream format: every device registers with a
+// state description, a stream taken at any instruction restores into a fresh machine, and
+// with icount the restored run matches a straight one byte for byte.
+import EmulatorCore
+import Foundation
+import Testing
+import VMState
+@testable import RISCV
+
+@Suite(.serialized) struct QEVMSnapshotTests {
+    let virt = try! VirtMachineTypes.registry.resolve("virt")
+
+    func machine(_ elf: String, output: OutputCollector) throws -> VirtMachine {
+        let m = try HeadlessRunner.makeMachine(RunOptions(bios: .none, kernel: Guests.path(elf), icount: true))
+        m.console = SerialConsole { output.append($0) }
+        return m
+    }
+
+    @Test func builtInMachineTypesAreSoundAndTiered() throws {
+        let registry = VirtMachineTypes.registry
+        #expect(try registry.resolve("virt").name == "virt-1.0")
+        #expect(try registry.resolve("virt-1.0").tier == .versioned)
+        #expect(try registry.resolve("sandbox").tier == .unversioned)
+    }
+
+    @Test(arguments: [("timer.elf", 0.37), ("mempattern.elf", 0.5), ("sv39.elf", 0.6), ("bench-quick.elf", 0.45)])
+    func streamAtAnyInstructionRestoresIdentically(elf: String, fraction: Double) throws {
+        let fullOut = OutputCollector()
+        let full = try machine(elf, output: fullOut)
+        let straight = full.run(maxInstructions: 50_000_000)
+        let total = full.hart.state.retired
+
+        let splitOut = OutputCollector()
+        let first = try machine(elf, output: splitOut)
+        let cut = max(1, UInt64(Double(total) * fraction))
+        #expect(first.run(maxInstructions: cut) == .instructionLimit)
+        let sink = MemorySink()
+        _ = try first.machineState(for: virt).saveSnapshot(to: sink)
+
+        // A restore starts from a machine that ran something else: nothing of it may survive.
+        let second = try machine(elf, output: OutputCollector())
+        _ = second.run(maxInstructions: 1000)
+        second.console = SerialConsole { splitOut.append($0) }
+        _ = try second.machineState(for: virt).load(from: MemorySource(sink.bytes))
+        second.stateDidLoad()
+        #expect(second.deviceStates == first.deviceStates)
+        #expect(second.run(maxInstructions: 50_000_000) == straight)
+        #expect(splitOut.text == fullOut.text)
+        #expect(second.hart.state == full.hart.state)
+        #expect(second.hart.state.retired == total)
+    }
+
+    @Test func streamIsRefusedByAnotherMachineTypeBeforeAnythingChanges() throws {
+        let output = OutputCollector()
+        let source = try machine("timer.elf", output: output)
+        _ = source.run(maxInstructions: 10_000)
+        let sink = MemorySink()
+        _ = try source.machineState(for: virt).saveSnapshot(to: sink)
+
+        let target = try machine("timer.elf", output: output)
+        let before = target.deviceStates
+        let sandbox = try VirtMachineTypes.registry.resolve("sandbox")
+        #expect(throws: VMStateError.self) {
+            _ = try target.machineState(for: sandbox).load(from: MemorySource(sink.bytes))
+        }
+        #expect(target.deviceStates == before)
+    }
+}
