@@ -2,33 +2,31 @@ import Foundation
 import Synchronization
 import VMState
 
-/// Counts bytes on their way to a sink and holds them to a bandwidth limit that can change
-/// mid-flight (QEMU's `max-bandwidth`; 0 = unlimited). Also the source's cancel point.
-public final class ThrottledSink: ByteSink, @unchecked Sendable { // written by the migration thread only; limits and cancel are atomics
+/// Counts bytes on their way to a sink, holds them to the transfer's bandwidth limit (which may
+/// change mid-flight; 0 = unlimited), and is where a cancel takes effect between writes.
+public final class ThrottledSink: ByteSink, @unchecked Sendable { // written by one transfer thread; limits and cancel are atomics in TransferControl
     private let inner: ByteSink
-    public let bytesPerSecond = Atomic<UInt64>(0)
-    public let cancelled = Atomic<Bool>(false)
+    private let transfer: TransferControl
     private let sent = Atomic<UInt64>(0)
     private var windowStart = ContinuousClock.now
     private var windowBytes: UInt64 = 0
 
-    public init(_ inner: ByteSink, bytesPerSecond: UInt64 = 0) {
+    public init(_ inner: ByteSink, transfer: TransferControl) {
         self.inner = inner
-        self.bytesPerSecond.store(bytesPerSecond, ordering: .relaxed)
+        self.transfer = transfer
     }
 
     public var bytesSent: UInt64 { sent.load(ordering: .relaxed) }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        if cancelled.load(ordering: .relaxed) { throw MigrationCancelled() }
-        let limit = bytesPerSecond.load(ordering: .relaxed)
+        if transfer.isCancelled { throw MigrationCancelled() }
+        let limit = transfer.maxBandwidth.load(ordering: .relaxed)
         if limit > 0 {
             windowBytes += UInt64(bytes.count)
-            let elapsed = ContinuousClock.now - windowStart
+            let elapsed = LiveMachine.seconds(ContinuousClock.now - windowStart)
             let due = Double(windowBytes) / Double(limit)
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            if due > seconds { Thread.sleep(forTimeInterval: min(1, due - seconds)) }
-            if seconds > 1 {
+            if due > elapsed { Thread.sleep(forTimeInterval: min(1, due - elapsed)) }
+            if elapsed > 1 {
                 windowStart = ContinuousClock.now
                 windowBytes = 0
             }
@@ -40,5 +38,5 @@ public final class ThrottledSink: ByteSink, @unchecked Sendable { // written by 
 
 public struct MigrationCancelled: Error, CustomStringConvertible {
     public init() {}
-    public var description: String { "migration cancelled" }
+    public var description: String { "cancelled" }
 }

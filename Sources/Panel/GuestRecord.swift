@@ -21,6 +21,8 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     public var icount: Bool
     /// Saved by the panel at shutdown while running; resumed at the next start (libvirt's managed save).
     public var resumeAtStart: Bool
+    /// The guest was paused when it was saved, and comes back paused.
+    public var pausedAtSave: Bool
     /// The snapshot this guest's state descends from; the next snapshot's parent.
     public var currentSnapshot: String?
     public var createdAt: Date

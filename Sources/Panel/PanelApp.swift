@@ -14,6 +14,7 @@ public final class PanelApp: Sendable {
     public let images: ImageCatalog
     /// Every machine type this release knows; the board module (RISCV) provides them.
     public let machines: MachineRegistry
+    public let guests: GuestManager
     public let server: HTTPServer
     let sessions: SessionStore
     let startedAt = Date()
@@ -38,15 +39,18 @@ public final class PanelApp: Sendable {
         boundAddress = BoundAddress(host: configuration.server.host)
         images = ImageCatalog(guestsDir: configuration.guestsDir)
         self.machines = machines
+        guests = GuestManager(database: database, images: images, machines: machines, events: events, tasks: tasks,
+                              configuration: configuration, logger: logger)
         let router = Self.makeRouter(configuration: configuration, token: token.value, sessions: sessions,
-                                     events: events, tasks: tasks, images: images, machines: machines,
+                                     events: events, tasks: tasks, images: images, machines: machines, guests: guests,
                                      boundAddress: boundAddress, startedAt: startedAt)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: String, sessions: SessionStore,
                                    events: EventBus, tasks: TaskManager, images: ImageCatalog,
-                                   machines: MachineRegistry, boundAddress: BoundAddress, startedAt: Date) -> Router {
+                                   machines: MachineRegistry, guests: GuestManager, boundAddress: BoundAddress,
+                                   startedAt: Date) -> Router {
         let builder = RouterBuilder()
         let api = builder.group("/api/v1", middleware: [AuthMiddleware(token: token, sessions: sessions)])
         let openAPI = OpenAPIDocument()
@@ -54,12 +58,19 @@ public final class PanelApp: Sendable {
             var counts = HostCounts()
             counts.activeTasks = tasks.activeCount
             counts.machineTypes = machines.machineTypes.count
+            let all = (try? guests.list()) ?? []
+            counts.guests = all.count
+            counts.runningGuests = all.filter { $0.state == .running }.count
+            counts.snapshots = (try? guests.snapshots.count()) ?? 0
             return counts
         }).addRoutes(to: api.group("", tag: "host"))
         MachineTypesController(machines: machines, policy: configuration.deprecationPolicy,
                                fixturesDir: configuration.fixturesDir)
             .addRoutes(to: api.group("", tag: "machine-types"))
         TasksController(tasks: tasks).addRoutes(to: api.group("", tag: "tasks"))
+        GuestsController(guests: guests).addRoutes(to: api.group("", tag: "guests"))
+        SnapshotsController(guests: guests).addRoutes(to: api.group("", tag: "snapshots"))
+        // MIGRATION-ROUTES
         images.addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: events).addRoutes(to: api.group("", tag: "events"))
@@ -79,10 +90,14 @@ public final class PanelApp: Sendable {
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
         events.publish("host.started", data: ["release": .string(Release.current)])
+        guests.resumeManagedSaves()
     }
 
+    /// Stops serving, then saves every running guest (libvirt's managed save) so the next start
+    /// resumes it where it was.
     public func stop() {
         server.stop()
+        guests.shutdown()
     }
 
     public var port: UInt16 { server.port }

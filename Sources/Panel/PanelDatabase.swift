@@ -67,6 +67,9 @@ public final class PanelDatabase: Sendable {
             // The snapshot the guest's state descends from: the parent of its next snapshot (libvirt's "current").
             try db.alter(table: "guest") { t in t.add(column: "currentSnapshot", .text) }
         }
+        migrator.registerMigration("3-guest-paused-at-save") { db in
+            try db.alter(table: "guest") { t in t.add(column: "pausedAtSave", .boolean).notNull().defaults(to: false) }
+        }
         return migrator
     }
 

@@ -18,6 +18,7 @@ final class PanelFixture: Sendable {
         configuration.listen = "127.0.0.1:0"
         configuration.dataDir = dataDir
         configuration.publicDir = Self.publicDir
+        configuration.guestsDir = URL(fileURLWithPath: Self.publicDir).deletingLastPathComponent().appendingPathComponent("guests").path
         configure(&configuration)
         app = try PanelApp(configuration: configuration, machines: machines, environment: environment)
         try app.start()

@@ -1,0 +1,146 @@
+import EmulatorCore
+import Foundation
+import RISCV
+import Synchronization
+import VMState
+
+/// Settings a running transfer obeys and may have changed under it (QEMU's
+/// `migrate-set-parameters`): downtime limit, bandwidth, cancel.
+public final class TransferControl: Sendable {
+    public let downtimeLimitMs = Atomic<UInt64>(300)
+    /// Bytes per second; 0 = unlimited.
+    public let maxBandwidth = Atomic<UInt64>(0)
+    public let cancelled = Atomic<Bool>(false)
+
+    public init(downtimeLimitMs: UInt64 = 300, maxBandwidth: UInt64 = 0) {
+        self.downtimeLimitMs.store(downtimeLimitMs, ordering: .relaxed)
+        self.maxBandwidth.store(maxBandwidth, ordering: .relaxed)
+    }
+
+    public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+}
+
+/// The figures of QEMU's `query-migrate`, with its names.
+public struct TransferStats: Sendable, Equatable {
+    /// setup, active, device, completed, failed, cancelling, cancelled
+    public var status = "setup"
+    public var totalTimeMs: UInt64 = 0
+    public var setupTimeMs: UInt64 = 0
+    public var downtimeMs: UInt64?
+    public var expectedDowntimeMs: UInt64 = 0
+    public var transferred: UInt64 = 0
+    public var remaining: UInt64 = 0
+    public var total: UInt64 = 0
+    public var duplicate: UInt64 = 0
+    public var normal: UInt64 = 0
+    public var dirtyPagesRate: UInt64 = 0
+    public var mbps: Double = 0
+    public var dirtySyncCount: UInt64 = 0
+    public var iterations: Int = 0
+
+    public init() {}
+
+    /// Fraction done, for a progress bar: what went out over what went out plus what is left.
+    public var progress: Double {
+        let done = Double(transferred), left = Double(remaining)
+        return status == "completed" ? 1 : (done + left > 0 ? min(0.99, done / (done + left)) : 0)
+    }
+}
+
+extension LiveMachine {
+    /// Streams RAM and device state to `sink`. A running guest keeps running while RAM goes out
+    /// in passes over the pages it dirtied, until what is left fits the downtime limit at the
+    /// measured bandwidth (or passes stop converging); then it is parked for the last pages and
+    /// the devices. Returns with the guest parked — the caller resumes it (snapshot) or hands it
+    /// over (migration). On error the guest is resumed if this call parked it.
+    public func streamState(to sink: ThrottledSink, transfer: TransferControl, maxPasses: Int = 30,
+                            progress: (TransferStats) -> Void) throws -> TransferStats {
+        let start = ContinuousClock.now
+        var stats = TransferStats()
+        let wasRunning = isRunning && !control.isPaused
+        let pageSize = UInt64(GuestRAM.pageSize)
+        let type = machineType
+        let state = try onCPU { machine -> MachineStateBox in
+            machine.setDirtyLogging(true)
+            return MachineStateBox(try machine.machineState(for: type))
+        }
+        var parkedHere = false
+        defer {
+            _ = try? onCPU { $0.setDirtyLogging(false) }
+        }
+        do {
+            let migration = try state.value.startMigration(to: sink)
+            let allPages = RAMPage.all(in: state.value.ramBlocks).map { $0 }
+            stats.total = UInt64(allPages.count) * pageSize
+            stats.setupTimeMs = milliseconds(since: start)
+            stats.status = "active"
+            progress(stats)
+
+            if wasRunning {
+                var pending = allPages
+                while true {
+                    if transfer.isCancelled { throw MigrationCancelled() }
+                    let passStart = ContinuousClock.now
+                    let before = sink.bytesSent
+                    try migration.iterate(dirtyPages: pending)
+                    stats.iterations += 1
+                    let seconds = max(1e-6, Self.seconds(ContinuousClock.now - passStart))
+                    let sent = sink.bytesSent - before
+                    let bandwidth = Double(sent) / seconds
+                    pending = try onCPU { $0.takeDirtyPages() }
+                    stats.dirtySyncCount += 1
+                    stats.dirtyPagesRate = UInt64(Double(pending.count) / seconds)
+                    stats.remaining = UInt64(pending.count) * pageSize
+                    stats.mbps = bandwidth * 8 / 1e6
+                    stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(Double(stats.remaining) / bandwidth * 1000) : 0
+                    update(&stats, migration, since: start)
+                    progress(stats)
+                    let limit = transfer.downtimeLimitMs.load(ordering: .relaxed)
+                    if stats.expectedDowntimeMs <= limit || stats.iterations >= maxPasses { break }
+                }
+                let pauseStart = ContinuousClock.now
+                pause()
+                parkedHere = true
+                stats.status = "device"
+                let last = try onCPU { $0.takeDirtyPages() }
+                stats.dirtySyncCount += 1
+                try migration.complete(remainingDirtyPages: last)
+                stats.downtimeMs = milliseconds(since: pauseStart)
+            } else {
+                // Already paused (or never started): everything in one go, no downtime to speak of.
+                stats.status = "device"
+                try migration.complete(remainingDirtyPages: allPages)
+                stats.downtimeMs = 0
+            }
+            stats.remaining = 0
+            update(&stats, migration, since: start)
+            stats.status = "completed"
+            progress(stats)
+            return stats
+        } catch {
+            if parkedHere { resume() }
+            throw error
+        }
+    }
+
+    private func update(_ stats: inout TransferStats, _ migration: OutgoingMigration, since start: ContinuousClock.Instant) {
+        stats.transferred = migration.bytesWritten
+        stats.duplicate = migration.ramStats.duplicatePages
+        stats.normal = migration.ramStats.normalPages
+        stats.totalTimeMs = milliseconds(since: start)
+    }
+
+    private func milliseconds(since start: ContinuousClock.Instant) -> UInt64 {
+        UInt64(Self.seconds(ContinuousClock.now - start) * 1000)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// Carries a MachineState off the CPU thread; it is used only while the transfer runs.
+final class MachineStateBox: @unchecked Sendable { // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
+    let value: MachineState
+    init(_ value: MachineState) { self.value = value }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Migration
+
+/// Managed save (libvirt's term): stopping the panel saves every started guest to a file and the
+/// next start resumes it, so restarting emupanel loses nothing.
+extension GuestManager {
+    /// Saves and stops every started guest; called after the HTTP server stopped.
+    public func shutdown() {
+        let started = runtimes.withLock { runtimes in
+            defer { runtimes.removeAll() }
+            return runtimes
+        }
+        for (id, runtime) in started {
+            guard let guest = try? store.get(id) else { runtime.stop(); continue }
+            do {
+                runtime.pause()
+                let path = managedSavePath(id)!
+                let transfer = TransferControl()
+                _ = try SnapshotFile.write(to: path) { sink in
+                    _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
+                }
+                runtime.stop()
+                try store.update(id) { $0.state = .stopped; $0.resumeAtStart = true; $0.pausedAtSave = guest.state == .paused }
+                logger.info("saved guest for the next start", metadata: ["guest": "\(guest.name)"])
+            } catch {
+                runtime.stop()
+                _ = try? store.update(id) { $0.state = .stopped; $0.resumeAtStart = false }
+                logger.error("could not save guest at shutdown; it was stopped", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Starts guests saved at the last shutdown; guests the database still calls running or paused
+    /// without a save (the panel was killed) are marked stopped.
+    public func resumeManagedSaves() {
+        for guest in (try? store.all()) ?? [] {
+            if guest.resumeAtStart {
+                do {
+                    _ = try perform(.start, on: guest.id)
+                    if guest.pausedAtSave { _ = try perform(.pause, on: guest.id) }
+                    try store.update(guest.id) { $0.resumeAtStart = false; $0.pausedAtSave = false }
+                } catch {
+                    _ = try? store.update(guest.id) { $0.resumeAtStart = false }
+                    logger.error("could not resume saved guest", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                }
+            } else if guest.state == .running || guest.state == .paused || guest.state == .migrating {
+                _ = try? setState(guest.id, .stopped)
+            }
+        }
+    }
+}

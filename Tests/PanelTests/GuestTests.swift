@@ -1,0 +1,124 @@
+import Foundation
+import HTTPTestSupport
+import Panel
+import RISCV
+import Testing
+
+/// Guests, console, snapshots and restarts through the real API, with the real machine types.
+@Suite("Guests and snapshots", .serialized)
+struct GuestTests {
+    func panel(dataDir: String? = nil) throws -> PanelFixture {
+        try PanelFixture(machines: VirtMachineTypes.registry) { configuration in
+            if let dataDir { configuration.dataDir = dataDir }
+        }
+    }
+
+    func create(_ panel: PanelFixture, _ body: [String: Any]) throws -> RawHTTPConnection.Reply {
+        try panel.send("POST", "/api/v1/guests", json: body)
+    }
+
+    /// Polls the console until `needle` appears after `since`; returns the offset after it.
+    func waitForConsole(_ panel: PanelFixture, _ id: String, _ needle: String, since: Int = 0, timeout: Double = 60) throws -> (text: String, next: Int) {
+        var text = ""
+        var next = since
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let chunk = try panel.get("/api/v1/guests/\(id)/console?since=\(next)&wait=2").json()
+            text += chunk["data"] as? String ?? ""
+            next = chunk["next"] as? Int ?? next
+            if text.contains(needle) { return (text, next) }
+        }
+        Issue.record("console never showed \(needle.debugDescription); it showed \(text.suffix(400).debugDescription)")
+        return (text, next)
+    }
+
+    func waitForTask(_ panel: PanelFixture, _ reply: RawHTTPConnection.Reply) throws -> [String: Any] {
+        #expect(reply.status == 202, "\(reply.text)")
+        let id = try #require((try reply.json()["task"] as? [String: Any])?["id"] as? String)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let task = try panel.get("/api/v1/tasks/\(id)").json()
+            if let status = task["status"] as? String, ["succeeded", "failed", "cancelled"].contains(status) { return task }
+            usleep(50_000)
+        }
+        Issue.record("task \(id) did not finish")
+        return [:]
+    }
+
+    @Test func badInputGetsClearErrors() throws {
+        let panel = try panel()
+        let valid: [String: Any] = ["name": "g1", "image": "uboot", "machineType": "virt", "memoryMiB": 128]
+        #expect(try create(panel, valid.merging(["name": "bad name!"]) { $1 }).errorCode == "invalid_name")
+        #expect(try create(panel, valid.merging(["name": String(repeating: "a", count: 41)]) { $1 }).errorCode == "invalid_name")
+        #expect(try create(panel, valid.merging(["image": "/etc/passwd"]) { $1 }).errorCode == "unknown_image")
+        #expect(try create(panel, valid.merging(["machineType": "pc-q35"]) { $1 }).errorCode == "unknown_machine_type")
+        #expect(try create(panel, valid.merging(["memoryMiB": 8]) { $1 }).errorCode == "invalid_memory")
+        #expect(try create(panel, valid.merging(["memoryMiB": "lots"]) { $1 }).status == 400)
+        let created = try create(panel, valid)
+        #expect(created.status == 201)
+        #expect(try created.json()["machineType"] as? String == "virt-1.0", "the alias is resolved and recorded")
+        #expect(try create(panel, valid).status == 409)
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").errorCode == "invalid_state")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "x"]).status == 409)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "s"]).status == 409)
+        #expect(try panel.get("/api/v1/guests/nope").status == 404)
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)").status == 204)
+    }
+
+    @Test func uBootGuestRunsSnapshotsRestoresAndSurvivesARestart() throws {
+        let dataDir = NSTemporaryDirectory() + "emupanel-guests-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var id = ""
+        do {
+            let panel = try panel(dataDir: dataDir)
+            let created = try create(panel, ["name": "uboot", "image": "uboot", "machineType": "virt", "memoryMiB": 128])
+            id = try #require(try created.json()["id"] as? String)
+            #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+            var console = try waitForConsole(panel, id, "=> ")
+            #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
+            console = try waitForConsole(panel, id, "GNU ld", since: console.next)
+
+            let snapshot = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots",
+                                                                 json: ["name": "at-prompt", "description": "U-Boot prompt"]))
+            #expect(snapshot["status"] as? String == "succeeded")
+            #expect((snapshot["detail"] as? [String: Any])?["pauseMs"] != nil, "the pause is reported")
+            #expect(try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "at-prompt"]).status == 409)
+            let second = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "child"]))
+            #expect(second["status"] as? String == "succeeded")
+            let list = try #require(try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [[String: Any]])
+            #expect(list.count == 2)
+            #expect(list.first { $0["name"] as? String == "child" }?["parent"] as? String == "at-prompt", "snapshots form a tree")
+
+            let restore = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/at-prompt/restore"))
+            #expect(restore["status"] as? String == "succeeded")
+            #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
+            console = try waitForConsole(panel, id, "U-Boot 2023", since: console.next)
+            #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        }
+        // The panel stopped: the running guest was saved and comes back running.
+        let panel = try panel(dataDir: dataDir)
+        let guest = try panel.get("/api/v1/guests/\(id)").json()
+        #expect(guest["state"] as? String == "running")
+        let snapshots = try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [[String: Any]]
+        #expect(snapshots?.count == 2)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
+        _ = try waitForConsole(panel, id, "U-Boot 2023")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/at-prompt").status == 204)
+        let remaining = try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [[String: Any]]
+        #expect(remaining?.first?["parent"] is NSNull, "the child moved up to the deleted snapshot's parent")
+    }
+
+    @Test func finishedGuestIsStoppedWithAnEvent() throws {
+        let panel = try panel()
+        let created = try create(panel, ["name": "bench", "image": "timer", "machineType": "virt-1.0", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try panel.get("/api/v1/guests/\(id)").json()["state"] as? String != "stopped" { usleep(50_000) }
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "stopped")
+        let reasons = panel.app.events.page(since: 0).items.filter { $0.subject == id && $0.type == "guest.state" }.compactMap { $0.data["reason"] }
+        #expect(reasons.contains(.string("powered off")))
+    }
+}
