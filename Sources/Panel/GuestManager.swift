@@ -190,7 +190,7 @@ public final class GuestManager: Sendable {
     }
 
     /// The guest powered off (finisher) or failed: it is stopped now.
-    private func guestExited(_ id: String, outcome: String) {
+    func guestExited(_ id: String, outcome: String) {
         let stillOurs = runtimes.withLock { $0.removeValue(forKey: id) != nil }
         guard stillOurs else { return }
         if let guest = try? store.update(id, { $0.state = .stopped }) {
@@ -215,6 +215,10 @@ public final class GuestManager: Sendable {
             consoles[id] = buffer
             return buffer
         }
+    }
+
+    func registerConsole(_ buffer: ConsoleBuffer, for id: String) {
+        consoles.withLock { $0[id] = buffer }
     }
 
     public func type(_ bytes: [UInt8], into id: String) throws {

@@ -70,7 +70,7 @@ public final class PanelApp: Sendable {
         TasksController(tasks: tasks).addRoutes(to: api.group("", tag: "tasks"))
         GuestsController(guests: guests).addRoutes(to: api.group("", tag: "guests"))
         SnapshotsController(guests: guests).addRoutes(to: api.group("", tag: "snapshots"))
-        // MIGRATION-ROUTES
+        MigrationController(guests: guests, listenHost: configuration.server.host).addRoutes(to: api.group("", tag: "migration"))
         images.addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: events).addRoutes(to: api.group("", tag: "events"))

@@ -1,0 +1,146 @@
+import EmulatorCore
+import Foundation
+import HTTPServer
+import Migration
+import VMState
+
+/// The destination side of a live migration. The source first asks for a verdict (the machine
+/// type known here, its tier, the static checker both ways, the image, the name); then for a
+/// one-time ticket and a port. The stream arrives on that port, loads into a fresh machine that
+/// has never run, and the guest starts here only after the source says GO — so it never runs
+/// on both hosts, and anything short of a complete, valid stream is discarded.
+extension GuestManager {
+    struct IncomingOffer: Codable, Sendable {
+        struct Guest: Codable, Sendable { var name: String; var image: String; var memoryMiB: Int; var icount: Bool }
+        var guest: Guest
+        var machineType: String
+        var release: String
+        /// The source's `-dump-vmstate` JSON for the machine type.
+        var vmstate: String
+    }
+
+    struct Check: Encodable, Sendable {
+        var name: String
+        var ok: Bool
+        var detail: String
+    }
+
+    struct Verdict: Encodable, Sendable {
+        var go: Bool
+        var release: String
+        var checks: [Check]
+        var reasons: [String] { checks.filter { !$0.ok }.map { "\($0.name): \($0.detail)" } }
+
+        enum CodingKeys: String, CodingKey { case go, release, checks, reasons }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(go, forKey: .go)
+            try container.encode(release, forKey: .release)
+            try container.encode(checks, forKey: .checks)
+            try container.encode(reasons, forKey: .reasons)
+        }
+    }
+
+    func incomingVerdict(_ offer: IncomingOffer) -> Verdict {
+        var checks: [Check] = []
+        let type = machines.machineTypes.first { $0.name == offer.machineType }
+        checks.append(Check(name: "machine type", ok: type != nil,
+                            detail: type != nil ? "\(offer.machineType) is known here (release \(Release.current))"
+                                : "release \(Release.current) here does not know \(offer.machineType)"))
+        if let type {
+            checks.append(Check(name: "tier", ok: type.tier != .none,
+                                detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
+            let local = type.vmstateDump()
+            for (label, old, new) in [("static check \(offer.release) → \(Release.current)", offer.vmstate, local),
+                                      ("static check \(Release.current) → \(offer.release)", local, offer.vmstate)] {
+                do {
+                    let result = try VMStateCheck.check(old: old, new: new)
+                    let blocking = result.problems.filter { !$0.isMissingSubsection }
+                    checks.append(Check(name: label, ok: blocking.isEmpty,
+                                        detail: result.problems.isEmpty ? "no problems"
+                                            : result.problems.map(\.message).prefix(3).joined(separator: "; ")))
+                } catch {
+                    checks.append(Check(name: label, ok: false, detail: "the source's state description is unreadable: \(error)"))
+                }
+            }
+        }
+        let image = images.images.first { $0.id == offer.guest.image }
+        checks.append(Check(name: "image", ok: image?.available == true,
+                            detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
+                                ?? "no image '\(offer.guest.image)' here"))
+        let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
+        checks.append(Check(name: "name", ok: !taken, detail: taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        let memoryOK = Self.memoryRange.contains(offer.guest.memoryMiB)
+        checks.append(Check(name: "memory", ok: memoryOK, detail: "\(offer.guest.memoryMiB) MiB"))
+        return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
+    }
+
+    struct Ticket: Encodable, Sendable { var ticket: String; var port: UInt16; var release: String }
+
+    /// Accepts a migration: opens a port for one connection that must present `ticket` within 30 s.
+    func acceptIncoming(_ offer: IncomingOffer, listenHost: String) throws -> Ticket {
+        let verdict = incomingVerdict(offer)
+        guard verdict.go else {
+            throw HTTPError(.unprocessableEntity, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
+        }
+        let listener = try TCPListener(host: listenHost == "0.0.0.0" || listenHost == "::" ? listenHost : listenHost)
+        let ticket = Secrets.randomHex(bytes: 32)
+        let thread = Thread { [self] in receive(offer, listener: listener, ticket: ticket) }
+        thread.name = "emupanel-incoming"
+        thread.start()
+        return Ticket(ticket: ticket, port: listener.port, release: Release.current)
+    }
+
+    private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
+        var socket: TCPSocket?
+        do {
+            let connection = try listener.accept(timeout: 30)
+            socket = connection
+            connection.setTimeouts(30)
+            guard let hello = try connection.readLine(maximum: 256),
+                  Secrets.constantTimeEquals(hello, "EMUPANEL-MIGRATE 1 \(ticket)") else {
+                try? connection.write(line: "ERR the migration ticket is not valid")
+                return
+            }
+            let type = try resolve(offer.machineType)
+            let image = try images.image(offer.guest.image)
+            let now = Date()
+            var guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
+                                    machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
+                                    resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+            let guestID = guest.id
+            let runtime = try GuestRuntime(guest: guest, image: image, machineType: type, console: try consoleForIncoming(guestID)) { [weak self] outcome in
+                self?.guestExited(guestID, outcome: outcome)
+            }
+            do {
+                _ = try runtime.machine.load(from: connection)
+            } catch {
+                try? connection.write(line: "ERR \(Self.oneLine(error))")
+                logger.warning("incoming migration refused", metadata: ["error": "\(error)"])
+                return
+            }
+            try connection.write(line: "OK")
+            guard try connection.readLine(maximum: 64) == "GO" else { return }
+            guest.state = .running
+            try store.insert(guest)
+            runtimes.withLock { $0[guest.id] = runtime }
+            runtime.start()
+            events.publish("guest.migrated-in", subject: guest.id, data: Self.eventData(guest, extra: ["release": .string(offer.release)]))
+            try? connection.write(line: "STARTED \(guest.id)")
+        } catch {
+            try? socket?.write(line: "ERR \(Self.oneLine(error))")
+            logger.warning("incoming migration failed", metadata: ["error": "\(error)"])
+        }
+        listener.close()
+    }
+
+    private func consoleForIncoming(_ id: String) throws -> ConsoleBuffer {
+        let buffer = ConsoleBuffer()
+        registerConsole(buffer, for: id)
+        return buffer
+    }
+
+    static func oneLine(_ error: any Error) -> String {
+        String(describing: error).replacingOccurrences(of: "\n", with: " ")
+    }
+}

@@ -1,0 +1,50 @@
+import Dispatch
+import HTTPServer
+
+/// Live migration routes: the source's pre-flight and migrate, the destination's incoming side.
+struct MigrationController: Sendable {
+    let guests: GuestManager
+    let listenHost: String
+
+    struct Request: Decodable {
+        var target: MigrationTarget
+        var downtimeLimitMs: Double?
+        var maxBandwidth: Double?
+    }
+
+    func addRoutes(to api: RouteGroup) {
+        api.post("/guests/{id}/migrate/preflight", summary: "Go / no-go for migrating to a target, with reasons; nothing moves") { request in
+            let body = try request.decode(Request.self)
+            let id = try request.parameter("id")
+            return Self.deferred { try guests.preflight(id, target: body.target) }
+        }
+        api.post("/guests/{id}/migrate", summary: "Live-migrate to {target: {peer} or {url, token}, downtimeLimitMs, maxBandwidth}; 202 with the task") { request in
+            let body = try request.decode(Request.self)
+            let task = try guests.migrate(try request.parameter("id"), target: body.target,
+                                          downtimeLimitMs: UInt64(max(0, body.downtimeLimitMs ?? 300)),
+                                          maxBandwidth: UInt64(max(0, body.maxBandwidth ?? 0)))
+            return .json(TaskEnvelope(task: task), status: .accepted)
+        }
+        api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)") { request in
+            .json(guests.incomingVerdict(try request.decode(GuestManager.IncomingOffer.self)))
+        }
+        api.post("/migrations/incoming", summary: "Destination: accept a migration; answers a one-time ticket and the port to stream to") { request in
+            .json(try guests.acceptIncoming(try request.decode(GuestManager.IncomingOffer.self), listenHost: listenHost), status: .created)
+        }
+    }
+
+    /// Work that calls another host runs off the HTTP threads; the connection waits suspended.
+    static func deferred(_ work: @escaping @Sendable () throws -> JSON) -> Response {
+        let deferred = DeferredResponse()
+        DispatchQueue.global().async {
+            do {
+                deferred.complete(.json(try work()))
+            } catch let error as HTTPError {
+                deferred.complete(error.response)
+            } catch {
+                deferred.complete(HTTPError(.badGateway, code: "peer_error", message: String(describing: error)).response)
+            }
+        }
+        return Response(body: .deferred(deferred))
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTestSupport
+import Testing
+
+/// Live migration between two real `emupanel serve` processes on loopback.
+@Suite("Live migration", .serialized)
+struct MigrationTests {
+    func startMemoryPattern(on host: ServeProcess, name: String = "mp", memoryMiB: Int = 256) throws -> String {
+        let created = try host.send("POST", "/guests", ["name": name, "image": "memory-pattern", "machineType": "virt", "memoryMiB": memoryMiB])
+        let id = try #require(try created.json()["id"] as? String, "\(created.text)")
+        #expect(try host.send("POST", "/guests/\(id)/start").status == 200)
+        // Let it run some passes so RAM is dirty.
+        var text = ""
+        var next = 0
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("pass 32 ok"), Date() < deadline {
+            let chunk = try host.console(id, since: next)
+            text += chunk.text
+            next = chunk.next
+        }
+        return id
+    }
+
+    @Test func runningGuestMovesAndKeepsItsInvariant() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source", peers: [("dest", b.port, b.token)])
+        let id = try startMemoryPattern(on: a)
+
+        let preflight = try a.send("POST", "/guests/\(id)/migrate/preflight", ["target": ["peer": "dest"]])
+        #expect(try preflight.json()["go"] as? Bool == true, "\(preflight.text)")
+
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["peer": "dest"], "downtimeLimitMs": 300])
+        #expect(started.status == 202, "\(started.text)")
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+        let task = try a.waitForTask(taskID)
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        let detail = try #require(task["detail"] as? [String: Any])
+        #expect(detail["status"] as? String == "completed")
+        #expect((detail["ram"] as? [String: Any])?["total"] as? Int == 256 << 20)
+        #expect(detail["downtime"] != nil)
+
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated", "the source never runs it again")
+        let there = try #require((try b.get("/guests")["items"] as? [[String: Any]])?.first)
+        #expect(there["state"] as? String == "running")
+        #expect(there["machineType"] as? String == "virt-1.0")
+        let remoteID = try #require(there["id"] as? String)
+        // The pattern checker keeps passing on the destination: its output continues, with no failure.
+        var text = ""
+        var next = 0
+        let deadline = Date().addingTimeInterval(30)
+        while text.components(separatedBy: " ok").count < 4, Date() < deadline {
+            let chunk = try b.console(remoteID, since: next)
+            text += chunk.text
+            next = chunk.next
+        }
+        #expect(text.contains(" ok"), "output continues on the destination: \(text.suffix(200))")
+        #expect(!text.lowercased().contains("fail"), "\(text)")
+    }
+
+    @Test func cancelledMigrationLeavesTheSourceRunning() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a)
+        let started = try a.send("POST", "/guests/\(id)/migrate", [
+            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
+        ])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+        usleep(800_000)
+        // Mid-flight changes are accepted, then the cancel.
+        #expect(try a.send("PATCH", "/tasks/\(taskID)", ["downtimeLimitMs": 100, "maxBandwidth": 1 << 20]).status == 200)
+        #expect(try a.send("DELETE", "/tasks/\(taskID)").status == 202)
+        let task = try a.waitForTask(taskID)
+        #expect(task["status"] as? String == "cancelled", "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
+        usleep(500_000)
+        #expect((try b.get("/guests")["items"] as? [Any])?.isEmpty == true, "the destination discarded everything")
+        // Still alive on the source.
+        let before = try a.console(id, wait: 0).next
+        usleep(1_500_000)
+        #expect(try a.console(id, since: before, wait: 3).text.contains(" ok"))
+    }
+
+    @Test func destinationKilledMidStreamLeavesTheSourceRunning() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a)
+        let started = try a.send("POST", "/guests/\(id)/migrate", [
+            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
+        ])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+        usleep(800_000)
+        b.kill()
+        let task = try a.waitForTask(taskID)
+        #expect(task["status"] as? String == "failed", "\(task)")
+        #expect((task["error"] as? String)?.contains("destination") == true, "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
+        let before = try a.console(id, wait: 0).next
+        usleep(1_500_000)
+        #expect(try a.console(id, since: before, wait: 3).text.contains(" ok"))
+    }
+
+    @Test func destinationRefusesAnIncompatibleMachineBeforeAnyRAMMoves() throws {
+        let b = try ServeProcess(name: "dest")
+        let dump = try #require(try b.send("GET", "/machine-types/virt-1.0/vmstate").text.data(using: .utf8))
+        // A source from a newer release whose serial device is at version 9.
+        let original = String(decoding: dump, as: UTF8.self)
+        var text = original
+        text = text.replacingOccurrences(of: #""name": "serial",\s*"version_id": 1"#, with: #""name": "serial", "version_id": 9"#,
+                                         options: .regularExpression)
+            .replacingOccurrences(of: #""Name": "ns16550a",\s*"version_id": 1"#, with: #""Name": "ns16550a", "version_id": 9"#,
+                                  options: .regularExpression)
+        let offer: [String: Any] = [
+            "guest": ["name": "x", "image": "memory-pattern", "memoryMiB": 64, "icount": false],
+            "machineType": "virt-1.0", "release": "9.9", "vmstate": text,
+        ]
+        let verdict = try b.send("POST", "/migrations/incoming/preflight", offer).json()
+        let unknownType = try b.send("POST", "/migrations/incoming/preflight",
+                                     offer.merging(["machineType": "virt-9.9", "vmstate": String(decoding: dump, as: UTF8.self)]) { $1 }).json()
+        #expect(unknownType["go"] as? Bool == false)
+        #expect((unknownType["reasons"] as? [String])?.first?.contains("virt-9.9") == true, "\(unknownType)")
+        let refused = try b.send("POST", "/migrations/incoming", offer.merging(["machineType": "virt-9.9"]) { $1 })
+        #expect(refused.status == 422)
+        #expect(refused.errorCode == "migration_refused")
+        #expect(text != original, "the dump names the serial device as QEMU does")
+        #expect(verdict["go"] as? Bool == false, "a newer device version is refused: \(verdict)")
+        #expect((verdict["reasons"] as? [String])?.contains { $0.contains("serial") || $0.contains("ns16550a") } == true, "\(verdict)")
+    }
+}

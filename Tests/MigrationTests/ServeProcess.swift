@@ -1,0 +1,90 @@
+// Real `emupanel serve` processes on loopback for migration tests: each with its own data
+// directory and token, killed at the end.
+import Foundation
+import HTTPTestSupport
+
+final class ServeProcess {
+    let process = Process()
+    let dataDir: String
+    let token: String
+    private(set) var port: UInt16 = 0
+    private let outPath: String
+
+    static let binary: String = {
+        let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("emupanel").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        return root.appendingPathComponent(".build/debug/emupanel").path
+    }()
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    init(name: String, peers: [(name: String, port: UInt16, token: String)] = []) throws {
+        dataDir = NSTemporaryDirectory() + "emupanel-\(name)-\(UUID().uuidString)"
+        token = "token-\(name)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let config: [String: Any] = [
+            "listen": "127.0.0.1:0", "dataDir": dataDir,
+            "publicDir": Self.root.appendingPathComponent("Public").path,
+            "guestsDir": Self.root.appendingPathComponent("guests").path,
+            "peers": peers.map { ["name": $0.name, "url": "http://127.0.0.1:\($0.port)", "token": $0.token] },
+        ]
+        let configPath = dataDir + "/config.json"
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        outPath = dataDir + "/serve.out"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", configPath, "--log-level", "warning"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["EMUPANEL_TOKEN": token]) { $1 }
+        process.standardOutput = FileHandle(forWritingAtPath: outPath)
+        process.standardError = FileHandle(forWritingAtPath: dataDir + "/serve.err")
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
+            if let range = text.range(of: #"http://127\.0\.0\.1:(\d+)/"#, options: .regularExpression) {
+                let match = text[range].dropFirst("http://127.0.0.1:".count).dropLast()
+                port = UInt16(match) ?? 0
+                return
+            }
+            usleep(20_000)
+        }
+        process.terminate()
+        throw TestHTTPError.timeout
+    }
+
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func get(_ path: String) throws -> [String: Any] {
+        try httpRequest(port: port, "GET", "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"]).json()
+    }
+
+    func send(_ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> RawHTTPConnection.Reply {
+        try httpRequest(port: port, method, "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"],
+                        body: body.map(jsonBody) ?? [])
+    }
+
+    func waitForTask(_ id: String, timeout: Double = 120) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let task = try get("/tasks/\(id)")
+            if let status = task["status"] as? String, ["succeeded", "failed", "cancelled"].contains(status) { return task }
+            usleep(50_000)
+        }
+        throw TestHTTPError.timeout
+    }
+
+    func console(_ id: String, since: Int = 0, wait: Int = 2) throws -> (text: String, next: Int) {
+        let chunk = try get("/guests/\(id)/console?since=\(since)&wait=\(wait)")
+        return (chunk["data"] as? String ?? "", chunk["next"] as? Int ?? since)
+    }
+}
