@@ -77,6 +77,8 @@ extension LiveMachine {
             progress(stats)
 
             if wasRunning {
+                // Pages dirtied since they were last sent; the pass that ends the loop leaves its
+                // set unsent, and the switch-over sends it together with what the last sync finds.
                 var pending = allPages
                 while true {
                     if transfer.isCancelled { throw MigrationCancelled() }
@@ -104,7 +106,8 @@ extension LiveMachine {
                 stats.status = "device"
                 let last = try onCPU { $0.takeDirtyPages() }
                 stats.dirtySyncCount += 1
-                try migration.complete(remainingDirtyPages: last)
+                let remaining = Set(pending).union(last).sorted { ($0.block, $0.index) < ($1.block, $1.index) }
+                try migration.complete(remainingDirtyPages: remaining)
                 stats.downtimeMs = milliseconds(since: pauseStart)
             } else {
                 // Already paused (or never started): everything in one go, no downtime to speak of.

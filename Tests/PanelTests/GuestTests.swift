@@ -112,7 +112,7 @@ struct GuestTests {
 
     @Test func finishedGuestIsStoppedWithAnEvent() throws {
         let panel = try panel()
-        let created = try create(panel, ["name": "bench", "image": "timer", "machineType": "virt-1.0", "memoryMiB": 64])
+        let created = try create(panel, ["name": "paging", "image": "sv39", "machineType": "virt-1.0", "memoryMiB": 64])
         let id = try #require(try created.json()["id"] as? String)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
         let deadline = Date().addingTimeInterval(60)
