@@ -49,3 +49,14 @@ extension GuestManager {
         }
     }
 }
+
+extension GuestManager {
+    /// A first start finds one guest ready to start: U-Boot when Debian's firmware is installed,
+    /// else the memory-pattern test guest.
+    func createDemoGuestIfEmpty() {
+        guard (try? store.all())?.isEmpty == true else { return }
+        let image = images.images.first { $0.id == "uboot" && $0.available } ?? images.images.first { $0.available }
+        guard let image, let type = machines.machineTypes.first(where: { $0.alias != nil }) ?? machines.machineTypes.first else { return }
+        _ = try? create(name: "demo", image: image.id, machineType: type.name, memoryMiB: image.defaultMemoryMiB, icount: false)
+    }
+}

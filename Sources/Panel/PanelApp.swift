@@ -91,6 +91,7 @@ public final class PanelApp: Sendable {
         boundAddress.port.store(server.port, ordering: .relaxed)
         events.publish("host.started", data: ["release": .string(Release.current)])
         guests.resumeManagedSaves()
+        if configuration.demoGuest { guests.createDemoGuestIfEmpty() }
     }
 
     /// Stops serving, then saves every running guest (libvirt's managed save) so the next start

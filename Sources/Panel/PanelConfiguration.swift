@@ -17,6 +17,8 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
     public var peers: [Peer] = []
     /// Idle browser sessions expire after this long.
     public var sessionHours: Double = 12
+    /// On a first start (no guests yet) create a stopped U-Boot guest named "demo" to try things on.
+    public var demoGuest: Bool = false
     /// Versioned machine types older than this are shown as deprecated (QEMU: 3 years).
     public var deprecationYears: Double = 3
     /// Frozen releases' vmstate dumps (`<release>/<machine>.vmstate.json`), read by
@@ -43,6 +45,7 @@ public struct PanelConfiguration: Sendable, Codable, Equatable {
         server = try container.decodeIfPresent(ServerConfiguration.self, forKey: .server) ?? defaults.server
         peers = try container.decodeIfPresent([Peer].self, forKey: .peers) ?? []
         sessionHours = try container.decodeIfPresent(Double.self, forKey: .sessionHours) ?? defaults.sessionHours
+        demoGuest = try container.decodeIfPresent(Bool.self, forKey: .demoGuest) ?? defaults.demoGuest
         deprecationYears = try container.decodeIfPresent(Double.self, forKey: .deprecationYears) ?? defaults.deprecationYears
         fixturesDir = try container.decodeIfPresent(String.self, forKey: .fixturesDir) ?? defaults.fixturesDir
     }

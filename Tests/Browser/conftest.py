@@ -71,8 +71,15 @@ class Panel:
 
 
 @pytest.fixture(scope="session")
-def panel():
-    p = Panel("a")
+def panel_b():
+    p = Panel("b")
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def panel(panel_b):
+    p = Panel("a", {"peers": [{"name": "b", "url": panel_b.url, "token": TOKEN}]})
     yield p
     p.stop()
 
