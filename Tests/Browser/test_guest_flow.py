@@ -79,6 +79,7 @@ def test_create_run_snapshot_restore_migrate(panel, panel_b, browser):
     wait(browser).until(EC.element_to_be_clickable((By.ID, "migrate-start"))).click()
     wait(browser, 120).until(lambda d: [g for g in panel_b.api("/guests")["items"] if g["name"] == "uboot-e2e" and g["state"] == "running"])
     wait(browser, 30).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "migrated"))
+    browser.execute_script("document.getElementById('migrate-progress').scrollIntoView({block: 'center'})")
     screenshot(browser, "guest-migrated")
 
     # Tasks show what happened.
