@@ -65,4 +65,46 @@ import VMState
         }
         #expect(target.deviceStates == before)
     }
+
+    /// Cut points that are hard for a restore: inside the timer's trap handler (MIE cleared, MPIE
+    /// set by the trap), and with the timer interrupt pending but not yet taken.
+    @Test(arguments: ["in-handler", "interrupt-pending"])
+    func streamInsideATrapHandlerOrWithAnInterruptPending(_ situation: String) throws {
+        let fullOut = OutputCollector()
+        let full = try machine("timer.elf", output: fullOut)
+        _ = full.run(maxInstructions: 50_000_000)
+        let total = full.hart.state.retired
+
+        // Find the first instruction count at which the situation holds.
+        let probe = try machine("timer.elf", output: OutputCollector())
+        var cut: UInt64 = 0
+        while cut < total {
+            cut += 1
+            _ = probe.run(maxInstructions: cut)
+            let state = probe.hart.state
+            let found: Bool
+            switch situation {
+            case "in-handler":
+                found = state.priv == .machine && state.mstatus & Hart.mstatusMIE == 0 && state.mstatus & Hart.mstatusMPIE != 0
+                    && state.mcause == (1 << 63 | 7)
+            default:
+                found = (state.mip | probe.hart.scratch.pointee.mipLines) & state.mie & Hart.irqMTI != 0
+            }
+            if found { break }
+        }
+        #expect(cut < total, "the guest reaches \(situation)")
+
+        let splitOut = OutputCollector()
+        let first = try machine("timer.elf", output: splitOut)
+        #expect(first.run(maxInstructions: cut) == .instructionLimit)
+        let sink = MemorySink()
+        _ = try first.machineState(for: virt).saveSnapshot(to: sink)
+        let second = try machine("timer.elf", output: OutputCollector())
+        second.console = SerialConsole { splitOut.append($0) }
+        _ = try second.machineState(for: virt).load(from: MemorySource(sink.bytes))
+        second.stateDidLoad()
+        _ = second.run(maxInstructions: 50_000_000)
+        #expect(splitOut.text == fullOut.text)
+        #expect(second.hart.state == full.hart.state)
+    }
 }
