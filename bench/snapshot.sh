@@ -1,0 +1,221 @@
+#!/bin/sh
+# Snapshot save and restore: emupanel against qemu-system-riscv64 (TCG) and dd, same run.
+# Both run guests/mempattern-forever.elf (dirties one byte of every page of a 16 MiB region,
+# over and over) in a 1 GiB virt guest for the same few seconds, then:
+#   save:    emupanel POST /guests/{id}/snapshots (task wall clock, POST to "succeeded")
+#            QEMU     migrate "exec:cat > FILE" (QMP, polled until completed; bandwidth limit
+#                     lifted to match emupanel's unlimited default, downtime limit left at 300 ms)
+#            dd       the same number of bytes as emupanel's file, from /dev/urandom staged in
+#                     RAM (so no zero tricks and no RNG cost in the timing), conv=fsync
+#   restore: emupanel POST /guests/{id}/snapshots/{name}/restore (task wall clock)
+#            QEMU     a new process with -incoming "exec:cat FILE", spawn until query-status is
+#                     running (includes process start-up, shown separately)
+# All files go to one directory on the same filesystem (bench/out/snapshot).
+# Goals (issue 5): save at least as fast as QEMU and within 2x of dd.
+# Usage: bench/snapshot.sh [ROUNDS]   (default 3; best and worst are shown)
+set -eu
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+RUN_SECONDS=${RUN_SECONDS:-3}
+QEMU=${QEMU:-qemu-system-riscv64}
+OUT=bench/out/snapshot
+rm -rf "$OUT"; mkdir -p "$OUT"
+trap 'rm -rf "$OUT"' EXIT
+
+swift build -c release --product emupanel >/dev/null
+BIN="$(swift build -c release --show-bin-path)/emupanel"
+
+python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" <<'PY'
+import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+BIN, QEMU, ROUNDS, RUN_S, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5])
+ELF = os.path.abspath("guests/mempattern-forever.elf")
+procs = []
+
+def cleanup(*_):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
+
+# ---- emupanel over HTTP ----
+class Panel:
+    def __init__(self, name):
+        self.dir = os.path.join(OUT, name)
+        os.makedirs(self.dir)
+        self.token = "bench-token-" + name + "-0123456789"
+        cfg = {"listen": "127.0.0.1:0", "dataDir": self.dir, "publicDir": os.path.abspath("Public"),
+               "guestsDir": os.path.abspath("guests")}
+        with open(self.dir + "/config.json", "w") as f:
+            json.dump(cfg, f)
+        self.log = open(self.dir + "/serve.out", "w+")
+        self.p = subprocess.Popen([BIN, "serve", "--config", self.dir + "/config.json", "--log-level", "warning"],
+                                  env=dict(os.environ, EMUPANEL_TOKEN=self.token), stdin=subprocess.DEVNULL,
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+        procs.append(self.p)
+        for _ in range(300):
+            text = open(self.dir + "/serve.out").read()
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", text)
+            if m:
+                self.port = int(m.group(1)); return
+            time.sleep(0.02)
+        raise SystemExit("emupanel did not start:\n" + open(self.dir + "/serve.out").read())
+
+    def req(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method,
+                                   headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=120) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
+
+    def task(self, started):  # -> (task, perf_counter at its final status); keeps the last stats seen
+        tid = started["task"]["id"]
+        while True:
+            t = self.req("GET", f"/tasks/{tid}")
+            if isinstance(t.get("detail"), dict) and "total-time" in t["detail"]:
+                self.stats = t["detail"]
+            if t["status"] in ("succeeded", "failed", "cancelled"):
+                return t, time.perf_counter()
+            time.sleep(0.005)
+
+    def console(self, gid):
+        return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
+
+# ---- QEMU over QMP ----
+class QMP:
+    def __init__(self, sock_path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX); self.s.connect(sock_path); break
+            except OSError:
+                self.s.close()
+                if time.time() > deadline: raise
+                time.sleep(0.005)
+        self.f = self.s.makefile("rwb")
+        self.f.readline()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n"); self.f.flush()
+        while True:
+            msg = json.loads(self.f.readline())
+            if "return" in msg: return msg["return"]
+            if "error" in msg: raise SystemExit(f"QMP {name}: {msg['error']}")
+
+def qemu(tag, *extra):
+    sock = os.path.join(OUT, f"qmp-{tag}.sock")
+    serial = open(os.path.join(OUT, f"serial-{tag}.txt"), "wb")
+    p = subprocess.Popen([QEMU, "-M", "virt", "-m", "1024", "-bios", "none", "-kernel", ELF, "-display", "none",
+                          "-serial", "stdio", "-monitor", "none", "-qmp", f"unix:{sock},server=on,wait=off", *extra],
+                         stdin=subprocess.DEVNULL, stdout=serial, stderr=subprocess.STDOUT)
+    procs.append(p)
+    return p, sock
+
+def stop(p):
+    p.kill(); p.wait()
+
+def fsize(path): return os.path.getsize(path)
+
+rows = {k: [] for k in ("ours_save", "ours_pause", "ours_size", "ours_restore", "q_save", "q_down", "q_size",
+                        "q_restore", "q_start", "dd", "ours_passes")}
+panel = Panel("panel")
+g = panel.req("POST", "/guests", {"name": "bench", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 1024})
+gid = g["id"]
+panel.req("POST", f"/guests/{gid}/start")
+time.sleep(RUN_S)
+assert "pass " in panel.console(gid), "guest made no progress: " + panel.console(gid)
+
+for rnd in range(1, ROUNDS + 1):
+    # emupanel save, with the guest running (and dirtying) as it has for RUN_S seconds
+    t0 = time.perf_counter()
+    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots", {"name": f"s{rnd}"}))
+    if task["status"] != "succeeded": raise SystemExit(f"snapshot: {task}")
+    d = task["detail"]
+    rows["ours_save"].append(t1 - t0); rows["ours_pause"].append(d["pauseMs"]); rows["ours_size"].append(d["sizeBytes"])
+    st = getattr(panel, "stats", {})
+    rows["ours_passes"].append(f'{st.get("ram", {}).get("dirty-sync-count", "?")} syncs, stream {st.get("total-time", "?")} ms')
+    time.sleep(0.5)
+    # emupanel restore
+    t0 = time.perf_counter()
+    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots/s{rnd}/restore"))
+    if task["status"] != "succeeded": raise SystemExit(f"restore: {task}")
+    rows["ours_restore"].append(t1 - t0)
+    time.sleep(RUN_S)   # it runs on from the snapshot and dirties again before the next round
+    if "holds" in panel.console(gid): raise SystemExit("memory-pattern check failed after restore:\n" + panel.console(gid))
+
+    # QEMU save: same guest, same run time, to a file on the same filesystem
+    qfile = os.path.join(OUT, "qemu.mig")
+    p, sock = qemu(f"src{rnd}")
+    q = QMP(sock)
+    time.sleep(RUN_S)
+    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40, "downtime-limit": 300})
+    t0 = time.perf_counter()
+    q.cmd("migrate", uri=f"exec:cat > {qfile}")
+    while True:
+        m = q.cmd("query-migrate")
+        if m.get("status") in ("completed", "failed", "cancelled"): break
+        time.sleep(0.005)
+    if m["status"] != "completed": raise SystemExit(f"qemu migrate: {m}")
+    os.system(f"sync {qfile} 2>/dev/null || sync")   # QEMU does not fsync; charge it the flush
+    t2 = time.perf_counter()
+    rows["q_save"].append(t2 - t0); rows["q_down"].append(m.get("downtime", 0)); rows["q_size"].append(fsize(qfile))
+    stop(p)
+    # QEMU start-up alone (spawn to QMP answering), to put restore in context
+    t0 = time.perf_counter()
+    p, sock = qemu(f"bare{rnd}", "-S")
+    QMP(sock).cmd("query-status")
+    rows["q_start"].append(time.perf_counter() - t0)
+    stop(p)
+    # QEMU restore: -incoming exec, spawn to running
+    t0 = time.perf_counter()
+    p, sock = qemu(f"dst{rnd}", "-incoming", f"exec:cat {qfile}")
+    q = QMP(sock, timeout=120)
+    while q.cmd("query-status")["status"] != "running":
+        time.sleep(0.005)
+    rows["q_restore"].append(time.perf_counter() - t0)
+    stop(p)
+    os.unlink(qfile)
+
+    # dd: the bytes of emupanel's file, random, staged in RAM, fsync'd to the same filesystem
+    n = rows["ours_size"][-1]
+    src = "/dev/shm/emupanel-bench-dd.src"
+    subprocess.run(["dd", "if=/dev/urandom", f"of={src}", "bs=1M", f"count={(n + (1 << 20) - 1) >> 20}",
+                    "iflag=fullblock", "status=none"], check=True)
+    dst = os.path.join(OUT, "dd.out")
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fsync", "status=none"], check=True)
+    rows["dd"].append(time.perf_counter() - t0)
+    os.unlink(src); os.unlink(dst)
+    print(f"round {rnd}: emupanel save {rows['ours_save'][-1]:.3f} s ({rows['ours_passes'][-1]}, pause {rows['ours_pause'][-1]} ms, "
+          f"{rows['ours_size'][-1] / 2**20:.1f} MiB), restore {rows['ours_restore'][-1]:.3f} s | "
+          f"qemu save {rows['q_save'][-1]:.3f} s (downtime {rows['q_down'][-1]} ms, {rows['q_size'][-1] / 2**20:.1f} MiB), "
+          f"restore {rows['q_restore'][-1]:.3f} s | dd {rows['dd'][-1]:.3f} s", flush=True)
+
+cleanup()
+if "holds" in open(os.path.join(OUT, "panel/serve.out")).read(): print("note: the panel log mentions a failed check")
+for f in os.listdir(OUT):
+    if f.startswith("serial-") and b"holds" in open(os.path.join(OUT, f), "rb").read():
+        print(f"note: QEMU guest check failed in {f}")
+
+def rng(k, fmt="{:.3f}"):
+    v = rows[k]; lo, hi = min(v), max(v)
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+mib = lambda k: "-".join(dict.fromkeys(f"{x / 2**20:.1f}" for x in (min(rows[k]), max(rows[k]))))
+best = lambda k: min(rows[k])
+print()
+print(f"1 GiB virt guest, mempattern-forever.elf running {RUN_S:g} s; {ROUNDS} rounds, min-max")
+print(f"{'':10} {'save s':>13} {'pause/downtime ms':>18} {'restore s':>13} {'file MiB':>10}")
+print(f"{'emupanel':10} {rng('ours_save'):>13} {rng('ours_pause', '{:.0f}'):>18} {rng('ours_restore'):>13} {mib('ours_size'):>10}")
+print(f"{'qemu 7.2':10} {rng('q_save'):>13} {rng('q_down', '{:.0f}'):>18} {rng('q_restore'):>13} {mib('q_size'):>10}")
+print(f"{'dd':10} {rng('dd'):>13} {'':>18} {'':>13} {mib('ours_size'):>10}")
+print(f"qemu restore is spawn to running and includes start-up; start-up alone (spawn to QMP answering, -S): {rng('q_start')} s")
+print("emupanel save = POST to task succeeded (pre-copy passes, pause, SHA-256, fsync, rename);"
+      " qemu save = migrate to completed + sync of the file")
+print(f"best-of ratios: save emupanel/qemu {best('ours_save') / best('q_save'):.2f} (goal <= 1), "
+      f"emupanel/dd {best('ours_save') / best('dd'):.2f} (goal <= 2), "
+      f"restore emupanel/qemu {best('ours_restore') / best('q_restore'):.2f}")
+PY
