@@ -47,6 +47,14 @@ extension UnsafeRawBufferPointer {
     func isAllZero() -> Bool {
         var i = 0
         let n = count
+        // 64 bytes a step, OR-ed together: one branch per cache line, and the compiler vectorises it.
+        // Most of a guest's RAM is zero at first, so this scan is most of a first pre-copy pass.
+        while i + 64 <= n {
+            var acc: UInt64 = 0
+            for k in stride(from: 0, to: 64, by: 8) { acc |= loadUnaligned(fromByteOffset: i + k, as: UInt64.self) }
+            if acc != 0 { return false }
+            i += 64
+        }
         while i + 8 <= n {
             if loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
             i += 8
