@@ -9,6 +9,8 @@ public final class HTTPServer: Sendable {
     public let configuration: ServerConfiguration
     let router: Router
     let logger: Logger
+    /// Whether each request is logged, decided once: asking the log handler costs a dynamic call per request.
+    let logsRequests: Bool
 
     private struct Running {
         var daemon: Daemon
@@ -27,6 +29,7 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.router = router
         self.logger = logger
+        logsRequests = logger.logLevel <= .debug
     }
 
     /// Every registered route, for the OpenAPI document and its test.

@@ -1,6 +1,7 @@
 // The only file that talks to libmicrohttpd. Contexts cross the C boundary as
-// `Unmanaged` pointers: the server unretained (it outlives its daemon), each
-// request's context retained until libmicrohttpd reports the request completed.
+// `Unmanaged` pointers: the server unretained (it outlives its daemon), a request's
+// context (made only when the request needs one) retained until libmicrohttpd
+// reports the request completed.
 import CMicroHTTPD
 import Foundation
 import Synchronization
@@ -86,6 +87,20 @@ final class RequestContext: @unchecked Sendable { // body fields are touched onl
     private let parking = Mutex(Parking())
     var stream: EventStream?
 
+    /// A new context owned by libmicrohttpd's `*con_cls` slot until `requestCompleted`.
+    @discardableResult
+    static func make(in slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> RequestContext {
+        let context = RequestContext()
+        slot.pointee = Unmanaged.passRetained(context).toOpaque()
+        return context
+    }
+
+    /// The slot's context, if this request has one yet.
+    static func existing(in slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> RequestContext? {
+        guard let pointer = slot.pointee, pointer != headersSeen else { return nil }
+        return Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
     /// Park this request until `complete(with:)`.
     func park(on connection: OpaquePointer, server: HTTPServer) {
         let handle = ConnectionHandle(pointer: connection)
@@ -126,23 +141,46 @@ final class RequestContext: @unchecked Sendable { // body fields are touched onl
 
 // MARK: - Callbacks
 
+/// `*con_cls` of a request that has needed no state of its own so far: headers seen, no body,
+/// nothing parked. Most requests are answered on the next call and never allocate a context;
+/// one is made on demand (body bytes, a deferred or streamed response, 413). Only compared, never
+/// dereferenced; address 1 can be no object's, so it never collides with a context.
+private var headersSeen: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 1)! }
+
 private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, uploadData, uploadSize, contextSlot in
     guard let cls, let connection, let contextSlot, let uploadSize else { return MHD_Result.NO }
-    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    // The server outlives its daemon; borrowing it skips a retain and release per call on a
+    // counter that both daemon threads would otherwise contend for.
+    return Unmanaged<HTTPServer>.fromOpaque(cls)._withUnsafeGuaranteedRef { server in
+        handle(connection: connection, url: url, method: method, uploadData: uploadData,
+               uploadSize: uploadSize, slot: contextSlot, server: server)
+    }
+}
 
+private func handle(connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?,
+                    uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
+                    slot contextSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
     guard let existing = contextSlot.pointee else {
         // First call: headers only. Answering now would make MHD 0.9.75 close the connection
         // after the response, so only refuse bodies announced too large here.
-        let context = RequestContext()
-        contextSlot.pointee = Unmanaged.passRetained(context).toOpaque()
         if let length = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Content-Length"),
            let size = Int(String(cString: length)), size > server.configuration.maxBodyBytes {
+            let context = RequestContext.make(in: contextSlot)
             context.answered = true
-            return queue(tooLarge(server), on: connection, context: context, server: server)
+            return queue(tooLarge(server), on: connection, slot: contextSlot, server: server)
         }
+        contextSlot.pointee = headersSeen
         return MHD_Result.YES
     }
-    let context = Unmanaged<RequestContext>.fromOpaque(existing).takeUnretainedValue()
+
+    if existing == headersSeen {
+        if uploadSize.pointee == 0 {
+            // The whole request is in: no body arrived, so no context was needed.
+            return answer(connection: connection, method: method, url: url, body: [], slot: contextSlot, server: server)
+        }
+        RequestContext.make(in: contextSlot)
+    }
+    let context = Unmanaged<RequestContext>.fromOpaque(contextSlot.pointee!).takeUnretainedValue()
 
     if uploadSize.pointee > 0 {
         let count = uploadSize.pointee
@@ -163,37 +201,45 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     }
     if context.tooLarge {
         context.tooLarge = false
-        return queue(tooLarge(server), on: connection, context: context, server: server)
+        return queue(tooLarge(server), on: connection, slot: contextSlot, server: server)
     }
     if let ready = context.takeReady() {
         server.parked.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(context)) }
-        return queue(ready, on: connection, context: context, server: server)
+        return queue(ready, on: connection, slot: contextSlot, server: server)
     }
     if context.answered { return MHD_Result.YES }
-
-    guard let method = method.flatMap({ HTTPMethod(rawValue: String(cString: $0)) }) else {
-        context.answered = true
-        return queue(HTTPError(.methodNotAllowed, code: "method_not_allowed", message: "unsupported HTTP method").response,
-                     on: connection, context: context, server: server)
-    }
-    let request = buildRequest(connection: connection, method: method,
-                               path: url.map { String(cString: $0) } ?? "/", body: context.body)
+    context.answered = true
+    let body = context.body
     context.body = []
+    return answer(connection: connection, method: method, url: url, body: body, slot: contextSlot, server: server)
+}
+
+/// Routes a complete request and queues (or parks) its response.
+private func answer(connection: OpaquePointer, method: UnsafePointer<CChar>?, url: UnsafePointer<CChar>?,
+                    body: [UInt8], slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
+    guard let method = method.flatMap(HTTPMethod.init(cString:)) else {
+        return queue(HTTPError(.methodNotAllowed, code: "method_not_allowed", message: "unsupported HTTP method").response,
+                     on: connection, slot: slot, server: server)
+    }
     if server.stopping.load(ordering: .relaxed) {
         return queue(HTTPError(.serviceUnavailable, code: "shutting_down", message: "the server is stopping").response,
-                     on: connection, context: context, server: server)
+                     on: connection, slot: slot, server: server)
     }
+    let request = buildRequest(connection: connection, method: method,
+                               path: url.map { String(cString: $0) } ?? "/", body: body)
+    let path = server.logsRequests ? request.path : ""
     let response = server.router.respond(to: request)
-    if server.logger.logLevel <= .debug {
-        server.logger.debug("\(method.rawValue) \(request.path) \(response.status.rawValue)")
+    if server.logsRequests {
+        server.logger.debug("\(method.rawValue) \(path) \(response.status.rawValue)")
     }
-    return queue(response, on: connection, context: context, server: server)
+    return queue(response, on: connection, slot: slot, server: server)
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { _, _, contextSlot, _ in
     guard let contextSlot, let pointer = contextSlot.pointee else { return }
-    let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeRetainedValue()
     contextSlot.pointee = nil
+    if pointer == headersSeen { return }
+    let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeRetainedValue()
     context.finish()
     context.stream?.detach()
     context.stream = nil
@@ -205,8 +251,9 @@ private func tooLarge(_ server: HTTPServer) -> Response {
 }
 
 /// Hands a response to libmicrohttpd, or parks the connection for a deferred one.
-private func queue(_ response: Response, on connection: OpaquePointer, context: RequestContext, server: HTTPServer) -> MHD_Result {
-    context.answered = true
+/// Only deferred and streamed responses need a context; the slot gets one if it has none.
+private func queue(_ response: Response, on connection: OpaquePointer,
+                   slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
     let mhdResponse: OpaquePointer?
     switch response.body {
     case .bytes(let bytes):
@@ -218,6 +265,8 @@ private func queue(_ response: Response, on connection: OpaquePointer, context: 
         // libmicrohttpd closes the descriptor when the response is destroyed.
         mhdResponse = MHD_create_response_from_fd64(file.size, file.descriptor)
     case .deferred(let deferred):
+        let context = RequestContext.existing(in: slot) ?? RequestContext.make(in: slot)
+        context.answered = true
         context.park(on: connection, server: server)
         deferred.onComplete { [context] in context.complete(with: $0) }
         return MHD_Result.YES
@@ -225,6 +274,8 @@ private func queue(_ response: Response, on connection: OpaquePointer, context: 
         let retained = Unmanaged.passRetained(stream).toOpaque()
         mhdResponse = MHD_create_response_from_callback(UInt64.max, 16 << 10, streamReader, retained, streamRelease)
         if mhdResponse != nil {
+            let context = RequestContext.existing(in: slot) ?? RequestContext.make(in: slot)
+            context.answered = true
             stream.attach(ConnectionHandle(pointer: connection))
             context.stream = stream
             server.register(stream: stream)
@@ -258,8 +309,8 @@ private let streamRelease: MHD_ContentReaderFreeCallback = { cls in
 
 // MARK: - Reading the request
 
-/// Collects header, cookie and query values through libmicrohttpd's iterator.
-private final class ValueCollector {
+/// Header, cookie and query values gathered by libmicrohttpd's iterator, on the caller's stack.
+private struct RequestValues {
     var headers = HTTPHeaders()
     var cookies: [String: String] = [:]
     var query: [String: String] = [:]
@@ -267,26 +318,41 @@ private final class ValueCollector {
 
 private let collectValue: MHD_KeyValueIterator = { cls, kind, key, value in
     guard let cls, let key else { return MHD_Result.YES }
-    let collector = Unmanaged<ValueCollector>.fromOpaque(cls).takeUnretainedValue()
+    let values = cls.assumingMemoryBound(to: RequestValues.self)
     let name = String(cString: key)
     let text = value.map { String(cString: $0) } ?? ""
     switch kind {
-    case MHD_ValueKind.HEADER_KIND: collector.headers.add(name, text)
-    case MHD_ValueKind.COOKIE_KIND: collector.cookies[name] = text
-    case MHD_ValueKind.GET_ARGUMENT_KIND: collector.query[name] = text
+    case MHD_ValueKind.HEADER_KIND: values.pointee.headers.add(name, text)
+    case MHD_ValueKind.COOKIE_KIND: values.pointee.cookies[name] = text
+    case MHD_ValueKind.GET_ARGUMENT_KIND: values.pointee.query[name] = text
     default: break
     }
     return MHD_Result.YES
 }
 
 private func buildRequest(connection: OpaquePointer, method: HTTPMethod, path: String, body: [UInt8]) -> Request {
-    let collector = ValueCollector()
-    let cls = Unmanaged.passUnretained(collector).toOpaque()
+    var values = RequestValues()
     // One pass over headers, cookies and query arguments: the C API takes a bit mask of kinds.
     let kinds = MHD_ValueKind.HEADER_KIND.rawValue | MHD_ValueKind.COOKIE_KIND.rawValue | MHD_ValueKind.GET_ARGUMENT_KIND.rawValue
-    _ = MHD_get_connection_values(connection, unsafeBitCast(kinds, to: MHD_ValueKind.self), collectValue, cls)
-    return withExtendedLifetime(collector) {
-        Request(method: method, path: path, query: collector.query, headers: collector.headers,
-                cookies: collector.cookies, body: body)
+    withUnsafeMutablePointer(to: &values) { pointer in
+        _ = MHD_get_connection_values(connection, unsafeBitCast(kinds, to: MHD_ValueKind.self), collectValue, pointer)
+    }
+    return Request(method: method, path: path, query: values.query, headers: values.headers,
+                   cookies: values.cookies, body: body)
+}
+
+extension HTTPMethod {
+    /// The method token libmicrohttpd hands over, matched without building a `String`.
+    init?(cString: UnsafePointer<CChar>) {
+        switch (cString[0], cString[1]) {
+        case (0x47, _) where strcmp(cString, "GET") == 0: self = .GET
+        case (0x50, 0x4F) where strcmp(cString, "POST") == 0: self = .POST
+        case (0x50, 0x55) where strcmp(cString, "PUT") == 0: self = .PUT
+        case (0x50, 0x41) where strcmp(cString, "PATCH") == 0: self = .PATCH
+        case (0x48, _) where strcmp(cString, "HEAD") == 0: self = .HEAD
+        case (0x44, _) where strcmp(cString, "DELETE") == 0: self = .DELETE
+        case (0x4F, _) where strcmp(cString, "OPTIONS") == 0: self = .OPTIONS
+        default: return nil
+        }
     }
 }

@@ -13,14 +13,33 @@ public struct HTTPHeaders: Sendable, Sequence {
     public init(_ pairs: [(String, String)]) { storage = pairs.map { (name: $0.0, value: $0.1) } }
 
     public subscript(name: String) -> String? {
-        storage.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        storage.first { Self.sameName($0.name, name) }?.value
     }
 
     public mutating func add(_ name: String, _ value: String) { storage.append((name, value)) }
 
     public mutating func set(_ name: String, _ value: String) {
-        storage.removeAll { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+        storage.removeAll { Self.sameName($0.name, name) }
         storage.append((name, value))
+    }
+
+    /// Field names are ASCII tokens (RFC 9110 §5.1) compared case-insensitively; anything else
+    /// falls back to Foundation's comparison.
+    private static func sameName(_ a: String, _ b: String) -> Bool {
+        var left = a.utf8.makeIterator()
+        var right = b.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case let (x?, y?):
+                if x == y { continue }
+                if x >= 0x80 || y >= 0x80 { return a.caseInsensitiveCompare(b) == .orderedSame }
+                if x | 0x20 != y | 0x20 || !(0x61...0x7A).contains(x | 0x20) { return false }
+            default:
+                return a.utf8.contains { $0 >= 0x80 } || b.utf8.contains { $0 >= 0x80 }
+                    ? a.caseInsensitiveCompare(b) == .orderedSame : false
+            }
+        }
     }
 
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { storage.makeIterator() }

@@ -36,9 +36,12 @@ public struct Response: Sendable {
         return json(bytes: Array(data), status: status)
     }
 
+    /// Shared by every JSON response: copying it is a retain, building it an allocation.
+    private static let jsonHeaders = HTTPHeaders([("Content-Type", "application/json")])
+
     /// Prebuilt JSON bytes, for hot paths that answer the same thing often.
     public static func json(bytes: [UInt8], status: HTTPStatus = .ok) -> Response {
-        Response(status: status, headers: HTTPHeaders([("Content-Type", "application/json")]), body: .bytes(bytes))
+        Response(status: status, headers: jsonHeaders, body: .bytes(bytes))
     }
 
     public static func text(_ text: String, status: HTTPStatus = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A request handler: plain synchronous code that returns a response or throws an `HTTPError`.
 /// Work that must wait answers `.deferred` or `.stream` instead of blocking.
 public typealias Handler = @Sendable (Request) throws -> Response
@@ -97,15 +99,82 @@ public struct Router: Sendable {
         var handler: Handler
     }
 
-    private final class Node: Sendable {
-        let literals: [Substring: Node]
-        let parameter: (name: String, node: Node)?
-        let methods: [HTTPMethod: Route]
+    /// The segment trie, frozen into flat tables of plain values indexed by node number (root 0).
+    /// Both of libmicrohttpd's threads walk it on every request: plain values need no reference
+    /// counting, so the walk touches no shared counters.
+    private struct Trie: Sendable {
+        struct Node {
+            /// `edges[firstEdge ..< firstEdge + edgeCount]`, scanned in order: fan-out is small, and
+            /// comparing a few bytes beats hashing a `Substring` (and matches bytes, not canonical equivalence).
+            var firstEdge: Int
+            var edgeCount: Int
+            /// The `{name}` child, or -1; its name is `parameterNames[node]`.
+            var parameterChild: Int
+            /// Whether any method is routed here (else the path is only a prefix of routes).
+            var isRoute: Bool
+        }
+        struct Edge {
+            /// `names[nameStart ..< nameStart + nameCount]`
+            var nameStart: Int
+            var nameCount: Int
+            var child: Int
+        }
 
-        init(literals: [Substring: Node], parameter: (name: String, node: Node)?, methods: [HTTPMethod: Route]) {
-            self.literals = literals
-            self.parameter = parameter
-            self.methods = methods
+        var nodes: [Node] = []
+        var edges: [Edge] = []
+        var names: [UInt8] = []
+        var parameterNames: [String] = []
+        /// `routes[node * methodCount + method.slot]`
+        var routes: [Route?] = []
+        static let methodCount = HTTPMethod.allCases.count
+
+        init(_ root: Draft) {
+            var queue = [root]
+            // Breadth first, so a node's children get consecutive numbers: edges stay contiguous.
+            var next = 0
+            var number: [ObjectIdentifier: Int] = [ObjectIdentifier(root): 0]
+            func numbered(_ draft: Draft) -> Int {
+                if let known = number[ObjectIdentifier(draft)] { return known }
+                number[ObjectIdentifier(draft)] = queue.count
+                queue.append(draft)
+                return queue.count - 1
+            }
+            while next < queue.count {
+                let draft = queue[next]
+                next += 1
+                let firstEdge = edges.count
+                for (segment, child) in draft.literals.sorted(by: { $0.key < $1.key }) {
+                    let bytes = Array(segment.utf8)
+                    edges.append(Edge(nameStart: names.count, nameCount: bytes.count, child: numbered(child)))
+                    names += bytes
+                }
+                nodes.append(Node(firstEdge: firstEdge, edgeCount: edges.count - firstEdge,
+                                  parameterChild: draft.parameter.map { numbered($0.node) } ?? -1,
+                                  isRoute: !draft.methods.isEmpty))
+                parameterNames.append(draft.parameter?.name ?? "")
+                for method in HTTPMethod.allCases { routes.append(draft.methods[method]) }
+            }
+        }
+
+        func child(of node: Int, _ segment: UnsafeBufferPointer<UInt8>) -> Int? {
+            let entry = nodes[node]
+            for index in entry.firstEdge ..< entry.firstEdge + entry.edgeCount {
+                let edge = edges[index]
+                guard edge.nameCount == segment.count else { continue }
+                let same = names.withUnsafeBufferPointer {
+                    memcmp($0.baseAddress! + edge.nameStart, segment.baseAddress!, segment.count) == 0
+                }
+                if same { return edge.child }
+            }
+            return nil
+        }
+
+        func hasRoute(_ node: Int, _ method: HTTPMethod) -> Bool {
+            routes[node * Self.methodCount + method.slot] != nil
+        }
+
+        func route(_ node: Int, _ method: HTTPMethod) -> Route? {
+            routes[node * Self.methodCount + method.slot]
         }
     }
 
@@ -114,15 +183,9 @@ public struct Router: Sendable {
         var literals: [Substring: Draft] = [:]
         var parameter: (name: String, node: Draft)?
         var methods: [HTTPMethod: Route] = [:]
-
-        func freeze() -> Node {
-            Node(literals: literals.mapValues { $0.freeze() },
-                 parameter: parameter.map { ($0.name, $0.node.freeze()) },
-                 methods: methods)
-        }
     }
 
-    private let root: Node
+    private let trie: Trie
     private let fallback: Handler?
     private let apiPrefix: String
     public let routes: [RouteInfo]
@@ -152,7 +215,7 @@ public struct Router: Sendable {
             }
             node.methods[route.info.method] = route
         }
-        root = draft.freeze()
+        trie = Trie(draft)
         self.fallback = fallback
         self.apiPrefix = apiPrefix
         routes = entries.map(\.info)
@@ -170,33 +233,20 @@ public struct Router: Sendable {
     }
 
     private func dispatch(_ request: Request) throws -> Response {
-        var parameters: [String: String] = [:]
-        var node = root
-        var matched = true
-        var rest = request.path[...]
-        while matched, !rest.isEmpty {
-            // Walk segments without building an array: this runs on every request.
-            let end = rest.firstIndex(of: "/") ?? rest.endIndex
-            let segment = rest[..<end]
-            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
-            if segment.isEmpty { continue }
-            if let child = node.literals[segment] {
-                node = child
-            } else if let parameter = node.parameter {
-                parameters[parameter.name] = String(segment)
-                node = parameter.node
-            } else {
-                matched = false
-            }
-        }
-        if matched, !node.methods.isEmpty {
-            let method: HTTPMethod = request.method == .HEAD && node.methods[.HEAD] == nil ? .GET : request.method
-            guard let route = node.methods[method] else {
-                var allowed = node.methods.keys.map(\.rawValue).sorted()
-                if node.methods[.GET] != nil, node.methods[.HEAD] == nil { allowed.append("HEAD"); allowed.sort() }
+        var path = request.path
+        path.makeContiguousUTF8()
+        let found = path.utf8.withContiguousStorageIfAvailable { match($0) } ?? nil
+        if let (node, parameters) = found, trie.nodes[node].isRoute {
+            let method: HTTPMethod = request.method == .HEAD && !trie.hasRoute(node, .HEAD) ? .GET : request.method
+            guard let route = trie.route(node, method) else {
+                var allowed = HTTPMethod.allCases.filter { trie.hasRoute(node, $0) }.map(\.rawValue).sorted()
+                if trie.hasRoute(node, .GET), !trie.hasRoute(node, .HEAD) { allowed.append("HEAD"); allowed.sort() }
                 throw HTTPError(.methodNotAllowed, code: "method_not_allowed",
                                 message: "\(request.method.rawValue) is not allowed on \(request.path)",
                                 headers: [("Allow", allowed.joined(separator: ", "))])
+            }
+            if parameters.isEmpty {
+                return try Self.run(route.middleware[...], route.handler, request)
             }
             var request = request
             request.parameters = parameters
@@ -208,9 +258,47 @@ public struct Router: Sendable {
         throw HTTPError(.notFound, code: "not_found", message: "no route for \(request.path)")
     }
 
+    /// Walks the path's segments over its UTF-8 bytes: this runs on every request.
+    private func match(_ path: UnsafeBufferPointer<UInt8>) -> (node: Int, parameters: [String: String])? {
+        var parameters: [String: String] = [:]
+        var node = 0
+        var start = 0
+        while start < path.count {
+            var end = start
+            while end < path.count, path[end] != UInt8(ascii: "/") { end += 1 }
+            defer { start = end + 1 }
+            if end == start { continue }
+            let segment = UnsafeBufferPointer(rebasing: path[start..<end])
+            if let child = trie.child(of: node, segment) {
+                node = child
+            } else if case let child = trie.nodes[node].parameterChild, child >= 0 {
+                parameters[trie.parameterNames[node]] = String(decoding: segment, as: UTF8.self)
+                node = child
+            } else {
+                return nil
+            }
+        }
+        return (node, parameters)
+    }
+
     private static func run(_ middleware: ArraySlice<any Middleware>, _ handler: Handler, _ request: Request) throws -> Response {
         guard let first = middleware.first else { return try handler(request) }
         return try first.handle(request) { try run(middleware.dropFirst(), handler, $0) }
     }
 }
 
+
+extension HTTPMethod {
+    /// Position in `allCases`, for per-node route tables.
+    var slot: Int {
+        switch self {
+        case .GET: 0
+        case .HEAD: 1
+        case .POST: 2
+        case .PUT: 3
+        case .PATCH: 4
+        case .DELETE: 5
+        case .OPTIONS: 6
+        }
+    }
+}

@@ -129,4 +129,38 @@ struct RoutingTests {
         let server = HTTPServer(configuration: configuration, router: RouterBuilder().build())
         #expect(throws: ServerError.self) { try server.start() }
     }
+
+    /// The trie is walked over UTF-8 bytes: literals win over parameters, empty segments are
+    /// skipped, a prefix of a route is no route, and matching is bytewise (no Unicode folding).
+    @Test func routerMatchesSegmentsBytewise() throws {
+        let builder = RouterBuilder()
+        let api = builder.group("/api/v1")
+        api.get("/items/{id}", summary: "item") { .text("item \(try $0.parameter("id"))") }
+        api.get("/items/new", summary: "new") { _ in .text("new") }
+        api.get("/caf\u{E9}", summary: "accent") { _ in .text("accent") }
+        let router = builder.build()
+        func body(_ path: String, _ method: HTTPMethod = .GET) -> String {
+            guard case .bytes(let bytes) = router.respond(to: Request(method: method, path: path)).body else { return "" }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        #expect(body("/api/v1/items/new") == "new")
+        #expect(body("/api/v1/items/n\u{E9}w") == "item n\u{E9}w")
+        #expect(body("//api/v1//items/7/") == "item 7")
+        #expect(body("/api/v1/caf\u{E9}") == "accent")
+        #expect(router.respond(to: Request(method: .GET, path: "/api/v1/cafe\u{301}")).status == .notFound)
+        #expect(router.respond(to: Request(method: .GET, path: "/api/v1/items")).status == .notFound)
+        #expect(router.respond(to: Request(method: .POST, path: "/api/v1/items/new")).status == .methodNotAllowed)
+    }
+
+    @Test func headerNamesCompareCaseInsensitively() {
+        var headers = HTTPHeaders([("Content-Type", "text/plain"), ("X-CSRF-Token", "abc")])
+        #expect(headers["content-type"] == "text/plain")
+        #expect(headers["X-Csrf-Token"] == "abc")
+        #expect(headers["Content-Typ"] == nil)
+        #expect(headers["Content-Type-X"] == nil)
+        #expect(headers["Content_Type"] == nil)
+        headers.set("CONTENT-TYPE", "application/json")
+        #expect(headers["content-type"] == "application/json")
+        #expect(Array(headers).count == 2)
+    }
 }
