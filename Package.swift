@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
-        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState"]),
+        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
         .testTarget(name: "VMStateTests", dependencies: [
