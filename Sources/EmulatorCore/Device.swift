@@ -20,7 +20,8 @@ public enum DeviceMigration<State>: Sendable {
     case unmigratable(reason: String)
 }
 
-public protocol Device: AnyObject {
+// SendableMetatype: machine types (Sendable) keep the device type to build and ask it later.
+public protocol Device: AnyObject, SendableMetatype {
     associatedtype State = NoState
     /// QEMU's type name, which compat properties name as their `driver` ("ns16550a").
     static var driver: String { get }
@@ -29,10 +30,16 @@ public protocol Device: AnyObject {
     static var properties: [PropertyDefinition] { get }
     /// The guest-visible state, read when saving and replaced when a load commits.
     var state: State { get set }
+    /// Subsections that can never be `needed` with these property values because the feature
+    /// whose state they carry is switched off (by a machine version's compat properties). The
+    /// machine type's dump leaves them out, so an old machine version's dump stays exactly
+    /// what its release froze.
+    static func subsectionsSwitchedOff(by properties: DeviceProperties) -> Set<String>
 }
 
 extension Device {
     public static var properties: [PropertyDefinition] { [] }
+    public static func subsectionsSwitchedOff(by properties: DeviceProperties) -> Set<String> { [] }
 }
 
 extension Device where State == NoState {

@@ -6,6 +6,8 @@ import VMState
 public struct DeviceSpec: Sendable {
     /// Unique on the board ("uart0"); also the device tree node's label.
     public let id: String
+    /// The device's type, so a board can build it and ask it about its subsections.
+    public let deviceType: any Device.Type
     public let driver: String
     public let migration: MigrationDeclaration
     public let propertyDefinitions: [PropertyDefinition]
@@ -17,6 +19,7 @@ public struct DeviceSpec: Sendable {
 
     public init<D: Device>(_ type: D.Type, id: String, properties: [String: String] = [:]) {
         self.id = id
+        deviceType = type
         driver = D.driver
         migration = D.erasedMigration
         propertyDefinitions = D.properties

@@ -165,7 +165,10 @@ public struct MachineType: Sendable {
     /// The machine's state descriptions as `vmstate dump` writes them (QEMU -dump-vmstate).
     public func vmstateDump() -> String {
         VMStateDump.render(machineType: name, devices: devices.compactMap { spec in
-            spec.vmstate.map { VMStateDump.Device(name: spec.driver, description: $0) }
+            // A subsection whose feature this machine's compat properties switch off never
+            // travels on it; leaving it out keeps an old version's dump as its release froze it.
+            let switchedOff = (try? properties(of: spec.id)).map { spec.deviceType.subsectionsSwitchedOff(by: $0) } ?? []
+            return spec.vmstate.map { VMStateDump.Device(name: spec.driver, description: $0, omittedSubsections: switchedOff) }
         })
     }
 }

@@ -34,6 +34,8 @@ public struct HeadlessSession {
     public func run(console: SerialConsole, control: RunControl) throws -> (outcome: Outcome, instructions: UInt64, seconds: Double) {
         let machine = try HeadlessRunner.makeMachine(options)
         machine.console = console
+        // Tier none is refused before the guest runs a single instruction, naming every blocker.
+        if loadPath != nil || savePath != nil { try machine.machineState(for: machineType).checkMigratable() }
         if let loadPath {
             try Self.load(loadPath, into: machine, as: machineType)
         }

@@ -1,23 +1,34 @@
 // The system bus: physical address -> device, from the memory-map table.
 // MMIO is always the slow path (RAM is reached through the hart's TLB), so a
-// linear walk over four regions is plenty.
+// linear walk over a handful of regions is plenty.
+
+/// A device only some machine types carry, at its VirtMemoryMap region.
+struct MappedDevice {
+    let id: String
+    let region: MemoryRegion
+    let device: any VirtBusDevice
+}
 
 final class Bus {
     let finisher: TestFinisher
     let clint: CLINT
     let plic: PLIC
     let uart0: UART16550
+    /// Devices of this machine type beyond the four every virt board has; empty on types that
+    /// list none, so nothing answers at their addresses there (an access faults).
+    let optionalDevices: [MappedDevice]
 
     private let testRegion = VirtMemoryMap[.test]
     private let clintRegion = VirtMemoryMap[.clint]
     private let plicRegion = VirtMemoryMap[.plic]
     private let uartRegion = VirtMemoryMap[.uart0]
 
-    init(clock: GuestClock) {
+    init(clock: GuestClock, uart0: UART16550, optionalDevices: [MappedDevice] = []) {
         finisher = TestFinisher()
         clint = CLINT(clock: clock)
         plic = PLIC()
-        uart0 = UART16550()
+        self.uart0 = uart0
+        self.optionalDevices = optionalDevices
     }
 
     /// nil: nothing is mapped there (the hart raises an access fault, as
@@ -34,6 +45,9 @@ final class Bus {
             return v
         }
         if testRegion.contains(pa) { return finisher.read(offset: pa - testRegion.base, size: size) }
+        for mapped in optionalDevices where mapped.region.contains(pa) {
+            return mapped.device.read(offset: pa - mapped.region.base, size: size)
+        }
         return nil
     }
 
@@ -46,6 +60,10 @@ final class Bus {
         if clintRegion.contains(pa) { clint.write(offset: pa - clintRegion.base, size: size, value: value); return true }
         if plicRegion.contains(pa) { plic.write(offset: pa - plicRegion.base, size: size, value: value); return true }
         if testRegion.contains(pa) { finisher.write(offset: pa - testRegion.base, size: size, value: value); return true }
+        for mapped in optionalDevices where mapped.region.contains(pa) {
+            mapped.device.write(offset: pa - mapped.region.base, size: size, value: value)
+            return true
+        }
         return false
     }
 
@@ -62,5 +80,6 @@ final class Bus {
         clint.reset()
         plic.reset()
         uart0.reset()
+        for mapped in optionalDevices { mapped.device.reset() }
     }
 }

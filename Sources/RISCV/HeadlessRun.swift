@@ -1,6 +1,7 @@
 // The headless run API behind `emupanel run`: build a `virt` machine from
 // options like QEMU's (-bios, -kernel, -m, -icount), run the guest CPU on
 // its own thread (never Swift's cooperative pool) and report how it ended.
+import EmulatorCore
 import Foundation
 import Synchronization
 
@@ -108,12 +109,12 @@ public enum HeadlessRunner {
     /// Builds and boots the machine the options describe (QEMU's rules:
     /// BIOS at the start of DRAM, kernel at DRAM + 2 MiB; without BIOS the
     /// kernel is the first thing to run).
+    /// `options.machine` names the machine type (alias or canonical): its devices and their
+    /// properties, compat applied, decide what is built.
     public static func makeMachine(_ options: RunOptions) throws -> VirtMachine {
-        guard options.machine == "virt" || options.machine.hasPrefix("virt-") else {
-            throw MachineError.unknownMachine(options.machine)
-        }
+        let type = try VirtMachineTypes.registry.resolve(options.machine)
         let config = MachineConfiguration(memoryMiB: options.memoryMiB, clock: options.icount ? .defaultICount : .realtime)
-        let machine = try VirtMachine(configuration: config)
+        let machine = try VirtMachine(configuration: config, machineType: type)
         let dram = machine.ram.region
         var entry = dram.base
         let biosPath: String?
@@ -150,10 +151,8 @@ public enum HeadlessRunner {
     public static func run(_ options: RunOptions, console: SerialConsole, control: RunControl = RunControl()) throws -> RunOutcome {
         if let path = options.dumpDTB {
             // Like QEMU's dumpdtb: the board's tree, no images needed.
-            guard options.machine == "virt" || options.machine.hasPrefix("virt-") else {
-                throw MachineError.unknownMachine(options.machine)
-            }
-            let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: options.memoryMiB))
+            let type = try VirtMachineTypes.registry.resolve(options.machine)
+            let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: options.memoryMiB), machineType: type)
             guard FileManager.default.createFile(atPath: path, contents: Data(machine.deviceTree)) else {
                 throw MachineError.unreadableFile(path)
             }

@@ -14,7 +14,8 @@ enum VirtDeviceTree {
     /// extensions after '_').
     static let isa = "rv64imac_zicsr_zifencei"
 
-    static func build(memory: MemoryRegion, bootargs: String? = nil) -> [UInt8] {
+    /// `optionalDevices`: the machine type's devices beyond the fixed four, each adding its node.
+    static func build(memory: MemoryRegion, optionalDevices: [any VirtBusDevice.Type] = [], bootargs: String? = nil) -> [UInt8] {
         var fdt = FDTBuilder()
         fdt.beginNode("")
         fdt.property("#address-cells", cells: [2])
@@ -34,6 +35,7 @@ enum VirtDeviceTree {
         uart(&fdt)
         plic(&fdt)
         clint(&fdt)
+        for device in optionalDevices { device.deviceTreeNode(&fdt) }
         fdt.endNode()
         fdt.endNode()
         return fdt.finish()

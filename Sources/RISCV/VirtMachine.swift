@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EmulatorCore
 
 public struct MachineConfiguration: Sendable, Equatable {
     public var memoryMiB: Int = 128
@@ -24,6 +25,8 @@ public enum RunExit: Sendable, Equatable {
 
 public final class VirtMachine {
     public let configuration: MachineConfiguration
+    /// The machine type it was built as: its devices and their properties (compat applied).
+    public let machineType: MachineType
     public let ram: GuestRAM
     public let hart: Hart
     let bus: Bus
@@ -42,8 +45,12 @@ public final class VirtMachine {
     /// control: ~0.2 ms at 300 MIPS.
     public var sliceLength = 1 << 16
 
-    public init(configuration: MachineConfiguration = MachineConfiguration()) throws {
+    /// Builds `machineType`'s board: the four fixed devices with its properties, plus every
+    /// optional bus device its device list names (QEMU's machine init reading the type's options).
+    public init(configuration: MachineConfiguration = MachineConfiguration(),
+                machineType: MachineType = VirtMachineTypes.newest) throws {
         self.configuration = configuration
+        self.machineType = machineType
         guard configuration.memoryMiB > 0 && configuration.memoryMiB <= 2048 else {
             throw MachineError.invalidMemorySize(UInt64(clamping: configuration.memoryMiB) << 20)
         }
@@ -53,11 +60,18 @@ public final class VirtMachine {
         // The clock reads the hart's retired count; the hart needs the bus,
         // the bus the clock: attach the counter once the hart exists.
         clock = GuestClock(mode: configuration.clock)
-        bus = Bus(clock: clock)
+        let uart0 = try UART16550(properties: machineType.properties(of: VirtMachineTypes.uartID))
+        var optionalDevices: [MappedDevice] = []
+        for spec in machineType.devices {
+            guard let type = spec.deviceType as? any VirtBusDevice.Type else { continue }
+            let device = try type.init(properties: try machineType.properties(of: spec.id))
+            optionalDevices.append(MappedDevice(id: spec.id, region: VirtMemoryMap[type.region], device: device))
+        }
+        bus = Bus(clock: clock, uart0: uart0, optionalDevices: optionalDevices)
         hart = Hart(ram: ram, bus: bus)
         let retiredOffset = MemoryLayout<Hart.State>.offset(of: \Hart.State.retired)!
         clock.attach(retired: UnsafePointer((UnsafeMutableRawPointer(hart.sp) + retiredOffset).assumingMemoryBound(to: UInt64.self)))
-        deviceTree = VirtDeviceTree.build(memory: dram)
+        deviceTree = VirtDeviceTree.build(memory: dram, optionalDevices: optionalDevices.map { type(of: $0.device) })
         entry = dram.base
         // QEMU's riscv_load_fdt: end of DRAM (below 3 GiB), 2 MiB aligned down.
         let top = min(dram.end, dram.base + (3 << 30))

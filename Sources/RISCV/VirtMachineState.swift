@@ -10,6 +10,10 @@ extension VirtMachine {
     /// A MachineState over this machine's RAM and devices. Devices register in the machine
     /// type's order — the hart before the CLINT, whose mtime re-bases on the hart's count.
     /// Call it on the CPU thread or while the CPU is parked.
+    public func machineState() throws -> MachineState { try machineState(for: machineType) }
+
+    /// The same for `type`, which may differ from the type the machine was built as (a test
+    /// that loads a stream as another type); its device list decides what registers.
     public func machineState(for type: MachineType) throws -> MachineState {
         let block = RAMBlock(idstr: Self.ramBlockID, memory: UnsafeMutableRawBufferPointer(start: ram.bytes, count: ram.size))
         let state = MachineState(machineType: type, ramBlocks: [block])
@@ -20,7 +24,11 @@ extension VirtMachine {
             case "plic": try state.register(bus.plic, id: spec.id)
             case "uart0": try state.register(bus.uart0, id: spec.id)
             case "test": try state.register(bus.finisher, id: spec.id)
-            default: throw EmulatorCore.MachineError.unknownDevice(machineType: type.name, id: spec.id)
+            default:
+                guard let mapped = bus.optionalDevices.first(where: { $0.id == spec.id }) else {
+                    throw EmulatorCore.MachineError.unknownDevice(machineType: type.name, id: spec.id)
+                }
+                try mapped.device.register(with: state, id: spec.id)
             }
         }
         return state

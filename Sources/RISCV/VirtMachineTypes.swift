@@ -1,24 +1,35 @@
 // The machine types this release offers, as data: QEMU's DEFINE_VIRT_MACHINE chain in
-// one table. Adding a machine version is one entry in `virtVersions` plus its compat array.
+// one table. Adding a machine version is one entry in `virtVersions` (with its compat
+// array); adding a machine type is one entry in `all`.
 import EmulatorCore
 import Foundation
 
 public enum VirtMachineTypes {
+    static let uartID = "uart0"
+
     /// The board every type here builds on: one hart and the virt devices, in the order their
     /// sections appear in a stream.
     static let boardDevices: [DeviceSpec] = [
         DeviceSpec(Hart.self, id: "cpu0"),
         DeviceSpec(CLINT.self, id: "clint"),
         DeviceSpec(PLIC.self, id: "plic"),
-        DeviceSpec(UART16550.self, id: "uart0"),
+        DeviceSpec(UART16550.self, id: uartID),
         DeviceSpec(TestFinisher.self, id: "test"),
     ]
 
     static let defaultRAM: UInt64 = 128 << 20
 
+    /// hw_compat_1_0: what virt-1.0 switches off relative to virt-1.1. Release 1.1 deepened the
+    /// UART's receive FIFO to 64 bytes; virt-1.0 keeps QEMU's 16550A FIFO of 16.
+    static let hwCompat1_0: [CompatProperty] = [
+        CompatProperty(driver: UART16550.driver, property: "fifo-depth", value: "16"),
+    ]
+
     /// Versions of the `virt` family, newest last; each one's guest ABI is frozen once released.
     static let virtVersions: [MachineVersionRelease] = [
-        MachineVersionRelease(MachineVersion(1, 0), release: "1.0", releaseDate: releaseDate("2026-11-27")),
+        MachineVersionRelease(MachineVersion(1, 0), release: "1.0", releaseDate: releaseDate("2026-11-27"),
+                              compat: hwCompat1_0),
+        MachineVersionRelease(MachineVersion(1, 1), release: "1.1", releaseDate: releaseDate("2026-11-27")),
     ]
 
     public static let all: [MachineType] = MachineFamily.versioned(
@@ -30,6 +41,10 @@ public enum VirtMachineTypes {
                         description: "The virt board without a version: for experiments; its state moves only within a release",
                         release: "1.0", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
                         devices: boardDevices),
+            MachineType(name: "sandbox-hostrng",
+                        description: "The sandbox board plus a host entropy source (host-rng) that reads the host's /dev/urandom",
+                        release: "1.1", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
+                        devices: boardDevices + [DeviceSpec(HostRNG.self, id: "rng0")]),
         ]
 
     /// Every type, checked: a device whose state no description covers stops the program here.
@@ -40,6 +55,12 @@ public enum VirtMachineTypes {
             fatalError("the built-in machine types are unsound: \(error)")
         }
     }()
+
+    /// What the alias `virt` resolves to: the machine a plain `VirtMachine()` builds.
+    public static var newest: MachineType {
+        guard let type = try? registry.resolve("virt") else { fatalError("the virt family has no versions") }
+        return type
+    }
 
     private static func releaseDate(_ text: String) -> Date? {
         try? Date(text + "T00:00:00Z", strategy: .iso8601)

@@ -22,6 +22,8 @@ public enum VirtRegion: Int, CaseIterable, Sendable {
     case clint
     case plic
     case uart0
+    /// emupanel's host entropy source; only machine types that list it map it.
+    case hostRNG
     case dram
 }
 
@@ -33,6 +35,7 @@ public enum VirtMemoryMap {
         MemoryRegion(base: 0x0200_0000, size: 0x1_0000),     // clint
         MemoryRegion(base: 0x0C00_0000, size: 0x60_0000),    // plic (1 hart: 2 contexts)
         MemoryRegion(base: 0x1000_0000, size: 0x100),        // uart0
+        MemoryRegion(base: 0x0010_2000, size: 0x1000),       // host-rng (a hole in QEMU's map, after VIRT_RTC)
         MemoryRegion(base: 0x8000_0000, size: 0x800_0000),   // dram (128 MiB default)
     ]
 

@@ -12,7 +12,7 @@ public struct AnyVMStateDescription: Sendable {
 
     private let saveState: @Sendable (Any, QEMUFileWriter) throws -> JSONValue
     private let loadState: @Sendable (Any, QEMUFileReader, Int) throws -> Any
-    private let dumpDescription: @Sendable () -> JSONValue
+    private let dumpDescription: @Sendable (Set<String>) -> JSONValue
     private let listProblems: @Sendable () -> [String]
     private let listUncovered: @Sendable (Any) -> [String]?
     private let findSubsection: @Sendable (String) -> AnyVMStateDescription?
@@ -39,7 +39,7 @@ public struct AnyVMStateDescription: Sendable {
             try description.load(&state, from: input, versionID: versionID)
             return state
         }
-        dumpDescription = { description.dump() }
+        dumpDescription = { description.dump(omittingSubsections: $0) }
         listProblems = { description.problems() }
         listUncovered = { state in (state as? State).map { description.uncoveredProperties(of: $0) } }
         findSubsection = { subsectionName in
@@ -60,7 +60,7 @@ public struct AnyVMStateDescription: Sendable {
         try loadState(state, input, versionID)
     }
 
-    public func dump() -> JSONValue { dumpDescription() }
+    public func dump(omittingSubsections omitted: Set<String> = []) -> JSONValue { dumpDescription(omitted) }
     /// The subsection called `name`, if this description has one.
     public func subsection(named name: String) -> AnyVMStateDescription? { findSubsection(name) }
     public func problems() -> [String] { listProblems() }

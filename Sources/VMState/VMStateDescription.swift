@@ -175,7 +175,9 @@ public struct VMStateDescription<State>: Sendable {
 
     // MARK: -dump-vmstate (vmstate_dump / dump_vmstate_vmsd)
 
-    public func dump() -> JSONValue {
+    /// `omitted` names subsections to leave out (a machine type on which they can never be
+    /// `needed`); nested descriptions are dumped whole.
+    public func dump(omittingSubsections omitted: Set<String> = []) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("name", .string(name)), ("version_id", .int(Int64(versionID))),
             ("minimum_version_id", .int(Int64(minimumVersionID))),
@@ -191,8 +193,9 @@ public struct VMStateDescription<State>: Sendable {
                 return .object(entry)
             })))
         }
-        if !subsections.isEmpty {
-            members.append(("Subsections", .array(subsections.map { $0.description.dump() })))
+        let dumped = subsections.filter { !omitted.contains($0.description.name) }
+        if !dumped.isEmpty {
+            members.append(("Subsections", .array(dumped.map { $0.description.dump() })))
         }
         return .object(members)
     }

@@ -7,9 +7,13 @@ public enum VMStateDump {
     public struct Device {
         public let name: String
         public let description: AnyVMStateDescription
-        public init(name: String, description: AnyVMStateDescription) {
+        /// Subsections this machine can never send (compat properties switch their feature
+        /// off), left out so the dump states this machine type's wire format.
+        public let omittedSubsections: Set<String>
+        public init(name: String, description: AnyVMStateDescription, omittedSubsections: Set<String> = []) {
             self.name = name
             self.description = description
+            self.omittedSubsections = omittedSubsections
         }
     }
 
@@ -24,7 +28,7 @@ public enum VMStateDump {
                 ("Name", .string(device.name)),
                 ("version_id", .int(Int64(description.versionID))),
                 ("minimum_version_id", .int(Int64(description.minimumVersionID))),
-                ("Description", description.dump()),
+                ("Description", description.dump(omittingSubsections: device.omittedSubsections)),
             ])))
         }
         return .object(members)

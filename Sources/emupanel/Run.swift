@@ -12,7 +12,7 @@ extension Emupanel {
             abstract: "Run a guest headless; the UART is this terminal (Ctrl-A x quits).",
             discussion: "Exit status: the test finisher's code (pass 0, fail N), 124 when --max-instructions runs out, 1 on an error.")
 
-        @Option(help: "Machine type or alias (virt, virt-1.0, sandbox).")
+        @Option(help: "Machine type or alias (virt, virt-1.1, virt-1.0, sandbox, sandbox-hostrng).")
         var machine: String
 
         @Option(help: "Firmware at the start of RAM, or 'none' to start the kernel directly (default: Debian's OpenSBI fw_jump.bin).")
@@ -63,7 +63,7 @@ extension Emupanel {
 
         private func execute() throws -> Int32 {
             let type = try MachineCatalog.registry.resolve(machine)
-            var options = RunOptions(machine: "virt", kernel: kernel, memoryMiB: memory, icount: icount,
+            var options = RunOptions(machine: type.name, kernel: kernel, memoryMiB: memory, icount: icount,
                                      maxInstructions: maxInstructions, dumpDTB: dumpdtb)
             switch bios {
             case nil: options.bios = .default

@@ -110,11 +110,12 @@ struct GuestResult {
 }
 
 /// Runs a guest on its own thread; `input` is typed once `after` appears.
-func runGuest(_ name: String, input: String = "", after marker: String = "", icount: Bool = false,
+func runGuest(_ name: String, machine: String = "virt", input: String = "", after marker: String = "", icount: Bool = false,
               maxInstructions: UInt64? = nil) throws -> GuestResult {
     let out = OutputCollector()
     let console = SerialConsole { out.append($0) }
-    let options = RunOptions(bios: .none, kernel: Guests.path(name), icount: icount, maxInstructions: maxInstructions)
+    let options = RunOptions(machine: machine, bios: .none, kernel: Guests.path(name), icount: icount,
+                             maxInstructions: maxInstructions)
     let run = try HeadlessRunner.start(options, console: console)
     if !input.isEmpty {
         _ = out.wait(for: marker)
