@@ -12,7 +12,8 @@ public enum SnapshotFile {
     }
 
     public static func write(to path: String, _ body: (ByteSink) throws -> Void) throws -> Written {
-        let directory = (path as NSString).deletingLastPathComponent
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = parent.isEmpty ? "." : parent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let temporary = directory + "/." + (path as NSString).lastPathComponent + ".partial-" + UUID().uuidString.prefix(8)

@@ -153,8 +153,11 @@ public final class GuestManager: Sendable {
                     try? FileManager.default.removeItem(atPath: saved)
                 }
                 runtimes.withLock { $0[id] = runtime }
+                // The state is recorded before the CPU starts: a guest that powers off at once
+                // reports it after this, never before.
+                let running = try setState(id, .running)
                 runtime.start()
-                return try setState(id, .running)
+                return running
             case .pause:
                 try runtime(id).pause()
                 return try setState(id, .paused)
@@ -191,10 +194,13 @@ public final class GuestManager: Sendable {
 
     /// The guest powered off (finisher) or failed: it is stopped now.
     func guestExited(_ id: String, outcome: String) {
-        let stillOurs = runtimes.withLock { $0.removeValue(forKey: id) != nil }
-        guard stillOurs else { return }
-        if let guest = try? store.update(id, { $0.state = .stopped }) {
-            events.publish("guest.state", subject: id, data: Self.eventData(guest, extra: ["reason": .string(outcome)]))
+        // Under the lifecycle lock, so it lands after whatever action started the guest.
+        lifecycle.withLock { _ in
+            let stillOurs = runtimes.withLock { $0.removeValue(forKey: id) != nil }
+            guard stillOurs else { return }
+            if let guest = try? store.update(id, { $0.state = .stopped }) {
+                events.publish("guest.state", subject: id, data: Self.eventData(guest, extra: ["reason": .string(outcome)]))
+            }
         }
     }
 

@@ -11,7 +11,7 @@ final class GuestRuntime: Sendable {
     init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
          onExit: @escaping @Sendable (String) -> Void) throws {
         serial = SerialConsole { console.append($0) }
-        var options = RunOptions(machine: "virt", kernel: image.kernelPath, memoryMiB: guest.memoryMiB, icount: guest.icount)
+        var options = RunOptions(machine: machineType.name, kernel: image.kernelPath, memoryMiB: guest.memoryMiB, icount: guest.icount)
         options.bios = image.biosPath.map { .file($0) } ?? .none
         machine = try LiveMachine(options: options, machineType: machineType, console: serial) { outcome in
             switch outcome {

@@ -56,7 +56,7 @@ struct GuestTests {
         #expect(try create(panel, valid.merging(["memoryMiB": "lots"]) { $1 }).status == 400)
         let created = try create(panel, valid)
         #expect(created.status == 201)
-        #expect(try created.json()["machineType"] as? String == "virt-1.0", "the alias is resolved and recorded")
+        #expect(try created.json()["machineType"] as? String == "virt-1.1", "the alias is resolved to the newest version and recorded")
         #expect(try create(panel, valid).status == 409)
         let id = try #require(try created.json()["id"] as? String)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").errorCode == "invalid_state")
