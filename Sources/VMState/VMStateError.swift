@@ -3,6 +3,10 @@
 // operator who knows QEMU recognises them, and each one names the device and the
 // versions involved, because "migration failed" alone helps nobody.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public enum VMStateError: Error, CustomStringConvertible, Equatable, Sendable {
     // Stream framing.
     case notAMigrationStream(magic: UInt32)
@@ -121,7 +125,7 @@ public enum VMStateError: Error, CustomStringConvertible, Equatable, Sendable {
         case .ramUnexpectedIterative(let name):
             return "Iterative section '\(name)' is not RAM; only RAM is iterative in emupanel streams"
         case .io(let operation, let errno):
-            return "\(operation) failed: errno \(errno)"
+            return "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
         }
     }
 }

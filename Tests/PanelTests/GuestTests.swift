@@ -121,4 +121,41 @@ struct GuestTests {
         let reasons = panel.app.events.page(since: 0).items.filter { $0.subject == id && $0.type == "guest.state" }.compactMap { $0.data["reason"] }
         #expect(reasons.contains(.string("powered off")))
     }
+
+    /// A full disk during a snapshot: the task fails naming the cause, no partial file stays behind,
+    /// and the guest keeps running. Needs root to mount a tiny tmpfs (CI runs as root).
+    @Test func fullDiskDuringASnapshotLosesNothing() throws {
+        let mountPoint = NSTemporaryDirectory() + "emupanel-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]
+        mount.standardError = FileHandle.nullDevice
+        guard (try? mount.run()) != nil else { return }
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else { return } // not root: nothing to test here
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let panel = try panel(dataDir: mountPoint + "/data")
+        let created = try create(panel, ["name": "full", "image": "uboot", "machineType": "virt", "memoryMiB": 128])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        let console = try waitForConsole(panel, id, "=> ")
+        let task = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "big"]))
+        #expect(task["status"] as? String == "failed")
+        #expect((task["error"] as? String)?.contains("No space left") == true, "\(task)")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint + "/data/guests/\(id)/snapshots")) ?? []
+        #expect(leftovers.isEmpty, "no partial file: \(leftovers)")
+        #expect((try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [Any])?.isEmpty == true)
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
+        _ = try waitForConsole(panel, id, "U-Boot 2023", since: console.next)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
 }
