@@ -14,6 +14,7 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
     private let started = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let outcome = Mutex<RunOutcome?>(nil)
+    private let retiredAtExit = Atomic<UInt64>(0)
     private let onExit: @Sendable (RunOutcome) -> Void
 
     /// Builds and boots the machine (firmware/kernel loaded), not yet running.
@@ -30,6 +31,7 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
         let handle = MachineHandle(machine)
         let thread = Thread { [self] in
             let exit = handle.machine.run(control: control)
+            retiredAtExit.store(handle.machine.hart.state.retired, ordering: .releasing)
             let result = HeadlessSession.outcome(exit)
             outcome.withLock { $0 = result }
             finished.signal()
@@ -100,7 +102,11 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
         return stats
     }
 
-    public var instructionsRetired: UInt64 { (try? onCPU { $0.hart.state.retired }) ?? 0 }
+    /// Instructions retired so far, or in all once the guest has ended.
+    public var instructionsRetired: UInt64 {
+        if started.load(ordering: .acquiring), !isRunning { return retiredAtExit.load(ordering: .acquiring) }
+        return (try? onCPU { $0.hart.state.retired }) ?? 0
+    }
 }
 
 public enum LiveMachineError: Error, CustomStringConvertible {

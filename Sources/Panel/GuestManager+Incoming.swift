@@ -109,8 +109,8 @@ extension GuestManager {
                                     machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
                                     resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
             let guestID = guest.id
-            let runtime = try GuestRuntime(guest: guest, image: image, machineType: type, console: try consoleForIncoming(guestID)) { [weak self] outcome in
-                self?.guestExited(guestID, outcome: outcome)
+            let runtime = try GuestRuntime(guest: guest, image: image, machineType: type, console: try consoleForIncoming(guestID)) { [weak self] outcome, instructions in
+                self?.guestExited(guestID, outcome: outcome, instructions: instructions)
             }
             do {
                 _ = try runtime.machine.load(from: connection)

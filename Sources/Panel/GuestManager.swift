@@ -187,19 +187,21 @@ public final class GuestManager: Sendable {
     func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
         let image = try images.image(guest.image)
         let type = try resolve(guest.machineType)
-        return try GuestRuntime(guest: guest, image: image, machineType: type, console: console(guest.id)) { [weak self] outcome in
-            self?.guestExited(guest.id, outcome: outcome)
+        return try GuestRuntime(guest: guest, image: image, machineType: type, console: console(guest.id)) { [weak self] outcome, instructions in
+            self?.guestExited(guest.id, outcome: outcome, instructions: instructions)
         }
     }
 
     /// The guest powered off (finisher) or failed: it is stopped now.
-    func guestExited(_ id: String, outcome: String) {
+    func guestExited(_ id: String, outcome: String, instructions: UInt64) {
         // Under the lifecycle lock, so it lands after whatever action started the guest.
         lifecycle.withLock { _ in
             let stillOurs = runtimes.withLock { $0.removeValue(forKey: id) != nil }
             guard stillOurs else { return }
             if let guest = try? store.update(id, { $0.state = .stopped }) {
-                events.publish("guest.state", subject: id, data: Self.eventData(guest, extra: ["reason": .string(outcome)]))
+                events.publish("guest.state", subject: id, data: Self.eventData(guest, extra: [
+                    "reason": .string(outcome), "instructions": .number(Double(instructions)),
+                ]))
             }
         }
     }

@@ -63,6 +63,8 @@ public struct ImageCatalog: Sendable {
                   minimumMemoryMiB: 64, defaultMemoryMiB: 256),
         TestGuest(id: "benchmark", file: "bench.elf", name: "CPU benchmark",
                   description: "CRC32 and a prime sieve; prints checksums and powers off."),
+        TestGuest(id: "benchmark-quick", file: "bench-quick.elf", name: "CPU benchmark (short)",
+                  description: "The benchmark's short run (about 20 M instructions): checksums in a blink."),
         TestGuest(id: "timer", file: "timer.elf", name: "Timer",
                   description: "Machine-timer interrupts at 100 Hz; counts lost ticks."),
         TestGuest(id: "uart-echo", file: "echo.elf", name: "UART echo",

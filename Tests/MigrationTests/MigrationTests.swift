@@ -125,4 +125,49 @@ struct MigrationTests {
         #expect(verdict["go"] as? Bool == false, "a newer device version is refused: \(verdict)")
         #expect((verdict["reasons"] as? [String])?.contains { $0.contains("serial") || $0.contains("ns16550a") } == true, "\(verdict)")
     }
+
+    /// SPEC §3 determinism across hosts: a guest moved mid-run in icount mode ends with the same
+    /// checksums and the same instruction count as a run that never moved.
+    @Test func icountBenchmarkMovesWithoutChangingItsResult() throws {
+        let straight = Process()
+        straight.executableURL = URL(fileURLWithPath: ServeProcess.binary)
+        straight.arguments = ["run", "--machine", "virt", "--bios", "none", "--icount", "--stats",
+                              "--kernel", ServeProcess.root.appendingPathComponent("guests/bench-quick.elf").path]
+        let out = Pipe(), err = Pipe()
+        straight.standardOutput = out
+        straight.standardError = err
+        straight.standardInput = FileHandle.nullDevice
+        try straight.run()
+        let expectedOutput = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stats = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        straight.waitUntilExit()
+        let expectedInstructions = try #require(Int(stats.split(separator: " ").dropFirst().first ?? ""), "\(stats)")
+        let checksum = try #require(expectedOutput.split(whereSeparator: \.isNewline).first { $0.hasPrefix("checksum:") })
+
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source", peers: [("dest", b.port, b.token)])
+        let created = try a.send("POST", "/guests", ["name": "bench", "image": "benchmark-quick", "machineType": "virt",
+                                                     "memoryMiB": 64, "icount": true])
+        let id = try #require(try created.json()["id"] as? String, "\(created.text)")
+        // Start and park it at once, so the move surely happens mid-run.
+        #expect(try a.send("POST", "/guests/\(id)/start").status == 200)
+        #expect(try a.send("POST", "/guests/\(id)/pause").status == 200)
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["peer": "dest"]])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        #expect(try a.waitForTask(taskID)["status"] as? String == "succeeded")
+
+        let deadline = Date().addingTimeInterval(60)
+        var exit: [String: Any]?
+        while exit == nil, Date() < deadline {
+            let events = try b.get("/events?since=0")["items"] as? [[String: Any]] ?? []
+            exit = events.first { ($0["type"] as? String) == "guest.state" && (($0["data"] as? [String: Any])?["reason"] as? String) == "powered off" }
+            if exit == nil { usleep(100_000) }
+        }
+        let data = try #require(exit?["data"] as? [String: Any], "the moved guest powers off on the destination")
+        #expect(data["instructions"] as? Int == expectedInstructions)
+        let remoteID = try #require(data["id"] as? String)
+        let text = try b.console(remoteID, wait: 0).text
+        #expect(text.contains(String(checksum)), "\(text) vs \(expectedOutput)")
+        #expect(text.contains("crc32:"))
+    }
 }
