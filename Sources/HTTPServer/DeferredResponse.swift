@@ -25,10 +25,6 @@ public final class DeferredResponse: Sendable {
         }
     }
 
-    public var isCompleted: Bool {
-        state.withLock { if case .pending = $0 { return false }; if case .waiting = $0 { return false }; return true }
-    }
-
     /// Completes the response; returns false when it was already completed.
     @discardableResult
     public func complete(_ response: Response) -> Bool {

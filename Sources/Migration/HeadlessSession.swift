@@ -45,13 +45,13 @@ public struct HeadlessSession {
         let instructions = machine.hart.state.retired
         if let saveAt, let savePath {
             guard result.value == .instructionLimit, instructions == saveAt else {
-                throw Failure(description: "the guest ended (\(Self.outcome(result.value))) at instruction \(instructions), before --save-at \(saveAt)")
+                throw Failure(description: "the guest ended (\(RunOutcome(result.value))) at instruction \(instructions), before --save-at \(saveAt)")
             }
             let state = try machine.machineState(for: machineType)
             let written = try SnapshotFile.write(to: savePath) { sink in _ = try state.saveSnapshot(to: sink) }
             return (.saved(instructions: instructions, sizeBytes: written.sizeBytes), instructions, result.seconds)
         }
-        return (.finished(Self.outcome(result.value)), instructions, result.seconds)
+        return (.finished(RunOutcome(result.value)), instructions, result.seconds)
     }
 
     /// Replaces the machine's RAM and device state with a snapshot file's. Every device section
@@ -66,14 +66,6 @@ public struct HeadlessSession {
         machine.stateDidLoad()
     }
 
-    static func outcome(_ exit: RunExit) -> RunOutcome {
-        switch exit {
-        case .finisherPass: .passed
-        case .finisherFail(let code): .failed(code: code)
-        case .instructionLimit: .instructionLimit
-        case .stopped: .stopped
-        }
-    }
 }
 
 /// Hands a machine to the CPU thread; only that thread touches it until it is joined.

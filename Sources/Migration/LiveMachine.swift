@@ -32,7 +32,7 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
         let thread = Thread { [self] in
             let exit = handle.machine.run(control: control)
             retiredAtExit.store(handle.machine.hart.state.retired, ordering: .releasing)
-            let result = HeadlessSession.outcome(exit)
+            let result = RunOutcome(exit)
             outcome.withLock { $0 = result }
             finished.signal()
             if result != .stopped { onExit(result) }

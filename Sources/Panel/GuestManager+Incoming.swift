@@ -83,7 +83,7 @@ extension GuestManager {
         guard verdict.go else {
             throw HTTPError(.unprocessableEntity, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
         }
-        let listener = try TCPListener(host: listenHost == "0.0.0.0" || listenHost == "::" ? listenHost : listenHost)
+        let listener = try TCPListener(host: listenHost)
         let ticket = Secrets.randomHex(bytes: 32)
         let thread = Thread { [self] in receive(offer, listener: listener, ticket: ticket) }
         thread.name = "emupanel-incoming"

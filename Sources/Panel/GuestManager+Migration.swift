@@ -71,8 +71,7 @@ extension GuestManager {
         }
         let offer = offer(for: guest, type: type)
         return try tasks.start(kind: "migrate", guestId: id, adjust: adjust) { [self] handle in
-            let watcher = CancelWatcher(handle: handle, transfer: transfer)
-            defer { watcher.stop() }
+            handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
             var stats = TransferStats()
             let report: @Sendable (TransferStats) -> Void = { handle.progress($0.progress, detail: Self.statsJSON($0)) }
             // 1. The destination checks again and hands out a one-time ticket.

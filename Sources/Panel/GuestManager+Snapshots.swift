@@ -34,12 +34,11 @@ extension GuestManager {
         let path = snapshotPath(id, name: name)
         return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
             let transfer = TransferControl(downtimeLimitMs: 50)
+            handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
             let started = Date()
             var pause: UInt64 = 0
             let written = try SnapshotFile.write(to: path) { sink in
                 let throttled = ThrottledSink(sink, transfer: transfer)
-                let watcher = CancelWatcher(handle: handle, transfer: transfer)
-                defer { watcher.stop() }
                 let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
                     handle.progress(stats.progress * 0.95, detail: Self.statsJSON(stats))
                 }
@@ -190,18 +189,3 @@ public struct SnapshotView: Encodable, Sendable {
     }
 }
 
-/// Turns a task's cancel into the transfer's cancel flag.
-final class CancelWatcher {
-    private let timer: DispatchSourceTimer
-
-    init(handle: TaskHandle, transfer: TransferControl) {
-        timer = DispatchSource.makeTimerSource(queue: .global())
-        timer.schedule(deadline: .now() + 0.05, repeating: 0.05)
-        timer.setEventHandler {
-            if handle.isCancelled { transfer.cancelled.store(true, ordering: .relaxed) }
-        }
-        timer.resume()
-    }
-
-    func stop() { timer.cancel() }
-}

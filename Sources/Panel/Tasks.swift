@@ -75,9 +75,29 @@ public final class TaskHandle: Sendable {
         self.adjust = adjust
     }
 
+    private let cancelHandlers = Mutex<[@Sendable () -> Void]>([])
+
     public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
 
-    func cancel() { cancelled.store(true, ordering: .relaxed) }
+    /// Runs `handler` when the task is cancelled (at once if it already was), so work that
+    /// blocks elsewhere — a transfer, a socket — stops without polling the flag.
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        let now = cancelHandlers.withLock { handlers -> Bool in
+            if isCancelled { return true }
+            handlers.append(handler)
+            return false
+        }
+        if now { handler() }
+    }
+
+    func cancel() {
+        let handlers = cancelHandlers.withLock { handlers -> [@Sendable () -> Void] in
+            cancelled.store(true, ordering: .relaxed)
+            defer { handlers.removeAll() }
+            return handlers
+        }
+        for handler in handlers { handler() }
+    }
 
     public func progress(_ fraction: Double, detail: JSON? = nil) {
         manager.update(id) { task in

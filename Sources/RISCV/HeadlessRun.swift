@@ -42,6 +42,16 @@ public enum RunOutcome: Sendable, Equatable {
     case stopped
     case dumpedDeviceTree
 
+    /// How a finished `VirtMachine.run` reads to its caller.
+    public init(_ exit: RunExit) {
+        switch exit {
+        case .finisherPass: self = .passed
+        case .finisherFail(let code): self = .failed(code: code)
+        case .instructionLimit: self = .instructionLimit
+        case .stopped: self = .stopped
+        }
+    }
+
     /// `emupanel run`'s exit status (SPEC §4).
     public var exitStatus: Int32 {
         switch self {
@@ -74,13 +84,7 @@ public final class GuestRun: Sendable {
             let exit = box.machine.run(maxInstructions: maxInstructions, control: control)
             self.nanoseconds.store(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
             self.retired.store(box.machine.hart.state.retired, ordering: .relaxed)
-            let outcome: RunOutcome
-            switch exit {
-            case .finisherPass: outcome = .passed
-            case .finisherFail(let code): outcome = .failed(code: code)
-            case .instructionLimit: outcome = .instructionLimit
-            case .stopped: outcome = .stopped
-            }
+            let outcome = RunOutcome(exit)
             self.result.withLock { $0 = outcome }
             self.done.signal()
         }
