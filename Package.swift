@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "VMState"),
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
         .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
+        // sync_file_range, which Swift's Glibc module does not declare.
+        .target(name: "CFileSync"),
         .target(name: "Migration", dependencies: [
-            "EmulatorCore", "VMState", "RISCV",
+            "EmulatorCore", "VMState", "RISCV", "CFileSync",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Panel", dependencies: [

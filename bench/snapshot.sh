@@ -2,8 +2,8 @@
 # Snapshot save and restore: emupanel against qemu-system-riscv64 (TCG) and dd, same run.
 # Both run guests/mempattern-forever.elf (dirties one byte of every page of a 16 MiB region,
 # over and over) in a 1 GiB virt guest for the same few seconds, then:
-#   save:    emupanel POST /guests/{id}/snapshots (task wall clock, POST to "succeeded")
-#            QEMU     migrate "exec:cat > FILE" (QMP, polled until completed; bandwidth limit
+#   save:    emupanel POST /guests/{id}/snapshots (POST to the task's "succeeded" event, long poll)
+#            QEMU     migrate "exec:cat > FILE" (QMP, to its MIGRATION "completed" event; bandwidth limit
 #                     lifted to match emupanel's unlimited default, downtime limit left at 300 ms)
 #            dd       the same number of bytes as emupanel's file, from /dev/urandom staged in
 #                     RAM (so no zero tricks and no RNG cost in the timing), conv=fsync
@@ -71,15 +71,20 @@ class Panel:
         except urllib.error.HTTPError as e:
             raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
 
-    def task(self, started):  # -> (task, perf_counter at its final status); keeps the last stats seen
+    def seq(self):  # the sequence number of the newest event, for a long poll to start after
+        return self.req("GET", "/events?since=0&wait=0")["next"]
+
+    def task(self, started, since):  # -> (task, perf_counter at its final status event)
+        # Completion is learnt from the event long poll (GET /events?since&wait), not by
+        # polling the task: no client busy-loop competing for the two cores.
         tid = started["task"]["id"]
         while True:
-            t = self.req("GET", f"/tasks/{tid}")
-            if isinstance(t.get("detail"), dict) and "total-time" in t["detail"]:
-                self.stats = t["detail"]
-            if t["status"] in ("succeeded", "failed", "cancelled"):
-                return t, time.perf_counter()
-            time.sleep(0.005)
+            page = self.req("GET", f"/events?since={since}&wait=30")
+            since = page["next"]
+            done = [e for e in page["items"] if e["subject"] == tid and e["type"] in ("task.succeeded", "task.failed", "task.cancelled")]
+            if done:
+                t1 = time.perf_counter()
+                return self.req("GET", f"/tasks/{tid}"), t1
 
     def console(self, gid):
         return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
@@ -96,6 +101,7 @@ class QMP:
                 if time.time() > deadline: raise
                 time.sleep(0.005)
         self.f = self.s.makefile("rwb")
+        self.events = []
         self.f.readline()  # greeting
         self.cmd("qmp_capabilities")
 
@@ -105,6 +111,13 @@ class QMP:
             msg = json.loads(self.f.readline())
             if "return" in msg: return msg["return"]
             if "error" in msg: raise SystemExit(f"QMP {name}: {msg['error']}")
+            if "event" in msg: self.events.append(msg)
+
+    def wait_migration(self):  # -> final status, from QEMU's MIGRATION events (capability "events")
+        while True:
+            msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
+            if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
+                return msg["data"]["status"]
 
 def qemu(tag, *extra):
     sock = os.path.join(OUT, f"qmp-{tag}.sock")
@@ -131,17 +144,19 @@ assert "pass " in panel.console(gid), "guest made no progress: " + panel.console
 
 for rnd in range(1, ROUNDS + 1):
     # emupanel save, with the guest running (and dirtying) as it has for RUN_S seconds
+    since = panel.seq()
     t0 = time.perf_counter()
-    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots", {"name": f"s{rnd}"}))
+    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots", {"name": f"s{rnd}"}), since)
     if task["status"] != "succeeded": raise SystemExit(f"snapshot: {task}")
     d = task["detail"]
     rows["ours_save"].append(t1 - t0); rows["ours_pause"].append(d["pauseMs"]); rows["ours_size"].append(d["sizeBytes"])
-    st = getattr(panel, "stats", {})
-    rows["ours_passes"].append(f'{st.get("ram", {}).get("dirty-sync-count", "?")} syncs, stream {st.get("total-time", "?")} ms')
+    st = d.get("transfer", {})
+    rows["ours_passes"].append(f'{st.get("ram", {}).get("dirty-sync-count", "?")} syncs, setup {st.get("setup-time", "?")} ms, stream {st.get("total-time", "?")} ms')
     time.sleep(0.5)
     # emupanel restore
+    since = panel.seq()
     t0 = time.perf_counter()
-    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots/s{rnd}/restore"))
+    task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots/s{rnd}/restore"), since)
     if task["status"] != "succeeded": raise SystemExit(f"restore: {task}")
     rows["ours_restore"].append(t1 - t0)
     time.sleep(RUN_S)   # it runs on from the snapshot and dirties again before the next round
@@ -153,13 +168,16 @@ for rnd in range(1, ROUNDS + 1):
     q = QMP(sock)
     time.sleep(RUN_S)
     q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40, "downtime-limit": 300})
+    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
     t0 = time.perf_counter()
     q.cmd("migrate", uri=f"exec:cat > {qfile}")
-    while True:
-        m = q.cmd("query-migrate")
-        if m.get("status") in ("completed", "failed", "cancelled"): break
-        time.sleep(0.005)
-    if m["status"] != "completed": raise SystemExit(f"qemu migrate: {m}")
+    status = q.wait_migration()
+    t1 = time.perf_counter()
+    m = q.cmd("query-migrate")
+    for _ in range(200):   # the event comes before QEMU fills in its final figures (downtime 0)
+        if status != "completed" or m.get("downtime"): break
+        time.sleep(0.001); m = q.cmd("query-migrate")
+    if status != "completed": raise SystemExit(f"qemu migrate: {m}")
     os.system(f"sync {qfile} 2>/dev/null || sync")   # QEMU does not fsync; charge it the flush
     t2 = time.perf_counter()
     rows["q_save"].append(t2 - t0); rows["q_down"].append(m.get("downtime", 0)); rows["q_size"].append(fsize(qfile))
@@ -215,6 +233,8 @@ print(f"{'dd':10} {rng('dd'):>13} {'':>18} {'':>13} {mib('ours_size'):>10}")
 print(f"qemu restore is spawn to running and includes start-up; start-up alone (spawn to QMP answering, -S): {rng('q_start')} s")
 print("emupanel save = POST to task succeeded (pre-copy passes, pause, SHA-256, fsync, rename);"
       " qemu save = migrate to completed + sync of the file")
+per_round = lambda a, b: "-".join(dict.fromkeys(f"{f(x / y for x, y in zip(rows[a], rows[b])):.2f}" for f in (min, max)))
+print(f"per-round ratios: save emupanel/qemu {per_round('ours_save', 'q_save')}, emupanel/dd {per_round('ours_save', 'dd')}")
 print(f"best-of ratios: save emupanel/qemu {best('ours_save') / best('q_save'):.2f} (goal <= 1), "
       f"emupanel/dd {best('ours_save') / best('dd'):.2f} (goal <= 2), "
       f"restore emupanel/qemu {best('ours_restore') / best('q_restore'):.2f}")

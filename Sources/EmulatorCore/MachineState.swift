@@ -71,10 +71,12 @@ public final class MachineState {
         guard blockers.isEmpty else { throw MachineError.notMigratable(machineType: machineType.name, blockers: blockers) }
     }
 
-    /// A complete snapshot of a stopped guest: every page once, then every device.
+    /// A complete snapshot of a stopped guest: every page once (or only `pages`, when the
+    /// others are known to be zero), then every device.
     @discardableResult
-    public func saveSnapshot(to sink: ByteSink) throws -> RAMTransferStats {
+    public func saveSnapshot(to sink: ByteSink, pages: [RAMPage]? = nil) throws -> RAMTransferStats {
         let migration = try startMigration(to: sink)
+        if let pages { return try migration.complete(remainingDirtyPages: pages) }
         return try migration.complete(remainingDirtyPages: RAMPage.all(in: ramBlocks))
     }
 

@@ -48,22 +48,23 @@ public struct HeadlessSession {
                 throw Failure(description: "the guest ended (\(RunOutcome(result.value))) at instruction \(instructions), before --save-at \(saveAt)")
             }
             let state = try machine.machineState(for: machineType)
-            let written = try SnapshotFile.write(to: savePath) { sink in _ = try state.saveSnapshot(to: sink) }
+            let pages = machine.populatedPages()
+            let written = try SnapshotFile.write(to: savePath) { sink in _ = try state.saveSnapshot(to: sink, pages: pages) }
             return (.saved(instructions: instructions, sizeBytes: written.sizeBytes), instructions, result.seconds)
         }
         return (.finished(RunOutcome(result.value)), instructions, result.seconds)
     }
 
     /// Replaces the machine's RAM and device state with a snapshot file's. Every device section
-    /// is checked (from the file's tail) before any RAM is touched.
-    public static func load(_ path: String, into machine: VirtMachine, as type: MachineType) throws {
+    /// is checked (from the file's tail) before any RAM is touched; with `expectedSHA256` the
+    /// file is hashed while it loads and a mismatch throws (the machine must then be discarded).
+    public static func load(_ path: String, into machine: VirtMachine, as type: MachineType,
+                            expectedSHA256: String? = nil) throws {
         let state = try machine.machineState(for: type)
         try state.preflight(snapshotTail: try SnapshotFile.tail(of: path, count: 16 << 20))
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        _ = try state.load(from: FileDescriptorSource(fileDescriptor: fd))
-        machine.stateDidLoad()
+        try SnapshotFile.read(path, expectedSHA256: expectedSHA256) { source in
+            try machine.loadState(from: source, as: type)
+        }
     }
 
 }

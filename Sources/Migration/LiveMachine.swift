@@ -86,20 +86,17 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
     // MARK: Loading (before start)
 
     /// Replaces RAM and device state from a snapshot file; every device section is checked
-    /// against this machine before any RAM is touched.
-    public func load(fromFile path: String) throws {
+    /// against this machine before any RAM is touched, and the file against its checksum.
+    public func load(fromFile path: String, expectedSHA256: String? = nil) throws {
         precondition(!started.load(ordering: .acquiring), "load before start")
-        try HeadlessSession.load(path, into: machine, as: machineType)
+        try HeadlessSession.load(path, into: machine, as: machineType, expectedSHA256: expectedSHA256)
     }
 
     /// Replaces RAM and device state from a stream (incoming migration). A failure may leave RAM
     /// half-written, so the caller discards this machine on error; it never ran.
     public func load(from source: ByteSource) throws -> RAMTransferStats {
         precondition(!started.load(ordering: .acquiring), "load before start")
-        let state = try machine.machineState(for: machineType)
-        let stats = try state.load(from: source)
-        machine.stateDidLoad()
-        return stats
+        return try machine.loadState(from: source, as: machineType)
     }
 
     /// Instructions retired so far, or in all once the guest has ended.

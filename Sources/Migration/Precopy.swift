@@ -50,8 +50,8 @@ public struct TransferStats: Sendable, Equatable {
 extension LiveMachine {
     /// Streams RAM and device state to `sink`. A running guest keeps running while RAM goes out
     /// in passes over the pages it dirtied, until what is left fits the downtime limit at the
-    /// measured bandwidth (or passes stop converging); then it is parked for the last pages and
-    /// the devices. Returns with the guest parked — the caller resumes it (snapshot) or hands it
+    /// measured bandwidth (tested every few MiB, or after `maxPasses` passes); then it is parked
+    /// for the last pages and the devices. Returns with the guest parked — the caller resumes it (snapshot) or hands it
     /// over (migration). On error the guest is resumed if this call parked it.
     public func streamState(to sink: ThrottledSink, transfer: TransferControl, maxPasses: Int = 30,
                             progress: (TransferStats) -> Void) throws -> TransferStats {
@@ -60,9 +60,12 @@ extension LiveMachine {
         let wasRunning = isRunning && !control.isPaused
         let pageSize = UInt64(GuestRAM.pageSize)
         let type = machineType
-        let state = try onCPU { machine -> MachineStateBox in
+        // Logging starts before the populated pages are read, so a page is either populated
+        // already (first pass) or written later (dirty log); pages never populated are zero
+        // and the loading side starts from zeroed RAM.
+        let (state, populated) = try onCPU { machine -> (MachineStateBox, [RAMPage]) in
             machine.setDirtyLogging(true)
-            return MachineStateBox(try machine.machineState(for: type))
+            return (MachineStateBox(try machine.machineState(for: type)), machine.populatedPages())
         }
         var parkedHere = false
         defer {
@@ -70,49 +73,63 @@ extension LiveMachine {
         }
         do {
             let migration = try state.value.startMigration(to: sink)
-            let allPages = RAMPage.all(in: state.value.ramBlocks).map { $0 }
-            stats.total = UInt64(allPages.count) * pageSize
+            stats.total = state.value.ramBlocks.reduce(0) { $0 + UInt64($1.memory.count) }
             stats.setupTimeMs = milliseconds(since: start)
             stats.status = "active"
             progress(stats)
 
             if wasRunning {
-                // Pages dirtied since they were last sent; the pass that ends the loop leaves its
-                // set unsent, and the switch-over sends it together with what the last sync finds.
-                var pending = allPages
-                while true {
-                    if transfer.isCancelled { throw MigrationCancelled() }
+                // A pass goes out in chunks, and after each the dirty log is synced and the stop
+                // test made (QEMU does it after every iterate call): the switch-over can come in
+                // the middle of a pass, and then sends what the pass had left plus what was
+                // dirtied meanwhile — a page is never sent twice for nothing.
+                var pass = populated
+                var sent = 0
+                var dirtied = Set<RAMPage>()
+                var lastReport = start
+                passes: while !pass.isEmpty {
                     let passStart = ContinuousClock.now
-                    let before = sink.bytesSent
-                    try migration.iterate(dirtyPages: pending)
+                    let passBytesBefore = sink.bytesSent
                     stats.iterations += 1
-                    let seconds = max(1e-6, Self.seconds(ContinuousClock.now - passStart))
-                    let sent = sink.bytesSent - before
-                    let bandwidth = Double(sent) / seconds
-                    pending = try onCPU { $0.takeDirtyPages() }
-                    stats.dirtySyncCount += 1
-                    stats.dirtyPagesRate = UInt64(Double(pending.count) / seconds)
-                    stats.remaining = UInt64(pending.count) * pageSize
-                    stats.mbps = bandwidth * 8 / 1e6
-                    stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(Double(stats.remaining) / bandwidth * 1000) : 0
-                    update(&stats, migration, since: start)
-                    progress(stats)
-                    let limit = transfer.downtimeLimitMs.load(ordering: .relaxed)
-                    if stats.expectedDowntimeMs <= limit || stats.iterations >= maxPasses { break }
+                    while sent < pass.count {
+                        if transfer.isCancelled { throw MigrationCancelled() }
+                        let chunk = pass[sent..<min(pass.count, sent + Self.chunkPages)]
+                        try migration.iterate(dirtyPages: chunk)
+                        sent += chunk.count
+                        let seconds = max(1e-6, Self.seconds(ContinuousClock.now - passStart))
+                        let bandwidth = Double(sink.bytesSent - passBytesBefore) / seconds
+                        dirtied.formUnion(try onCPU { $0.takeDirtyPages() })
+                        stats.dirtySyncCount += 1
+                        stats.dirtyPagesRate = UInt64(Double(dirtied.count) / seconds)
+                        // An upper bound: a page both unsent and dirtied counts twice.
+                        stats.remaining = UInt64(pass.count - sent + dirtied.count) * pageSize
+                        stats.mbps = bandwidth * 8 / 1e6
+                        stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(Double(stats.remaining) / bandwidth * 1000) : 0
+                        update(&stats, migration, since: start)
+                        if ContinuousClock.now - lastReport >= .milliseconds(100) {
+                            lastReport = .now
+                            progress(stats)
+                        }
+                        let limit = transfer.downtimeLimitMs.load(ordering: .relaxed)
+                        if stats.expectedDowntimeMs <= limit || stats.iterations >= maxPasses { break passes }
+                    }
+                    pass = dirtied.sorted(by: Self.streamOrder)
+                    sent = 0
+                    dirtied.removeAll(keepingCapacity: true)
                 }
                 let pauseStart = ContinuousClock.now
                 pause()
                 parkedHere = true
                 stats.status = "device"
-                let last = try onCPU { $0.takeDirtyPages() }
+                dirtied.formUnion(pass[sent...])
+                dirtied.formUnion(try onCPU { $0.takeDirtyPages() })
                 stats.dirtySyncCount += 1
-                let remaining = Set(pending).union(last).sorted { ($0.block, $0.index) < ($1.block, $1.index) }
-                try migration.complete(remainingDirtyPages: remaining)
+                try migration.complete(remainingDirtyPages: dirtied.sorted(by: Self.streamOrder))
                 stats.downtimeMs = milliseconds(since: pauseStart)
             } else {
                 // Already paused (or never started): everything in one go, no downtime to speak of.
                 stats.status = "device"
-                try migration.complete(remainingDirtyPages: allPages)
+                try migration.complete(remainingDirtyPages: populated)
                 stats.downtimeMs = 0
             }
             stats.remaining = 0
@@ -125,6 +142,11 @@ extension LiveMachine {
             throw error
         }
     }
+
+    /// Pages per stream section between two stop tests: 4 MiB.
+    static let chunkPages = 1024
+
+    static func streamOrder(_ a: RAMPage, _ b: RAMPage) -> Bool { (a.block, a.index) < (b.block, b.index) }
 
     private func update(_ stats: inout TransferStats, _ migration: OutgoingMigration, since start: ContinuousClock.Instant) {
         stats.transferred = migration.bytesWritten

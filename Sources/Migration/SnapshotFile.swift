@@ -1,10 +1,14 @@
+import CFileSync
 import Crypto
 import Foundation
+import Synchronization
 import VMState
 
 /// One snapshot file on disk: written to a temporary file beside its final name, fsynced,
 /// renamed, and the directory fsynced, so a crash or a full disk never leaves a half file
-/// under a snapshot's name. The SHA-256 is computed while writing (no second read).
+/// under a snapshot's name. The SHA-256 is computed on another thread that reads the file back
+/// from the page cache just behind the writer, so hashing stays out of the guest's pause and
+/// overlaps the fsync.
 public enum SnapshotFile {
     public struct Written: Sendable, Equatable {
         public var sizeBytes: Int64
@@ -17,17 +21,24 @@ public enum SnapshotFile {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let temporary = directory + "/." + (path as NSString).lastPathComponent + ".partial-" + UUID().uuidString.prefix(8)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        // Readable too: the hasher reads back behind the writer.
+        let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotFileError.io("create \(temporary)", errno) }
         var renamed = false
         defer {
             if !renamed { unlink(temporary) }
         }
-        let sink = HashingSink(FileDescriptorSink(fileDescriptor: fd))
+        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary)
+        let sink = HashedFileSink(fileDescriptor: fd, hasher: hasher)
+        let sha256: String
         do {
             try body(sink)
-            guard fsync(fd) == 0 else { throw SnapshotFileError.io("fsync \(temporary)", errno) }
+            // The hasher finishes its last stretch while fsync waits for the disk.
+            let synced = fsync(fd) == 0 ? 0 : errno
+            sha256 = try hasher.finish(at: sink.count)
+            guard synced == 0 else { throw SnapshotFileError.io("fsync \(temporary)", synced) }
         } catch {
+            hasher.abandon()
             close(fd)
             throw error
         }
@@ -35,23 +46,28 @@ public enum SnapshotFile {
         guard rename(temporary, path) == 0 else { throw SnapshotFileError.io("rename to \(path)", errno) }
         renamed = true
         syncDirectory(directory)
-        return Written(sizeBytes: Int64(sink.count), sha256: sink.hexDigest())
+        return Written(sizeBytes: Int64(sink.count), sha256: sha256)
     }
 
-    /// SHA-256 of a whole file, hex.
-    public static func sha256(of path: String) throws -> String {
+    /// Reads a snapshot file through `body` while another thread hashes it; when the SHA-256 is
+    /// not `expectedSHA256` this throws `checksumMismatch` after `body` ran (whatever it threw),
+    /// so the caller must load into something it can throw away (a fresh machine).
+    @discardableResult
+    public static func read<T>(_ path: String, expectedSHA256: String?, _ body: (ByteSource) throws -> T) throws -> T {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SnapshotFileError.io("open \(path)", errno) }
         defer { close(fd) }
-        var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { throw SnapshotFileError.io("read \(path)", errno) }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        guard let expectedSHA256 else { return try body(FileDescriptorSource(fileDescriptor: fd)) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SnapshotFileError.io("stat \(path)", errno) }
+        let hasher = TrailingHasher(fileDescriptor: fd, path: path)
+        hasher.fileGrew(to: Int(info.st_size))
+        let outcome = Result { try body(FileDescriptorSource(fileDescriptor: fd)) }
+        // A damaged file is reported as damaged, even when the damage also made the load fail.
+        guard try hasher.finish(at: Int(info.st_size)) == expectedSHA256 else {
+            throw SnapshotFileError.checksumMismatch(path)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return try outcome.get()
     }
 
     /// The last `count` bytes (the device sections and VMDESCRIPTION), for a preflight that
@@ -80,24 +96,106 @@ public enum SnapshotFile {
 
 public struct SnapshotFileError: Error, CustomStringConvertible {
     public var description: String
+    public var isChecksumMismatch = false
+
+    static func checksumMismatch(_ path: String) -> SnapshotFileError {
+        SnapshotFileError(description: "\(path) does not match its recorded checksum", isChecksumMismatch: true)
+    }
+
     static func io(_ what: String, _ code: Int32) -> SnapshotFileError {
         SnapshotFileError(description: "\(what): \(String(cString: strerror(code)))")
     }
 }
 
-/// Passes bytes on and hashes them on the way.
-final class HashingSink: ByteSink {
-    private let inner: ByteSink
-    private var hasher = SHA256()
+/// Writes a snapshot's bytes to its file, tells the hasher how far the file has grown, and
+/// starts writeback every few MiB so the closing fsync has little left to wait for.
+final class HashedFileSink: ByteSink {
+    private let file: FileDescriptorSink
+    private let hasher: TrailingHasher
     private(set) var count = 0
+    private var writebackStarted = 0
+    private static let writebackStep = 4 << 20
 
-    init(_ inner: ByteSink) { self.inner = inner }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try inner.write(bytes)
-        hasher.update(bufferPointer: bytes)
-        count += bytes.count
+    init(fileDescriptor: Int32, hasher: TrailingHasher) {
+        file = FileDescriptorSink(fileDescriptor: fileDescriptor)
+        self.hasher = hasher
     }
 
-    func hexDigest() -> String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try file.write(bytes)
+        count += bytes.count
+        hasher.fileGrew(to: count)
+        if count - writebackStarted >= Self.writebackStep {
+            // Advisory: a failure here shows up again, and is reported, at fsync.
+            _ = emupanel_start_writeback(file.fileDescriptor, off_t(writebackStarted), off_t(count - writebackStarted))
+            writebackStarted = count
+        }
+    }
+}
+
+/// SHA-256 of a file being written, computed on its own thread from what the writer has
+/// already written (pread from the page cache), so the writer never waits for the hash.
+final class TrailingHasher: Sendable {
+    private struct Progress {
+        var written = 0
+        var end: Int?
+        var abandoned = false
+    }
+    private let progress = Mutex(Progress())
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    private let result = Mutex<Result<String, SnapshotFileError>?>(nil)
+
+    init(fileDescriptor fd: Int32, path: String) {
+        let thread = Thread { [self] in
+            let outcome = hashFile(fd: fd, path: path)
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        thread.name = "emupanel-snapshot-hash"
+        thread.start()
+    }
+
+    func fileGrew(to count: Int) {
+        progress.withLock { $0.written = count }
+        wake.signal()
+    }
+
+    /// Waits until the first `count` bytes are hashed; the digest, hex.
+    func finish(at count: Int) throws -> String {
+        progress.withLock { $0.end = count; $0.written = count }
+        wake.signal()
+        done.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// The write failed: stop hashing and wait for the thread, which reads through the fd.
+    func abandon() {
+        progress.withLock { $0.abandoned = true }
+        wake.signal()
+        done.wait()
+    }
+
+    private func hashFile(fd: Int32, path: String) -> Result<String, SnapshotFileError> {
+        var hasher = SHA256()
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        var hashed = 0
+        while true {
+            let now = progress.withLock { $0 }
+            if now.abandoned { return .failure(SnapshotFileError(description: "abandoned")) }
+            if hashed < now.written {
+                let n = pread(fd, buffer, min(chunk, now.written - hashed), off_t(hashed))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return .failure(.io("read back \(path)", n < 0 ? errno : EIO)) }
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
+                hashed += n
+            } else if let end = now.end, hashed >= end {
+                return .success(hasher.finalize().map { String(format: "%02x", $0) }.joined())
+            } else {
+                wake.wait()
+            }
+        }
+    }
 }

@@ -36,13 +36,13 @@ extension GuestManager {
             let transfer = TransferControl(downtimeLimitMs: 50)
             handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
             let started = Date()
-            var pause: UInt64 = 0
+            var final = TransferStats()
             let written = try SnapshotFile.write(to: path) { sink in
                 let throttled = ThrottledSink(sink, transfer: transfer)
                 let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
                     handle.progress(stats.progress * 0.95, detail: Self.statsJSON(stats))
                 }
-                pause = stats.downtimeMs ?? 0
+                final = stats
                 // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
                 if guest.state == .running { runtime.resume() }
             }
@@ -58,8 +58,9 @@ extension GuestManager {
             }
             events.publish("snapshot.created", subject: id,
                            data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-            return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)), "pauseMs": .number(Double(pause)),
-                    "checksum": .string(written.sha256)]
+            return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+                    "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
+                    "transfer": Self.statsJSON(final)]
         }
     }
 
@@ -80,14 +81,15 @@ extension GuestManager {
         }
         let path = snapshotPath(id, name: name)
         return try tasks.start(kind: "restore", guestId: id) { [self] handle in
-            let checksum = try SnapshotFile.sha256(of: path)
-            guard checksum == record.checksum else {
+            let fresh = try makeRuntime(for: guest)
+            handle.progress(0.1)
+            do {
+                // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
+                try fresh.restore(fromFile: path, expectedSHA256: record.checksum)
+            } catch let error as SnapshotFileError where error.isChecksumMismatch {
                 throw HTTPError(.unprocessableEntity, code: "snapshot_corrupt",
                                 message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
             }
-            handle.progress(0.3)
-            let fresh = try makeRuntime(for: guest)
-            try fresh.restore(fromFile: path)
             handle.progress(0.9)
             try lifecycle.withLock { _ in
                 let current = try store.get(id)

@@ -32,7 +32,9 @@ final class GuestRuntime: Sendable {
     func stop() { machine.stop() }
     func reset() throws { try machine.reset() }
     func type(_ bytes: [UInt8]) { serial.send(bytes) }
-    func restore(fromFile path: String) throws { try machine.load(fromFile: path) }
+    func restore(fromFile path: String, expectedSHA256: String? = nil) throws {
+        try machine.load(fromFile: path, expectedSHA256: expectedSHA256)
+    }
 }
 
 /// Lets the exit callback read the machine it belongs to (set right after the machine is built).

@@ -125,6 +125,46 @@ public final class GuestRAM {
         invalidateAllCode()
     }
 
+    // MARK: Populated pages
+
+    /// Pages that may hold data: those the host's page table has present or swapped out
+    /// (/proc/self/pagemap). A page the host never populated reads as zero, so a stream can
+    /// leave it out and a first pass need not scan it. Without pagemap every page counts.
+    /// Bit i of word i/64 = page i.
+    func populatedBitmap() -> [UInt64] {
+        var bitmap = [UInt64](repeating: 0, count: dirtyWords)
+        let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return allPagesBitmap() }
+        defer { close(fd) }
+        let hostPageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard hostPageSize == GuestRAM.pageSize else { return allPagesBitmap() }
+        let presentOrSwapped: UInt64 = 0b11 << 62
+        let chunk = 1 << 16
+        let entries = UnsafeMutablePointer<UInt64>.allocate(capacity: chunk)
+        defer { entries.deallocate() }
+        let firstEntry = Int(bitPattern: bytes) / hostPageSize
+        var page = 0
+        while page < pageCount {
+            let count = min(chunk, pageCount - page)
+            let want = count * 8
+            let got = pread(fd, entries, want, off_t(firstEntry + page) * 8)
+            guard got == want else { return allPagesBitmap() }
+            for i in 0..<count where entries[i] & presentOrSwapped != 0 {
+                let p = page + i
+                bitmap[p >> 6] |= 1 << UInt64(p & 63)
+            }
+            page += count
+        }
+        return bitmap
+    }
+
+    private func allPagesBitmap() -> [UInt64] {
+        var bitmap = [UInt64](repeating: ~0, count: dirtyWords)
+        let extra = dirtyWords * 64 - pageCount
+        if extra > 0 { bitmap[dirtyWords - 1] = ~0 >> UInt64(extra) }
+        return bitmap
+    }
+
     // MARK: Dirty-page log
 
     @inline(__always)
@@ -141,9 +181,4 @@ public final class GuestRAM {
         return out
     }
 
-    func setAllDirty() {
-        dirtyBits.update(repeating: ~0, count: dirtyWords)
-        let extra = dirtyWords * 64 - pageCount
-        if extra > 0 { dirtyBits[dirtyWords - 1] = ~0 >> UInt64(extra) }
-    }
 }

@@ -161,9 +161,6 @@ public final class VirtMachine {
         return ram.takeDirtyBitmap()
     }
 
-    /// Marks every page dirty (a migration's first pass sends all RAM).
-    public func markAllPagesDirty() { ram.setAllDirty() }
-
     // MARK: Running
 
     /// Runs until the finisher, the instruction limit (total retired) or

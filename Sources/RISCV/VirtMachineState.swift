@@ -48,6 +48,26 @@ extension VirtMachine {
         Self.pages(fromBitmap: fetchAndClearDirtyPages())
     }
 
+    /// The pages a stream must carry: every page the host populated; the others are zero.
+    /// A load starts from zeroed RAM (`loadState`), so leaving them out loses nothing.
+    public func populatedPages() -> [RAMPage] {
+        Self.pages(fromBitmap: ram.populatedBitmap())
+    }
+
+    /// Replaces RAM and device state with a stream's. RAM is zeroed first (the pages go back
+    /// to the host) because a stream carries only the pages its source had populated, and
+    /// this machine's own images would otherwise show through the gaps.
+    @discardableResult
+    public func loadState(from source: ByteSource, as type: MachineType,
+                          limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
+        let state = try machineState(for: type)
+        try state.checkMigratable()
+        ram.clear()
+        let stats = try state.load(from: source, limits: limits)
+        stateDidLoad()
+        return stats
+    }
+
     public static func pages(fromBitmap bitmap: [UInt64]) -> [RAMPage] {
         var pages: [RAMPage] = []
         for (word, bits) in bitmap.enumerated() where bits != 0 {

@@ -158,4 +158,49 @@ struct GuestTests {
         _ = try waitForConsole(panel, id, "U-Boot 2023", since: console.next)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
     }
+
+    /// A snapshot file damaged on disk: the restore fails naming the checksum, the guest runs on
+    /// as it was, and the snapshot stays listed (so the user can see and delete it).
+    @Test func damagedSnapshotIsNotApplied() throws {
+        let panel = try panel()
+        let created = try create(panel, ["name": "damaged", "image": "uboot", "machineType": "virt", "memoryMiB": 128])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        let console = try waitForConsole(panel, id, "=> ")
+        let snapshot = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "s"]))
+        #expect(snapshot["status"] as? String == "succeeded")
+        let checksum = try #require((snapshot["detail"] as? [String: Any])?["checksum"] as? String)
+        let path = panel.dataDir + "/guests/\(id)/snapshots/s.qevm"
+        #expect(try sha256Hex(path) == checksum, "the recorded checksum is the file's SHA-256")
+
+        // One RAM byte flipped in the middle: the stream still parses, only the checksum can tell.
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        let size = try file.seekToEnd()
+        try file.seek(toOffset: size / 2)
+        let byte = try #require(try file.read(upToCount: 1)).first!
+        try file.seek(toOffset: size / 2)
+        try file.write(contentsOf: [byte ^ 0x5a])
+        try file.close()
+
+        let restore = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/s/restore"))
+        #expect(restore["status"] as? String == "failed")
+        #expect((restore["error"] as? String)?.contains("does not match its recorded checksum") == true, "\(restore)")
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
+        _ = try waitForConsole(panel, id, "U-Boot 2023", since: console.next)
+        #expect((try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [Any])?.count == 1)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
+    func sha256Hex(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    }
 }

@@ -51,6 +51,46 @@ import VMState
         #expect(second.hart.state.retired == total)
     }
 
+    /// A stream carries only the pages the host populated (the rest of RAM is zero); a load
+    /// zeroes RAM first, so what the destination held before (another guest's code and data)
+    /// cannot show through the gaps.
+    @Test func populatedPagesOnlyStreamRestoresOverAnotherGuest() throws {
+        let fullOut = OutputCollector()
+        let full = try machine("mempattern.elf", output: fullOut)
+        let straight = full.run(maxInstructions: 50_000_000)
+        let total = full.hart.state.retired
+
+        let splitOut = OutputCollector()
+        let first = try machine("mempattern.elf", output: splitOut)
+        #expect(first.run(maxInstructions: total / 2) == .instructionLimit)
+        let pages = first.populatedPages()
+        #expect(pages.count > 0 && pages.count < first.ram.pageCount / 4, "\(pages.count) of \(first.ram.pageCount) pages")
+        let sink = MemorySink()
+        let stats = try first.machineState(for: virt).saveSnapshot(to: sink, pages: pages)
+        #expect(stats.normalPages + stats.duplicatePages == UInt64(pages.count))
+
+        let second = try machine("bench-quick.elf", output: OutputCollector())
+        _ = second.run(maxInstructions: 2_000_000)
+        try second.ram.write(Array(repeating: 0xa5, count: GuestRAM.pageSize), at: second.ram.region.base + 96 << 20)
+        second.console = SerialConsole { splitOut.append($0) }
+        try second.loadState(from: MemorySource(sink.bytes), as: virt)
+        #expect(second.ram.read(second.ram.region.base + 96 << 20, count: 8) == Array(repeating: 0, count: 8))
+        #expect(second.run(maxInstructions: 50_000_000) == straight)
+        #expect(splitOut.text == fullOut.text)
+        #expect(second.hart.state == full.hart.state)
+    }
+
+    @Test func populatedPagesFollowWhatTheHostTouched() throws {
+        let m = try machine("timer.elf", output: OutputCollector())
+        let far = m.ram.region.base + UInt64(m.ram.size) - UInt64(GuestRAM.pageSize)
+        let farIndex = m.ram.pageCount - 1
+        #expect(!m.populatedPages().contains(RAMPage(block: 0, index: farIndex)))
+        try m.ram.write([1], at: far)
+        #expect(m.populatedPages().contains(RAMPage(block: 0, index: farIndex)))
+        m.ram.clear()
+        #expect(!m.populatedPages().contains(RAMPage(block: 0, index: farIndex)), "a cleared page goes back to the host")
+    }
+
     @Test func streamIsRefusedByAnotherMachineTypeBeforeAnythingChanges() throws {
         let output = OutputCollector()
         let source = try machine("timer.elf", output: output)
