@@ -87,6 +87,7 @@ extension LiveMachine {
                 var sent = 0
                 var dirtied = Set<RAMPage>()
                 var lastReport = start
+                var lastTest = start
                 passes: while !pass.isEmpty {
                     let passStart = ContinuousClock.now
                     let passBytesBefore = sink.bytesSent
@@ -96,6 +97,9 @@ extension LiveMachine {
                         let chunk = pass[sent..<min(pass.count, sent + Self.chunkPages)]
                         try migration.iterate(dirtyPages: chunk)
                         sent += chunk.count
+                        // A large guest would sync thousands of times a pass; once a millisecond is enough.
+                        guard sent == pass.count || ContinuousClock.now - lastTest >= Self.minimumTestInterval else { continue }
+                        lastTest = .now
                         let seconds = max(1e-6, Self.seconds(ContinuousClock.now - passStart))
                         let bandwidth = Double(sink.bytesSent - passBytesBefore) / seconds
                         dirtied.formUnion(try onCPU { $0.takeDirtyPages() })
@@ -143,8 +147,9 @@ extension LiveMachine {
         }
     }
 
-    /// Pages per stream section between two stop tests: 4 MiB.
-    static let chunkPages = 1024
+    /// Pages per stream section: 1 MiB, after which the stop test runs (at most once a millisecond).
+    static let chunkPages = 256
+    static let minimumTestInterval = Duration.milliseconds(1)
 
     static func streamOrder(_ a: RAMPage, _ b: RAMPage) -> Bool { (a.block, a.index) < (b.block, b.index) }
 
