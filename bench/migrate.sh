@@ -131,6 +131,9 @@ def qemu_migrate(tag, bandwidth):  # -> (total-time ms, downtime ms, wall s, tra
         if m.get("status") in ("completed", "failed", "cancelled"): break
         time.sleep(0.005)
     wall = time.perf_counter() - t0
+    for _ in range(200):   # "completed" shows before QEMU fills in its final figures (0 ms)
+        if m["status"] != "completed" or (m.get("downtime") and m.get("total-time")): break
+        time.sleep(0.001); m = q.cmd("query-migrate")
     if m["status"] != "completed": raise SystemExit(f"qemu migrate: {m}")
     time.sleep(0.5)
     for p in (src, dst): p.kill(); p.wait()
