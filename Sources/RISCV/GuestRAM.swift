@@ -43,7 +43,8 @@ public final class GuestRAM {
     /// TLB hit costs nothing extra).
     let dirtyBits: UnsafeMutablePointer<UInt64>
     let dirtyWords: Int
-    public internal(set) var dirtyLogging = false
+    // Read on every slow-path store; never written while a store runs (only by the CPU thread itself).
+    @exclusivity(unchecked) public internal(set) var dirtyLogging = false
 
     /// Decoded-instruction pages, one slot per halfword; nil until the page is
     /// first executed. A page with a cache is a "code page": the write TLB never
