@@ -5,11 +5,12 @@
 # the default downtime limit of 300 ms:
 #   emupanel  POST /guests/{id}/migrate {"target": {url, token}, "downtimeLimitMs": 300} to a
 #             second `emupanel serve`; total-time and downtime from the task's query-migrate
-#             figures, plus wall clock from the POST to "succeeded" (pre-flight, ticket, hand-over)
+#             figures, plus wall clock from the POST to its "task.succeeded" event (pre-flight,
+#             ticket, hand-over)
 #   QEMU      destination -incoming tcp:127.0.0.1:PORT, source migrate (QMP), downtime-limit
 #             300; once with QEMU's default bandwidth limit (128 MiB/s) and once with it lifted
 #             (emupanel's default on loopback is unlimited); total-time and downtime from
-#             query-migrate, plus wall clock to completed
+#             query-migrate, plus wall clock to its MIGRATION "completed" event
 # Goal (issue 5): downtime <= 30 ms at the default limit.
 # Usage: bench/migrate.sh [ROUNDS]   (default 3; min-max shown)
 set -eu
@@ -25,116 +26,28 @@ swift build -c release --product emupanel >/dev/null
 BIN="$(swift build -c release --show-bin-path)/emupanel"
 
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" <<'PY'
-import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+import os, socket, sys, time
+sys.path.insert(0, os.path.abspath("bench"))
+from benchlib import Panel, QMP, cleanup, mib_span, qemu, span
 BIN, QEMU, ROUNDS, RUN_S, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5])
 ELF = os.path.abspath("guests/mempattern-forever.elf")
-procs = []
-
-def cleanup(*_):
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
-
-# ---- emupanel over HTTP ----
-class Panel:
-    def __init__(self, name):
-        self.dir = os.path.join(OUT, name)
-        os.makedirs(self.dir)
-        self.token = "bench-token-" + name + "-0123456789"
-        cfg = {"listen": "127.0.0.1:0", "dataDir": self.dir, "publicDir": os.path.abspath("Public"),
-               "guestsDir": os.path.abspath("guests")}
-        with open(self.dir + "/config.json", "w") as f:
-            json.dump(cfg, f)
-        self.log = open(self.dir + "/serve.out", "w+")
-        self.p = subprocess.Popen([BIN, "serve", "--config", self.dir + "/config.json", "--log-level", "warning"],
-                                  env=dict(os.environ, EMUPANEL_TOKEN=self.token), stdin=subprocess.DEVNULL,
-                                  stdout=self.log, stderr=subprocess.STDOUT)
-        procs.append(self.p)
-        for _ in range(300):
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/", open(self.dir + "/serve.out").read())
-            if m:
-                self.port = int(m.group(1)); self.url = f"http://127.0.0.1:{self.port}"; return
-            time.sleep(0.02)
-        raise SystemExit("emupanel did not start:\n" + open(self.dir + "/serve.out").read())
-
-    def req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method,
-                                   headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(r, timeout=120) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
-
-    def task(self, started):  # -> (task, perf_counter at its final status)
-        tid = started["task"]["id"]
-        while True:
-            t = self.req("GET", f"/tasks/{tid}")
-            if t["status"] in ("succeeded", "failed", "cancelled"):
-                return t, time.perf_counter()
-            time.sleep(0.005)
-
-    def console(self, gid):
-        return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
-
-# ---- QEMU over QMP ----
-class QMP:
-    def __init__(self, sock_path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX); self.s.connect(sock_path); break
-            except OSError:
-                self.s.close()
-                if time.time() > deadline: raise
-                time.sleep(0.005)
-        self.f = self.s.makefile("rwb")
-        self.f.readline()  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n"); self.f.flush()
-        while True:
-            msg = json.loads(self.f.readline())
-            if "return" in msg: return msg["return"]
-            if "error" in msg: raise SystemExit(f"QMP {name}: {msg['error']}")
-
-def qemu(tag, *extra):
-    sock = os.path.join(OUT, f"qmp-{tag}.sock")
-    serial = open(os.path.join(OUT, f"serial-{tag}.txt"), "wb")
-    p = subprocess.Popen([QEMU, "-M", "virt", "-m", "1024", "-bios", "none", "-kernel", ELF, "-display", "none",
-                          "-serial", "stdio", "-monitor", "none", "-qmp", f"unix:{sock},server=on,wait=off", *extra],
-                         stdin=subprocess.DEVNULL, stdout=serial, stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p, sock
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
 
 def qemu_migrate(tag, bandwidth):  # -> (total-time ms, downtime ms, wall s, transferred bytes, passes)
     port = free_port()
-    dst, dsock = qemu(f"{tag}-dst", "-incoming", f"tcp:127.0.0.1:{port}")
+    dst, dsock = qemu(QEMU, OUT, ELF, f"{tag}-dst", "-incoming", f"tcp:127.0.0.1:{port}")
     QMP(dsock)
-    src, ssock = qemu(f"{tag}-src")
+    src, ssock = qemu(QEMU, OUT, ELF, f"{tag}-src")
     q = QMP(ssock)
     time.sleep(RUN_S)
     params = {"downtime-limit": 300}
     if bandwidth is not None: params["max-bandwidth"] = bandwidth
-    q.cmd("migrate-set-parameters", **params)
+    q.prepare_migration(**params)
     t0 = time.perf_counter()
-    q.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
-    while True:
-        m = q.cmd("query-migrate")
-        if m.get("status") in ("completed", "failed", "cancelled"): break
-        time.sleep(0.005)
-    wall = time.perf_counter() - t0
-    for _ in range(200):   # "completed" shows before QEMU fills in its final figures (0 ms)
-        if m["status"] != "completed" or (m.get("downtime") and m.get("total-time")): break
-        time.sleep(0.001); m = q.cmd("query-migrate")
-    if m["status"] != "completed": raise SystemExit(f"qemu migrate: {m}")
+    m, t1 = q.migrate(f"tcp:127.0.0.1:{port}")
+    wall = t1 - t0
     time.sleep(0.5)
     for p in (src, dst): p.kill(); p.wait()
     serial = open(os.path.join(OUT, f"serial-{tag}-dst.txt"), "rb").read()
@@ -144,7 +57,7 @@ def qemu_migrate(tag, bandwidth):  # -> (total-time ms, downtime ms, wall s, tra
 rows = {k: [] for k in ("ours_total", "ours_down", "ours_wall", "ours_bytes", "ours_sync",
                         "qd_total", "qd_down", "qd_wall", "qd_bytes", "qd_sync",
                         "qu_total", "qu_down", "qu_wall", "qu_bytes", "qu_sync")}
-src, dst = Panel("src"), Panel("dst")
+src, dst = Panel(BIN, OUT, "src"), Panel(BIN, OUT, "dst")
 for rnd in range(1, ROUNDS + 1):
     g = src.req("POST", "/guests", {"name": f"bench{rnd}", "image": "memory-pattern", "machineType": "virt",
                                     "memoryMiB": 1024})
@@ -152,9 +65,10 @@ for rnd in range(1, ROUNDS + 1):
     src.req("POST", f"/guests/{gid}/start")
     time.sleep(RUN_S)
     assert "pass " in src.console(gid), "guest made no progress: " + src.console(gid)
+    since = src.seq()
     t0 = time.perf_counter()
     task, t1 = src.task(src.req("POST", f"/guests/{gid}/migrate",
-                                {"target": {"url": dst.url, "token": dst.token}, "downtimeLimitMs": 300}))
+                                {"target": {"url": dst.url, "token": dst.token}, "downtimeLimitMs": 300}), since)
     if task["status"] != "succeeded": raise SystemExit(f"migrate: {json.dumps(task)}")
     d = task["detail"]
     rows["ours_total"].append(d["total-time"]); rows["ours_down"].append(d["downtime"]); rows["ours_wall"].append(t1 - t0)
@@ -179,10 +93,8 @@ for rnd in range(1, ROUNDS + 1):
           f"qemu unlimited total {rows['qu_total'][-1]} ms, downtime {rows['qu_down'][-1]} ms", flush=True)
 cleanup()
 
-def rng(k, fmt="{:.0f}"):
-    v = rows[k]; lo, hi = min(v), max(v)
-    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
-mib = lambda k: "-".join(dict.fromkeys(f"{x / 2**20:.1f}" for x in (min(rows[k]), max(rows[k]))))
+rng = lambda k, fmt="{:.0f}": span(rows[k], fmt)
+mib = lambda k: mib_span(rows[k])
 print()
 print(f"1 GiB virt guest, mempattern-forever.elf running {RUN_S:g} s, loopback, downtime limit 300 ms; "
       f"{ROUNDS} rounds, min-max")
@@ -190,7 +102,7 @@ print(f"{'':26} {'total-time ms':>14} {'downtime ms':>12} {'wall s':>12} {'sent 
 for key, label in (("ours", "emupanel (unlimited)"), ("qd", "qemu 7.2 (128 MiB/s dflt)"), ("qu", "qemu 7.2 (unlimited)")):
     print(f"{label:26} {rng(key + '_total'):>14} {rng(key + '_down'):>12} {rng(key + '_wall', '{:.3f}'):>12} "
           f"{mib(key + '_bytes'):>10} {rng(key + '_sync'):>6}")
-print("wall = POST/migrate to completed as seen by a 5 ms poll (emupanel's includes pre-flight, ticket and start at the destination)")
+print("wall = POST/migrate to the final event (emupanel's includes pre-flight, ticket and start at the destination)")
 med = lambda k: sorted(rows[k])[len(rows[k]) // 2]
 print(f"median ratios emupanel/qemu-unlimited: total-time {med('ours_total') / max(1, med('qu_total')):.2f}, "
       f"downtime {med('ours_down') / max(1, med('qu_down')):.2f}; "

@@ -26,116 +26,15 @@ swift build -c release --product emupanel >/dev/null
 BIN="$(swift build -c release --show-bin-path)/emupanel"
 
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" <<'PY'
-import json, os, re, signal, socket, subprocess, sys, time, urllib.request
+import os, subprocess, sys, time
+sys.path.insert(0, os.path.abspath("bench"))
+from benchlib import Panel, QMP, cleanup, mib_span, qemu, span, stop
 BIN, QEMU, ROUNDS, RUN_S, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5])
 ELF = os.path.abspath("guests/mempattern-forever.elf")
-procs = []
-
-def cleanup(*_):
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
-
-# ---- emupanel over HTTP ----
-class Panel:
-    def __init__(self, name):
-        self.dir = os.path.join(OUT, name)
-        os.makedirs(self.dir)
-        self.token = "bench-token-" + name + "-0123456789"
-        cfg = {"listen": "127.0.0.1:0", "dataDir": self.dir, "publicDir": os.path.abspath("Public"),
-               "guestsDir": os.path.abspath("guests")}
-        with open(self.dir + "/config.json", "w") as f:
-            json.dump(cfg, f)
-        self.log = open(self.dir + "/serve.out", "w+")
-        self.p = subprocess.Popen([BIN, "serve", "--config", self.dir + "/config.json", "--log-level", "warning"],
-                                  env=dict(os.environ, EMUPANEL_TOKEN=self.token), stdin=subprocess.DEVNULL,
-                                  stdout=self.log, stderr=subprocess.STDOUT)
-        procs.append(self.p)
-        for _ in range(300):
-            text = open(self.dir + "/serve.out").read()
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/", text)
-            if m:
-                self.port = int(m.group(1)); return
-            time.sleep(0.02)
-        raise SystemExit("emupanel did not start:\n" + open(self.dir + "/serve.out").read())
-
-    def req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method,
-                                   headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(r, timeout=120) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
-
-    def seq(self):  # the sequence number of the newest event, for a long poll to start after
-        return self.req("GET", "/events?since=0&wait=0")["next"]
-
-    def task(self, started, since):  # -> (task, perf_counter at its final status event)
-        # Completion is learnt from the event long poll (GET /events?since&wait), not by
-        # polling the task: no client busy-loop competing for the two cores.
-        tid = started["task"]["id"]
-        while True:
-            page = self.req("GET", f"/events?since={since}&wait=30")
-            since = page["next"]
-            done = [e for e in page["items"] if e["subject"] == tid and e["type"] in ("task.succeeded", "task.failed", "task.cancelled")]
-            if done:
-                t1 = time.perf_counter()
-                return self.req("GET", f"/tasks/{tid}"), t1
-
-    def console(self, gid):
-        return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
-
-# ---- QEMU over QMP ----
-class QMP:
-    def __init__(self, sock_path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX); self.s.connect(sock_path); break
-            except OSError:
-                self.s.close()
-                if time.time() > deadline: raise
-                time.sleep(0.005)
-        self.f = self.s.makefile("rwb")
-        self.events = []
-        self.f.readline()  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n"); self.f.flush()
-        while True:
-            msg = json.loads(self.f.readline())
-            if "return" in msg: return msg["return"]
-            if "error" in msg: raise SystemExit(f"QMP {name}: {msg['error']}")
-            if "event" in msg: self.events.append(msg)
-
-    def wait_migration(self):  # -> final status, from QEMU's MIGRATION events (capability "events")
-        while True:
-            msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
-            if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
-                return msg["data"]["status"]
-
-def qemu(tag, *extra):
-    sock = os.path.join(OUT, f"qmp-{tag}.sock")
-    serial = open(os.path.join(OUT, f"serial-{tag}.txt"), "wb")
-    p = subprocess.Popen([QEMU, "-M", "virt", "-m", "1024", "-bios", "none", "-kernel", ELF, "-display", "none",
-                          "-serial", "stdio", "-monitor", "none", "-qmp", f"unix:{sock},server=on,wait=off", *extra],
-                         stdin=subprocess.DEVNULL, stdout=serial, stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p, sock
-
-def stop(p):
-    p.kill(); p.wait()
-
-def fsize(path): return os.path.getsize(path)
 
 rows = {k: [] for k in ("ours_save", "ours_pause", "ours_size", "ours_restore", "q_save", "q_down", "q_size",
                         "q_restore", "q_start", "dd", "ours_passes")}
-panel = Panel("panel")
+panel = Panel(BIN, OUT, "panel")
 g = panel.req("POST", "/guests", {"name": "bench", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 1024})
 gid = g["id"]
 panel.req("POST", f"/guests/{gid}/start")
@@ -164,33 +63,25 @@ for rnd in range(1, ROUNDS + 1):
 
     # QEMU save: same guest, same run time, to a file on the same filesystem
     qfile = os.path.join(OUT, "qemu.mig")
-    p, sock = qemu(f"src{rnd}")
+    p, sock = qemu(QEMU, OUT, ELF, f"src{rnd}")
     q = QMP(sock)
     time.sleep(RUN_S)
-    q.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40, "downtime-limit": 300})
-    q.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    q.prepare_migration(**{"max-bandwidth": 1 << 40, "downtime-limit": 300})
     t0 = time.perf_counter()
-    q.cmd("migrate", uri=f"exec:cat > {qfile}")
-    status = q.wait_migration()
-    t1 = time.perf_counter()
-    m = q.cmd("query-migrate")
-    for _ in range(200):   # the event comes before QEMU fills in its final figures (downtime 0)
-        if status != "completed" or m.get("downtime"): break
-        time.sleep(0.001); m = q.cmd("query-migrate")
-    if status != "completed": raise SystemExit(f"qemu migrate: {m}")
+    m, _ = q.migrate(f"exec:cat > {qfile}")
     os.system(f"sync {qfile} 2>/dev/null || sync")   # QEMU does not fsync; charge it the flush
     t2 = time.perf_counter()
-    rows["q_save"].append(t2 - t0); rows["q_down"].append(m.get("downtime", 0)); rows["q_size"].append(fsize(qfile))
+    rows["q_save"].append(t2 - t0); rows["q_down"].append(m.get("downtime", 0)); rows["q_size"].append(os.path.getsize(qfile))
     stop(p)
     # QEMU start-up alone (spawn to QMP answering), to put restore in context
     t0 = time.perf_counter()
-    p, sock = qemu(f"bare{rnd}", "-S")
+    p, sock = qemu(QEMU, OUT, ELF, f"bare{rnd}", "-S")
     QMP(sock).cmd("query-status")
     rows["q_start"].append(time.perf_counter() - t0)
     stop(p)
     # QEMU restore: -incoming exec, spawn to running
     t0 = time.perf_counter()
-    p, sock = qemu(f"dst{rnd}", "-incoming", f"exec:cat {qfile}")
+    p, sock = qemu(QEMU, OUT, ELF, f"dst{rnd}", "-incoming", f"exec:cat {qfile}")
     q = QMP(sock, timeout=120)
     while q.cmd("query-status")["status"] != "running":
         time.sleep(0.005)
@@ -219,10 +110,8 @@ for f in os.listdir(OUT):
     if f.startswith("serial-") and b"holds" in open(os.path.join(OUT, f), "rb").read():
         print(f"note: QEMU guest check failed in {f}")
 
-def rng(k, fmt="{:.3f}"):
-    v = rows[k]; lo, hi = min(v), max(v)
-    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
-mib = lambda k: "-".join(dict.fromkeys(f"{x / 2**20:.1f}" for x in (min(rows[k]), max(rows[k]))))
+rng = lambda k, fmt="{:.3f}": span(rows[k], fmt)
+mib = lambda k: mib_span(rows[k])
 best = lambda k: min(rows[k])
 print()
 print(f"1 GiB virt guest, mempattern-forever.elf running {RUN_S:g} s; {ROUNDS} rounds, min-max")

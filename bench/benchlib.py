@@ -1,0 +1,152 @@
+"""What bench/snapshot.sh and bench/migrate.sh share: emupanel over its HTTP API, QEMU over
+QMP, and the processes both start. Completion is learnt from events on both sides (emupanel's
+/events long poll, QEMU's MIGRATION event), so no client busy-loop competes for the cores."""
+import json, os, re, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+
+procs = []
+
+
+def cleanup(*_):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
+
+
+class Panel:
+    """One `emupanel serve` with its own data directory under `out`."""
+
+    def __init__(self, binary, out, name):
+        self.dir = os.path.join(out, name)
+        os.makedirs(self.dir)
+        self.token = "bench-token-" + name + "-0123456789"
+        cfg = {"listen": "127.0.0.1:0", "dataDir": self.dir, "publicDir": os.path.abspath("Public"),
+               "guestsDir": os.path.abspath("guests")}
+        with open(self.dir + "/config.json", "w") as f:
+            json.dump(cfg, f)
+        self.log_path = self.dir + "/serve.out"
+        self.log = open(self.log_path, "w+")
+        self.p = subprocess.Popen([binary, "serve", "--config", self.dir + "/config.json", "--log-level", "warning"],
+                                  env=dict(os.environ, EMUPANEL_TOKEN=self.token), stdin=subprocess.DEVNULL,
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+        procs.append(self.p)
+        for _ in range(300):
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", open(self.log_path).read())
+            if m:
+                self.port = int(m.group(1))
+                self.url = f"http://127.0.0.1:{self.port}"
+                return
+            time.sleep(0.02)
+        raise SystemExit("emupanel did not start:\n" + open(self.log_path).read())
+
+    def req(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method,
+                                   headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=120) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
+
+    def seq(self):
+        """The newest event's number: take it before a POST, then wait with `task`."""
+        return self.req("GET", "/events?since=0&wait=0")["next"]
+
+    def task(self, started, since):
+        """-> (task, perf_counter when its final event arrived)."""
+        tid = started["task"]["id"]
+        final = ("task.succeeded", "task.failed", "task.cancelled")
+        while True:
+            page = self.req("GET", f"/events?since={since}&wait=30")
+            since = page["next"]
+            if any(e["subject"] == tid and e["type"] in final for e in page["items"]):
+                t1 = time.perf_counter()
+                return self.req("GET", f"/tasks/{tid}"), t1
+
+    def console(self, gid):
+        return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
+
+
+class QMP:
+    def __init__(self, sock_path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(sock_path)
+                break
+            except OSError:
+                self.s.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.005)
+        self.f = self.s.makefile("rwb")
+        self.events = []
+        self.f.readline()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+        self.f.flush()
+        while True:
+            msg = json.loads(self.f.readline())
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise SystemExit(f"QMP {name}: {msg['error']}")
+            if "event" in msg:
+                self.events.append(msg)
+
+    def prepare_migration(self, **parameters):
+        """migrate-set-parameters, and MIGRATION events on (so `migrate` need not poll)."""
+        if parameters:
+            self.cmd("migrate-set-parameters", **parameters)
+        self.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+
+    def migrate(self, uri):
+        """Starts a migration and waits for its final MIGRATION event -> (query-migrate, perf_counter then)."""
+        self.cmd("migrate", uri=uri)
+        while True:
+            msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
+            if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
+                break
+        t1 = time.perf_counter()
+        m = self.cmd("query-migrate")
+        for _ in range(200):  # "completed" shows before QEMU fills in its final figures (0 ms)
+            if m["status"] != "completed" or (m.get("downtime") and m.get("total-time")):
+                break
+            time.sleep(0.001)
+            m = self.cmd("query-migrate")
+        if m["status"] != "completed":
+            raise SystemExit(f"qemu migrate: {m}")
+        return m, t1
+
+
+def qemu(binary, out, elf, tag, *extra):
+    """qemu-system-riscv64 running `elf` in a 1 GiB virt guest, serial to out/serial-TAG.txt."""
+    sock = os.path.join(out, f"qmp-{tag}.sock")
+    serial = open(os.path.join(out, f"serial-{tag}.txt"), "wb")
+    p = subprocess.Popen([binary, "-M", "virt", "-m", "1024", "-bios", "none", "-kernel", elf, "-display", "none",
+                          "-serial", "stdio", "-monitor", "none", "-qmp", f"unix:{sock},server=on,wait=off", *extra],
+                         stdin=subprocess.DEVNULL, stdout=serial, stderr=subprocess.STDOUT)
+    procs.append(p)
+    return p, sock
+
+
+def stop(p):
+    p.kill()
+    p.wait()
+
+
+def span(values, fmt="{:.3f}"):
+    """min-max, or one value when they are equal."""
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def mib_span(values):
+    return "-".join(dict.fromkeys(f"{x / 2**20:.1f}" for x in (min(values), max(values))))
