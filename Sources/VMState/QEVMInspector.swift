@@ -59,6 +59,7 @@ private final class Walk {
     var usedDescriptions = Set<Int>()
 
     /// Bounds for what the stream itself announces.
+    static let maximumMachineTypeLength = 256
     static let maximumRAMBlocks = 1024
     static let maximumNesting = 32
 
@@ -73,140 +74,76 @@ private final class Walk {
 
     func run(totalBytes: UInt64) throws -> QEVMInspection {
         report.totalBytes = totalBytes
-        file.context = "stream header"
-        let magic = try file.getBE32()
-        guard magic == QEMUFileFormat.magic else { throw VMStateError.notAMigrationStream(magic: magic) }
-        report.streamVersion = try file.getBE32()
-        guard report.streamVersion == QEMUFileFormat.version else {
-            throw VMStateError.unsupportedStreamVersion(report.streamVersion)
-        }
-        try readConfiguration()
+        report.machineType = try file.readStreamHeader(maximumMachineTypeLength: Self.maximumMachineTypeLength)
+        // readStreamHeader accepts this version only.
+        report.streamVersion = QEMUFileFormat.version
         sections: while true {
-            file.context = "section type"
             let offset = file.offset
-            let type = try file.getByte()
-            switch QEMUVMSectionType(rawValue: type) {
+            switch try file.readSectionRecord() {
             case .eof:
                 break sections
-            case .sectionStart, .sectionFull:
-                file.context = "section header"
-                let id = try file.getBE32()
-                let name = try file.getName("section header")
-                let instanceID = try file.getBE32()
-                let versionID = try file.getBE32()
-                let kind: String
-                if type == QEMUVMSectionType.sectionStart.rawValue {
-                    guard name == QEMUFileFormat.ramSectionName, ramSectionID == nil else {
-                        throw fail("iterative section '\(name)': only one 'ram' section may start")
-                    }
-                    guard versionID == QEMUFileFormat.ramSectionVersion else {
-                        throw VMStateError.unsupportedSectionVersion(section: name, incoming: Int(versionID),
-                                                                     local: Int(QEMUFileFormat.ramSectionVersion))
-                    }
-                    ramSectionID = id
-                    try readRAM()
-                    kind = "start"
-                } else {
-                    try readDevice(id: id, name: name, instanceID: instanceID, versionID: versionID)
-                    kind = "full"
+            case .start(let header):
+                guard header.name == QEMUFileFormat.ramSectionName, ramSectionID == nil else {
+                    throw fail("iterative section '\(header.name)': only one 'ram' section may start")
                 }
-                try checkFooter(section: name, id: id)
-                report.sections.append(.init(kind: kind, sectionID: id, name: name, instanceID: instanceID,
-                                             versionID: versionID, offset: offset, length: file.offset - offset))
-                if kind == "start" { report.ram.wireBytes += file.offset - offset }
-            case .sectionPart, .sectionEnd:
-                file.context = "section header"
-                let id = try file.getBE32()
-                let isEnd = type == QEMUVMSectionType.sectionEnd.rawValue
-                guard id == ramSectionID, !ramEnded else {
-                    throw VMStateError.unknownSectionID(id, type: isEnd ? "SECTION_END" : "SECTION_PART")
-                }
+                try header.checkVersion(QEMUFileFormat.ramSectionVersion)
+                ramSectionID = header.sectionID
                 try readRAM()
-                try checkFooter(section: QEMUFileFormat.ramSectionName, id: id)
-                if isEnd { ramEnded = true }
-                report.sections.append(.init(kind: isEnd ? "end" : "part", sectionID: id,
-                                             name: QEMUFileFormat.ramSectionName, instanceID: nil, versionID: nil,
+                try file.checkFooter(section: header.name, sectionID: header.sectionID)
+                record("start", header, from: offset)
+                report.ram.wireBytes += file.offset - offset
+            case .full(let header):
+                try readDevice(header)
+                try file.checkFooter(section: header.name, sectionID: header.sectionID)
+                record("full", header, from: offset)
+            case .continuation(let continuation):
+                try continuation.check(startedID: ramSectionID, ended: ramEnded)
+                try readRAM()
+                try file.checkFooter(section: QEMUFileFormat.ramSectionName, sectionID: continuation.sectionID)
+                if continuation.isEnd { ramEnded = true }
+                report.sections.append(.init(kind: continuation.isEnd ? "end" : "part",
+                                             sectionID: continuation.sectionID, name: QEMUFileFormat.ramSectionName,
+                                             instanceID: nil, versionID: nil,
                                              offset: offset, length: file.offset - offset))
                 report.ram.wireBytes += file.offset - offset
-            default:
-                throw VMStateError.unknownSectionType(type, offset: offset)
             }
         }
         try readTrailer()
         return report
     }
 
-    // MARK: Configuration
-
-    private func readConfiguration() throws {
-        file.context = "configuration section"
-        guard try file.getByte() == QEMUVMSectionType.configuration.rawValue else {
-            throw VMStateError.configurationMissing
-        }
-        let length = try file.getBE32()
-        guard length <= 256 else { throw VMStateError.configurationNameTooLong(length: length, maximum: 256) }
-        guard let name = String(validating: try file.getBytes(Int(length)), as: UTF8.self) else {
-            throw VMStateError.invalidName(context: "configuration section")
-        }
-        report.machineType = name
-    }
-
-    private func checkFooter(section: String, id: UInt32) throws {
-        file.context = "footer of section '\(section)'"
-        guard try file.getByte() == QEMUVMSectionType.sectionFooter.rawValue else {
-            throw VMStateError.missingSectionFooter(section: section, sectionID: id)
-        }
-        let read = try file.getBE32()
-        guard read == id else { throw VMStateError.mismatchedSectionFooter(section: section, read: read, expected: id) }
+    private func record(_ kind: String, _ header: QEVMSectionHeader, from offset: UInt64) {
+        report.sections.append(.init(kind: kind, sectionID: header.sectionID, name: header.name,
+                                     instanceID: header.instanceID, versionID: header.versionID,
+                                     offset: offset, length: file.offset - offset))
     }
 
     // MARK: RAM (the same flags ram_load_precopy reads, counted instead of applied)
 
     private func readRAM() throws {
         report.ram.sections += 1
-        let pageSize = UInt64(QEMUFileFormat.targetPageSize)
         while true {
-            file.context = "RAM page header"
-            let header = try file.getBE64()
-            let flags = header & (pageSize - 1)
-            let address = header & ~(pageSize - 1)
-            let kind = flags & ~RAMSaveFlags.continue.rawValue
-            switch kind {
-            case RAMSaveFlags.memSize.rawValue:
-                try readBlockList(total: address)
-            case RAMSaveFlags.zero.rawValue, RAMSaveFlags.page.rawValue:
-                let block: Int
-                if flags & RAMSaveFlags.continue.rawValue != 0 {
-                    guard let last = lastBlock else { throw VMStateError.ramNoBlockForContinue }
-                    block = last
-                } else {
-                    let name = try file.getName("RAM block name")
-                    guard let index = report.ram.blocks.firstIndex(where: { $0.idstr == name }) else {
-                        throw VMStateError.unknownRAMBlock(name)
-                    }
-                    block = index
+            switch try file.readRAMRecord() {
+            case .blockList(let totalLength):
+                try readBlockList(total: totalLength)
+            case .page(let page):
+                let block = try file.readRAMBlock(for: page, previous: lastBlock) { name in
+                    report.ram.blocks.firstIndex(where: { $0.idstr == name })
                 }
                 lastBlock = block
-                let length = report.ram.blocks[block].length
-                guard address <= length, length - address >= pageSize else {
-                    throw VMStateError.ramOffsetOutOfRange(block: report.ram.blocks[block].idstr, offset: address,
-                                                           length: length)
-                }
+                let info = report.ram.blocks[block]
+                try page.checkInside(block: info.idstr, length: info.length)
                 report.ram.pages += 1
-                if kind == RAMSaveFlags.zero.rawValue {
-                    file.context = "zero page fill byte"
-                    let fill = try file.getByte()
-                    guard fill == 0 else { throw VMStateError.ramZeroPageFill(fill) }
+                if page.isZero {
+                    try file.readZeroPageFill()
                     report.ram.zeroPages += 1
                 } else {
-                    file.context = "RAM page at 0x\(hex(address)) of \(report.ram.blocks[block].idstr)"
-                    try file.skip(pageSize)
+                    file.context = page.dataContext(block: info.idstr)
+                    try file.skip(UInt64(QEMUFileFormat.targetPageSize))
                     report.ram.normalPages += 1
                 }
-            case RAMSaveFlags.eos.rawValue:
+            case .endOfSection:
                 return
-            default:
-                throw VMStateError.ramUnknownFlags(flags)
             }
         }
     }
@@ -234,7 +171,8 @@ private final class Walk {
 
     // MARK: Devices (sized from VMDESCRIPTION, as analyze-migration.py decodes them)
 
-    private func readDevice(id: UInt32, name: String, instanceID: UInt32, versionID: UInt32) throws {
+    private func readDevice(_ header: QEVMSectionHeader) throws {
+        let (name, instanceID, versionID) = (header.name, header.instanceID, header.versionID)
         guard let devices = vmDescription?.json["devices"]?.arrayValue else {
             throw fail("device section '\(name)' cannot be decoded: the stream has no VMDESCRIPTION")
         }
@@ -251,8 +189,8 @@ private final class Walk {
         let start = file.offset
         var subsections: [String] = []
         try skipState(described, device: name, depth: 0, subsections: &subsections)
-        report.devices.append(.init(name: name, instanceID: instanceID, sectionID: id, versionID: versionID,
-                                    subsections: subsections, stateBytes: file.offset - start))
+        report.devices.append(.init(name: name, instanceID: instanceID, sectionID: header.sectionID,
+                                    versionID: versionID, subsections: subsections, stateBytes: file.offset - start))
     }
 
     private func skipState(_ description: JSONValue, device: String, depth: Int, subsections: inout [String]) throws {

@@ -52,54 +52,37 @@ public final class QEVMStreamReader {
 
     /// Reads the whole stream (qemu_loadvm_state). Throws on any inconsistency.
     public func read() throws -> PendingLoad {
-        file.context = "stream header"
-        let magic = try file.getBE32()
-        guard magic == QEMUFileFormat.magic else { throw VMStateError.notAMigrationStream(magic: magic) }
-        let version = try file.getBE32()
-        guard version == QEMUFileFormat.version else { throw VMStateError.unsupportedStreamVersion(version) }
-        try readConfiguration()
+        let received = try file.readStreamHeader(maximumMachineTypeLength: limits.maximumMachineTypeLength)
+        // configuration_post_load: a stream only loads into the machine type it was saved from.
+        guard received == machineType else {
+            throw VMStateError.machineTypeMismatch(received: received, local: machineType)
+        }
 
         var pending: [(entry: SaveStateEntry, state: Any)] = []
         var loaded = Set<SectionKey>()
         sections: while true {
-            file.context = "section type"
-            let offset = file.offset
-            let typeByte = try file.getByte()
-            switch QEMUVMSectionType(rawValue: typeByte) {
+            switch try file.readSectionRecord() {
             case .eof:
                 break sections
-            case .sectionStart, .sectionFull:
-                file.context = "section header"
-                let sectionID = try file.getBE32()
-                let name = try file.getName("section header")
-                let instanceID = try file.getBE32()
-                let versionID = try file.getBE32()
-                if typeByte == QEMUVMSectionType.sectionStart.rawValue {
-                    try startRAM(sectionID: sectionID, name: name, instanceID: instanceID, versionID: versionID)
-                } else {
-                    guard let entry = entries.first(where: { $0.idstr == name && $0.instanceID == instanceID }) else {
-                        throw VMStateError.unknownSection(name: name, instanceID: instanceID)
-                    }
-                    guard loaded.insert(SectionKey(name: name, instanceID: instanceID)).inserted else {
-                        throw VMStateError.duplicateSection(name: name, instanceID: instanceID)
-                    }
-                    let state = try entry.description.load(from: file, into: entry.getState(),
-                                                           versionID: Int(versionID))
-                    try checkFooter(section: name, sectionID: sectionID)
-                    pending.append((entry, state))
+            case .start(let header):
+                try startRAM(header)
+            case .full(let header):
+                let (name, instanceID) = (header.name, header.instanceID)
+                guard let entry = entries.first(where: { $0.idstr == name && $0.instanceID == instanceID }) else {
+                    throw VMStateError.unknownSection(name: name, instanceID: instanceID)
                 }
-            case .sectionPart, .sectionEnd:
-                file.context = "section header"
-                let sectionID = try file.getBE32()
-                let type = typeByte == QEMUVMSectionType.sectionPart.rawValue ? "SECTION_PART" : "SECTION_END"
-                guard sectionID == ramSectionID, !ramEnded else {
-                    throw VMStateError.unknownSectionID(sectionID, type: type)
+                guard loaded.insert(SectionKey(name: name, instanceID: instanceID)).inserted else {
+                    throw VMStateError.duplicateSection(name: name, instanceID: instanceID)
                 }
+                let state = try entry.description.load(from: file, into: entry.getState(),
+                                                       versionID: Int(header.versionID))
+                try file.checkFooter(section: name, sectionID: header.sectionID)
+                pending.append((entry, state))
+            case .continuation(let continuation):
+                try continuation.check(startedID: ramSectionID, ended: ramEnded)
                 try readRAM()
-                try checkFooter(section: QEMUFileFormat.ramSectionName, sectionID: sectionID)
-                if typeByte == QEMUVMSectionType.sectionEnd.rawValue { ramEnded = true }
-            default:
-                throw VMStateError.unknownSectionType(typeByte, offset: offset)
+                try file.checkFooter(section: QEMUFileFormat.ramSectionName, sectionID: continuation.sectionID)
+                if continuation.isEnd { ramEnded = true }
             }
         }
 
@@ -119,41 +102,10 @@ public final class QEVMStreamReader {
         let instanceID: UInt32
     }
 
-    // MARK: Configuration (vmstate_configuration, configuration_post_load)
-
-    private func readConfiguration() throws {
-        file.context = "configuration section"
-        let type = try file.getByte()
-        guard type == QEMUVMSectionType.configuration.rawValue else { throw VMStateError.configurationMissing }
-        let length = try file.getBE32()
-        guard length <= limits.maximumMachineTypeLength else {
-            throw VMStateError.configurationNameTooLong(length: length, maximum: limits.maximumMachineTypeLength)
-        }
-        let bytes = try file.getBytes(Int(length))
-        guard let received = String(validating: bytes, as: UTF8.self) else {
-            throw VMStateError.invalidName(context: "configuration section")
-        }
-        guard received == machineType else {
-            throw VMStateError.machineTypeMismatch(received: received, local: machineType)
-        }
-    }
-
-    // MARK: Footers (check_section_footer)
-
-    private func checkFooter(section: String, sectionID: UInt32) throws {
-        file.context = "footer of section '\(section)'"
-        guard try file.getByte() == QEMUVMSectionType.sectionFooter.rawValue else {
-            throw VMStateError.missingSectionFooter(section: section, sectionID: sectionID)
-        }
-        let read = try file.getBE32()
-        guard read == sectionID else {
-            throw VMStateError.mismatchedSectionFooter(section: section, read: read, expected: sectionID)
-        }
-    }
-
     // MARK: RAM (ram_load_precopy)
 
-    private func startRAM(sectionID: UInt32, name: String, instanceID: UInt32, versionID: UInt32) throws {
+    private func startRAM(_ header: QEVMSectionHeader) throws {
+        let (name, instanceID) = (header.name, header.instanceID)
         guard name == QEMUFileFormat.ramSectionName, instanceID == 0 else {
             if entries.contains(where: { $0.idstr == name && $0.instanceID == instanceID }) {
                 throw VMStateError.ramUnexpectedIterative(name)
@@ -161,65 +113,44 @@ public final class QEVMStreamReader {
             throw VMStateError.unknownSection(name: name, instanceID: instanceID)
         }
         guard ramSectionID == nil else { throw VMStateError.duplicateSection(name: name, instanceID: instanceID) }
-        guard versionID == QEMUFileFormat.ramSectionVersion else {
-            throw VMStateError.unsupportedSectionVersion(section: name, incoming: Int(versionID),
-                                                         local: Int(QEMUFileFormat.ramSectionVersion))
-        }
-        ramSectionID = sectionID
+        try header.checkVersion(QEMUFileFormat.ramSectionVersion)
+        ramSectionID = header.sectionID
         try readRAM()
-        try checkFooter(section: name, sectionID: sectionID)
+        try file.checkFooter(section: name, sectionID: header.sectionID)
     }
 
     private func readRAM() throws {
-        let pageSize = UInt64(QEMUFileFormat.targetPageSize)
         while true {
-            file.context = "RAM page header"
-            let header = try file.getBE64()
-            let flags = header & (pageSize - 1)
-            let address = header & ~(pageSize - 1)
-            let kind = flags & ~RAMSaveFlags.continue.rawValue
-            switch kind {
-            case RAMSaveFlags.memSize.rawValue:
-                try readRAMBlockList(totalLength: address)
-            case RAMSaveFlags.zero.rawValue, RAMSaveFlags.page.rawValue:
+            switch try file.readRAMRecord() {
+            case .blockList(let totalLength):
+                try readRAMBlockList(totalLength: totalLength)
+            case .page(let page):
                 guard ramBlockListSeen else {
                     throw VMStateError.ramSectionIncomplete(reason: "RAM page before the RAM block list")
                 }
-                let blockIndex: Int
-                if flags & RAMSaveFlags.continue.rawValue != 0 {
-                    guard let last = lastRAMBlock else { throw VMStateError.ramNoBlockForContinue }
-                    blockIndex = last
-                } else {
-                    let name = try file.getName("RAM block name")
-                    guard let index = ramBlocks.firstIndex(where: { $0.idstr == name }) else {
-                        throw VMStateError.unknownRAMBlock(name)
-                    }
-                    blockIndex = index
+                let blockIndex = try file.readRAMBlock(for: page, previous: lastRAMBlock) { name in
+                    ramBlocks.firstIndex(where: { $0.idstr == name })
                 }
                 lastRAMBlock = blockIndex
                 let block = ramBlocks[blockIndex]
-                let length = UInt64(block.memory.count)
-                guard address <= length, length - address >= pageSize else {
-                    throw VMStateError.ramOffsetOutOfRange(block: block.idstr, offset: address, length: length)
-                }
-                let start = Int(address)
-                let page = UnsafeMutableRawBufferPointer(rebasing: block.memory[start..<(start + Int(pageSize))])
-                if kind == RAMSaveFlags.zero.rawValue {
-                    file.context = "zero page fill byte"
-                    let fill = try file.getByte()
-                    guard fill == 0 else { throw VMStateError.ramZeroPageFill(fill) }
+                try page.checkInside(block: block.idstr, length: UInt64(block.memory.count))
+                let start = Int(page.address)
+                let destination = UnsafeMutableRawBufferPointer(
+                    rebasing: block.memory[start..<(start + QEMUFileFormat.targetPageSize)])
+                if page.isZero {
+                    try file.readZeroPageFill()
                     // The destination page may hold old data (restoring into a used guest).
-                    if !UnsafeRawBufferPointer(page).isAllZero() { page.initializeMemory(as: UInt8.self, repeating: 0) }
+                    if !UnsafeRawBufferPointer(destination).isAllZero() {
+                        destination.initializeMemory(as: UInt8.self, repeating: 0)
+                    }
                     ramStats.duplicatePages += 1
                 } else {
-                    file.context = "RAM page at 0x\(hex(address)) of \(block.idstr)"
-                    try file.get(into: page)
+                    file.context = page.dataContext(block: block.idstr)
+                    try file.get(into: destination)
                     ramStats.normalPages += 1
                 }
-            case RAMSaveFlags.eos.rawValue:
+            case .endOfSection:
                 return
-            default:
-                throw VMStateError.ramUnknownFlags(flags)
             }
         }
     }
