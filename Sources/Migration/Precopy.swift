@@ -50,9 +50,9 @@ public struct TransferStats: Sendable, Equatable {
 extension LiveMachine {
     /// Streams RAM and device state to `sink`. A running guest keeps running while RAM goes out
     /// in passes over the pages it dirtied, until what is left fits the downtime limit at the
-    /// measured bandwidth (tested every few MiB, or after `maxPasses` passes); then it is parked
-    /// for the last pages and the devices. Returns with the guest parked — the caller resumes it (snapshot) or hands it
-    /// over (migration). On error the guest is resumed if this call parked it.
+    /// measured bandwidth (tested every MiB, or after `maxPasses` passes); then it is parked for
+    /// the last pages and the devices. Returns with the guest parked — the caller resumes it
+    /// (snapshot) or hands it over (migration). On error the guest is resumed if this call parked it.
     public func streamState(to sink: ThrottledSink, transfer: TransferControl, maxPasses: Int = 30,
                             progress: (TransferStats) -> Void) throws -> TransferStats {
         let start = ContinuousClock.now

@@ -165,7 +165,7 @@ final class TrailingHasher: Sendable {
     func finish(at count: Int) throws -> String {
         progress.withLock { $0.end = count; $0.written = count }
         wake.signal()
-        done.wait()
+        waitForThread()
         return try result.withLock { $0! }.get()
     }
 
@@ -173,7 +173,13 @@ final class TrailingHasher: Sendable {
     func abandon() {
         progress.withLock { $0.abandoned = true }
         wake.signal()
+        waitForThread()
+    }
+
+    /// Returns once the thread has ended; safe to call again (after a `finish` that threw).
+    private func waitForThread() {
         done.wait()
+        done.signal()
     }
 
     private func hashFile(fd: Int32, path: String) -> Result<String, SnapshotFileError> {

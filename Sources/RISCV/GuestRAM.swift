@@ -181,5 +181,4 @@ public final class GuestRAM {
         dirtyBits.update(repeating: 0, count: dirtyWords)
         return out
     }
-
 }

@@ -56,7 +56,8 @@ extension VirtMachine {
 
     /// Replaces RAM and device state with a stream's. RAM is zeroed first (the pages go back
     /// to the host) because a stream carries only the pages its source had populated, and
-    /// this machine's own images would otherwise show through the gaps.
+    /// this machine's own images would otherwise show through the gaps. So even a stream
+    /// refused at its header leaves RAM changed: load into a machine that can be discarded.
     @discardableResult
     public func loadState(from source: ByteSource, as type: MachineType,
                           limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
