@@ -20,7 +20,7 @@ public enum SnapshotFile {
         let directory = parent.isEmpty ? "." : parent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let temporary = directory + "/." + (path as NSString).lastPathComponent + ".partial-" + UUID().uuidString.prefix(8)
+        let temporary = directory + "/." + (path as NSString).lastPathComponent + partialMarker + UUID().uuidString.prefix(8)
         // Readable too: the hasher reads back behind the writer.
         let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotFileError.io("create \(temporary)", errno) }
@@ -69,6 +69,17 @@ public enum SnapshotFile {
         }
         return try outcome.get()
     }
+
+    /// Removes the temporary files of writes a crash interrupted (the panel killed, the host
+    /// down) from `directory`; returns their names. Finished files are never touched: a write
+    /// only renames its temporary file once it is complete and synced.
+    @discardableResult
+    public static func removeInterruptedWrites(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix(".") && $0.contains(partialMarker) }.filter { unlink(directory + "/" + $0) == 0 }
+    }
+
+    private static let partialMarker = ".partial-"
 
     /// The last `count` bytes (the device sections and VMDESCRIPTION), for a preflight that
     /// checks every device before any RAM is touched.

@@ -30,6 +30,18 @@ extension GuestManager {
         }
     }
 
+    /// Deletes the temporary files of snapshots and managed saves that a crash interrupted; the
+    /// tasks that wrote them are already marked failed ("interrupted") by the task manager.
+    public func removeInterruptedWrites() {
+        for guest in (try? store.all()) ?? [] {
+            for directory in [guestDirectory(guest.id), guestDirectory(guest.id) + "/snapshots"] {
+                for name in SnapshotFile.removeInterruptedWrites(in: directory) {
+                    logger.warning("removed the file of an interrupted write", metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+                }
+            }
+        }
+    }
+
     /// Starts guests saved at the last shutdown; guests the database still calls running or paused
     /// without a save (the panel was killed) are marked stopped.
     public func resumeManagedSaves() {

@@ -90,6 +90,7 @@ public final class PanelApp: Sendable {
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
         events.publish("host.started", data: ["release": .string(Release.current)])
+        guests.removeInterruptedWrites()
         guests.resumeManagedSaves()
         if configuration.demoGuest { guests.createDemoGuestIfEmpty() }
     }

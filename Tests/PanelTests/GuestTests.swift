@@ -96,8 +96,14 @@ struct GuestTests {
             console = try waitForConsole(panel, id, "U-Boot 2023", since: console.next)
             #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
         }
+        // A snapshot a crash interrupted left its temporary file: the next start removes it.
+        let snapshotDir = dataDir + "/guests/\(id)/snapshots"
+        let interrupted = snapshotDir + "/.crashed.qevm.partial-0badf00d"
+        #expect(FileManager.default.createFile(atPath: interrupted, contents: Data(count: 4096)))
         // The panel stopped: the running guest was saved and comes back running.
         let panel = try panel(dataDir: dataDir)
+        #expect(!FileManager.default.fileExists(atPath: interrupted))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: snapshotDir)) == ["at-prompt.qevm", "child.qevm"])
         let guest = try panel.get("/api/v1/guests/\(id)").json()
         #expect(guest["state"] as? String == "running")
         let snapshots = try panel.get("/api/v1/guests/\(id)/snapshots").json()["items"] as? [[String: Any]]
