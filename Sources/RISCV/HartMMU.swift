@@ -114,7 +114,7 @@ extension Hart {
         if let fault { raiseException(fault, tval: va); return nil }
         if ram.contains(pa, count: size) {
             let hostPage = ram.host(pa & ~0xfff)
-            tlbRead[Hart.tlbIndex(va)] = TLBEntry(tag: page, addend: UInt64(UInt(bitPattern: hostPage)) &- page)
+            fillRead(va, TLBEntry(tag: page, addend: UInt64(UInt(bitPattern: hostPage)) &- page))
             let p = ram.host(pa)
             switch size {
             case 1: return UInt64(p.load(as: UInt8.self))
@@ -156,7 +156,7 @@ extension Hart {
             if ram.codePages[index] == nil {
                 let page = va & ~0xfff
                 let hostPage = ram.host(pa & ~0xfff)
-                tlbWrite[Hart.tlbIndex(va)] = TLBEntry(tag: page, addend: UInt64(UInt(bitPattern: hostPage)) &- page)
+                fillWrite(va, TLBEntry(tag: page, addend: UInt64(UInt(bitPattern: hostPage)) &- page))
             }
             return true
         }
@@ -215,7 +215,7 @@ extension Hart {
             flushWriteTLB()
         }
         let entry = FetchTLBEntry(tag: pc & ~0xfff, ops: ops, host: ram.host(pa & ~0xfff))
-        tlbFetch[Hart.tlbIndex(pc)] = entry
+        fillFetch(pc, entry)
         return entry
     }
 

@@ -18,6 +18,7 @@ struct GuestCase: Sendable, CustomStringConvertible {
         GuestCase(elf: "timer.elf", input: "", after: ""),
         GuestCase(elf: "echo.elf", input: "hello, emupanel\nq", after: "ready"),
         GuestCase(elf: "sv39.elf", input: "", after: ""),
+        GuestCase(elf: "tlbflush.elf", input: "", after: ""),
     ]
 
     @Test(arguments: cases)
