@@ -100,6 +100,9 @@ public final class GuestRAM {
         var i = 0
         for b in data { dst[i] = b; i += 1 }
         invalidateCode(physical: pa, count: data.count)
+        if dirtyLogging, !data.isEmpty {
+            for page in pageIndex(physical: pa)...pageIndex(physical: pa &+ UInt64(data.count - 1)) { markDirty(pageIndex: page) }
+        }
     }
 
     public func read(_ pa: UInt64, count: Int) -> [UInt8]? {
@@ -119,7 +122,13 @@ public final class GuestRAM {
 
     /// All RAM back to zero (machine reset). Dropping the pages returns them
     /// to the host; the private anonymous mapping refills them with zeros.
+    /// While a transfer logs dirty pages, every page that held data is logged, so the copy
+    /// gets the zeros too (a guest rebooting mid-migration).
     public func clear() {
+        if dirtyLogging {
+            let populated = populatedBitmap()
+            for word in 0..<dirtyWords { dirtyBits[word] |= populated[word] }
+        }
         if madvise(bytes, size, MADV_DONTNEED) != 0 {
             bytes.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         }

@@ -91,6 +91,23 @@ import VMState
         #expect(!m.populatedPages().contains(RAMPage(block: 0, index: farIndex)), "a cleared page goes back to the host")
     }
 
+    /// A guest that reboots while a transfer runs: the reset zeroes RAM and reloads the images
+    /// behind the CPU's back, so it must log what it changed or the copy keeps the old contents.
+    @Test func resetDuringATransferLogsEveryPageItChanged() throws {
+        let m = try machine("timer.elf", output: OutputCollector())
+        _ = m.run(maxInstructions: 10_000)
+        let far = m.ram.region.base + UInt64(m.ram.size) - UInt64(GuestRAM.pageSize)
+        try m.ram.write([0xab], at: far)
+        m.setDirtyLogging(true)
+        defer { m.setDirtyLogging(false) }
+        _ = m.takeDirtyPages()
+        try m.reset()
+        let dirty = Set(m.takeDirtyPages())
+        #expect(dirty.contains(RAMPage(block: 0, index: m.ram.pageCount - 1)), "the cleared page")
+        #expect(dirty.contains(RAMPage(block: 0, index: 0)), "the reloaded image")
+        #expect(m.ram.read(far, count: 1) == [0])
+    }
+
     @Test func streamIsRefusedByAnotherMachineTypeBeforeAnythingChanges() throws {
         let output = OutputCollector()
         let source = try machine("timer.elf", output: output)
