@@ -20,7 +20,7 @@ public enum SnapshotFile {
         let directory = parent.isEmpty ? "." : parent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let temporary = directory + "/." + (path as NSString).lastPathComponent + partialMarker + UUID().uuidString.prefix(8)
+        let temporary = directory + "/." + (path as NSString).lastPathComponent + partialMarker + UUID().uuidString.prefix(partialTagLength)
         // Readable too: the hasher reads back behind the writer.
         let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotFileError.io("create \(temporary)", errno) }
@@ -76,10 +76,19 @@ public enum SnapshotFile {
     @discardableResult
     public static func removeInterruptedWrites(in directory: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasPrefix(".") && $0.contains(partialMarker) }.filter { unlink(directory + "/" + $0) == 0 }
+        return names.filter(isTemporaryName).filter { unlink(directory + "/" + $0) == 0 }
+    }
+
+    /// `.NAME.partial-XXXXXXXX` exactly, so a snapshot that a user named `.partial-1` stays.
+    static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards),
+              marker.lowerBound > name.index(after: name.startIndex) else { return false }
+        let tag = name[marker.upperBound...]
+        return tag.count == partialTagLength && tag.allSatisfy(\.isHexDigit)
     }
 
     private static let partialMarker = ".partial-"
+    private static let partialTagLength = 8
 
     /// The last `count` bytes (the device sections and VMDESCRIPTION), for a preflight that
     /// checks every device before any RAM is touched.

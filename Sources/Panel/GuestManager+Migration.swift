@@ -52,21 +52,24 @@ extension GuestManager {
         guard guest.state == .running || guest.state == .paused, let runtime = runtimes.withLock({ $0[id] }) else {
             throw HTTPError(.conflict, code: "invalid_state", message: "only a running or paused guest migrates (it is \(guest.state.rawValue))")
         }
-        guard (1...60_000).contains(downtimeLimitMs) else {
-            throw HTTPError(.unprocessableEntity, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
+        guard Self.downtimeLimits.contains(downtimeLimitMs), Self.bandwidthLimits.contains(maxBandwidth) else {
+            throw HTTPError(.unprocessableEntity, code: "invalid_transfer_limits",
+                            message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
         }
         let peer = try PeerClient.resolve(target, peers: peers)
         let transfer = TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth)
         let adjust: @Sendable (JSON) throws -> Void = { settings in
             if case .number(let value)? = settings["downtimeLimitMs"] {
-                guard (1...60_000).contains(value) else {
+                guard let limit = value.wholeNumber(in: Self.downtimeLimits) else {
                     throw HTTPError(.unprocessableEntity, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
                 }
-                transfer.downtimeLimitMs.store(UInt64(value), ordering: .relaxed)
+                transfer.downtimeLimitMs.store(limit, ordering: .relaxed)
             }
             if case .number(let value)? = settings["maxBandwidth"] {
-                guard value >= 0 else { throw HTTPError(.unprocessableEntity, code: "invalid_bandwidth", message: "maxBandwidth must be ≥ 0") }
-                transfer.maxBandwidth.store(UInt64(value), ordering: .relaxed)
+                guard let bandwidth = value.wholeNumber(in: Self.bandwidthLimits) else {
+                    throw HTTPError(.unprocessableEntity, code: "invalid_bandwidth", message: "maxBandwidth must be 0 (unlimited) ... 10^15 bytes/s")
+                }
+                transfer.maxBandwidth.store(bandwidth, ordering: .relaxed)
             }
         }
         let offer = offer(for: guest, type: type)
@@ -76,8 +79,9 @@ extension GuestManager {
             let report: @Sendable (TransferStats) -> Void = { handle.progress($0.progress, detail: Self.statsJSON($0)) }
             // 1. The destination checks again and hands out a one-time ticket.
             let ticket = try peer.post("/migrations/incoming", offer)
-            guard case .string(let secret)? = ticket["ticket"], case .number(let port)? = ticket["port"] else {
-                throw PeerError(status: 0, message: "the destination sent no ticket")
+            guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
+                  let port = portNumber.wholeNumber(in: 1...65_535) else {
+                throw PeerError(status: 0, message: "the destination sent no usable ticket and port")
             }
             let socket = try TCPSocket.connect(host: peer.host, port: UInt16(port), timeout: 30)
             try socket.write(line: "EMUPANEL-MIGRATE 1 \(secret)")

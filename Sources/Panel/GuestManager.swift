@@ -2,6 +2,7 @@ import EmulatorCore
 import Foundation
 import HTTPServer
 import Logging
+import RISCV
 import Synchronization
 
 /// Guests: records in SQLite, a running machine per started guest (each on its own thread),
@@ -47,7 +48,11 @@ public final class GuestManager: Sendable {
     /// Serialises lifecycle changes; the work under it is short (a thread starts or is told to stop).
     let lifecycle = Mutex<Void>(())
 
-    public static let memoryRange = 16...4096
+    /// Up to what the virt board maps (VirtMachine.maximumMemoryMiB), so a created guest can start.
+    public static let memoryRange = 16...VirtMachine.maximumMemoryMiB
+    /// A migration's downtime limit (ms) and bandwidth limit (bytes/s, 0 = unlimited).
+    static let downtimeLimits: ClosedRange<UInt64> = 1...60_000
+    static let bandwidthLimits: ClosedRange<UInt64> = 0...1_000_000_000_000_000
 
     init(database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, events: EventBus, tasks: TaskManager,
          configuration: PanelConfiguration, logger: Logger) {

@@ -45,3 +45,12 @@ public enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral, Expr
         return nil
     }
 }
+
+extension Double {
+    /// A JSON number as a whole count within `range`, or nil: JSON numbers are doubles, and
+    /// converting 1e20 or NaN to an integer type would stop the process.
+    func wholeNumber(in range: ClosedRange<UInt64>) -> UInt64? {
+        guard isFinite, self >= Double(range.lowerBound), self <= Double(range.upperBound) else { return nil }
+        return UInt64(exactly: rounded(.down)).flatMap { range.contains($0) ? $0 : nil }
+    }
+}

@@ -20,9 +20,14 @@ struct MigrationController: Sendable {
         }
         api.post("/guests/{id}/migrate", summary: "Live-migrate to {target: {peer} or {url, token}, downtimeLimitMs, maxBandwidth}; 202 with the task") { request in
             let body = try request.decode(Request.self)
+            guard let downtime = (body.downtimeLimitMs ?? 300).wholeNumber(in: GuestManager.downtimeLimits) else {
+                throw HTTPError(.unprocessableEntity, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
+            }
+            guard let bandwidth = (body.maxBandwidth ?? 0).wholeNumber(in: GuestManager.bandwidthLimits) else {
+                throw HTTPError(.unprocessableEntity, code: "invalid_bandwidth", message: "maxBandwidth must be 0 (unlimited) ... 10^15 bytes/s")
+            }
             let task = try guests.migrate(try request.parameter("id"), target: body.target,
-                                          downtimeLimitMs: UInt64(max(0, body.downtimeLimitMs ?? 300)),
-                                          maxBandwidth: UInt64(max(0, body.maxBandwidth ?? 0)))
+                                          downtimeLimitMs: downtime, maxBandwidth: bandwidth)
             return .json(TaskEnvelope(task: task), status: .accepted)
         }
         api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)") { request in

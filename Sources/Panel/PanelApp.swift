@@ -87,12 +87,13 @@ public final class PanelApp: Sendable {
     }
 
     public func start() throws {
-        try server.start()
-        boundAddress.port.store(server.port, ordering: .relaxed)
-        events.publish("host.started", data: ["release": .string(Release.current)])
+        // Recovery first: no request may start a write or a guest that it would then undo.
         guests.removeInterruptedWrites()
         guests.resumeManagedSaves()
         if configuration.demoGuest { guests.createDemoGuestIfEmpty() }
+        try server.start()
+        boundAddress.port.store(server.port, ordering: .relaxed)
+        events.publish("host.started", data: ["release": .string(Release.current)])
     }
 
     /// Stops serving, then saves every running guest (libvirt's managed save) so the next start

@@ -45,13 +45,16 @@ public final class VirtMachine {
     /// control: ~0.2 ms at 300 MIPS.
     public var sliceLength = 1 << 16
 
+    /// The most RAM the board maps (DRAM from 0x80000000 up to the 32-bit boundary's double).
+    public static let maximumMemoryMiB = 2048
+
     /// Builds `machineType`'s board: the four fixed devices with its properties, plus every
     /// optional bus device its device list names (QEMU's machine init reading the type's options).
     public init(configuration: MachineConfiguration = MachineConfiguration(),
                 machineType: MachineType = VirtMachineTypes.newest) throws {
         self.configuration = configuration
         self.machineType = machineType
-        guard configuration.memoryMiB > 0 && configuration.memoryMiB <= 2048 else {
+        guard configuration.memoryMiB > 0 && configuration.memoryMiB <= Self.maximumMemoryMiB else {
             throw MachineError.invalidMemorySize(UInt64(clamping: configuration.memoryMiB) << 20)
         }
         let size = UInt64(configuration.memoryMiB) << 20

@@ -82,6 +82,15 @@ struct SnapshotFileTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
     }
+
+    @Test func onlyTemporaryFilesCountAsInterruptedWrites() {
+        #expect(SnapshotFile.isTemporaryName(".s1.qevm.partial-0BADF00D"))
+        #expect(SnapshotFile.isTemporaryName(".managed-save.qevm.partial-12ab34cd"))
+        #expect(!SnapshotFile.isTemporaryName(".partial-1.qevm"), "a snapshot named .partial-1")
+        #expect(!SnapshotFile.isTemporaryName(".partial-0badf00d"), "no name before the marker")
+        #expect(!SnapshotFile.isTemporaryName("s1.qevm.partial-0badf00d"), "not hidden: not ours")
+        #expect(!SnapshotFile.isTemporaryName(".s1.qevm.partial-0badf00d.qevm"))
+    }
 }
 
 extension Array {

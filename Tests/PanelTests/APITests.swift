@@ -32,6 +32,18 @@ struct APITests {
         #expect(reply.errorCode == "not_found")
     }
 
+    /// JSON numbers are doubles: ones no integer can hold are refused, not converted (which
+    /// would stop the process with every guest in it).
+    @Test func outOfRangeNumbersAreRefusedNotConverted() throws {
+        let panel = try PanelFixture()
+        let target: [String: Any] = ["url": "http://127.0.0.1:9", "token": "x"]
+        for (field, value) in [("downtimeLimitMs", 1e20), ("downtimeLimitMs", 0), ("maxBandwidth", -1), ("maxBandwidth", 1e300)] {
+            let reply = try panel.send("POST", "/api/v1/guests/nope/migrate", json: ["target": target, field: value])
+            #expect(reply.status == 422, "\(field) \(value): \(reply.text)")
+        }
+        #expect(try panel.get("/api/v1/health").status == 200, "still serving")
+    }
+
     @Test func uiShellIsServed() throws {
         let panel = try PanelFixture()
         let index = try panel.get("/", token: nil)

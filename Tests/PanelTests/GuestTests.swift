@@ -54,6 +54,8 @@ struct GuestTests {
         #expect(try create(panel, valid.merging(["machineType": "pc-q35"]) { $1 }).errorCode == "unknown_machine_type")
         #expect(try create(panel, valid.merging(["memoryMiB": 8]) { $1 }).errorCode == "invalid_memory")
         #expect(try create(panel, valid.merging(["memoryMiB": "lots"]) { $1 }).status == 400)
+        #expect(try create(panel, valid.merging(["memoryMiB": 3000]) { $1 }).errorCode == "invalid_memory",
+                "no more than the board maps, so a created guest can start")
         let created = try create(panel, valid)
         #expect(created.status == 201)
         #expect(try created.json()["machineType"] as? String == "virt-1.1", "the alias is resolved to the newest version and recorded")
