@@ -19,6 +19,7 @@ public final class PanelApp: Sendable {
     let sessions: SessionStore
     let startedAt = Date()
     let boundAddress: BoundAddress
+    let startupGate = StartupGate()
     let logger: Logger
 
     public init(configuration: PanelConfiguration, machines: MachineRegistry = .empty,
@@ -43,16 +44,16 @@ public final class PanelApp: Sendable {
                               configuration: configuration, logger: logger)
         let router = Self.makeRouter(configuration: configuration, token: token.value, sessions: sessions,
                                      events: events, tasks: tasks, images: images, machines: machines, guests: guests,
-                                     boundAddress: boundAddress, startedAt: startedAt)
+                                     boundAddress: boundAddress, startedAt: startedAt, startupGate: startupGate)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: String, sessions: SessionStore,
                                    events: EventBus, tasks: TaskManager, images: ImageCatalog,
                                    machines: MachineRegistry, guests: GuestManager, boundAddress: BoundAddress,
-                                   startedAt: Date) -> Router {
+                                   startedAt: Date, startupGate: StartupGate) -> Router {
         let builder = RouterBuilder()
-        let api = builder.group("/api/v1", middleware: [AuthMiddleware(token: token, sessions: sessions)])
+        let api = builder.group("/api/v1", middleware: [startupGate, AuthMiddleware(token: token, sessions: sessions)])
         let openAPI = OpenAPIDocument()
         HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt, counts: {
             var counts = HostCounts()
@@ -87,12 +88,14 @@ public final class PanelApp: Sendable {
     }
 
     public func start() throws {
-        // Recovery first: no request may start a write or a guest that it would then undo.
+        // Bind first: a taken port must fail before any saved guest is resumed (its save file is
+        // consumed). Changes wait at the gate until recovery is done, so none can race it.
+        try server.start()
+        boundAddress.port.store(server.port, ordering: .relaxed)
         guests.removeInterruptedWrites()
         guests.resumeManagedSaves()
         if configuration.demoGuest { guests.createDemoGuestIfEmpty() }
-        try server.start()
-        boundAddress.port.store(server.port, ordering: .relaxed)
+        startupGate.openUp()
         events.publish("host.started", data: ["release": .string(Release.current)])
     }
 

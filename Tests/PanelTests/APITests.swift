@@ -1,7 +1,7 @@
 import Foundation
 import HTTPServer
 import HTTPTestSupport
-import Panel
+@testable import Panel
 import Testing
 
 @Suite("Panel API")
@@ -42,6 +42,16 @@ struct APITests {
             #expect(reply.status == 422, "\(field) \(value): \(reply.text)")
         }
         #expect(try panel.get("/api/v1/health").status == 200, "still serving")
+    }
+
+    /// Until recovery from the last run is done, changes wait (503, Retry-After); reads go on.
+    @Test func startupGateHoldsChangesUntilOpened() throws {
+        let gate = StartupGate()
+        let ok: (Request) throws -> Response = { _ in .json(["ok": true]) }
+        #expect(throws: HTTPError.self) { try gate.handle(Request(method: .POST, path: "/api/v1/guests"), next: ok) }
+        #expect(try gate.handle(Request(method: .GET, path: "/api/v1/guests"), next: ok).status == .ok)
+        gate.openUp()
+        #expect(try gate.handle(Request(method: .POST, path: "/api/v1/guests"), next: ok).status == .ok)
     }
 
     @Test func uiShellIsServed() throws {
