@@ -15,6 +15,8 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
     private let finished = DispatchSemaphore(value: 0)
     private let outcome = Mutex<RunOutcome?>(nil)
     private let retiredAtExit = Atomic<UInt64>(0)
+    /// One transfer at a time: two would share (and reset) one dirty log.
+    let transferring = Atomic<Bool>(false)
     private let onExit: @Sendable (RunOutcome) -> Void
 
     /// Builds and boots the machine (firmware/kernel loaded), not yet running.
@@ -108,5 +110,12 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
 
 public enum LiveMachineError: Error, CustomStringConvertible {
     case notRunning
-    public var description: String { "the guest's CPU thread is not running" }
+    case transferInProgress
+
+    public var description: String {
+        switch self {
+        case .notRunning: return "the guest's CPU thread is not running"
+        case .transferInProgress: return "another snapshot or migration of this guest is streaming its state"
+        }
+    }
 }

@@ -55,6 +55,8 @@ extension LiveMachine {
     /// (snapshot) or hands it over (migration). On error the guest is resumed if this call parked it.
     public func streamState(to sink: ThrottledSink, transfer: TransferControl, maxPasses: Int = 30,
                             progress: (TransferStats) -> Void) throws -> TransferStats {
+        guard !transferring.exchange(true, ordering: .acquiringAndReleasing) else { throw LiveMachineError.transferInProgress }
+        defer { transferring.store(false, ordering: .releasing) }
         let start = ContinuousClock.now
         var stats = TransferStats()
         let wasRunning = isRunning && !control.isPaused

@@ -99,10 +99,14 @@ public final class PanelApp: Sendable {
         events.publish("host.started", data: ["release": .string(Release.current)])
     }
 
-    /// Stops serving, then saves every running guest (libvirt's managed save) so the next start
-    /// resumes it where it was.
+    /// Stops serving, cancels running tasks and waits for them (a migration past its hand-over
+    /// finishes; one before it gives the guest back), then saves every running guest (libvirt's
+    /// managed save) so the next start resumes it where it was.
     public func stop() {
         server.stop()
+        if !tasks.cancelAllAndWait(timeout: 60) {
+            logger.warning("tasks still running after 60 s; saving guests anyway")
+        }
         guests.shutdown()
     }
 

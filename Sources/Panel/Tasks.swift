@@ -122,6 +122,8 @@ public final class TaskManager: Sendable {
     }
 
     private let live = Mutex(Live())
+    /// Entered when a task's thread is made, left when it ends.
+    private let running = DispatchGroup()
 
     public init(database: PanelDatabase, events: EventBus) throws {
         self.database = database
@@ -159,7 +161,11 @@ public final class TaskManager: Sendable {
         }
         live.withLock { $0.handles[id] = handle }
         events.publish("task.created", subject: id, data: Self.eventData(task))
-        let thread = Thread { [self] in run(task, handle: handle, work: work) }
+        running.enter()
+        let thread = Thread { [self] in
+            run(task, handle: handle, work: work)
+            running.leave()
+        }
         thread.name = "emupanel-task-\(kind)"
         thread.start()
         return task
@@ -249,6 +255,14 @@ public final class TaskManager: Sendable {
     public func isBusy(guestId: String) -> Bool { live.withLock { $0.busyGuests[guestId] != nil } }
 
     public var activeCount: Int { live.withLock { $0.handles.count } }
+
+    /// Cancels every running task and waits up to `timeout` seconds for all to end; false if
+    /// some did not. A stopping panel must not save a guest that a task still streams or hands
+    /// over (a cancelled transfer gives the guest back before its task ends).
+    public func cancelAllAndWait(timeout: Double) -> Bool {
+        for handle in live.withLock({ Array($0.handles.values) }) { handle.cancel() }
+        return running.wait(timeout: .now() + timeout) == .success
+    }
 
     /// Waits for a task to finish (tests, managed save at shutdown).
     public func wait(for id: String, timeout: Double) throws -> TaskInfo {

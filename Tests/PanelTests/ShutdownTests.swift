@@ -1,0 +1,52 @@
+import Foundation
+import HTTPTestSupport
+import Panel
+import RISCV
+import Testing
+
+/// Stopping the panel (SIGTERM) while a task streams a guest: the task is cancelled and ends
+/// first, the guest is given back and saved, and the next start resumes it — nothing runs twice,
+/// nothing is lost.
+@Suite("Shutdown", .serialized)
+struct ShutdownTests {
+    @Test func stopDuringAMigrationCancelsItAndSavesTheGuest() throws {
+        let sourceDir = NSTemporaryDirectory() + "emupanel-shutdown-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: sourceDir) }
+        let destination = try PanelFixture(machines: VirtMachineTypes.registry)
+        var id = ""
+        do {
+            let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = sourceDir }
+            let created = try source.send("POST", "/api/v1/guests",
+                                          json: ["name": "moving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+            id = try #require(try created.json()["id"] as? String)
+            #expect(try source.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+            // 1 MiB/s: the 16 MiB working set would take a quarter of a minute.
+            let started = try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
+                "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token],
+                "maxBandwidth": 1 << 20,
+            ])
+            #expect(started.status == 202, "\(started.text)")
+            let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, (try source.get("/api/v1/tasks/\(taskID)").json()["progress"] as? Double ?? 0) <= 0 {
+                usleep(50_000)
+            }
+            let stopping = Date()
+            source.app.stop()
+            #expect(Date().timeIntervalSince(stopping) < 20, "the transfer was cancelled, not waited out")
+            let task = try source.app.tasks.get(taskID)
+            #expect(task.status == .cancelled || task.status == .failed, "\(task)")
+        }
+        // The destination never started a copy; the source brings its guest back.
+        #expect((try destination.get("/api/v1/guests").json()["items"] as? [Any])?.isEmpty == true)
+        let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = sourceDir }
+        #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        let deadline = Date().addingTimeInterval(30)
+        var console = ""
+        while Date() < deadline, !console.contains("pass ") {
+            console = try source.get("/api/v1/guests/\(id)/console?since=0&wait=2").json()["data"] as? String ?? ""
+        }
+        #expect(console.contains("pass ") && !console.contains("holds"), "\(console.suffix(300))")
+        #expect(try source.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+}
