@@ -154,7 +154,17 @@ public final class GuestManager: Sendable {
             case .start:
                 let runtime = try makeRuntime(for: guest)
                 if let saved = managedSavePath(id), FileManager.default.fileExists(atPath: saved) {
-                    try runtime.restore(fromFile: saved)
+                    do {
+                        try runtime.restore(fromFile: saved)
+                    } catch {
+                        // E.g. an unversioned type whose state a new release refuses (SPEC §1): say so
+                        // once, keep the file for the user, and let the next start boot afresh.
+                        let aside = saved + ".rejected"
+                        try? FileManager.default.removeItem(atPath: aside)
+                        try? FileManager.default.moveItem(atPath: saved, toPath: aside)
+                        throw HTTPError(.unprocessableEntity, code: "saved_state_rejected",
+                                        message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
+                    }
                     try? FileManager.default.removeItem(atPath: saved)
                 }
                 runtimes.withLock { $0[id] = runtime }

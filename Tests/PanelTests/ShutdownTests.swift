@@ -49,4 +49,30 @@ struct ShutdownTests {
         #expect(console.contains("pass ") && !console.contains("holds"), "\(console.suffix(300))")
         #expect(try source.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
     }
+
+    /// A saved state the next start cannot load (damaged here; in real life an unversioned
+    /// type after an upgrade): the guest comes back stopped, the file is kept aside, and a
+    /// start boots it afresh instead of failing forever.
+    @Test func savedStateThatDoesNotLoadIsSetAsideNotRetriedForever() throws {
+        let dataDir = NSTemporaryDirectory() + "emupanel-rejected-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var id = ""
+        do {
+            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+            let created = try panel.send("POST", "/api/v1/guests",
+                                         json: ["name": "saved", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+            id = try #require(try created.json()["id"] as? String)
+            #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        }
+        let saved = dataDir + "/guests/\(id)/managed-save.qevm"
+        let bytes = try #require(FileManager.default.contents(atPath: saved))
+        try bytes.prefix(4096).write(to: URL(fileURLWithPath: saved))
+
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "stopped")
+        #expect(FileManager.default.fileExists(atPath: saved + ".rejected"))
+        #expect(!FileManager.default.fileExists(atPath: saved))
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200, "boots afresh")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
 }
