@@ -49,6 +49,9 @@ public final class RunControl: Sendable {
     public var isPaused: Bool { isParked.load(ordering: .acquiring) }
 
     func parked() { isParked.store(true, ordering: .releasing) }
+    /// The CPU thread leaves the park because the pause was lifted: a `resume()` that landed
+    /// between its reading the pause bit and `parked()` must not leave `isPaused` true.
+    func unparked() { isParked.store(false, ordering: .releasing) }
     func waitWhilePaused() { usleep(200) }
 
     /// Asks the CPU thread for the dirty bitmap (fetch-and-clear, with the

@@ -260,6 +260,7 @@ public final class VirtMachine {
                 while control.pending & RunControl.pauseBit != 0 && control.pending & wake == 0 {
                     control.waitWhilePaused()
                 }
+                if control.pending & RunControl.pauseBit == 0 { control.unparked() }
                 clock.thaw()
                 continue
             }
