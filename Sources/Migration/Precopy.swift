@@ -37,6 +37,9 @@ public struct TransferStats: Sendable, Equatable {
     public var mbps: Double = 0
     public var dirtySyncCount: UInt64 = 0
     public var iterations: Int = 0
+    /// This transfer parked a running guest for the switch-over (and returned with it parked), as
+    /// opposed to finding it paused already: only then is resuming it the caller's job.
+    public var parkedGuest = false
 
     public init() {}
 
@@ -126,6 +129,7 @@ extension LiveMachine {
                 let pauseStart = ContinuousClock.now
                 pause()
                 parkedHere = true
+                stats.parkedGuest = true
                 stats.status = "device"
                 dirtied.formUnion(pass[sent...])
                 dirtied.formUnion(try onCPU { $0.takeDirtyPages() })

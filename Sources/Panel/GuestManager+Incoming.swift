@@ -8,7 +8,9 @@ import VMState
 /// type known here, its tier, the static checker both ways, the image, the name); then for a
 /// one-time ticket and a port. The stream arrives on that port, loads into a fresh machine that
 /// has never run, and the guest starts here only after the source says GO — so it never runs
-/// on both hosts, and anything short of a complete, valid stream is discarded.
+/// on both hosts, and anything short of a complete, valid stream is discarded. The guest's record is
+/// reserved (state `migrating`) as soon as the ticket is presented, so after OK only the change to
+/// `running` is left; the source lets go of its copy only on `STARTED`.
 extension GuestManager {
     struct IncomingOffer: Codable, Sendable {
         struct Guest: Codable, Sendable { var name: String; var image: String; var memoryMiB: Int; var icount: Bool }
@@ -92,6 +94,7 @@ extension GuestManager {
     }
 
     private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
+        defer { listener.close() }
         var socket: TCPSocket?
         do {
             let connection = try listener.accept(timeout: 30)
@@ -102,42 +105,68 @@ extension GuestManager {
                 try? connection.write(line: "ERR the migration ticket is not valid")
                 return
             }
-            let type = try resolve(offer.machineType)
-            let image = try images.image(offer.guest.image)
-            let now = Date()
-            var guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
-                                    machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
-                                    resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
-            let guestID = guest.id
-            let runtime = try GuestRuntime(guest: guest, image: image, machineType: type, console: try consoleForIncoming(guestID)) { [weak self] outcome, instructions in
-                self?.guestExited(guestID, outcome: outcome, instructions: instructions)
-            }
-            do {
-                _ = try runtime.machine.load(from: connection)
-            } catch {
-                try? connection.write(line: "ERR \(Self.oneLine(error))")
-                logger.warning("incoming migration refused", metadata: ["error": "\(error)"])
-                return
-            }
-            try connection.write(line: "OK")
-            guard try connection.readLine(maximum: 64) == "GO" else { return }
-            guest.state = .running
-            try store.insert(guest)
-            runtimes.withLock { $0[guest.id] = runtime }
-            runtime.start()
-            events.publish("guest.migrated-in", subject: guest.id, data: Self.eventData(guest, extra: ["release": .string(offer.release)]))
-            try? connection.write(line: "STARTED \(guest.id)")
+            try takeOver(offer, from: connection)
         } catch {
             try? socket?.write(line: "ERR \(Self.oneLine(error))")
             logger.warning("incoming migration failed", metadata: ["error": "\(error)"])
         }
-        listener.close()
     }
 
-    private func consoleForIncoming(_ id: String) throws -> ConsoleBuffer {
-        let buffer = ConsoleBuffer()
-        registerConsole(buffer, for: id)
-        return buffer
+    /// Loads the stream into a machine that never ran, answers OK, and starts the guest on the
+    /// source's GO. The record is reserved (state `migrating`) before any of it, so once OK is
+    /// sent nothing that can fail is left — the source may already have let go of its copy.
+    /// Without a GO the reservation goes again.
+    private func takeOver(_ offer: IncomingOffer, from connection: TCPSocket) throws {
+        let guest = try reserveIncoming(offer)
+        var started = false
+        defer { if !started { discardReservation(guest) } }
+        let runtime = try makeRuntime(for: guest)
+        _ = try runtime.machine.load(from: connection)
+        try connection.write(line: "OK")
+        guard try connection.readLine(maximum: 64) == "GO" else {
+            throw NoGo()
+        }
+        let running = try start(incoming: guest, runtime)
+        started = true
+        events.publish("guest.migrated-in", subject: guest.id, data: Self.eventData(running, extra: ["release": .string(offer.release)]))
+        try? connection.write(line: "STARTED \(guest.id)")
+    }
+
+    /// The incoming guest's record, inserted now so its name is held for the whole transfer.
+    private func reserveIncoming(_ offer: IncomingOffer) throws -> GuestRecord {
+        let type = try resolve(offer.machineType)
+        let image = try images.image(offer.guest.image)
+        let now = Date()
+        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
+                                machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
+                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+        try store.insert(guest)
+        events.publish("guest.created", subject: guest.id, data: Self.eventData(guest))
+        return guest
+    }
+
+    /// Records the guest running and starts its CPU, as `perform(.start)` does.
+    private func start(incoming guest: GuestRecord, _ runtime: GuestRuntime) throws -> GuestRecord {
+        try lifecycle.withLock { _ in
+            let running = try setState(guest.id, .running)
+            runtimes.withLock { $0[guest.id] = runtime }
+            runtime.start()
+            return running
+        }
+    }
+
+    private func discardReservation(_ guest: GuestRecord) {
+        do {
+            try store.delete(guest.id)
+        } catch {
+            logger.error("could not remove the record of a failed incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+        }
+        forgetConsole(of: guest.id)
+        events.publish("guest.deleted", subject: guest.id, data: Self.eventData(guest))
+    }
+
+    private struct NoGo: Error, CustomStringConvertible {
+        var description: String { "the source did not send GO" }
     }
 
     static func oneLine(_ error: any Error) -> String {

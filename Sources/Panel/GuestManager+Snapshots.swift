@@ -22,92 +22,112 @@ extension GuestManager {
         guard description.count <= 1000 else {
             throw HTTPError(.unprocessableEntity, code: "invalid_description", message: "descriptions are at most 1000 characters")
         }
-        let guest = try store.get(id)
-        let type = try resolve(guest.machineType)
-        try refuseIfUnmigratable(type, action: "snapshot")
-        guard guest.state == .running || guest.state == .paused, let runtime = runtimes.withLock({ $0[id] }) else {
-            throw HTTPError(.conflict, code: "invalid_state", message: "start the guest to snapshot it (it is \(guest.state.rawValue))")
+        // Checked, looked up and reserved for the task under `lifecycle`: no action or exit slips in between.
+        return try lifecycle.withLock { _ in
+            let guest = try store.get(id)
+            let type = try resolve(guest.machineType)
+            try refuseIfUnmigratable(type, action: "snapshot")
+            guard let runtime = registeredRuntime(of: guest) else {
+                throw HTTPError(.conflict, code: "invalid_state", message: "start the guest to snapshot it (it is \(guest.state.rawValue))")
+            }
+            if (try? snapshots.get(guestId: id, name: name)) != nil {
+                throw HTTPError(.conflict, code: "name_taken", message: "guest \(guest.name) has a snapshot named '\(name)'")
+            }
+            return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
+                try writeSnapshot(name, description: description, of: guest, type: type, runtime: runtime, handle: handle)
+            }
         }
-        if (try? snapshots.get(guestId: id, name: name)) != nil {
-            throw HTTPError(.conflict, code: "name_taken", message: "guest \(guest.name) has a snapshot named '\(name)'")
-        }
+    }
+
+    private func writeSnapshot(_ name: String, description: String, of guest: GuestRecord, type: MachineType,
+                               runtime: GuestRuntime, handle: TaskHandle) throws -> JSON {
+        let id = guest.id
         let path = snapshotPath(id, name: name)
-        return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
-            let transfer = TransferControl(downtimeLimitMs: 50)
-            handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
-            let started = Date()
-            var final = TransferStats()
-            let written = try SnapshotFile.write(to: path) { sink in
-                let throttled = ThrottledSink(sink, transfer: transfer)
-                let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
-                    handle.progress(stats.progress * 0.95, detail: Self.statsJSON(stats))
-                }
-                final = stats
-                // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
-                if guest.state == .running { runtime.resume() }
+        let transfer = TransferControl(downtimeLimitMs: 50)
+        handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
+        let started = Date()
+        var final = TransferStats()
+        let written = try SnapshotFile.write(to: path) { sink in
+            let throttled = ThrottledSink(sink, transfer: transfer)
+            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
+                handle.progress(stats.progress * 0.95, detail: Self.statsJSON(stats))
             }
-            let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
-                                        machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
-                                        checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
-            do {
-                try snapshots.insert(record)
-                try store.update(id) { $0.currentSnapshot = name }
-            } catch {
-                unlink(path)
-                throw error
-            }
-            events.publish("snapshot.created", subject: id,
-                           data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-            return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
-                    "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
-                    "transfer": Self.statsJSON(final)]
+            final = stats
+            // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
+            guard runtime.machine.isRunning else { throw GuestEnded(during: "snapshot") }
+            // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
+            // Only a guest this task parked runs on; one that was paused stays paused.
+            if stats.parkedGuest { runtime.resume() }
         }
+        let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
+                                    machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
+                                    checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
+        do {
+            try snapshots.insert(record)
+            try store.update(id) { $0.currentSnapshot = name }
+        } catch {
+            unlink(path)
+            throw error
+        }
+        events.publish("snapshot.created", subject: id,
+                       data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
+        return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
+                "transfer": Self.statsJSON(final)]
     }
 
     /// Restores a snapshot: the file's checksum and every device section are checked, the state is
     /// loaded into a fresh machine, and only then does it replace the guest's machine. A stopped
     /// guest starts running from the snapshot; a paused one stays paused.
     public func restoreSnapshot(_ id: String, name: String) throws -> TaskInfo {
-        let guest = try store.get(id)
-        let record = try snapshots.get(guestId: id, name: name)
-        guard record.machineType == guest.machineType else {
-            throw HTTPError(.unprocessableEntity, code: "machine_type_mismatch",
-                            message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
-        }
-        let type = try resolve(guest.machineType)
-        try refuseIfUnmigratable(type, action: "restore")
-        guard guest.state != .migrating, guest.state != .migrated else {
-            throw HTTPError(.conflict, code: "invalid_state", message: "cannot restore a guest that is \(guest.state.rawValue)")
-        }
-        let path = snapshotPath(id, name: name)
-        return try tasks.start(kind: "restore", guestId: id) { [self] handle in
-            let fresh = try makeRuntime(for: guest)
-            handle.progress(0.1)
-            do {
-                // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
-                try fresh.restore(fromFile: path, expectedSHA256: record.checksum)
-            } catch let error as SnapshotFileError where error.isChecksumMismatch {
-                throw HTTPError(.unprocessableEntity, code: "snapshot_corrupt",
-                                message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
+        // Checked and reserved for the task under `lifecycle`, like the other tasks.
+        try lifecycle.withLock { _ in
+            let guest = try store.get(id)
+            let record = try snapshots.get(guestId: id, name: name)
+            guard record.machineType == guest.machineType else {
+                throw HTTPError(.unprocessableEntity, code: "machine_type_mismatch",
+                                message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
             }
-            handle.progress(0.9)
-            try lifecycle.withLock { _ in
-                let current = try store.get(id)
-                let old = runtimes.withLock { runtimes -> GuestRuntime? in
-                    let old = runtimes[id]
-                    runtimes[id] = fresh
-                    return old
-                }
-                old?.stop()
-                let state: GuestState = current.state == .paused ? .paused : .running
-                if state == .paused { fresh.machine.control.pause() }
-                fresh.start()
-                try store.update(id) { $0.currentSnapshot = name }
-                try setState(id, state)
+            let type = try resolve(guest.machineType)
+            try refuseIfUnmigratable(type, action: "restore")
+            guard guest.state != .migrating, guest.state != .migrated else {
+                throw HTTPError(.conflict, code: "invalid_state", message: "cannot restore a guest that is \(guest.state.rawValue)")
             }
-            events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
-            return ["name": .string(name)]
+            return try tasks.start(kind: "restore", guestId: id) { [self] handle in
+                try restore(record, into: guest, handle: handle)
+            }
         }
+    }
+
+    private func restore(_ record: SnapshotRecord, into guest: GuestRecord, handle: TaskHandle) throws -> JSON {
+        let (id, name) = (guest.id, record.name)
+        let fresh = try makeRuntime(for: guest)
+        handle.progress(0.1)
+        do {
+            // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
+            try fresh.restore(fromFile: snapshotPath(id, name: name), expectedSHA256: record.checksum)
+        } catch let error as SnapshotFileError where error.isChecksumMismatch {
+            throw HTTPError(.unprocessableEntity, code: "snapshot_corrupt",
+                            message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
+        }
+        handle.progress(0.9)
+        try lifecycle.withLock { _ in
+            let current = try store.get(id)
+            let old = runtimes.withLock { runtimes -> GuestRuntime? in
+                let old = runtimes[id]
+                runtimes[id] = fresh
+                return old
+            }
+            // A stop ends it without an exit report; one it sent already names the old machine and is ignored.
+            old?.stop()
+            let state: GuestState = current.state == .paused ? .paused : .running
+            if state == .paused { fresh.machine.control.pause() }
+            fresh.start()
+            try store.update(id) { $0.currentSnapshot = name }
+            try setState(id, state)
+        }
+        events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
+        return ["name": .string(name)]
     }
 
     public func updateSnapshotDescription(_ id: String, name: String, description: String) throws -> SnapshotView {

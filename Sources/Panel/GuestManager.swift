@@ -116,7 +116,7 @@ public final class GuestManager: Sendable {
             }
             try store.delete(id)
             try? FileManager.default.removeItem(atPath: guestDirectory(id))
-            _ = consoles.withLock { $0.removeValue(forKey: id) }
+            forgetConsole(of: id)
             events.publish("guest.deleted", subject: id, data: Self.eventData(guest))
         }
     }
@@ -202,22 +202,43 @@ public final class GuestManager: Sendable {
     func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
         let image = try images.image(guest.image)
         let type = try resolve(guest.machineType)
-        return try GuestRuntime(guest: guest, image: image, machineType: type, console: console(guest.id)) { [weak self] outcome, instructions in
-            self?.guestExited(guest.id, outcome: outcome, instructions: instructions)
+        return try GuestRuntime(guest: guest, image: image, machineType: type, console: console(guest.id)) { [weak self] exit in
+            self?.guestExited(guest.id, exit)
         }
     }
 
-    /// The guest powered off (finisher) or failed: it is stopped now.
-    func guestExited(_ id: String, outcome: String, instructions: UInt64) {
+    /// The guest powered off (finisher) or failed: it is stopped now — if the machine that ended is
+    /// still the guest's. A machine a restore replaced may report its end after the swap, and must
+    /// not take the fresh one's place in the books (its CPU thread would run on, orphaned).
+    func guestExited(_ id: String, _ exit: GuestRuntime.Exit) {
         // Under the lifecycle lock, so it lands after whatever action started the guest.
         lifecycle.withLock { _ in
-            let stillOurs = runtimes.withLock { $0.removeValue(forKey: id) != nil }
-            guard stillOurs else { return }
+            guard let ended = exit.runtime, unregister(id, ifStill: ended) else { return }
             if let guest = try? store.update(id, { $0.state = .stopped }) {
                 events.publish("guest.state", subject: id, data: Self.eventData(guest, extra: [
-                    "reason": .string(outcome), "instructions": .number(Double(instructions)),
+                    "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
                 ]))
             }
+        }
+    }
+
+    /// The machine of a running or paused guest, for a task to work on; the caller holds `lifecycle`.
+    func registeredRuntime(of guest: GuestRecord) -> GuestRuntime? {
+        guard guest.state == .running || guest.state == .paused else { return nil }
+        return runtimes.withLock { $0[guest.id] }
+    }
+
+    /// Whether `runtime` is the machine registered for the guest now.
+    func isRegistered(_ runtime: GuestRuntime, for id: String) -> Bool {
+        runtimes.withLock { $0[id] === runtime }
+    }
+
+    /// Drops the guest's machine from the books only if it is `runtime`; true if it was.
+    func unregister(_ id: String, ifStill runtime: GuestRuntime) -> Bool {
+        runtimes.withLock { runtimes in
+            guard runtimes[id] === runtime else { return false }
+            runtimes.removeValue(forKey: id)
+            return true
         }
     }
 
@@ -240,8 +261,8 @@ public final class GuestManager: Sendable {
         }
     }
 
-    func registerConsole(_ buffer: ConsoleBuffer, for id: String) {
-        consoles.withLock { $0[id] = buffer }
+    func forgetConsole(of id: String) {
+        _ = consoles.withLock { $0.removeValue(forKey: id) }
     }
 
     public func type(_ bytes: [UInt8], into id: String) throws {

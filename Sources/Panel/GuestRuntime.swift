@@ -8,22 +8,34 @@ final class GuestRuntime: Sendable {
     let machine: LiveMachine
     let serial: SerialConsole
 
+    /// How a guest's CPU thread ended on its own (never after `stop()`).
+    struct Exit: Sendable {
+        /// The runtime whose machine ended; nil once nothing holds it (then it is registered nowhere).
+        var runtime: GuestRuntime?
+        var reason: String
+        var instructions: UInt64
+    }
+
     init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
-         onExit: @escaping @Sendable (String, UInt64) -> Void) throws {
+         onExit: @escaping @Sendable (Exit) -> Void) throws {
         serial = SerialConsole { console.append($0) }
         var options = RunOptions(machine: machineType.name, kernel: image.kernelPath, memoryMiB: guest.memoryMiB, icount: guest.icount)
         options.bios = image.biosPath.map { .file($0) } ?? .none
-        let retired = Retired()
+        let owner = Owner()
         machine = try LiveMachine(options: options, machineType: machineType, console: serial) { outcome in
-            let count = retired.machine?.instructionsRetired ?? 0
-            switch outcome {
-            case .passed: onExit("powered off", count)
-            case .failed(let code): onExit("test finisher reported failure \(code)", count)
-            case .instructionLimit: onExit("instruction limit", count)
-            case .stopped, .dumpedDeviceTree: onExit("stopped", count)
-            }
+            let runtime = owner.runtime
+            onExit(Exit(runtime: runtime, reason: Self.reason(outcome), instructions: runtime?.machine.instructionsRetired ?? 0))
         }
-        retired.machine = machine
+        owner.runtime = self
+    }
+
+    private static func reason(_ outcome: RunOutcome) -> String {
+        switch outcome {
+        case .passed: "powered off"
+        case .failed(let code): "test finisher reported failure \(code)"
+        case .instructionLimit: "instruction limit"
+        case .stopped, .dumpedDeviceTree: "stopped"
+        }
     }
 
     func start() { machine.start() }
@@ -37,7 +49,8 @@ final class GuestRuntime: Sendable {
     }
 }
 
-/// Lets the exit callback read the machine it belongs to (set right after the machine is built).
-private final class Retired: @unchecked Sendable { // written once before the CPU thread starts, read after it ended
-    weak var machine: LiveMachine?
+/// Lets the exit callback name the runtime it belongs to, so a replaced machine's late exit can be
+/// told apart from the registered one's (set right after the machine is built).
+private final class Owner: @unchecked Sendable { // written once before the CPU thread starts, read after it ended
+    weak var runtime: GuestRuntime?
 }

@@ -1,0 +1,77 @@
+import Foundation
+import HTTPTestSupport
+@testable import Panel
+import RISCV
+import Testing
+
+/// Races between a guest's own end and the panel's lifecycle changes, staged by holding the
+/// manager's `lifecycle` lock (hence `@testable`): the interleavings are exact, not timed.
+extension GuestTests {
+    func startEcho(_ panel: PanelFixture, name: String) throws -> String {
+        let created = try create(panel, ["name": name, "image": "uart-echo", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String, "\(created.text)")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        _ = try waitForConsole(panel, id, "'q' quits")
+        return id
+    }
+
+    func state(_ panel: PanelFixture, _ id: String) throws -> String? {
+        try panel.get("/api/v1/guests/\(id)").json()["state"] as? String
+    }
+
+    /// A restore swaps in a fresh machine under `lifecycle` while the old one powers off: the old
+    /// one's exit report, waiting for the lock, comes after the swap and must leave the fresh one be.
+    @Test func lateExitOfAReplacedMachineLeavesTheFreshOne() throws {
+        let panel = try panel()
+        let guests = panel.app.guests
+        let id = try startEcho(panel, name: "swapped")
+        let old = try guests.runtime(id)
+        let fresh = try guests.makeRuntime(for: try guests.get(id))
+        defer { fresh.stop() }
+        let console = try guests.console(id)
+        let swapped = guests.lifecycle.withLock { _ -> Int? in
+            old.type(Array("q".utf8)) // the echo guest powers off on 'q'
+            let deadline = Date().addingTimeInterval(30)
+            while old.machine.isRunning, Date() < deadline { usleep(1000) }
+            guard !old.machine.isRunning else { return nil }
+            // What a restore does under the lock, while the old machine's exit report waits for it.
+            guests.runtimes.withLock { $0[id] = fresh }
+            fresh.start()
+            return Int(console.total)
+        }
+        let freshOutput = try #require(swapped, "the old machine powered off")
+        usleep(300_000) // the old machine's exit report runs now
+        #expect(guests.runtimes.withLock { $0[id] } === fresh, "the fresh machine stays the guest's")
+        #expect(try state(panel, id) == "running")
+        // It is the guest's in every way: it answers the console, and a stop ends its CPU thread.
+        let ready = try waitForConsole(panel, id, "'q' quits", since: freshOutput)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "x"]).status == 204)
+        _ = try waitForConsole(panel, id, "x", since: ready.next)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+        #expect(!fresh.machine.isRunning, "no orphaned CPU thread")
+    }
+
+    /// A snapshot resumes only a guest it paused itself: a paused guest stays parked after its
+    /// snapshot (typing is not echoed until it is resumed), a running one runs on.
+    @Test func snapshotResumesOnlyTheGuestItPaused() throws {
+        let panel = try panel()
+        let id = try startEcho(panel, name: "parked")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").status == 200)
+        let paused = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "while-paused"]))
+        #expect(paused["status"] as? String == "succeeded", "\(paused)")
+        #expect(try state(panel, id) == "paused")
+        let before = try panel.get("/api/v1/guests/\(id)/console?since=0").json()["next"] as? Int ?? 0
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "a"]).status == 204)
+        let meanwhile = try panel.get("/api/v1/guests/\(id)/console?since=\(before)&wait=1").json()["data"] as? String ?? ""
+        #expect(!meanwhile.contains("a"), "a parked CPU echoes nothing: \(meanwhile.debugDescription)")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/resume").status == 200)
+        let resumed = try waitForConsole(panel, id, "a", since: before)
+
+        let running = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "while-running"]))
+        #expect(running["status"] as? String == "succeeded", "\(running)")
+        #expect(try state(panel, id) == "running")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "b"]).status == 204)
+        _ = try waitForConsole(panel, id, "b", since: resumed.next)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+}
