@@ -139,7 +139,8 @@ extension GuestManager {
         let now = Date()
         let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
                                 machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
-                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
+                                createdAt: now, updatedAt: now)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: Self.eventData(guest))
         return guest
@@ -148,6 +149,7 @@ extension GuestManager {
     /// Records the guest running and starts its CPU, as `perform(.start)` does.
     private func start(incoming guest: GuestRecord, _ runtime: GuestRuntime) throws -> GuestRecord {
         try lifecycle.withLock { _ in
+            try store.update(guest.id) { $0.incoming = false }
             let running = try setState(guest.id, .running)
             runtimes.withLock { $0[guest.id] = runtime }
             runtime.start()

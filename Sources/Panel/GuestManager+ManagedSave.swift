@@ -42,6 +42,20 @@ extension GuestManager {
         }
     }
 
+    /// Removes the records of migrations that were still coming in when the panel stopped: the
+    /// guest never ran here and its source still has it; the record would only hold its name.
+    public func discardIncomingReservations() {
+        for guest in (try? store.all()) ?? [] where guest.incoming {
+            do {
+                try store.delete(guest.id)
+                try? FileManager.default.removeItem(atPath: guestDirectory(guest.id))
+                logger.warning("removed an unfinished incoming migration", metadata: ["guest": "\(guest.name)"])
+            } catch {
+                logger.error("could not remove an unfinished incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Starts guests saved at the last shutdown; guests the database still calls running or paused
     /// without a save (the panel was killed) are marked stopped.
     public func resumeManagedSaves() {

@@ -25,6 +25,9 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     public var pausedAtSave: Bool
     /// The snapshot this guest's state descends from; the next snapshot's parent.
     public var currentSnapshot: String?
+    /// A migration coming in holds this record until the guest starts here; if the panel stops
+    /// first, the next start removes it (the source still has the guest).
+    public var incoming = false
     public var createdAt: Date
     public var updatedAt: Date
 

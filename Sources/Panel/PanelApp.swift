@@ -92,6 +92,7 @@ public final class PanelApp: Sendable {
         // consumed). Changes wait at the gate until recovery is done, so none can race it.
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
+        guests.discardIncomingReservations()
         guests.removeInterruptedWrites()
         guests.resumeManagedSaves()
         if configuration.demoGuest { guests.createDemoGuestIfEmpty() }

@@ -70,6 +70,9 @@ public final class PanelDatabase: Sendable {
         migrator.registerMigration("3-guest-paused-at-save") { db in
             try db.alter(table: "guest") { t in t.add(column: "pausedAtSave", .boolean).notNull().defaults(to: false) }
         }
+        migrator.registerMigration("4-guest-incoming") { db in
+            try db.alter(table: "guest") { t in t.add(column: "incoming", .boolean).notNull().defaults(to: false) }
+        }
         return migrator
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import HTTPTestSupport
-import Panel
+@testable import Panel
 import RISCV
 import Testing
 
@@ -74,5 +74,25 @@ struct ShutdownTests {
         #expect(!FileManager.default.fileExists(atPath: saved))
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200, "boots afresh")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
+    /// A panel that stops while a migration is coming in: the reservation holding the guest's
+    /// name goes at the next start (the source still has the guest), so a retry is not refused.
+    @Test func unfinishedIncomingMigrationIsForgottenAtTheNextStart() throws {
+        let dataDir = NSTemporaryDirectory() + "emupanel-incoming-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        do {
+            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+            let now = Date()
+            try panel.app.guests.store.insert(GuestRecord(
+                id: "g-arriving", name: "arriving", image: "memory-pattern", machineType: "virt-1.1", memoryMiB: 64,
+                state: .migrating, icount: false, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil,
+                incoming: true, createdAt: now, updatedAt: now))
+        }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+        #expect(try panel.get("/api/v1/guests/g-arriving").status == 404)
+        let retry = try panel.send("POST", "/api/v1/guests",
+                                   json: ["name": "arriving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        #expect(retry.status == 201, "\(retry.text)")
     }
 }
