@@ -1,5 +1,6 @@
-import Dispatch
+import Foundation
 import HTTPServer
+import Synchronization
 
 /// Live migration routes: the source's pre-flight and migrate, the destination's incoming side.
 struct MigrationController: Sendable {
@@ -38,10 +39,23 @@ struct MigrationController: Sendable {
         }
     }
 
-    /// Work that calls another host runs off the HTTP threads; the connection waits suspended.
+    /// Calls to other hosts under way, and how many may be: each blocks a thread for up to the
+    /// peer timeout.
+    private static let peerCalls = Atomic<Int>(0)
+    static let maximumPeerCalls = 8
+
+    /// Work that calls another host runs off the HTTP threads, on a thread of its own — on
+    /// Dispatch's shared pool a few calls to a silent host would starve every long poll and
+    /// URLSession's own callbacks; the connection waits suspended. Past `maximumPeerCalls`: 503.
     static func deferred(_ work: @escaping @Sendable () throws -> JSON) -> Response {
+        guard peerCalls.add(1, ordering: .relaxed).newValue <= maximumPeerCalls else {
+            peerCalls.subtract(1, ordering: .relaxed)
+            return HTTPError(.serviceUnavailable, code: "busy", message: "too many calls to other hosts at once; retry in a moment",
+                             headers: [("Retry-After", "1")]).response
+        }
         let deferred = DeferredResponse()
-        DispatchQueue.global().async {
+        let thread = Thread {
+            defer { peerCalls.subtract(1, ordering: .relaxed) }
             do {
                 deferred.complete(.json(try work()))
             } catch let error as HTTPError {
@@ -50,6 +64,8 @@ struct MigrationController: Sendable {
                 deferred.complete(HTTPError(.badGateway, code: "peer_error", message: String(describing: error)).response)
             }
         }
+        thread.name = "emupanel-peer"
+        thread.start()
         return Response(body: .deferred(deferred))
     }
 }

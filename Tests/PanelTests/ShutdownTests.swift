@@ -2,6 +2,7 @@ import Foundation
 import HTTPTestSupport
 @testable import Panel
 import RISCV
+import Synchronization
 import Testing
 
 /// Stopping the panel (SIGTERM) while a task streams a guest: the task is cancelled and ends
@@ -94,5 +95,44 @@ struct ShutdownTests {
         let retry = try panel.send("POST", "/api/v1/guests",
                                    json: ["name": "arriving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
         #expect(retry.status == 201, "\(retry.text)")
+    }
+
+    /// Pre-flights to a host that accepts connections and never answers block their threads for
+    /// the peer timeout; they must not starve the rest of the panel (long polls answer on time),
+    /// and past the cap they are turned away at once.
+    @Test func silentPeerDoesNotStarveThePanel() throws {
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(silent) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) } }
+        #expect(listen(silent, 64) == 0)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &length) } }
+        let port = UInt16(bigEndian: address.sin_port)
+
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
+        let created = try panel.send("POST", "/api/v1/guests",
+                                     json: ["name": "g", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        let url = "http://127.0.0.1:\(port)"
+        let statuses = Mutex<[Int]>([])
+        for _ in 0..<12 {
+            Thread {
+                let body: [String: Any] = ["target": ["url": url, "token": "x"]]
+                let status = (try? panel.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: body).status) ?? 0
+                statuses.withLock { $0.append(status) }
+            }.start()
+        }
+        usleep(500_000)
+        // Nothing happens meanwhile, so this long poll ends on its 1 s timer — which needs a thread.
+        let newest = try #require(try panel.get("/api/v1/events?since=0&wait=0").json()["next"] as? Int)
+        let start = Date()
+        #expect(try panel.get("/api/v1/events?since=\(newest)&wait=1").status == 200)
+        let waited = Date().timeIntervalSince(start)
+        #expect(waited > 0.9 && waited < 3, "a long poll answers on time while pre-flights hang (\(waited) s)")
+        #expect(statuses.withLock { $0.filter { $0 == 503 }.count } == 12 - MigrationController.maximumPeerCalls,
+                "the calls past the cap were turned away at once")
     }
 }
