@@ -273,7 +273,10 @@ public final class GuestManager: Sendable {
         guard guest.state == .running || guest.state == .paused, let runtime = runtimes.withLock({ $0[id] }) else {
             throw HTTPError(.conflict, code: "invalid_state", message: "the guest is \(guest.state.rawValue); start it to type")
         }
-        runtime.type(bytes)
+        guard runtime.type(bytes) else {
+            throw HTTPError(.conflict, code: "input_full",
+                            message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
+        }
     }
 
     // MARK: Files

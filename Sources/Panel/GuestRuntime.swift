@@ -43,7 +43,8 @@ final class GuestRuntime: Sendable {
     func resume() { machine.resume() }
     func stop() { machine.stop() }
     func reset() throws { try machine.reset() }
-    func type(_ bytes: [UInt8]) { serial.send(bytes) }
+    /// False when the guest has not read enough of the input before it (SerialConsole.inputCapacity).
+    func type(_ bytes: [UInt8]) -> Bool { serial.send(bytes) }
     func restore(fromFile path: String, expectedSHA256: String? = nil) throws {
         try machine.load(fromFile: path, expectedSHA256: expectedSHA256)
     }

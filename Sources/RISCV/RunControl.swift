@@ -77,7 +77,17 @@ public final class RunControl: Sendable {
 /// The UART's host side: bytes typed by the user wait in a queue until the
 /// UART's FIFO has room; bytes the guest sends go to `output` on the CPU thread.
 public final class SerialConsole: Sendable {
-    private let input = Mutex<[UInt8]>([])
+    /// Input the guest has not read yet, at most: a paused guest or one not reading its UART
+    /// cannot make the host hold an unbounded queue.
+    public static let inputCapacity = 64 << 10
+
+    /// Bytes from `head` on are still to be read; the read part is dropped in large steps.
+    private struct InputQueue {
+        var bytes: [UInt8] = []
+        var head = 0
+        var count: Int { bytes.count - head }
+    }
+    private let input = Mutex(InputQueue())
     private let inputCount = Atomic<Int>(0)
     public let output: @Sendable ([UInt8]) -> Void
 
@@ -85,22 +95,34 @@ public final class SerialConsole: Sendable {
         self.output = output
     }
 
-    /// Queues input for the guest (any thread).
-    public func send(_ bytes: [UInt8]) {
-        input.withLock { $0 += bytes }
-        inputCount.add(bytes.count, ordering: .releasing)
+    /// Queues input for the guest (any thread); false, queuing nothing, when it would not fit.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        let accepted = input.withLock { queue -> Bool in
+            guard queue.count + bytes.count <= Self.inputCapacity else { return false }
+            queue.bytes += bytes
+            return true
+        }
+        if accepted { inputCount.add(bytes.count, ordering: .releasing) }
+        return accepted
     }
 
-    public func send(_ text: String) { send(Array(text.utf8)) }
+    @discardableResult
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
     var hasInput: Bool { inputCount.load(ordering: .acquiring) > 0 }
 
     func takeInput(max: Int) -> [UInt8] {
-        let taken = input.withLock { q -> [UInt8] in
-            let n = min(max, q.count)
-            let head = Array(q.prefix(n))
-            q.removeFirst(n)
-            return head
+        let taken = input.withLock { queue -> [UInt8] in
+            let n = min(max, queue.count)
+            let taken = Array(queue.bytes[queue.head..<(queue.head + n)])
+            queue.head += n
+            // Drop what was read once it is most of the array: each byte moves at most once.
+            if queue.head >= 4096 && queue.head * 2 >= queue.bytes.count {
+                queue.bytes.removeFirst(queue.head)
+                queue.head = 0
+            }
+            return taken
         }
         inputCount.subtract(taken.count, ordering: .releasing)
         return taken

@@ -167,6 +167,24 @@ struct GuestTests {
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
     }
 
+    /// A guest that does not read its UART: input piles up only to the cap, then 409.
+    @Test func consoleInputIsRefusedWhenTheGuestDoesNotReadIt() throws {
+        let panel = try panel()
+        let created = try create(panel, ["name": "deaf", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        let text = String(repeating: "x", count: 4096)
+        var accepted = 0
+        var last = 0
+        for _ in 0..<20 {
+            last = try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": text]).status
+            if last != 204 { break }
+            accepted += 1
+        }
+        #expect(accepted == SerialConsole.inputCapacity / 4096 && last == 409, "\(accepted) accepted, then \(last)")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
     /// A snapshot file damaged on disk: the restore fails naming the checksum, the guest runs on
     /// as it was, and the snapshot stays listed (so the user can see and delete it).
     @Test func damagedSnapshotIsNotApplied() throws {

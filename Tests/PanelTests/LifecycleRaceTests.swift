@@ -30,7 +30,7 @@ extension GuestTests {
         defer { fresh.stop() }
         let console = try guests.console(id)
         let swapped = guests.lifecycle.withLock { _ -> Int? in
-            old.type(Array("q".utf8)) // the echo guest powers off on 'q'
+            _ = old.type(Array("q".utf8)) // the echo guest powers off on 'q'
             let deadline = Date().addingTimeInterval(30)
             while old.machine.isRunning, Date() < deadline { usleep(1000) }
             guard !old.machine.isRunning else { return nil }

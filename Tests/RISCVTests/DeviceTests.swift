@@ -3,6 +3,21 @@ import Testing
 @testable import RISCV
 
 @Suite struct UARTTests {
+    /// Console input waits for the guest up to a cap, in order, whatever the reads' sizes.
+    @Test func consoleInputIsBoundedAndKeepsItsOrder() {
+        let console = SerialConsole { _ in }
+        let chunk = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var sent: [UInt8] = []
+        while console.send(chunk) { sent += chunk }
+        #expect(sent.count == SerialConsole.inputCapacity)
+        #expect(!console.send([1]), "full: refused, nothing queued")
+        var read: [UInt8] = []
+        while console.hasInput { read += console.takeInput(max: 16) }
+        #expect(read == sent)
+        #expect(console.send(chunk), "room again once read")
+        #expect(console.takeInput(max: 5000) == chunk)
+    }
+
     @Test func receiveFIFOAndInterruptIdentification() {
         let u = UART16550()
         u.write(offset: UART16550.iirFCR, size: 1, value: 0x01)      // FIFO on, trigger 1
