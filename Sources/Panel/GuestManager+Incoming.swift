@@ -70,10 +70,15 @@ extension GuestManager {
         checks.append(Check(name: "image", ok: image?.available == true,
                             detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
                                 ?? "no image '\(offer.guest.image)' here"))
+        let nameValid = (try? Names.validate(offer.guest.name, what: "guest")) != nil
         let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
-        checks.append(Check(name: "name", ok: !taken, detail: taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
-        let memoryOK = Self.memoryRange.contains(offer.guest.memoryMiB)
-        checks.append(Check(name: "memory", ok: memoryOK, detail: "\(offer.guest.memoryMiB) MiB"))
+        checks.append(Check(name: "name", ok: nameValid && !taken,
+                            detail: !nameValid ? "'\(offer.guest.name)' is not a valid guest name"
+                                : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        let minimum = max(Self.memoryRange.lowerBound, image?.minimumMemoryMiB ?? 0)
+        let memoryOK = (minimum...Self.memoryRange.upperBound).contains(offer.guest.memoryMiB)
+        checks.append(Check(name: "memory", ok: memoryOK,
+                            detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(Self.memoryRange.upperBound) here)")))
         return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
     }
 
@@ -85,12 +90,43 @@ extension GuestManager {
         guard verdict.go else {
             throw HTTPError(.unprocessableEntity, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
         }
-        let listener = try TCPListener(host: listenHost)
+        try holdIncomingName(offer.guest.name)
+        let listener: TCPListener
+        do {
+            listener = try TCPListener(host: listenHost)
+        } catch {
+            releaseIncomingName(offer.guest.name)
+            throw error
+        }
         let ticket = Secrets.randomHex(bytes: 32)
-        let thread = Thread { [self] in receive(offer, listener: listener, ticket: ticket) }
+        let thread = Thread { [self] in
+            defer { releaseIncomingName(offer.guest.name) }
+            receive(offer, listener: listener, ticket: ticket)
+        }
         thread.name = "emupanel-incoming"
         thread.start()
         return Ticket(ticket: ticket, port: listener.port, release: Release.current)
+    }
+
+    /// One ticket per guest name at a time, and a few in all: each holds a port and a thread for
+    /// up to 30 s, and two sources sending the same name would race for it.
+    private func holdIncomingName(_ name: String) throws {
+        let refusal = incomingNames.withLock { names -> HTTPError? in
+            if names.contains(name) {
+                return HTTPError(.conflict, code: "migration_in_progress", message: "a guest named '\(name)' is already migrating here")
+            }
+            if names.count >= Self.maximumIncoming {
+                return HTTPError(.serviceUnavailable, code: "busy", message: "\(Self.maximumIncoming) migrations are already coming in; retry later",
+                                 headers: [("Retry-After", "5")])
+            }
+            names.insert(name)
+            return nil
+        }
+        if let refusal { throw refusal }
+    }
+
+    private func releaseIncomingName(_ name: String) {
+        _ = incomingNames.withLock { $0.remove(name) }
     }
 
     private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {

@@ -47,6 +47,10 @@ public final class GuestManager: Sendable {
     private let consoles = Mutex<[String: ConsoleBuffer]>([:])
     /// Serialises lifecycle changes; the work under it is short (a thread starts or is told to stop).
     let lifecycle = Mutex<Void>(())
+    /// Names of guests a ticket was handed out for and that have not arrived or failed yet.
+    let incomingNames = Mutex<Set<String>>([])
+    /// At most this many migrations come in at once: each holds a port and a thread.
+    static let maximumIncoming = 4
 
     /// Up to what the virt board maps (VirtMachine.maximumMemoryMiB), so a created guest can start.
     public static let memoryRange = 16...VirtMachine.maximumMemoryMiB

@@ -135,4 +135,23 @@ struct ShutdownTests {
         #expect(statuses.withLock { $0.filter { $0 == 503 }.count } == 12 - MigrationController.maximumPeerCalls,
                 "the calls past the cap were turned away at once")
     }
+
+    /// Incoming migrations hold a port and a thread each: one per guest name and a few in all;
+    /// an offer with a name the API would refuse is refused too.
+    @Test func incomingMigrationsAreCappedAndNamesChecked() throws {
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
+        let type = try VirtMachineTypes.registry.resolve("virt")
+        func offer(_ name: String, memoryMiB: Int = 64) throws -> RawHTTPConnection.Reply {
+            try panel.send("POST", "/api/v1/migrations/incoming", json: [
+                "guest": ["name": name, "image": "memory-pattern", "memoryMiB": memoryMiB, "icount": false],
+                "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
+            ])
+        }
+        #expect(try offer("bad name!").status == 422)
+        #expect(try offer("tiny", memoryMiB: 1).status == 422)
+        #expect(try offer("first").status == 201)
+        #expect(try offer("first").errorCode == "migration_in_progress")
+        for name in ["second", "third", "fourth"] { #expect(try offer(name).status == 201) }
+        #expect(try offer("fifth").status == 503, "at most \(GuestManager.maximumIncoming) at once")
+    }
 }
