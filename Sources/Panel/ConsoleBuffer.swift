@@ -62,8 +62,25 @@ public final class ConsoleBuffer: Sendable {
                 bytes.append(state.ring[Int(offset % UInt64(capacity))])
                 offset += 1
             }
-            return Chunk(data: String(decoding: bytes, as: UTF8.self), next: end, truncated: since < oldest)
+            // A character split across two reads would turn into U+FFFD twice: hold its first bytes
+            // back for the next read, unless they are all there is.
+            let complete = Self.completeUTF8Prefix(bytes)
+            if complete > 0 && complete < bytes.count { bytes.removeLast(bytes.count - complete) }
+            return Chunk(data: String(decoding: bytes, as: UTF8.self), next: start + UInt64(bytes.count), truncated: since < oldest)
         }
+    }
+
+    /// The length of `bytes` without a UTF-8 sequence cut off at its end.
+    static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
+        // The last byte that starts a sequence, among the last four.
+        guard let lead = bytes.indices.reversed().prefix(4).first(where: { bytes[$0] & 0xc0 != 0x80 }) else { return bytes.count }
+        let length = switch bytes[lead] {
+        case 0xf0...0xf7: 4
+        case 0xe0...0xef: 3
+        case 0xc0...0xdf: 2
+        default: 1
+        }
+        return lead + length > bytes.count ? lead : bytes.count
     }
 
     /// Long poll: output after `since` at once, else when the guest writes, else after `wait` seconds.
