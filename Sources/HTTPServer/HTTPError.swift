@@ -18,6 +18,7 @@ public struct HTTPStatus: RawRepresentable, Sendable, Hashable {
     public static let payloadTooLarge = HTTPStatus(413)
     public static let unprocessableEntity = HTTPStatus(422)
     public static let internalServerError = HTTPStatus(500)
+    public static let notImplemented = HTTPStatus(501)
     public static let badGateway = HTTPStatus(502)
     public static let serviceUnavailable = HTTPStatus(503)
 }

@@ -62,15 +62,24 @@ public final class HTTPServer: Sendable {
         }) else { return }
         stopping.store(true, ordering: .sequentiallyConsistent)
         current.heartbeat.cancel()
-        let parkedNow = parked.withLock { Array($0.values) }
-        for context in parkedNow {
-            context.complete(with: HTTPError(.serviceUnavailable, code: "shutting_down", message: "the server is stopping").response)
-        }
-        for stream in streams.withLock({ Array($0.values) }) { stream.close() }
-        // Give the woken connections a moment to send their last bytes before the daemon closes them all.
+        // libmicrohttpd aborts the process if its daemon stops while a connection is suspended
+        // and not resumed. Requests that park or stream after a snapshot wake themselves (they
+        // check `stopping`); every round wakes again whatever is still listed, so each connection
+        // left when the grace period ends has at least been resumed.
         let deadline = ContinuousClock.now + .seconds(2)
-        while ContinuousClock.now < deadline,
-              !(parked.withLock { $0.isEmpty } && streams.withLock { $0.isEmpty }) {
+        while true {
+            let parkedNow = parked.withLock { Array($0.values) }
+            let streamsNow = streams.withLock { Array($0.values) }
+            if parkedNow.isEmpty && streamsNow.isEmpty { break }
+            for context in parkedNow { context.complete(with: shuttingDown) }
+            for stream in streamsNow { stream.close() }
+            // Give the woken connections a moment to send their last bytes before the daemon closes them all.
+            if ContinuousClock.now >= deadline {
+                logger.warning("stopping with connections still open", metadata: [
+                    "parked": "\(parkedNow.count)", "streams": "\(streamsNow.count)",
+                ])
+                break
+            }
             Thread.sleep(forTimeInterval: 0.005)
         }
         current.daemon.stop()

@@ -40,7 +40,8 @@ struct Daemon: @unchecked Sendable { // the pointer is only used to stop, once, 
                     MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: config.connectionMemoryBytes, ptr_value: nil),
                     MHD_OptionItem(option: .SOCK_ADDR, value: 0,
                                    ptr_value: isIPv6 ? UnsafeMutableRawPointer(v6) : UnsafeMutableRawPointer(v4)),
-                    MHD_OptionItem(option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self), ptr_value: nil),
+                    MHD_OptionItem(option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self),
+                                   ptr_value: Unmanaged.passUnretained(server).toOpaque()),
                 ]
                 if config.threads > 1 {
                     options.append(MHD_OptionItem(option: .THREAD_POOL_SIZE, value: config.threads, ptr_value: nil))
@@ -104,12 +105,19 @@ final class RequestContext: @unchecked Sendable { // body fields are touched onl
     /// Park this request until `complete(with:)`.
     func park(on connection: OpaquePointer, server: HTTPServer) {
         let handle = ConnectionHandle(pointer: connection)
+        // Suspended before it is listed, so whoever completes it from the list resumes it.
         parking.withLock {
             $0.connection = handle
             $0.suspended = true
             handle.suspend()
         }
         server.parked.withLock { $0[ObjectIdentifier(self)] = self }
+        // `stop()` may have taken its snapshot between the router's `stopping` check and the
+        // listing above: then nothing else would wake this connection, and stopping the daemon
+        // with it suspended aborts the process (MHD_PANIC).
+        if server.stopping.load(ordering: .sequentiallyConsistent) {
+            complete(with: shuttingDown)
+        }
     }
 
     /// Stores the response and wakes the connection; later completions are ignored.
@@ -162,12 +170,24 @@ private func handle(connection: OpaquePointer, url: UnsafePointer<CChar>?, metho
                     slot contextSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
     guard let existing = contextSlot.pointee else {
         // First call: headers only. Answering now would make MHD 0.9.75 close the connection
-        // after the response, so only refuse bodies announced too large here.
-        if let length = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Content-Length"),
-           let size = Int(String(cString: length)), size > server.configuration.maxBodyBytes {
+        // after the response, so only refuse here what must not be read: bodies announced too
+        // large, and bodies for protected routes sent without any credentials.
+        let length = MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Content-Length")
+            .flatMap { Int(String(cString: $0)) }
+        var refusal: Response?
+        if let length, length > server.configuration.maxBodyBytes {
+            refusal = tooLarge(server)
+        } else if (length ?? 0) > 0 || MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, "Transfer-Encoding") != nil,
+                  let method = method.flatMap(HTTPMethod.init(cString:)) {
+            let path = url.map { String(cString: $0) } ?? "/"
+            refusal = server.router.refusalBeforeBody(method: method, path: path) {
+                buildRequest(connection: connection, method: method, path: path, body: [])
+            }?.response
+        }
+        if let refusal {
             let context = RequestContext.make(in: contextSlot)
             context.answered = true
-            return queue(tooLarge(server), on: connection, slot: contextSlot, server: server)
+            return queue(refusal, on: connection, slot: contextSlot, server: server)
         }
         contextSlot.pointee = headersSeen
         return MHD_Result.YES
@@ -218,12 +238,15 @@ private func handle(connection: OpaquePointer, url: UnsafePointer<CChar>?, metho
 private func answer(connection: OpaquePointer, method: UnsafePointer<CChar>?, url: UnsafePointer<CChar>?,
                     body: [UInt8], slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
     guard let method = method.flatMap(HTTPMethod.init(cString:)) else {
-        return queue(HTTPError(.methodNotAllowed, code: "method_not_allowed", message: "unsupported HTTP method").response,
+        // Not a method any route could have (TRACE, CONNECT, made-up ones): 501, not 405,
+        // which would have to list the allowed methods (RFC 9110 §15.6.2).
+        let name = method.map { String(cString: $0) } ?? ""
+        return queue(HTTPError(.notImplemented, code: "not_implemented",
+                               message: "the server does not implement the \(name) method").response,
                      on: connection, slot: slot, server: server)
     }
     if server.stopping.load(ordering: .relaxed) {
-        return queue(HTTPError(.serviceUnavailable, code: "shutting_down", message: "the server is stopping").response,
-                     on: connection, slot: slot, server: server)
+        return queue(shuttingDown, on: connection, slot: slot, server: server)
     }
     let request = buildRequest(connection: connection, method: method,
                                path: url.map { String(cString: $0) } ?? "/", body: body)
@@ -235,14 +258,24 @@ private func answer(connection: OpaquePointer, method: UnsafePointer<CChar>?, ur
     return queue(response, on: connection, slot: slot, server: server)
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { _, _, contextSlot, _ in
-    guard let contextSlot, let pointer = contextSlot.pointee else { return }
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, contextSlot, _ in
+    guard let cls, let contextSlot, let pointer = contextSlot.pointee else { return }
     contextSlot.pointee = nil
     if pointer == headersSeen { return }
     let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeRetainedValue()
     context.finish()
+    // A parked request whose client left ends here without taking its response: unlist it,
+    // or `stop()` would wait for it.
+    Unmanaged<HTTPServer>.fromOpaque(cls)._withUnsafeGuaranteedRef { server in
+        _ = server.parked.withLock { $0.removeValue(forKey: ObjectIdentifier(context)) }
+    }
     context.stream?.detach()
     context.stream = nil
+}
+
+/// The answer to requests caught by `stop()`.
+var shuttingDown: Response {
+    HTTPError(.serviceUnavailable, code: "shutting_down", message: "the server is stopping").response
 }
 
 private func tooLarge(_ server: HTTPServer) -> Response {
@@ -279,6 +312,8 @@ private func queue(_ response: Response, on connection: OpaquePointer,
             stream.attach(ConnectionHandle(pointer: connection))
             context.stream = stream
             server.register(stream: stream)
+            // As in `park`: a stream registered after `stop()` took its snapshot closes itself.
+            if server.stopping.load(ordering: .sequentiallyConsistent) { stream.close() }
         } else {
             Unmanaged<EventStream>.fromOpaque(retained).release()
         }

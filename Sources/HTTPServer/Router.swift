@@ -10,7 +10,16 @@ public protocol Middleware: Sendable {
 }
 
 /// Middleware that checks credentials; routes registered `public: true` skip it.
-public protocol AuthenticatingMiddleware: Middleware {}
+public protocol AuthenticatingMiddleware: Middleware {
+    /// Asked before a request's body is read, with `head` carrying everything but the body:
+    /// an error here answers at once, so bodies of requests that cannot pass are never buffered.
+    /// Meant for the cheap "no credentials at all" case; `handle` still makes the full check.
+    func refusalBeforeBody(_ head: Request) -> HTTPError?
+}
+
+extension AuthenticatingMiddleware {
+    public func refusalBeforeBody(_ head: Request) -> HTTPError? { nil }
+}
 
 /// What a registered route is, for the dispatcher and for the OpenAPI document.
 public struct RouteInfo: Sendable, Hashable {
@@ -97,6 +106,15 @@ public struct Router: Sendable {
         var info: RouteInfo
         var middleware: [any Middleware]
         var handler: Handler
+        /// The chain's authenticating middleware, found once rather than cast per request.
+        var authenticators: [any AuthenticatingMiddleware]
+
+        init(info: RouteInfo, middleware: [any Middleware], handler: @escaping Handler) {
+            self.info = info
+            self.middleware = middleware
+            self.handler = handler
+            authenticators = middleware.compactMap { $0 as? any AuthenticatingMiddleware }
+        }
     }
 
     /// The segment trie, frozen into flat tables of plain values indexed by node number (root 0).
@@ -256,6 +274,20 @@ public struct Router: Sendable {
             return try fallback(request)
         }
         throw HTTPError(.notFound, code: "not_found", message: "no route for \(request.path)")
+    }
+
+    /// The error that refuses a request from its head alone, if its route's authenticating
+    /// middleware has one; `head` is only built when there is such middleware to ask.
+    func refusalBeforeBody(method: HTTPMethod, path: String, head: () -> Request) -> HTTPError? {
+        var path = path
+        path.makeContiguousUTF8()
+        guard let found = path.utf8.withContiguousStorageIfAvailable({ match($0) }) ?? nil,
+              let route = trie.route(found.node, method), !route.authenticators.isEmpty else { return nil }
+        let request = head()
+        for authenticator in route.authenticators {
+            if let refusal = authenticator.refusalBeforeBody(request) { return refusal }
+        }
+        return nil
     }
 
     /// Walks the path's segments over its UTF-8 bytes: this runs on every request.

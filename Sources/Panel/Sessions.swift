@@ -93,7 +93,15 @@ struct AuthMiddleware: AuthenticatingMiddleware {
             request.attributes["csrfToken"] = session.csrfToken
             return try next(request)
         }
-        throw HTTPError(.unauthorized, code: "unauthorized",
-                        message: "send Authorization: Bearer <token> or log in", headers: [("WWW-Authenticate", "Bearer")])
+        throw Self.noCredentials
     }
+
+    /// Without a token or a session cookie nothing can pass: refused before the body is read.
+    func refusalBeforeBody(_ head: Request) -> HTTPError? {
+        head.headers["Authorization"] == nil && head.cookies[SessionStore.cookieName] == nil ? Self.noCredentials : nil
+    }
+
+    private static let noCredentials = HTTPError(.unauthorized, code: "unauthorized",
+                                                 message: "send Authorization: Bearer <token> or log in",
+                                                 headers: [("WWW-Authenticate", "Bearer")])
 }

@@ -78,6 +78,73 @@ struct SuspendTests {
         #expect(idle.peerClosed(within: 5))
         #expect(throws: (any Error).self) { try httpRequest(port: test.port, "GET", "/api/v1/hello") }
     }
+
+    /// A request that passed the server's `stopping` check but parks only after `stop()` found
+    /// nothing parked must wake itself: stopping the daemon with a connection still suspended
+    /// makes libmicrohttpd abort the process (so a regression crashes this test run).
+    @Test(arguments: ["/api/v1/late/wait", "/api/v1/late/stream"])
+    func requestParkingAfterStopBeganIsWoken(path: String) throws {
+        let test = try TestServer()
+        let client = try RawHTTPConnection(port: test.port)
+        try client.send("GET", path)
+        try waitUntil { test.hooks.lateEntered.load(ordering: .sequentiallyConsistent) == 1 }
+        let stopped = DispatchSemaphore(value: 0)
+        let server = test.server
+        Thread { server.stop(); stopped.signal() }.start()
+        // stop() finds nothing parked and waits for the daemon's threads, one held in the handler.
+        usleep(300_000)
+        test.hooks.lateRelease.store(true, ordering: .sequentiallyConsistent)
+        #expect(stopped.wait(timeout: .now() + 5) == .success)
+        let received = receivedUntilClosed(client)
+        #expect(received != nil, "the client was left hanging")
+        if path.hasSuffix("wait"), let status = received?.split(separator: "\n").first {
+            #expect(status.contains(" 503"))
+        }
+    }
+
+    /// Many long polls and event streams arriving while `stop()` runs: the process survives and
+    /// every client is answered (503, or its stream or connection closed) instead of hanging.
+    @Test func stopRacingManyLongPollsAndStreams() throws {
+        for round in 0..<4 {
+            let test = try TestServer()
+            let clients = try (0..<48).map { _ in try RawHTTPConnection(port: test.port) }
+            let stopped = DispatchSemaphore(value: 0)
+            let server = test.server
+            let delay = UInt32(round) * 3_000
+            Thread { usleep(delay); server.stop(); stopped.signal() }.start()
+            for (index, client) in clients.enumerated() {
+                // Sends may fail once the daemon is gone; the reads below still must end.
+                try? client.send("GET", index.isMultiple(of: 2) ? "/api/v1/wait?s=30" : "/api/v1/stream")
+            }
+            #expect(stopped.wait(timeout: .now() + 10) == .success)
+            for (index, client) in clients.enumerated() {
+                let received = receivedUntilClosed(client)
+                #expect(received != nil, "round \(round): client \(index) was left hanging")
+                guard let status = received?.split(separator: "\n").first else { continue }
+                if index.isMultiple(of: 2) {
+                    #expect(status.contains(" 503"), "round \(round): long poll \(index) got \(status)")
+                } else {
+                    #expect(status.contains(" 200") || status.contains(" 503"), "round \(round): stream \(index) got \(status)")
+                }
+            }
+        }
+    }
+}
+
+/// What the server sends until it ends the connection (EOF or reset); nil if it stays open.
+func receivedUntilClosed(_ connection: RawHTTPConnection, seconds: Double = 8) -> String? {
+    connection.setTimeout(seconds)
+    let start = Date()
+    var lines: [String] = []
+    while true {
+        do {
+            guard let line = try connection.readLine() else { return lines.joined(separator: "\n") }
+            lines.append(line)
+        } catch {
+            // A reset ends the connection as surely as EOF; only a timeout means it hung.
+            return Date().timeIntervalSince(start) < seconds - 0.5 ? lines.joined(separator: "\n") : nil
+        }
+    }
 }
 
 func waitUntil(seconds: Double = 5, _ condition: () -> Bool) throws {

@@ -8,6 +8,17 @@ final class Hooks: Sendable {
     let waiting = Mutex<[DeferredResponse]>([])
     let streams = Mutex<[EventStream]>([])
     let terminatedStreams = Atomic<Int>(0)
+    /// Full credential checks `TestAuth.handle` made.
+    let authChecks = Atomic<Int>(0)
+    /// `/api/v1/late/*` handlers entered, and whether they may return.
+    let lateEntered = Atomic<Int>(0)
+    let lateRelease = Atomic<Bool>(false)
+
+    /// Holds a handler on the daemon thread: between the server's `stopping` check and its parking.
+    func holdLateHandler() {
+        lateEntered.add(1, ordering: .sequentiallyConsistent)
+        while !lateRelease.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+    }
 
     func wakeAll(_ text: String) {
         for deferred in waiting.withLock({ list in defer { list = [] }; return list }) {
@@ -79,6 +90,23 @@ final class TestServer: Sendable {
             stream.send(id: "1", data: "hello")
             return Response(headers: HTTPHeaders([("Content-Type", "text/event-stream")]), body: .stream(stream))
         }
+        api.get("/late/wait", summary: "long poll parked only when released") { _ in
+            hooks.holdLateHandler()
+            return Response(body: .deferred(DeferredResponse(timeout: 30) { .text("timeout") }))
+        }
+        api.get("/late/stream", summary: "sse started only when released") { _ in
+            hooks.holdLateHandler()
+            let stream = EventStream()
+            stream.send(data: "hello")
+            return Response(headers: HTTPHeaders([("Content-Type", "text/event-stream")]), body: .stream(stream))
+        }
+        let secured = api.group("/private", middleware: [TestAuth(hooks: hooks)])
+        secured.post("/echo", summary: "echo behind auth") { request in
+            Response(status: .ok, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]), body: .bytes(request.body))
+        }
+        secured.post("/open", summary: "public echo in the same group", public: true) { request in
+            .json(["bytes": request.body.count])
+        }
         let files = StaticFiles(root: publicDir)
         builder.setFallback { request in
             guard let response = try files.respond(to: request) else { throw HTTPError.notFound(request.path) }
@@ -95,5 +123,23 @@ final class TestServer: Sendable {
         try "body{}".write(toFile: root + "/public/style.css", atomically: true, encoding: .utf8)
         try "secret".write(toFile: root + "/secret.txt", atomically: true, encoding: .utf8)
         try manager.createSymbolicLink(atPath: root + "/public/escape.txt", withDestinationPath: root + "/secret.txt")
+    }
+}
+
+/// Accepts `Authorization: Bearer secret`; like the panel's, refuses a request without any
+/// credentials before its body is read.
+struct TestAuth: AuthenticatingMiddleware {
+    let hooks: Hooks
+
+    func handle(_ request: Request, next: (Request) throws -> Response) throws -> Response {
+        hooks.authChecks.add(1, ordering: .sequentiallyConsistent)
+        guard request.headers["Authorization"] == "Bearer secret" else {
+            throw HTTPError(.unauthorized, code: "invalid_token", message: "wrong token")
+        }
+        return try next(request)
+    }
+
+    func refusalBeforeBody(_ head: Request) -> HTTPError? {
+        head.headers["Authorization"] == nil ? HTTPError(.unauthorized, code: "unauthorized", message: "no credentials") : nil
     }
 }

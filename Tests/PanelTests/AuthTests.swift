@@ -20,6 +20,19 @@ struct AuthTests {
         #expect(reply.header("WWW-Authenticate") == "Bearer")
     }
 
+    @Test func bodyWithoutCredentialsIsRefusedBeforeItIsRead() throws {
+        let panel = try PanelFixture()
+        // Only the head is sent: a 401 can only come from the head, so the body was never buffered.
+        let connection = try RawHTTPConnection(port: panel.port)
+        try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n".utf8))
+        let reply = try connection.readReply()
+        #expect(reply.status == 401)
+        #expect(reply.errorCode == "unauthorized")
+        #expect(reply.header("WWW-Authenticate") == "Bearer")
+        // The public login route still reads its body without credentials.
+        #expect(try panel.send("POST", "/api/v1/session", json: ["token": PanelFixture.token], token: nil).status == 201)
+    }
+
     @Test func badTokenIs401() throws {
         let panel = try PanelFixture()
         #expect(try panel.get("/api/v1/host", token: "wrong-token-123").status == 401)
