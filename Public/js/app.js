@@ -56,6 +56,10 @@ async function show({ keepFocus = false } = {}) {
 }
 
 function showLogin(token = "") {
+  // Stop the page's own polling and any render still in flight: the session is gone.
+  rendering += 1;
+  if (current && current.dispose) current.dispose();
+  current = null;
   nav.hidden = true;
   logoutButton.hidden = true;
   renderLogin(main, enter, token);
@@ -65,19 +69,26 @@ function enter() {
   nav.hidden = false;
   logoutButton.hidden = false;
   if (tokenFromHash()) history.replaceState(null, "", location.pathname + "#/");
-  startEvents((text) => { live.textContent = text; });
+  // Again on every login: the events loop ends when the session does (e.g. the panel restarted).
+  startEvents({
+    setStatus: (text) => { live.textContent = text; },
+    onResync: refresh,
+    onSignedOut: () => showLogin(),
+  });
   show();
 }
 
 // Pages either re-render on matching events (lists) or update themselves in place (a guest).
+// After missed events (a panel restart) every page re-renders.
 let refreshTimer = null;
+function refresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { if (!nav.hidden) show({ keepFocus: true }); }, 150);
+}
 onEvent((event) => {
   if (!current) return;
   if (current.onEvent) current.onEvent(event);
-  else if (current.refreshOn && current.refreshOn(event)) {
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => show({ keepFocus: true }), 150);
-  }
+  else if (current.refreshOn && current.refreshOn(event)) refresh();
 });
 
 window.addEventListener("hashchange", () => {

@@ -5,6 +5,8 @@ import Synchronization
 /// One change the panel announces: a guest's state, a task's progress, a snapshot.
 public struct PanelEvent: Sendable, Codable, Equatable {
     public var seq: UInt64
+    /// The run of the panel that numbered it (see `EventBus.epoch`).
+    public var epoch: String
     public var time: String
     /// Dotted kind, e.g. `guest.state`, `task.progress`, `snapshot.created`.
     public var type: String
@@ -14,9 +16,14 @@ public struct PanelEvent: Sendable, Codable, Equatable {
 }
 
 /// Numbered events in a bounded ring, delivered to long polls and event streams.
-/// Sequence numbers only grow, so a client resumes with `since` / `Last-Event-ID`.
+/// Sequence numbers only grow within one run, so a client resumes with `since` / `Last-Event-ID`.
+/// They restart at 1 when the panel starts, so a cursor beyond the newest event is from an earlier
+/// run: it gets the whole ring, marked truncated, rather than silence until the numbers catch up.
 public final class EventBus: Sendable {
     public let capacity: Int
+    /// Names this run, on every event and page: a client that sees it change knows its cursor and
+    /// its view are stale even when the new run's numbers have already passed its cursor.
+    public let epoch: String
 
     private struct State {
         var events: [PanelEvent] = []
@@ -30,6 +37,7 @@ public final class EventBus: Sendable {
 
     public init(capacity: Int = 2048) {
         self.capacity = capacity
+        epoch = String(UUID().uuidString.prefix(8)).lowercased()
     }
 
     /// The sequence number the next event will get.
@@ -38,7 +46,7 @@ public final class EventBus: Sendable {
     @discardableResult
     public func publish(_ type: String, subject: String? = nil, data: JSON = .object([:])) -> PanelEvent {
         let (event, waiters, streams) = state.withLock { state in
-            let event = PanelEvent(seq: state.nextSeq, time: Date().formatted(Self.timeFormat), type: type, subject: subject, data: data)
+            let event = PanelEvent(seq: state.nextSeq, epoch: epoch, time: Date().formatted(Self.timeFormat), type: type, subject: subject, data: data)
             state.nextSeq += 1
             state.events.append(event)
             if state.events.count > capacity { state.events.removeFirst(state.events.count - capacity) }
@@ -59,18 +67,24 @@ public final class EventBus: Sendable {
         public var items: [PanelEvent]
         /// Pass as `since` next time.
         public var next: UInt64
-        /// True when events after `since` were already dropped from the ring.
+        /// True when events after `since` were already dropped from the ring, or `since` is from
+        /// an earlier run: the client missed something and should reload what it shows.
         public var truncated: Bool
+        public var epoch: String
 
         var response: Response { .json(self) }
     }
 
     public func page(since: UInt64) -> Page {
         state.withLock { state in
+            let newest = state.nextSeq - 1
+            if since > newest {
+                return Page(items: state.events, next: newest, truncated: true, epoch: epoch)
+            }
             let items = state.events.filter { $0.seq > since }
             let oldest = state.events.first?.seq ?? state.nextSeq
-            return Page(items: items, next: items.last?.seq ?? max(since, state.nextSeq - 1),
-                        truncated: since + 1 < oldest && since < state.nextSeq - 1)
+            return Page(items: items, next: items.last?.seq ?? since,
+                        truncated: since + 1 < oldest && since < newest, epoch: epoch)
         }
     }
 
@@ -78,7 +92,7 @@ public final class EventBus: Sendable {
     /// arrives or after `wait` seconds with an empty page.
     public func poll(since: UInt64, wait: Double) -> Response {
         let current = page(since: since)
-        if !current.items.isEmpty || wait <= 0 { return current.response }
+        if !current.items.isEmpty || current.truncated || wait <= 0 { return current.response }
         let deferred = DeferredResponse()
         let key = ObjectIdentifier(deferred)
         let missed = state.withLock { state -> Bool in
@@ -98,13 +112,15 @@ public final class EventBus: Sendable {
         return Response(body: .deferred(deferred))
     }
 
-    /// Server-Sent Events: replays what is newer than `since`, then follows live. Events go out
-    /// unnamed (plain `message`s) with their type inside the JSON, so one browser handler sees all.
+    /// Server-Sent Events: replays what is newer than `since` (the whole ring when `since` is from
+    /// an earlier run), then follows live. Events go out unnamed (plain `message`s) with their type
+    /// inside the JSON, so one browser handler sees all.
     public func stream(since: UInt64) -> Response {
         let stream = EventStream()
         let key = ObjectIdentifier(stream)
         state.withLock { state in
-            for event in state.events where event.seq > since {
+            let from = since > state.nextSeq - 1 ? 0 : since
+            for event in state.events where event.seq > from {
                 stream.send(id: String(event.seq), data: Self.encode(event))
             }
             state.streams[key] = stream

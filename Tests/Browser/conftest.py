@@ -32,6 +32,9 @@ class Panel:
             import json
             json.dump(config, f)
         self.log = open(self.log_path, "w")
+        self._launch()
+
+    def _launch(self):
         self.process = subprocess.Popen(
             [BINARY, "serve", "--config", self.config_path, "--log-level", "warning"],
             stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT,
@@ -47,25 +50,38 @@ class Panel:
                 self.url = match.group(1)
         if self.url is None:
             self.stop()
-            raise RuntimeError(f"emupanel {name} did not start; see {self.log_path}")
+            raise RuntimeError(f"emupanel {self.name} did not start; see {self.log_path}")
 
     @property
     def login_url(self):
         return f"{self.url}/#token={TOKEN}"
 
-    def api(self, path):
-        request = urllib.request.Request(f"{self.url}/api/v1{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    def api(self, path, method="GET", body=None):
+        import json
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/api/v1{path}", data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
-            import json
             return json.load(response)
 
-    def stop(self):
+    def _terminate(self):
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+    def restart(self):
+        """Stops and starts again with the same data; the URL stays only with a fixed `listen` port."""
+        self._terminate()
+        self._launch()
+
+    def stop(self):
+        self._terminate()
         self.log.close()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -1,10 +1,11 @@
 """The UI shell in a real browser: login, navigation, live updates, phone width."""
+import socket
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import TOKEN, screenshot
+from conftest import TOKEN, Panel, screenshot
 
 
 def wait(driver, seconds=10):
@@ -65,3 +66,38 @@ def test_logout_returns_to_login(panel, browser):
     browser.get(panel.login_url)
     wait(browser).until(EC.element_to_be_clickable((By.ID, "logout"))).click()
     wait(browser).until(EC.visibility_of_element_located((By.ID, "token")))
+
+
+def test_live_updates_survive_a_panel_restart(browser):
+    # A fixed port, so the page's origin (and its EventSource) outlive the restart.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    panel = Panel("restart", {"listen": f"127.0.0.1:{port}"})
+    try:
+        image = next(item for item in panel.api("/images")["items"] if item["available"])
+        machine = next(t for t in panel.api("/machine-types")["items"] if t.get("alias"))["name"]
+
+        def create(name):
+            panel.api("/guests", "POST", {"name": name, "image": image["id"], "machineType": machine,
+                                          "memoryMiB": image["defaultMemoryMiB"]})
+
+        browser.get(panel.login_url)
+        wait(browser).until(EC.text_to_be_present_in_element((By.ID, "release"), "."))
+        browser.get(panel.url + "/#/guests")
+        wait(browser).until(EC.text_to_be_present_in_element((By.ID, "live"), "live"))
+        # Enough events that the browser's cursor is ahead of the next run's first numbers.
+        for n in range(3):
+            create(f"before-{n}")
+        wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "before-2"))
+
+        panel.restart()
+        # Sessions do not survive a restart: the events loop notices and asks to log in again.
+        token = wait(browser, 45).until(EC.visibility_of_element_located((By.ID, "token")))
+        token.send_keys(TOKEN + Keys.ENTER)
+        wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Guests"))
+        wait(browser).until(EC.text_to_be_present_in_element((By.ID, "live"), "live"))
+        create("after-restart")
+        wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "after-restart"))
+    finally:
+        panel.stop()

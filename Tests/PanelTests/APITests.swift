@@ -111,6 +111,54 @@ struct APITests {
         #expect(dataLines.last?.contains("\"test.three\"") == true)
     }
 
+    /// Numbers restart with every run, so a browser's cursor from the last run may be far ahead:
+    /// it gets the whole ring at once, marked truncated, instead of silence.
+    @Test func eventsCursorFromAnEarlierRunGetsTheRingTruncated() throws {
+        let panel = try PanelFixture()
+        panel.app.events.publish("test.one")
+        let newest = Int(panel.app.events.nextSeq) - 1
+        let start = Date()
+        let page = try panel.get("/api/v1/events?since=\(newest + 500)&wait=30").json()
+        #expect(Date().timeIntervalSince(start) < 5, "answers at once, no waiting for seq \(newest + 501)")
+        #expect(page["truncated"] as? Bool == true)
+        #expect(page["next"] as? Int == newest)
+        #expect(page["epoch"] as? String == panel.app.events.epoch)
+        let items = try #require(page["items"] as? [[String: Any]])
+        #expect(items.first?["seq"] as? Int == 1)
+        #expect(items.first?["type"] as? String == "host.started")
+        #expect(items.last?["type"] as? String == "test.one")
+        #expect(items.allSatisfy { $0["epoch"] as? String == panel.app.events.epoch })
+
+        let current = try panel.get("/api/v1/events?since=\(newest)").json()
+        #expect(current["truncated"] as? Bool == false)
+        #expect((current["items"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test func eventStreamReplaysTheRingForALastEventIDFromAnEarlierRun() throws {
+        let panel = try PanelFixture()
+        let newest = Int(panel.app.events.nextSeq) - 1
+        let connection = try RawHTTPConnection(port: panel.port)
+        try connection.send("GET", "/api/v1/events/stream",
+                            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "\(newest + 500)"])
+        var ids: [String] = []
+        var dataLines: [String] = []
+        func readEvent() throws {
+            while let line = try connection.readLine() {
+                if line.hasPrefix("id: ") { ids.append(String(line.dropFirst(4))) }
+                if line.hasPrefix("data: ") { dataLines.append(String(line.dropFirst(6))); return }
+            }
+        }
+        try readEvent()
+        #expect(ids == ["1"])
+        #expect(dataLines.first?.contains("\"host.started\"") == true)
+        #expect(dataLines.first?.contains("\"epoch\":\"\(panel.app.events.epoch)\"") == true)
+        for _ in 1..<newest { try readEvent() }
+        panel.app.events.publish("test.after")
+        try readEvent()
+        #expect(ids.last == String(newest + 1))
+        #expect(dataLines.last?.contains("\"test.after\"") == true)
+    }
+
     @Test func listenAddressesParse() throws {
         #expect(try PanelConfiguration.parseListen("127.0.0.1:8080") == ("127.0.0.1", 8080))
         #expect(try PanelConfiguration.parseListen("[::1]:9000") == ("::1", 9000))
