@@ -195,12 +195,10 @@ extension GuestManager {
 
     private func discardReservation(_ guest: GuestRecord) {
         do {
-            try store.delete(guest.id)
+            try remove(guest)
         } catch {
             logger.error("could not remove the record of a failed incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
         }
-        forgetConsole(of: guest.id)
-        events.publish("guest.deleted", subject: guest.id, data: Self.eventData(guest))
     }
 
     private struct NoGo: Error, CustomStringConvertible {

@@ -47,8 +47,7 @@ extension GuestManager {
     public func discardIncomingReservations() {
         for guest in (try? store.all()) ?? [] where guest.incoming {
             do {
-                try store.delete(guest.id)
-                try? FileManager.default.removeItem(atPath: guestDirectory(guest.id))
+                try remove(guest)
                 logger.warning("removed an unfinished incoming migration", metadata: ["guest": "\(guest.name)"])
             } catch {
                 logger.error("could not remove an unfinished incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])

@@ -118,11 +118,16 @@ public final class GuestManager: Sendable {
             guard !tasks.isBusy(guestId: id) else {
                 throw HTTPError(.conflict, code: "guest_busy", message: "guest \(id) has a task running")
             }
-            try store.delete(id)
-            try? FileManager.default.removeItem(atPath: guestDirectory(id))
-            forgetConsole(of: id)
-            events.publish("guest.deleted", subject: id, data: Self.eventData(guest))
+            try remove(guest)
         }
+    }
+
+    /// The record, the files and the console of a guest that has no machine, announced.
+    func remove(_ guest: GuestRecord) throws {
+        try store.delete(guest.id)
+        try? FileManager.default.removeItem(atPath: guestDirectory(guest.id))
+        forgetConsole(of: guest.id)
+        events.publish("guest.deleted", subject: guest.id, data: Self.eventData(guest))
     }
 
     func resolve(_ machineType: String) throws -> MachineType {
