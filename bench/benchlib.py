@@ -16,6 +16,13 @@ def cleanup(*_):
 signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
 
 
+def settings():
+    """What prepare.sh passes the Python half: binary, QEMU, rounds, run seconds, output
+    directory; plus the guest both sides run."""
+    return (sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5]),
+            os.path.abspath("guests/mempattern-forever.elf"))
+
+
 class Panel:
     """One `emupanel serve` with its own data directory under `out`."""
 

@@ -13,24 +13,13 @@
 #             query-migrate, plus wall clock to its MIGRATION "completed" event
 # Goal (issue 5): downtime <= 30 ms at the default limit.
 # Usage: bench/migrate.sh [ROUNDS]   (default 3; min-max shown)
-set -eu
-cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-RUN_SECONDS=${RUN_SECONDS:-3}
-QEMU=${QEMU:-qemu-system-riscv64}
-OUT=bench/out/migrate
-rm -rf "$OUT"; mkdir -p "$OUT"
-trap 'rm -rf "$OUT"' EXIT
-
-swift build -c release --product emupanel >/dev/null
-BIN="$(swift build -c release --show-bin-path)/emupanel"
+BENCH=migrate . "$(dirname "$0")/prepare.sh"
 
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" <<'PY'
 import os, socket, sys, time
 sys.path.insert(0, os.path.abspath("bench"))
-from benchlib import Panel, QMP, cleanup, mib_span, qemu, span
-BIN, QEMU, ROUNDS, RUN_S, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5])
-ELF = os.path.abspath("guests/mempattern-forever.elf")
+from benchlib import Panel, QMP, cleanup, settings, mib_span, qemu, span
+BIN, QEMU, ROUNDS, RUN_S, OUT, ELF = settings()
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port

@@ -13,24 +13,13 @@
 # All files go to one directory on the same filesystem (bench/out/snapshot).
 # Goals (issue 5): save at least as fast as QEMU and within 2x of dd.
 # Usage: bench/snapshot.sh [ROUNDS]   (default 3; best and worst are shown)
-set -eu
-cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-RUN_SECONDS=${RUN_SECONDS:-3}
-QEMU=${QEMU:-qemu-system-riscv64}
-OUT=bench/out/snapshot
-rm -rf "$OUT"; mkdir -p "$OUT"
-trap 'rm -rf "$OUT"' EXIT
-
-swift build -c release --product emupanel >/dev/null
-BIN="$(swift build -c release --show-bin-path)/emupanel"
+BENCH=snapshot . "$(dirname "$0")/prepare.sh"
 
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" <<'PY'
 import os, subprocess, sys, time
 sys.path.insert(0, os.path.abspath("bench"))
-from benchlib import Panel, QMP, cleanup, mib_span, qemu, span, stop
-BIN, QEMU, ROUNDS, RUN_S, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5])
-ELF = os.path.abspath("guests/mempattern-forever.elf")
+from benchlib import Panel, QMP, cleanup, settings, mib_span, qemu, span, stop
+BIN, QEMU, ROUNDS, RUN_S, OUT, ELF = settings()
 
 rows = {k: [] for k in ("ours_save", "ours_pause", "ours_size", "ours_restore", "q_save", "q_down", "q_size",
                         "q_restore", "q_start", "dd", "ours_passes")}
