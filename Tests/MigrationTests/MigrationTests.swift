@@ -5,6 +5,23 @@ import Testing
 /// Live migration between two real `emupanel serve` processes on loopback.
 @Suite("Live migration", .serialized)
 struct MigrationTests {
+    /// A migration held to 2 MiB/s, so there is time to act on it; returns its task, 0.8 s in.
+    func startSlowMigration(of id: String, from a: ServeProcess, to b: ServeProcess) throws -> String {
+        let started = try a.send("POST", "/guests/\(id)/migrate", [
+            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
+        ])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+        usleep(800_000)
+        return taskID
+    }
+
+    /// The memory-pattern guest still runs on `host` and its check still passes.
+    func expectStillChecking(_ id: String, on host: ServeProcess) throws {
+        let before = try host.console(id, wait: 0).next
+        usleep(1_500_000)
+        #expect(try host.console(id, since: before, wait: 3).text.contains(" ok"))
+    }
+
     func startMemoryPattern(on host: ServeProcess, name: String = "mp", memoryMiB: Int = 256) throws -> String {
         let created = try host.send("POST", "/guests", ["name": name, "image": "memory-pattern", "machineType": "virt", "memoryMiB": memoryMiB])
         let id = try #require(try created.json()["id"] as? String, "\(created.text)")
@@ -61,11 +78,7 @@ struct MigrationTests {
         let b = try ServeProcess(name: "dest")
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a)
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
-        ])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
-        usleep(800_000)
+        let taskID = try startSlowMigration(of: id, from: a, to: b)
         // Mid-flight changes are accepted, then the cancel.
         #expect(try a.send("PATCH", "/tasks/\(taskID)", ["downtimeLimitMs": 100, "maxBandwidth": 1 << 20]).status == 200)
         #expect(try a.send("DELETE", "/tasks/\(taskID)").status == 202)
@@ -75,28 +88,20 @@ struct MigrationTests {
         usleep(500_000)
         #expect((try b.get("/guests")["items"] as? [Any])?.isEmpty == true, "the destination discarded everything")
         // Still alive on the source.
-        let before = try a.console(id, wait: 0).next
-        usleep(1_500_000)
-        #expect(try a.console(id, since: before, wait: 3).text.contains(" ok"))
+        try expectStillChecking(id, on: a)
     }
 
     @Test func destinationKilledMidStreamLeavesTheSourceRunning() throws {
         let b = try ServeProcess(name: "dest")
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a)
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
-        ])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
-        usleep(800_000)
+        let taskID = try startSlowMigration(of: id, from: a, to: b)
         b.kill()
         let task = try a.waitForTask(taskID)
         #expect(task["status"] as? String == "failed", "\(task)")
         #expect((task["error"] as? String)?.contains("destination") == true, "\(task)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
-        let before = try a.console(id, wait: 0).next
-        usleep(1_500_000)
-        #expect(try a.console(id, since: before, wait: 3).text.contains(" ok"))
+        try expectStillChecking(id, on: a)
     }
 
     @Test func destinationRefusesAnIncompatibleMachineBeforeAnyRAMMoves() throws {

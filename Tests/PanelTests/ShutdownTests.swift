@@ -10,6 +10,15 @@ import Testing
 /// nothing is lost.
 @Suite("Shutdown", .serialized)
 struct ShutdownTests {
+    /// A 64 MiB memory-pattern guest, created and started; its id.
+    func startedMemoryPattern(_ name: String, on panel: PanelFixture) throws -> String {
+        let created = try panel.send("POST", "/api/v1/guests",
+                                     json: ["name": name, "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        return id
+    }
+
     @Test func stopDuringAMigrationCancelsItAndSavesTheGuest() throws {
         let sourceDir = NSTemporaryDirectory() + "emupanel-shutdown-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: sourceDir) }
@@ -17,10 +26,7 @@ struct ShutdownTests {
         var id = ""
         do {
             let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = sourceDir }
-            let created = try source.send("POST", "/api/v1/guests",
-                                          json: ["name": "moving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
-            id = try #require(try created.json()["id"] as? String)
-            #expect(try source.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+            id = try startedMemoryPattern("moving", on: source)
             // 1 MiB/s: the 16 MiB working set would take a quarter of a minute.
             let started = try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
                 "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token],
@@ -60,10 +66,7 @@ struct ShutdownTests {
         var id = ""
         do {
             let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
-            let created = try panel.send("POST", "/api/v1/guests",
-                                         json: ["name": "saved", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
-            id = try #require(try created.json()["id"] as? String)
-            #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+            id = try startedMemoryPattern("saved", on: panel)
         }
         let saved = dataDir + "/guests/\(id)/managed-save.qevm"
         let bytes = try #require(FileManager.default.contents(atPath: saved))
@@ -113,9 +116,7 @@ struct ShutdownTests {
         let port = UInt16(bigEndian: address.sin_port)
 
         let panel = try PanelFixture(machines: VirtMachineTypes.registry)
-        let created = try panel.send("POST", "/api/v1/guests",
-                                     json: ["name": "g", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
-        let id = try #require(try created.json()["id"] as? String)
+        let id = try startedMemoryPattern("g", on: panel)
         let url = "http://127.0.0.1:\(port)"
         let statuses = Mutex<[Int]>([])
         for _ in 0..<12 {
