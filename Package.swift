@@ -37,13 +37,19 @@ let package = Package(
             "EmulatorCore", "VMState", "RISCV", "CFileSync",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Panel", dependencies: [
-            "HTTPServer", "EmulatorCore", "RISCV", "Migration",
+        // The panel's services: guests, tasks, events, snapshots, migration; no HTTP in it.
+        .target(name: "PanelCore", dependencies: [
+            "EmulatorCore", "RISCV", "Migration", "VMState",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The services over HTTP: controllers, auth, the one error → status mapping, long poll and SSE.
+        .target(name: "PanelHTTP", dependencies: [
+            "PanelCore", "HTTPServer", "EmulatorCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "emupanel", dependencies: [
-            "Panel", "EmulatorCore", "VMState", "RISCV", "Migration",
+            "PanelHTTP", "PanelCore", "EmulatorCore", "VMState", "RISCV", "Migration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -55,7 +61,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
-        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
+        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV", "Migration"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
         .testTarget(name: "VMStateTests", dependencies: [

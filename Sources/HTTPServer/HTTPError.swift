@@ -16,11 +16,14 @@ public struct HTTPStatus: RawRepresentable, Sendable, Hashable {
     public static let methodNotAllowed = HTTPStatus(405)
     public static let conflict = HTTPStatus(409)
     public static let payloadTooLarge = HTTPStatus(413)
+    public static let misdirected = HTTPStatus(421)
     public static let unprocessableEntity = HTTPStatus(422)
+    public static let tooManyRequests = HTTPStatus(429)
     public static let internalServerError = HTTPStatus(500)
     public static let notImplemented = HTTPStatus(501)
     public static let badGateway = HTTPStatus(502)
     public static let serviceUnavailable = HTTPStatus(503)
+    public static let insufficientStorage = HTTPStatus(507)
 }
 
 /// The one error shape of the API (SPEC §5): `{"error": {"code": "snake_case", "message": "…"}}`.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Panel
+import PanelCore
 
 extension Emupanel {
     /// `emupanel machines`: every machine type with its migration tier (SPEC §1, §4).

@@ -2,7 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
-import Panel
+import PanelCore
+import PanelHTTP
 
 extension Emupanel {
     /// `emupanel serve`: the panel on 127.0.0.1 until SIGINT or SIGTERM.
@@ -31,17 +32,17 @@ extension Emupanel {
                 handler.logLevel = logLevel
                 return handler
             }
-            var settings = try config.map(PanelConfiguration.load(path:)) ?? PanelConfiguration()
-            if let listen { settings.listen = listen }
-            if let dataDir { settings.dataDir = dataDir }
-            let app = try PanelApp(configuration: settings, machines: MachineCatalog.registry)
+            var configuration = try config.map(PanelConfiguration.load(path:)) ?? PanelConfiguration()
+            if let listen { configuration.listen = listen }
+            if let dataDir { configuration.settings.dataDir = dataDir }
+            let app = try PanelApp(configuration: configuration, machines: MachineCatalog.registry)
             try app.start()
-            print("emupanel \(app.configuration.listen) (release \(Panel.Release.current))")
+            print("emupanel \(app.configuration.listen) (release \(PanelCore.Release.current))")
             switch app.token.source {
-            case .generated: print("Generated an admin token in \(app.configuration.dataDir)/admin-token")
+            case .generated: print("Generated an admin token in \(app.configuration.settings.dataDir)/admin-token")
             case .environment: print("Admin token from EMUPANEL_TOKEN")
             case .configuration: print("Admin token from the configuration")
-            case .file: print("Admin token from \(app.configuration.dataDir)/admin-token")
+            case .file: print("Admin token from \(app.configuration.settings.dataDir)/admin-token")
             }
             print("Open \(app.loginURL)")
             fflush(nil)

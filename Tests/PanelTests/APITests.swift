@@ -1,7 +1,8 @@
 import Foundation
 import HTTPServer
 import HTTPTestSupport
-@testable import Panel
+@testable import PanelCore
+@testable import PanelHTTP
 import Testing
 
 @Suite("Panel API")
@@ -181,7 +182,7 @@ struct APITests {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let loaded = try PanelConfiguration.load(path: path)
         #expect(loaded.listen == "127.0.0.1:9999")
-        #expect(loaded.peers.first?.name == "b")
+        #expect(loaded.settings.peers.first?.name == "b")
         #expect(loaded.server.threads == 2)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 import Testing
 
 @Suite("Authentication and sessions (SPEC §6)")

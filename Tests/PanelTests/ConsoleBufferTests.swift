@@ -1,5 +1,6 @@
 import Testing
-@testable import Panel
+@testable import PanelCore
+@testable import PanelHTTP
 
 /// The console ring as the long poll reads it.
 struct ConsoleBufferTests {

@@ -3,7 +3,8 @@
 import EmulatorCore
 import Foundation
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 import RISCV
 import Testing
 
@@ -14,7 +15,7 @@ struct FrozenReleaseAPITests {
 
     @Test func virt10MovesBetweenRelease10AndThisRelease() throws {
         #expect(Release.current == "1.1")
-        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.fixturesDir = Self.fixturesDir }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.fixturesDir = Self.fixturesDir }
         let matrix = try panel.get("/api/v1/compatibility").json()
         #expect(matrix["releases"] as? [String] == ["1.0", "1.1"])
         let rows = try #require(matrix["items"] as? [[String: Any]])

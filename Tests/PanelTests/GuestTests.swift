@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 import RISCV
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
 struct GuestTests {
     func panel(dataDir: String? = nil) throws -> PanelFixture {
         try PanelFixture(machines: VirtMachineTypes.registry) { configuration in
-            if let dataDir { configuration.dataDir = dataDir }
+            if let dataDir { configuration.settings.dataDir = dataDir }
         }
     }
 

@@ -1,7 +1,8 @@
 import EmulatorCore
 import Foundation
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 import Testing
 import VMState
 
@@ -10,7 +11,7 @@ struct MachineTypesAPITests {
     /// A panel with the test board and an empty fixtures directory (no frozen release).
     func panel(fixturesDir: String? = nil) throws -> PanelFixture {
         try PanelFixture(machines: TestBoard.registry) { configuration in
-            configuration.fixturesDir = fixturesDir ?? configuration.dataDir + "/no-frozen-releases"
+            configuration.settings.fixturesDir = fixturesDir ?? configuration.settings.dataDir + "/no-frozen-releases"
         }
     }
 

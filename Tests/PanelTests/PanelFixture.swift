@@ -1,7 +1,8 @@
 import EmulatorCore
 import Foundation
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 
 /// A real panel on an ephemeral port with its own data directory and a known token.
 final class PanelFixture: Sendable {
@@ -16,9 +17,9 @@ final class PanelFixture: Sendable {
         dataDir = NSTemporaryDirectory() + "emupanel-panel-\(UUID().uuidString)"
         var configuration = PanelConfiguration()
         configuration.listen = "127.0.0.1:0"
-        configuration.dataDir = dataDir
+        configuration.settings.dataDir = dataDir
         configuration.publicDir = Self.publicDir
-        configuration.guestsDir = URL(fileURLWithPath: Self.publicDir).deletingLastPathComponent().appendingPathComponent("guests").path
+        configuration.settings.guestsDir = URL(fileURLWithPath: Self.publicDir).deletingLastPathComponent().appendingPathComponent("guests").path
         configure(&configuration)
         app = try PanelApp(configuration: configuration, machines: machines, environment: environment)
         try app.start()

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTestSupport
-@testable import Panel
+@testable import PanelCore
+@testable import PanelHTTP
 import RISCV
 import Synchronization
 import Testing
@@ -25,7 +26,7 @@ struct ShutdownTests {
         let destination = try PanelFixture(machines: VirtMachineTypes.registry)
         var id = ""
         do {
-            let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = sourceDir }
+            let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = sourceDir }
             id = try startedMemoryPattern("moving", on: source)
             // 1 MiB/s: the 16 MiB working set would take a quarter of a minute.
             let started = try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
@@ -46,7 +47,7 @@ struct ShutdownTests {
         }
         // The destination never started a copy; the source brings its guest back.
         #expect((try destination.get("/api/v1/guests").json()["items"] as? [Any])?.isEmpty == true)
-        let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = sourceDir }
+        let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = sourceDir }
         #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
         let deadline = Date().addingTimeInterval(30)
         var console = ""
@@ -65,14 +66,14 @@ struct ShutdownTests {
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         var id = ""
         do {
-            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
             id = try startedMemoryPattern("saved", on: panel)
         }
         let saved = dataDir + "/guests/\(id)/managed-save.qevm"
         let bytes = try #require(FileManager.default.contents(atPath: saved))
         try bytes.prefix(4096).write(to: URL(fileURLWithPath: saved))
 
-        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
         #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "stopped")
         #expect(FileManager.default.fileExists(atPath: saved + ".rejected"))
         #expect(!FileManager.default.fileExists(atPath: saved))
@@ -86,14 +87,14 @@ struct ShutdownTests {
         let dataDir = NSTemporaryDirectory() + "emupanel-incoming-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         do {
-            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
             let now = Date()
-            try panel.app.guests.store.insert(GuestRecord(
+            try panel.app.services.guests.store.insert(GuestRecord(
                 id: "g-arriving", name: "arriving", image: "memory-pattern", machineType: "virt-1.1", memoryMiB: 64,
                 state: .migrating, icount: false, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil,
                 incoming: true, createdAt: now, updatedAt: now))
         }
-        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.dataDir = dataDir }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
         #expect(try panel.get("/api/v1/guests/g-arriving").status == 404)
         let retry = try panel.send("POST", "/api/v1/guests",
                                    json: ["name": "arriving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
@@ -153,6 +154,6 @@ struct ShutdownTests {
         #expect(try offer("first").status == 201)
         #expect(try offer("first").errorCode == "migration_in_progress")
         for name in ["second", "third", "fourth"] { #expect(try offer(name).status == 201) }
-        #expect(try offer("fifth").status == 503, "at most \(GuestManager.maximumIncoming) at once")
+        #expect(try offer("fifth").status == 503, "at most \(IncomingMigrations.maximumIncoming) at once")
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Migration
 import HTTPServer
 import HTTPTestSupport
-import Panel
+import PanelCore
+import PanelHTTP
 import Synchronization
 import Testing
 
@@ -37,7 +39,7 @@ struct TaskTests {
             while !release.load(ordering: .relaxed) { usleep(1000) }
             return nil
         }
-        #expect(throws: HTTPError.self) { try panel.app.tasks.start(kind: "other", guestId: "g1") { _ in nil } }
+        #expect(throws: PanelError.self) { try panel.app.tasks.start(kind: "other", guestId: "g1") { _ in nil } }
         release.store(true, ordering: .relaxed)
         _ = try panel.app.tasks.wait(for: first.id, timeout: 10)
         let again = try panel.app.tasks.start(kind: "other", guestId: "g1") { _ in nil }
@@ -48,7 +50,7 @@ struct TaskTests {
         let panel = try PanelFixture()
         let running = try panel.app.tasks.start(kind: "loop", guestId: nil) { handle in
             while !handle.isCancelled { usleep(1000) }
-            throw TaskCancelled()
+            throw MigrationCancelled()
         }
         let cancel = try panel.send("DELETE", "/api/v1/tasks/\(running.id)")
         #expect(cancel.status == 202)
@@ -70,7 +72,7 @@ struct TaskTests {
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         var configuration = PanelConfiguration()
         configuration.listen = "127.0.0.1:0"
-        configuration.dataDir = dataDir
+        configuration.settings.dataDir = dataDir
         configuration.publicDir = PanelFixture.publicDir
         let environment = ["EMUPANEL_TOKEN": PanelFixture.token]
         let release = Atomic<Bool>(false)

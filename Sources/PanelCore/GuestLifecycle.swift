@@ -1,0 +1,218 @@
+import EmulatorCore
+import Foundation
+import Logging
+import RISCV
+import Synchronization
+
+/// Creating, changing and deleting guests, and their lifecycle: start (from a managed save when
+/// there is one), pause, resume, stop, reset, console input, and the report of a machine that
+/// ended by itself. Each change holds only its own guest's lock; some wait on the guest's CPU
+/// thread or read a file, so callers run them off any thread that must stay responsive.
+public final class GuestLifecycle: Sendable {
+    public enum Action: String, CaseIterable, Sendable {
+        case start, pause, resume, stop, reset
+
+        public var summary: String {
+            switch self {
+            case .start: "Start a stopped guest (from its managed save if it has one)"
+            case .pause: "Pause a running guest"
+            case .resume: "Resume a paused guest"
+            case .stop: "Stop a running or paused guest (its state is discarded)"
+            case .reset: "Reset a running or paused guest, as the reset button would"
+            }
+        }
+
+        /// States the action may start from.
+        var allowedFrom: Set<GuestState> {
+            switch self {
+            case .start: [.stopped]
+            case .pause: [.running]
+            case .resume: [.paused]
+            case .stop, .reset: [.running, .paused]
+            }
+        }
+    }
+
+    /// Up to what the virt board maps (VirtMachine.maximumMemoryMiB), so a created guest can start.
+    public static let memoryRange = 16...VirtMachine.maximumMemoryMiB
+
+    let registry: GuestRegistry
+    let tasks: TaskManager
+    let logger: Logger
+    /// Reports of machines that ended by themselves, counted once handled (replaced machines'
+    /// too): what a test waits on to know a late report has landed.
+    let exitReports = Atomic<Int>(0)
+
+    init(registry: GuestRegistry, tasks: TaskManager, logger: Logger) {
+        self.registry = registry
+        self.tasks = tasks
+        self.logger = logger
+    }
+
+    private var store: GuestStore { registry.store }
+    private var events: EventBus { registry.events }
+
+    // MARK: Records
+
+    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool) throws -> GuestRecord {
+        try Names.validate(name, what: "guest")
+        let image = try registry.images.image(imageID)
+        let type = try registry.resolve(machineType)
+        try Self.checkMemory(memoryMiB, image: image)
+        let now = Date()
+        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
+                                machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
+                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+        try store.insert(guest)
+        events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
+        return guest
+    }
+
+    public func patch(_ id: String, name: String?, memoryMiB: Int?, icount: Bool?) throws -> GuestRecord {
+        if let name { try Names.validate(name, what: "guest") }
+        let guest = try registry.withLifecycle(id) { _ in
+            let current = try store.get(id)
+            if memoryMiB != nil || icount != nil {
+                guard current.state == .stopped else {
+                    throw PanelError.invalidState("memory and clock change only while the guest is stopped (it is \(current.state.rawValue))")
+                }
+            }
+            if let memoryMiB { try Self.checkMemory(memoryMiB, image: try registry.images.image(current.image)) }
+            return try store.update(id) { guest in
+                if let name { guest.name = name }
+                if let memoryMiB { guest.memoryMiB = memoryMiB }
+                if let icount { guest.icount = icount }
+            }
+        }
+        events.publish("guest.updated", subject: id, data: GuestRegistry.eventData(guest))
+        return guest
+    }
+
+    public func delete(_ id: String) throws {
+        try registry.withLifecycle(id) { _ in
+            let guest = try store.get(id)
+            guard guest.state == .stopped || guest.state == .migrated else {
+                throw PanelError.invalidState("stop the guest before deleting it (it is \(guest.state.rawValue))")
+            }
+            guard !tasks.isBusy(guestId: id) else {
+                throw PanelError(.conflict, code: "guest_busy", message: "guest \(id) has a task running")
+            }
+            try registry.remove(guest)
+        }
+    }
+
+    static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image) throws {
+        let range = max(memoryRange.lowerBound, image.minimumMemoryMiB)...memoryRange.upperBound
+        guard range.contains(memoryMiB) else {
+            throw PanelError(.invalid, code: "invalid_memory",
+                             message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
+        }
+    }
+
+    // MARK: Lifecycle
+
+    public func perform(_ action: Action, on id: String) throws -> GuestRecord {
+        try registry.withLifecycle(id) { slot in
+            let guest = try store.get(id)
+            guard action.allowedFrom.contains(guest.state) else {
+                throw PanelError.invalidState("cannot \(action.rawValue) a guest that is \(guest.state.rawValue)")
+            }
+            guard !tasks.isBusy(guestId: id) else {
+                throw PanelError(.conflict, code: "guest_busy", message: "guest \(id) has a task running; wait or cancel it")
+            }
+            switch action {
+            case .start:
+                return try start(guest)
+            case .pause:
+                try registry.runtime(id).pause()
+                return try registry.setState(id, .paused)
+            case .resume:
+                try registry.runtime(id).resume()
+                return try registry.setState(id, .running)
+            case .stop:
+                let runtime = try registry.runtime(id)
+                registry.register(nil, for: id)
+                runtime.stop()
+                return try registry.setState(id, .stopped)
+            case .reset:
+                try registry.runtime(id).reset()
+                events.publish("guest.reset", subject: id, data: GuestRegistry.eventData(guest))
+                return guest
+            }
+        }
+    }
+
+    /// Builds the guest's machine, loads its managed save if it has one, and starts it; the
+    /// caller holds the guest's lifecycle lock.
+    private func start(_ guest: GuestRecord) throws -> GuestRecord {
+        let id = guest.id
+        let runtime = try makeRuntime(for: guest)
+        let saved = registry.managedSavePath(id)
+        if FileManager.default.fileExists(atPath: saved) {
+            do {
+                try runtime.restore(fromFile: saved)
+            } catch {
+                // E.g. an unversioned type whose state a new release refuses (SPEC §1): say so
+                // once, keep the file for the user, and let the next start boot afresh.
+                let aside = saved + ".rejected"
+                try? FileManager.default.removeItem(atPath: aside)
+                try? FileManager.default.moveItem(atPath: saved, toPath: aside)
+                throw PanelError(.invalid, code: "saved_state_rejected",
+                                 message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
+            }
+            try? FileManager.default.removeItem(atPath: saved)
+        }
+        registry.register(runtime, for: id)
+        // The state is recorded before the CPU starts: a guest that powers off at once reports it
+        // after this, never before.
+        let running = try registry.setState(id, .running)
+        runtime.start()
+        return running
+    }
+
+    func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
+        let image = try registry.images.image(guest.image)
+        let type = try registry.resolve(guest.machineType)
+        return try GuestRuntime(guest: guest, image: image, machineType: type, console: registry.slot(guest.id).console) { [weak self] exit in
+            self?.guestExited(guest.id, exit)
+        }
+    }
+
+    /// The guest powered off (finisher) or failed: it is stopped now — if the machine that ended is
+    /// still the guest's. A machine a restore replaced may report its end after the swap, and must
+    /// not take the fresh one's place in the books (its CPU thread would run on, orphaned).
+    func guestExited(_ id: String, _ exit: GuestRuntime.Exit) {
+        defer { exitReports.add(1, ordering: .releasing) }
+        // Under the guest's lock, so it lands after whatever action started the guest.
+        try? registry.withLifecycle(id) { _ in
+            guard let ended = exit.runtime, registry.unregister(id, ifStill: ended) else { return }
+            do {
+                let guest = try store.update(id) { $0.state = .stopped }
+                events.publish("guest.state", subject: id, data: GuestRegistry.eventData(guest, extra: [
+                    "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
+                ]))
+            } catch {
+                logger.error("could not record that a guest stopped", metadata: ["guest": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Console
+
+    /// At most this much input in one request.
+    public static let maximumInput = 4096
+
+    public func type(_ bytes: [UInt8], into id: String) throws {
+        guard bytes.count <= Self.maximumInput else {
+            throw PanelError(.tooLarge, code: "input_too_large", message: "send at most \(Self.maximumInput) bytes of console input at once")
+        }
+        let guest = try store.get(id)
+        guard guest.state == .running || guest.state == .paused, let runtime = try? registry.runtime(id) else {
+            throw PanelError.invalidState("the guest is \(guest.state.rawValue); start it to type")
+        }
+        guard runtime.type(bytes) else {
+            throw PanelError(.conflict, code: "input_full",
+                             message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
+        }
+    }
+}

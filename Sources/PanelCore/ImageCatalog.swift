@@ -1,0 +1,86 @@
+import Foundation
+
+/// The bootable images this host offers (SPEC §5 `/images`). Guests name an image by id; the
+/// API never takes or shows a host path, so a client cannot make the panel read arbitrary files.
+public struct ImageCatalog: Sendable {
+    public struct Image: Sendable, Encodable, Equatable {
+        public var id: String
+        public var name: String
+        public var description: String
+        /// Smallest RAM the image boots in.
+        public var minimumMemoryMiB: Int
+        public var defaultMemoryMiB: Int
+        public var available: Bool
+        /// Why an image is unavailable (a Debian package missing, a guest not built).
+        public var unavailableReason: String?
+        /// Firmware loaded at the start of RAM, or nil to start the kernel directly (`-bios none`).
+        let biosPath: String?
+        /// Loaded at 0x80200000 after firmware, or at its ELF addresses without firmware.
+        let kernelPath: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, name, description, minimumMemoryMiB, defaultMemoryMiB, available, unavailableReason
+        }
+    }
+
+    public let images: [Image]
+
+    public static let openSBIPath = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"
+    public static let uBootPath = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin"
+
+    /// Debian's firmware plus the project's test guests found in `guestsDir`.
+    public init(guestsDir: String) {
+        var images: [Image] = []
+        let firmware = [Self.openSBIPath, Self.uBootPath]
+        let missing = firmware.filter { !FileManager.default.isReadableFile(atPath: $0) }
+        images.append(Image(
+            id: "uboot", name: "OpenSBI + U-Boot",
+            description: "Debian's OpenSBI (fw_jump) and S-mode U-Boot: boots to an interactive => prompt.",
+            minimumMemoryMiB: 64, defaultMemoryMiB: 128, available: missing.isEmpty,
+            unavailableReason: missing.isEmpty ? nil : "install Debian's opensbi and u-boot-qemu packages",
+            biosPath: Self.openSBIPath, kernelPath: Self.uBootPath))
+        for guest in Self.testGuests {
+            let path = guestsDir + "/" + guest.file
+            let present = FileManager.default.isReadableFile(atPath: path)
+            images.append(Image(
+                id: guest.id, name: guest.name, description: guest.description,
+                minimumMemoryMiB: guest.minimumMemoryMiB, defaultMemoryMiB: guest.defaultMemoryMiB, available: present,
+                unavailableReason: present ? nil : "\(guest.file) is not built (make -C guests)",
+                biosPath: nil, kernelPath: path))
+        }
+        self.images = images
+    }
+
+    private struct TestGuest {
+        var id: String, file: String, name: String, description: String
+        var minimumMemoryMiB = 16, defaultMemoryMiB = 64
+    }
+
+    private static let testGuests: [TestGuest] = [
+        TestGuest(id: "memory-pattern", file: "mempattern-forever.elf", name: "Memory pattern",
+                  description: "Increments one byte of every 4 KiB page forever and checks the pattern: the live-migration workload.",
+                  minimumMemoryMiB: 64, defaultMemoryMiB: 256),
+        TestGuest(id: "benchmark", file: "bench.elf", name: "CPU benchmark",
+                  description: "CRC32 and a prime sieve; prints checksums and powers off."),
+        TestGuest(id: "benchmark-quick", file: "bench-quick.elf", name: "CPU benchmark (short)",
+                  description: "The benchmark's short run (about 20 M instructions): checksums in a blink."),
+        TestGuest(id: "timer", file: "timer.elf", name: "Timer",
+                  description: "Machine-timer interrupts at 100 Hz; counts lost ticks."),
+        TestGuest(id: "uart-echo", file: "echo.elf", name: "UART echo",
+                  description: "Echoes what you type, through the UART FIFO and RX interrupts."),
+        TestGuest(id: "sv39", file: "sv39.elf", name: "Sv39 paging",
+                  description: "Turns on paging, drops to U-mode and handles page faults."),
+    ]
+
+    public func image(_ id: String) throws -> Image {
+        guard let image = images.first(where: { $0.id == id }) else {
+            throw PanelError(.invalid, code: "unknown_image",
+                            message: "no image '\(id)'; GET /api/v1/images lists them")
+        }
+        guard image.available else {
+            throw PanelError(.invalid, code: "image_unavailable",
+                            message: "image '\(id)' is not available here: \(image.unavailableReason ?? "unknown reason")")
+        }
+        return image
+    }
+}

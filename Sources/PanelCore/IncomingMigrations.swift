@@ -1,0 +1,230 @@
+import EmulatorCore
+import Foundation
+import Logging
+import Migration
+import Synchronization
+import VMState
+
+/// The destination side of a live migration. The source first asks for a verdict (the machine
+/// type known here, its tier, the static checker both ways, the image, the name); then for a
+/// one-time ticket and a port. The stream arrives on that port, loads into a fresh machine that
+/// has never run, and the guest starts here only after the source says GO — so it never runs
+/// on both hosts, and anything short of a complete, valid stream is discarded. The guest's record is
+/// reserved (state `migrating`) as soon as the ticket is presented, so after OK only the change to
+/// `running` is left; the source lets go of its copy only on `STARTED`.
+public final class IncomingMigrations: Sendable {
+    let registry: GuestRegistry
+    let lifecycle: GuestLifecycle
+    let listenHost: String
+    let logger: Logger
+    /// Names of guests a ticket was handed out for and that have not arrived or failed yet.
+    private let incomingNames = Mutex<Set<String>>([])
+    /// At most this many migrations come in at once: each holds a port and a thread.
+    public static let maximumIncoming = 4
+
+    init(registry: GuestRegistry, lifecycle: GuestLifecycle, listenHost: String, logger: Logger) {
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self.listenHost = listenHost
+        self.logger = logger
+    }
+
+    private var store: GuestStore { registry.store }
+    private var events: EventBus { registry.events }
+
+    public struct IncomingOffer: Codable, Sendable {
+        public struct Guest: Codable, Sendable { var name: String; var image: String; var memoryMiB: Int; var icount: Bool }
+        var guest: Guest
+        var machineType: String
+        var release: String
+        /// The source's `-dump-vmstate` JSON for the machine type.
+        var vmstate: String
+    }
+
+    public struct Check: Encodable, Sendable {
+        var name: String
+        var ok: Bool
+        var detail: String
+    }
+
+    public struct Verdict: Encodable, Sendable {
+        var go: Bool
+        var release: String
+        var checks: [Check]
+        var reasons: [String] { checks.filter { !$0.ok }.map { "\($0.name): \($0.detail)" } }
+
+        enum CodingKeys: String, CodingKey { case go, release, checks, reasons }
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(go, forKey: .go)
+            try container.encode(release, forKey: .release)
+            try container.encode(checks, forKey: .checks)
+            try container.encode(reasons, forKey: .reasons)
+        }
+    }
+
+    public func verdict(_ offer: IncomingOffer) -> Verdict {
+        var checks: [Check] = []
+        let type = registry.machines.machineTypes.first { $0.name == offer.machineType }
+        checks.append(Check(name: "machine type", ok: type != nil,
+                            detail: type != nil ? "\(offer.machineType) is known here (release \(Release.current))"
+                                : "release \(Release.current) here does not know \(offer.machineType)"))
+        if let type {
+            checks.append(Check(name: "tier", ok: type.tier != .none,
+                                detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
+            let local = type.vmstateDump()
+            for (label, old, new) in [("static check \(offer.release) → \(Release.current)", offer.vmstate, local),
+                                      ("static check \(Release.current) → \(offer.release)", local, offer.vmstate)] {
+                do {
+                    let result = try VMStateCheck.check(old: old, new: new)
+                    let blocking = result.problems.filter { !$0.isMissingSubsection }
+                    checks.append(Check(name: label, ok: blocking.isEmpty,
+                                        detail: result.problems.isEmpty ? "no problems"
+                                            : result.problems.map(\.message).prefix(3).joined(separator: "; ")))
+                } catch {
+                    checks.append(Check(name: label, ok: false, detail: "the source's state description is unreadable: \(error)"))
+                }
+            }
+        }
+        let image = registry.images.images.first { $0.id == offer.guest.image }
+        checks.append(Check(name: "image", ok: image?.available == true,
+                            detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
+                                ?? "no image '\(offer.guest.image)' here"))
+        let nameValid = (try? Names.validate(offer.guest.name, what: "guest")) != nil
+        let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
+        checks.append(Check(name: "name", ok: nameValid && !taken,
+                            detail: !nameValid ? "'\(offer.guest.name)' is not a valid guest name"
+                                : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        let minimum = max(GuestLifecycle.memoryRange.lowerBound, image?.minimumMemoryMiB ?? 0)
+        let memoryOK = (minimum...GuestLifecycle.memoryRange.upperBound).contains(offer.guest.memoryMiB)
+        checks.append(Check(name: "memory", ok: memoryOK,
+                            detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(GuestLifecycle.memoryRange.upperBound) here)")))
+        return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
+    }
+
+    public struct Ticket: Encodable, Sendable { var ticket: String; var port: UInt16; var release: String }
+
+    /// Accepts a migration: opens a port for one connection that must present `ticket` within 30 s.
+    public func accept(_ offer: IncomingOffer) throws -> Ticket {
+        let verdict = verdict(offer)
+        guard verdict.go else {
+            throw PanelError(.invalid, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
+        }
+        try holdIncomingName(offer.guest.name)
+        let listener: TCPListener
+        do {
+            listener = try TCPListener(host: listenHost)
+        } catch {
+            releaseIncomingName(offer.guest.name)
+            throw error
+        }
+        let ticket = Secrets.randomHex(bytes: 32)
+        let thread = Thread { [self] in
+            defer { releaseIncomingName(offer.guest.name) }
+            receive(offer, listener: listener, ticket: ticket)
+        }
+        thread.name = "emupanel-incoming"
+        thread.start()
+        return Ticket(ticket: ticket, port: listener.port, release: Release.current)
+    }
+
+    /// One ticket per guest name at a time, and a few in all: each holds a port and a thread for
+    /// up to 30 s, and two sources sending the same name would race for it.
+    private func holdIncomingName(_ name: String) throws {
+        let refusal = incomingNames.withLock { names -> PanelError? in
+            if names.contains(name) {
+                return PanelError(.conflict, code: "migration_in_progress", message: "a guest named '\(name)' is already migrating here")
+            }
+            if names.count >= Self.maximumIncoming {
+                return .busy("\(Self.maximumIncoming) migrations are already coming in; retry later", retryAfter: 5)
+            }
+            names.insert(name)
+            return nil
+        }
+        if let refusal { throw refusal }
+    }
+
+    private func releaseIncomingName(_ name: String) {
+        _ = incomingNames.withLock { $0.remove(name) }
+    }
+
+    private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
+        defer { listener.close() }
+        var socket: TCPSocket?
+        do {
+            let connection = try listener.accept(timeout: 30)
+            socket = connection
+            connection.setTimeouts(30)
+            guard let hello = try connection.readLine(maximum: 256),
+                  Secrets.constantTimeEquals(hello, "EMUPANEL-MIGRATE 1 \(ticket)") else {
+                try? connection.write(line: "ERR the migration ticket is not valid")
+                return
+            }
+            try takeOver(offer, from: connection)
+        } catch {
+            try? socket?.write(line: "ERR \(Self.oneLine(error))")
+            logger.warning("incoming migration failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Loads the stream into a machine that never ran, answers OK, and starts the guest on the
+    /// source's GO. The record is reserved (state `migrating`) before any of it, so once OK is
+    /// sent nothing that can fail is left — the source may already have let go of its copy.
+    /// Without a GO the reservation goes again.
+    private func takeOver(_ offer: IncomingOffer, from connection: TCPSocket) throws {
+        let guest = try reserveIncoming(offer)
+        var started = false
+        defer { if !started { discardReservation(guest) } }
+        let runtime = try lifecycle.makeRuntime(for: guest)
+        _ = try runtime.machine.load(from: connection)
+        try connection.write(line: "OK")
+        guard try connection.readLine(maximum: 64) == "GO" else {
+            throw NoGo()
+        }
+        let running = try start(incoming: guest, runtime)
+        started = true
+        events.publish("guest.migrated-in", subject: guest.id, data: GuestRegistry.eventData(running, extra: ["release": .string(offer.release)]))
+        try? connection.write(line: "STARTED \(guest.id)")
+    }
+
+    /// The incoming guest's record, inserted now so its name is held for the whole transfer.
+    private func reserveIncoming(_ offer: IncomingOffer) throws -> GuestRecord {
+        let type = try registry.resolve(offer.machineType)
+        let image = try registry.images.image(offer.guest.image)
+        let now = Date()
+        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
+                                machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
+                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
+                                createdAt: now, updatedAt: now)
+        try store.insert(guest)
+        events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
+        return guest
+    }
+
+    /// Records the guest running and starts its CPU, as `perform(.start)` does.
+    private func start(incoming guest: GuestRecord, _ runtime: GuestRuntime) throws -> GuestRecord {
+        try registry.withLifecycle(guest.id) { _ in
+            let running = try store.update(guest.id) { $0.incoming = false; $0.state = .running }
+            events.publish("guest.state", subject: guest.id, data: GuestRegistry.eventData(running))
+            registry.register(runtime, for: guest.id)
+            runtime.start()
+            return running
+        }
+    }
+
+    private func discardReservation(_ guest: GuestRecord) {
+        do {
+            try registry.remove(guest)
+        } catch {
+            logger.error("could not remove the record of a failed incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+        }
+    }
+
+    private struct NoGo: Error, CustomStringConvertible {
+        var description: String { "the source did not send GO" }
+    }
+
+    static func oneLine(_ error: any Error) -> String {
+        String(describing: error).replacingOccurrences(of: "\n", with: " ")
+    }
+}

@@ -1,0 +1,273 @@
+import EmulatorCore
+import Foundation
+import Logging
+import Migration
+
+/// The source side of a live migration: pre-flight at the destination, then pre-copy over the
+/// dirty bitmap on a ticketed socket, switch-over within the downtime limit, and the
+/// destination's verdict. On any failure or cancel before GO the guest runs on here exactly as
+/// before; after GO it is let go of only when the destination answers that it started it.
+public final class OutgoingMigrations: Sendable {
+    let registry: GuestRegistry
+    let tasks: TaskManager
+    let peers: [PanelSettings.Peer]
+    let logger: Logger
+
+    /// A migration's downtime limit (ms) and bandwidth limit (bytes/s, 0 = unlimited).
+    public static let downtimeLimits: ClosedRange<UInt64> = 1...60_000
+    public static let bandwidthLimits: ClosedRange<UInt64> = 0...1_000_000_000_000_000
+
+    init(registry: GuestRegistry, tasks: TaskManager, peers: [PanelSettings.Peer], logger: Logger) {
+        self.registry = registry
+        self.tasks = tasks
+        self.peers = peers
+        self.logger = logger
+    }
+
+    private var store: GuestStore { registry.store }
+    private var events: EventBus { registry.events }
+
+    func offer(for guest: GuestRecord, type: MachineType) -> JSON {
+        [
+            "guest": ["name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
+                      "icount": .bool(guest.icount)],
+            "machineType": .string(type.name),
+            "release": .string(Release.current),
+            "vmstate": .string(type.vmstateDump()),
+        ]
+    }
+
+    /// Go / no-go with reasons, before any RAM moves.
+    public func preflight(_ id: String, target: MigrationTarget) throws -> JSON {
+        let guest = try store.get(id)
+        let type = try registry.resolve(guest.machineType)
+        var local: [JSON] = [
+            ["name": "tier", "ok": .bool(type.tier != .none),
+             "detail": .string(type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)")],
+            ["name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
+             "detail": .string("the guest is \(guest.state.rawValue)")],
+        ]
+        let peer = try PeerClient.resolve(target, peers: peers)
+        var remote: JSON = ["go": false, "checks": []]
+        do {
+            remote = try peer.post("/migrations/incoming/preflight", offer(for: guest, type: type))
+        } catch {
+            local.append(["name": "destination", "ok": false, "detail": .string(String(describing: error))])
+        }
+        var checks = local
+        if case .array(let theirs)? = remote["checks"] { checks += theirs }
+        let reasons: [JSON] = checks.compactMap { check in
+            guard check["ok"] == .bool(false) else { return nil }
+            if case .string(let name)? = check["name"], case .string(let detail)? = check["detail"] { return .string("\(name): \(detail)") }
+            return nil
+        }
+        return ["go": .bool(reasons.isEmpty), "checks": .array(checks), "reasons": .array(reasons),
+                "destination": ["url": .string(peer.baseURL.absoluteString), "release": remote["release"] ?? .null]]
+    }
+
+    public func migrate(_ id: String, target: MigrationTarget, downtimeLimitMs: UInt64, maxBandwidth: UInt64) throws -> TaskInfo {
+        // Checked, looked up and reserved for the task under the guest's lock: no action or exit slips in between.
+        try registry.withLifecycle(id) { _ in
+            let guest = try store.get(id)
+            let type = try registry.resolve(guest.machineType)
+            try SnapshotService.refuseIfUnmigratable(type, action: "migrate")
+            guard let runtime = registry.registeredRuntime(of: guest) else {
+                throw PanelError.invalidState("only a running or paused guest migrates (it is \(guest.state.rawValue))")
+            }
+            guard Self.downtimeLimits.contains(downtimeLimitMs), Self.bandwidthLimits.contains(maxBandwidth) else {
+                throw PanelError(.invalid, code: "invalid_transfer_limits",
+                                message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
+            }
+            let migration = OutgoingMigration(guest: guest, type: type, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
+                                              transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth))
+            return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
+                try send(migration, handle: handle)
+            }
+        }
+    }
+
+    /// What a migration task works with, fixed when it was started.
+    struct OutgoingMigration: Sendable {
+        var guest: GuestRecord
+        var type: MachineType
+        /// The machine streamed; the guest is handed over only while it is still the registered one.
+        var runtime: GuestRuntime
+        var peer: PeerClient
+        var transfer: TransferControl
+        var id: String { guest.id }
+    }
+
+    /// PATCH /tasks/{id} on a migration: the downtime limit and bandwidth, mid-flight.
+    private static func adjuster(for transfer: TransferControl) -> @Sendable (JSON) throws -> Void {
+        { settings in
+            if case .number(let value)? = settings["downtimeLimitMs"] {
+                guard let limit = value.wholeNumber(in: Self.downtimeLimits) else {
+                    throw PanelError(.invalid, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
+                }
+                transfer.downtimeLimitMs.store(limit, ordering: .relaxed)
+            }
+            if case .number(let value)? = settings["maxBandwidth"] {
+                guard let bandwidth = value.wholeNumber(in: Self.bandwidthLimits) else {
+                    throw PanelError(.invalid, code: "invalid_bandwidth", message: "maxBandwidth must be 0 (unlimited) ... 10^15 bytes/s")
+                }
+                transfer.maxBandwidth.store(bandwidth, ordering: .relaxed)
+            }
+        }
+    }
+
+    private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
+        let transfer = migration.transfer
+        handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
+        let report: @Sendable (TransferStats) -> Void = { handle.progress($0.progress, detail: $0.queryMigrate) }
+        let socket = try connect(migration)
+        try markMigrating(migration)
+        var sentGO = false
+        defer { if !sentGO { runOnHere(after: migration) } }
+        var stats = try Self.stream(migration, to: socket, report: report)
+        // A guest that powered off meanwhile sent its last moment: that is not handed over (no GO).
+        guard isStillStreamed(migration) else {
+            socket.shutdown()
+            throw GuestEnded(during: "migration")
+        }
+        // 3. The destination's verdict; GO hands the guest over.
+        let verdict = try socket.readLine() ?? "ERR the destination closed the connection"
+        guard verdict == "OK" else {
+            throw PeerError(status: 0, message: verdict.hasPrefix("ERR ") ? String(verdict.dropFirst(4)) : verdict)
+        }
+        // From here the guest may run there: it never runs here again unless a person says so.
+        sentGO = true
+        let destinationID = try sendGO(migration, on: socket)
+        // 4. Only the destination's STARTED lets go of the copy here.
+        try handOver(migration)
+        stats.status = "completed"
+        report(stats)
+        var detail = stats.queryMigrate
+        if case .object(var object) = detail {
+            object["destination"] = .string(migration.peer.baseURL.absoluteString)
+            object["destinationGuestId"] = .string(destinationID)
+            detail = .object(object)
+        }
+        events.publish("guest.migrated-out", subject: migration.id, data: GuestRegistry.eventData(try store.get(migration.id)))
+        return detail
+    }
+
+    /// 1. The destination checks again and hands out a one-time ticket for its stream port.
+    private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
+        let ticket = try migration.peer.post("/migrations/incoming", offer(for: migration.guest, type: migration.type))
+        guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
+              let port = portNumber.wholeNumber(in: 1...65_535) else {
+            throw PeerError(status: 0, message: "the destination sent no usable ticket and port")
+        }
+        let socket = try TCPSocket.connect(host: migration.peer.host, port: UInt16(port), timeout: 30)
+        try socket.write(line: "EMUPANEL-MIGRATE 1 \(secret)")
+        return socket
+    }
+
+    /// 2. Pre-copy, then the guest parks for the last pages and the devices.
+    private static func stream(_ migration: OutgoingMigration, to socket: TCPSocket,
+                               report: @escaping @Sendable (TransferStats) -> Void) throws -> TransferStats {
+        let transfer = migration.transfer
+        do {
+            return try migration.runtime.machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: report)
+        } catch let error as MigrationCancelled {
+            socket.shutdown()
+            var stats = TransferStats()
+            stats.status = "cancelled"
+            report(stats)
+            throw error
+        } catch {
+            // The destination may have said why before it hung up (QEMU's source only sees EPIPE).
+            socket.setTimeouts(2)
+            if let line = try? socket.readLine(), line.hasPrefix("ERR ") {
+                throw PeerError(status: 0, message: String(line.dropFirst(4)))
+            }
+            throw PeerError(status: 0, message: "the stream broke: \(error)")
+        }
+    }
+
+    /// GO, and the id the destination started the guest under. Without its STARTED the guest may or
+    /// may not run there: it stays parked here, and the error says where to look.
+    private func sendGO(_ migration: OutgoingMigration, on socket: TCPSocket) throws -> String {
+        do {
+            try socket.write(line: "GO")
+            return try Self.awaitStarted(on: socket)
+        } catch {
+            keepParkedHere(migration)
+            throw PeerError(status: 0, message: "did not confirm that it started the guest (\(error)); the guest is paused here: "
+                                + "check the destination, then resume it here or stop and delete it here")
+        }
+    }
+
+    /// The destination's `STARTED <id>` after GO, or why it did not come.
+    private static func awaitStarted(on socket: TCPSocket) throws -> String {
+        guard let line = try socket.readLine() else { throw NotStarted(description: "it closed the connection") }
+        guard line.hasPrefix("STARTED ") else {
+            throw NotStarted(description: line.hasPrefix("ERR ") ? String(line.dropFirst(4)) : "it answered '\(line)'")
+        }
+        return String(line.dropFirst(8))
+    }
+
+    private struct NotStarted: Error, CustomStringConvertible { var description: String }
+
+    /// Whether the guest is still on the machine this migration streams, with its CPU thread alive.
+    private func isStillStreamed(_ migration: OutgoingMigration) -> Bool {
+        (try? registry.withLifecycle(migration.id) { _ in
+            registry.isRegistered(migration.runtime, for: migration.id) && migration.runtime.machine.isRunning
+        }) ?? false
+    }
+
+    /// Records the guest `migrating`, unless it stopped before the transfer began.
+    private func markMigrating(_ migration: OutgoingMigration) throws {
+        try registry.withLifecycle(migration.id) { _ in
+            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else {
+                throw GuestEnded(during: "migration")
+            }
+            try registry.setState(migration.id, .migrating)
+        }
+    }
+
+    /// Records the state a failed migration leaves the guest in; a failure to record it is logged.
+    private func restoreState(_ id: String, _ state: GuestState) {
+        do {
+            try registry.setState(id, state)
+        } catch {
+            logger.error("could not record a guest's state after a migration", metadata: ["guest": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Failed or cancelled before GO: the guest goes back to how it was, if it is still on this
+    /// machine and its CPU thread alive. One that ended meanwhile was recorded stopped by its exit.
+    private func runOnHere(after migration: OutgoingMigration) {
+        try? registry.withLifecycle(migration.id) { _ in
+            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else { return }
+            if migration.guest.state == .running { migration.runtime.resume() }
+            restoreState(migration.id, migration.guest.state)
+        }
+    }
+
+    /// GO went out but no STARTED came back: the guest may run there, so it must not run here by
+    /// itself. It stays parked and is recorded paused, so nothing is lost whichever way it went.
+    private func keepParkedHere(_ migration: OutgoingMigration) {
+        try? registry.withLifecycle(migration.id) { _ in
+            guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
+            migration.runtime.pause()
+            restoreState(migration.id, .paused)
+        }
+        logger.error("the destination did not confirm a migrated guest started; it is paused here", metadata: ["guest": "\(migration.guest.name)"])
+    }
+
+    /// The destination runs the guest: the copy here stops for good.
+    private func handOver(_ migration: OutgoingMigration) throws {
+        try registry.withLifecycle(migration.id) { _ in
+            _ = registry.unregister(migration.id, ifStill: migration.runtime)
+            migration.runtime.stop()
+            try registry.setState(migration.id, .migrated)
+        }
+    }
+}
+
+/// The guest's CPU thread ended (it powered off or failed) while its state went out.
+struct GuestEnded: Error, CustomStringConvertible {
+    var during: String
+    var description: String { "the guest stopped during the \(during) (it powered off or failed); it stays stopped" }
+}

@@ -1,0 +1,73 @@
+import EmulatorCore
+import Foundation
+import Logging
+
+/// The panel without HTTP: its database, events, tasks, images, machine types and guests, and
+/// the services that change them. The HTTP adapter (PanelHTTP) and the command line both drive
+/// these; none of it knows how a request arrived.
+public final class PanelServices: Sendable {
+    public let settings: PanelSettings
+    public let database: PanelDatabase
+    public let events: EventBus
+    public let tasks: TaskManager
+    public let images: ImageCatalog
+    public let machineTypes: MachineTypeCatalog
+    public let guests: GuestRegistry
+    public let lifecycle: GuestLifecycle
+    public let snapshots: SnapshotService
+    public let outgoing: OutgoingMigrations
+    public let incoming: IncomingMigrations
+    public let recovery: Recovery
+
+    /// `listenHost` is where incoming migration streams are accepted (the panel's own address).
+    public init(settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
+                logger: Logger = Logger(label: "emupanel")) throws {
+        try settings.validate()
+        self.settings = settings
+        try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        database = try PanelDatabase(path: settings.dataDir + "/emupanel.sqlite")
+        events = EventBus()
+        tasks = try TaskManager(database: database, events: events, logger: logger)
+        images = ImageCatalog(guestsDir: settings.guestsDir)
+        machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir)
+        guests = GuestRegistry(database: database, images: images, machines: machines, events: events,
+                               dataDir: settings.dataDir, logger: logger)
+        lifecycle = GuestLifecycle(registry: guests, tasks: tasks, logger: logger)
+        snapshots = SnapshotService(registry: guests, lifecycle: lifecycle, tasks: tasks)
+        outgoing = OutgoingMigrations(registry: guests, tasks: tasks, peers: settings.peers, logger: logger)
+        incoming = IncomingMigrations(registry: guests, lifecycle: lifecycle, listenHost: listenHost, logger: logger)
+        recovery = Recovery(registry: guests, lifecycle: lifecycle, logger: logger)
+    }
+
+    /// What the overview counts.
+    public func counts() -> HostCounts {
+        var counts = HostCounts()
+        counts.activeTasks = tasks.activeCount
+        counts.machineTypes = machineTypes.machines.machineTypes.count
+        let all = (try? guests.list()) ?? []
+        counts.guests = all.count
+        counts.runningGuests = all.filter { $0.state == .running }.count
+        counts.snapshots = (try? guests.snapshots.count()) ?? 0
+        return counts
+    }
+
+    /// Cancels running tasks and waits for them (a migration past its hand-over finishes; one
+    /// before it gives the guest back), then saves every started guest for the next start.
+    public func shutdown(logger: Logger) {
+        if !tasks.cancelAllAndWait(timeout: 60) {
+            logger.warning("tasks still running after 60 s; saving guests anyway")
+        }
+        recovery.saveAll()
+    }
+}
+
+/// Totals shown on the overview; each module that owns a collection contributes its count.
+public struct HostCounts: Sendable, Encodable, Equatable {
+    public var machineTypes = 0
+    public var guests = 0
+    public var runningGuests = 0
+    public var snapshots = 0
+    public var activeTasks = 0
+    public init() {}
+}

@@ -1,0 +1,69 @@
+import EmulatorCore
+import Foundation
+
+/// What the panel's services need to know, read from the configuration file's top-level keys
+/// (the HTTP side adds where to listen and its own limits; PanelHTTP/PanelConfiguration.swift).
+public struct PanelSettings: Sendable, Codable, Equatable {
+    public var dataDir: String = "data"
+    /// Where the project's test guests (`*.elf`) are; they are offered as images.
+    public var guestsDir: String = "guests"
+    public var peers: [Peer] = []
+    /// Idle browser sessions expire after this long.
+    public var sessionHours: Double = 12
+    /// On a first start (no guests yet) create a stopped guest named "demo" to try things on.
+    public var demoGuest: Bool = false
+    /// Versioned machine types older than this are shown as deprecated (QEMU: 3 years).
+    public var deprecationYears: Double = 3
+    /// Frozen releases' vmstate dumps (`<release>/<machine>.vmstate.json`), read by `GET /compatibility`.
+    public var fixturesDir: String = "Tests/Fixtures/releases"
+
+    /// Another emupanel host this one may migrate guests to.
+    public struct Peer: Sendable, Codable, Equatable {
+        public var name: String
+        public var url: String
+        public var token: String
+        public init(name: String, url: String, token: String) {
+            self.name = name
+            self.url = url
+            self.token = token
+        }
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = PanelSettings()
+        dataDir = try container.decodeIfPresent(String.self, forKey: .dataDir) ?? defaults.dataDir
+        guestsDir = try container.decodeIfPresent(String.self, forKey: .guestsDir) ?? defaults.guestsDir
+        peers = try container.decodeIfPresent([Peer].self, forKey: .peers) ?? []
+        sessionHours = try container.decodeIfPresent(Double.self, forKey: .sessionHours) ?? defaults.sessionHours
+        demoGuest = try container.decodeIfPresent(Bool.self, forKey: .demoGuest) ?? defaults.demoGuest
+        deprecationYears = try container.decodeIfPresent(Double.self, forKey: .deprecationYears) ?? defaults.deprecationYears
+        fixturesDir = try container.decodeIfPresent(String.self, forKey: .fixturesDir) ?? defaults.fixturesDir
+    }
+
+    public func validate() throws {
+        guard sessionHours > 0, sessionHours <= 24 * 365 else { throw ConfigurationError("sessionHours must be in (0, 8760]") }
+        guard deprecationYears >= 1, deprecationYears <= 100, deprecationYears.rounded() == deprecationYears else {
+            throw ConfigurationError("deprecationYears must be a whole number of years in 1…100")
+        }
+        var names = Set<String>()
+        for peer in peers {
+            guard !peer.name.isEmpty, names.insert(peer.name).inserted else {
+                throw ConfigurationError("peer names must be unique and non-empty ('\(peer.name)')")
+            }
+            guard let url = URL(string: peer.url), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ConfigurationError("peer '\(peer.name)' has an invalid url '\(peer.url)'")
+            }
+        }
+    }
+
+    /// The deprecation rule of `deprecationYears` (validated to whole years).
+    public var deprecationPolicy: DeprecationPolicy { DeprecationPolicy(maximumAgeInYears: Int(deprecationYears)) }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,200 @@
+import EmulatorCore
+import Foundation
+import Migration
+import VMState
+
+/// Snapshots: one QEVM file each, written live (the guest pauses only for the last dirty pages
+/// and the devices), restored into a fresh machine that replaces the running one only on success.
+/// Taking and restoring run as tasks; the file and its record are written so that a crash leaves
+/// either both or neither.
+public final class SnapshotService: Sendable {
+    let registry: GuestRegistry
+    let lifecycle: GuestLifecycle
+    let tasks: TaskManager
+
+    init(registry: GuestRegistry, lifecycle: GuestLifecycle, tasks: TaskManager) {
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self.tasks = tasks
+    }
+
+    private var store: GuestStore { registry.store }
+    private var snapshots: SnapshotStore { registry.snapshots }
+    private var events: EventBus { registry.events }
+
+    public func listSnapshots(_ id: String) throws -> [SnapshotView] {
+        let guest = try store.get(id)
+        return try snapshots.all(guestId: id).map { SnapshotView($0, current: $0.name == guest.currentSnapshot) }
+    }
+
+    public func snapshot(_ id: String, name: String) throws -> SnapshotView {
+        let guest = try store.get(id)
+        return SnapshotView(try snapshots.get(guestId: id, name: name), current: name == guest.currentSnapshot)
+    }
+
+    public func takeSnapshot(_ id: String, name: String, description: String) throws -> TaskInfo {
+        try Names.validate(name, what: "snapshot")
+        guard description.count <= 1000 else {
+            throw PanelError(.invalid, code: "invalid_description", message: "descriptions are at most 1000 characters")
+        }
+        // Checked, looked up and reserved for the task under the guest's lock: no action or exit slips in between.
+        return try registry.withLifecycle(id) { _ in
+            let guest = try store.get(id)
+            let type = try registry.resolve(guest.machineType)
+            try Self.refuseIfUnmigratable(type, action: "snapshot")
+            guard let runtime = registry.registeredRuntime(of: guest) else {
+                throw PanelError.invalidState("start the guest to snapshot it (it is \(guest.state.rawValue))")
+            }
+            if (try? snapshots.get(guestId: id, name: name)) != nil {
+                throw PanelError(.conflict, code: "name_taken", message: "guest \(guest.name) has a snapshot named '\(name)'")
+            }
+            return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
+                try writeSnapshot(name, description: description, of: guest, type: type, runtime: runtime, handle: handle)
+            }
+        }
+    }
+
+    private func writeSnapshot(_ name: String, description: String, of guest: GuestRecord, type: MachineType,
+                               runtime: GuestRuntime, handle: TaskHandle) throws -> JSON {
+        let id = guest.id
+        let path = registry.snapshotPath(id, name: name)
+        let transfer = TransferControl(downtimeLimitMs: 50)
+        handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
+        let started = Date()
+        var final = TransferStats()
+        let written = try SnapshotFile.write(to: path) { sink in
+            let throttled = ThrottledSink(sink, transfer: transfer)
+            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
+                handle.progress(stats.progress * 0.95, detail: stats.queryMigrate)
+            }
+            final = stats
+            // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
+            guard runtime.machine.isRunning else { throw GuestEnded(during: "snapshot") }
+            // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
+            // Only a guest this task parked runs on; one that was paused stays paused.
+            if stats.parkedGuest { runtime.resume() }
+        }
+        let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
+                                    machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
+                                    checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
+        do {
+            // One transaction: the record exists exactly when the guest descends from it.
+            try snapshots.insert(record, current: true)
+        } catch {
+            unlink(path)
+            throw error
+        }
+        events.publish("snapshot.created", subject: id,
+                       data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
+        return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
+                "transfer": final.queryMigrate]
+    }
+
+    /// Restores a snapshot: the file's checksum and every device section are checked, the state is
+    /// loaded into a fresh machine, and only then does it replace the guest's machine. A stopped
+    /// guest starts running from the snapshot; a paused one stays paused.
+    public func restoreSnapshot(_ id: String, name: String) throws -> TaskInfo {
+        // Checked and reserved for the task under the guest's lock, like the other tasks.
+        try registry.withLifecycle(id) { _ in
+            let guest = try store.get(id)
+            let record = try snapshots.get(guestId: id, name: name)
+            guard record.machineType == guest.machineType else {
+                throw PanelError(.invalid, code: "machine_type_mismatch",
+                                message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
+            }
+            let type = try registry.resolve(guest.machineType)
+            try Self.refuseIfUnmigratable(type, action: "restore")
+            guard guest.state != .migrating, guest.state != .migrated else {
+                throw PanelError.invalidState("cannot restore a guest that is \(guest.state.rawValue)")
+            }
+            return try tasks.start(kind: "restore", guestId: id) { [self] handle in
+                try restore(record, into: guest, handle: handle)
+            }
+        }
+    }
+
+    private func restore(_ record: SnapshotRecord, into guest: GuestRecord, handle: TaskHandle) throws -> JSON {
+        let (id, name) = (guest.id, record.name)
+        let fresh = try lifecycle.makeRuntime(for: guest)
+        handle.progress(0.1)
+        do {
+            // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
+            try fresh.restore(fromFile: registry.snapshotPath(id, name: name), expectedSHA256: record.checksum)
+        } catch let error as SnapshotFileError where error.isChecksumMismatch {
+            throw PanelError(.invalid, code: "snapshot_corrupt",
+                            message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
+        }
+        handle.progress(0.9)
+        try registry.withLifecycle(id) { _ in
+            let current = try store.get(id)
+            let old = registry.register(fresh, for: id)
+            // A stop ends it without an exit report; one it sent already names the old machine and is ignored.
+            old?.stop()
+            let state: GuestState = current.state == .paused ? .paused : .running
+            if state == .paused { fresh.machine.control.pause() }
+            fresh.start()
+            let restored = try store.update(id) { $0.currentSnapshot = name; $0.state = state }
+            events.publish("guest.state", subject: id, data: GuestRegistry.eventData(restored))
+        }
+        events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
+        return ["name": .string(name)]
+    }
+
+    public func updateSnapshotDescription(_ id: String, name: String, description: String) throws -> SnapshotView {
+        guard description.count <= 1000 else {
+            throw PanelError(.invalid, code: "invalid_description", message: "descriptions are at most 1000 characters")
+        }
+        let guest = try store.get(id)
+        let record = try snapshots.updateDescription(guestId: id, name: name, description: description)
+        events.publish("snapshot.updated", subject: id, data: ["guestId": .string(id), "name": .string(name)])
+        return SnapshotView(record, current: name == guest.currentSnapshot)
+    }
+
+    public func deleteSnapshot(_ id: String, name: String) throws {
+        try registry.withLifecycle(id) { _ in
+            _ = try store.get(id)
+            guard !tasks.isBusy(guestId: id) else {
+                throw PanelError(.conflict, code: "guest_busy", message: "guest \(id) has a task running")
+            }
+            let record = try snapshots.delete(guestId: id, name: name)
+            unlink(registry.guestDirectory(id) + "/snapshots/" + record.file)
+        }
+        events.publish("snapshot.deleted", subject: id, data: ["guestId": .string(id), "name": .string(name)])
+    }
+
+    static func refuseIfUnmigratable(_ type: MachineType, action: String) throws {
+        guard type.tier == .none else { return }
+        throw PanelError(.invalid, code: "not_migratable",
+                        message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
+    }
+}
+
+/// A snapshot as the API shows it: the record plus whether the guest's state descends from it.
+public struct SnapshotView: Encodable, Sendable {
+    public var record: SnapshotRecord
+    public var current: Bool
+
+    init(_ record: SnapshotRecord, current: Bool) {
+        self.record = record
+        self.current = current
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, parent, description, machineType, release, sizeBytes, checksum, createdAt, current
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(record.name, forKey: .name)
+        try container.encode(record.parent, forKey: .parent)
+        try container.encode(record.description, forKey: .description)
+        try container.encode(record.machineType, forKey: .machineType)
+        try container.encode(record.release, forKey: .release)
+        try container.encode(record.sizeBytes, forKey: .sizeBytes)
+        try container.encode(record.checksum, forKey: .checksum)
+        try container.encode(record.createdAt, forKey: .createdAt)
+        try container.encode(current, forKey: .current)
+    }
+}
+

@@ -1,0 +1,42 @@
+import Foundation
+import HTTPServer
+import PanelCore
+
+/// What this host is: `/health` for probes (no auth) and `/host` for the overview page.
+struct HostController: Sendable {
+    let configuration: PanelConfiguration
+    let listenAddress: @Sendable () -> String
+    let startedAt: Date
+    let counts: @Sendable () -> HostCounts
+
+    struct Health: Encodable { var status = "ok"; var release = Release.current }
+
+    struct HostInfo: Encodable {
+        var release: String
+        var hostname: String
+        var listen: String
+        var startedAt: String
+        var uptimeSeconds: Int
+        var peers: [PeerInfo]
+        var counts: HostCounts
+    }
+
+    struct PeerInfo: Encodable { var name: String; var url: String }
+
+    func addRoutes(to api: RouteGroup) {
+        let health = Array((try? JSONEncoder().encode(Health())) ?? Data())
+        api.get("/health", summary: "Liveness probe; needs no token", public: true) { _ in
+            .json(bytes: health)
+        }
+        api.get("/host", summary: "This host: release, peers and counts") { _ in
+            .json(HostInfo(
+                release: Release.current,
+                hostname: ProcessInfo.processInfo.hostName,
+                listen: listenAddress(),
+                startedAt: startedAt.formatted(.iso8601),
+                uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
+                peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
+                counts: counts()))
+        }
+    }
+}

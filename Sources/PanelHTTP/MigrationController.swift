@@ -1,0 +1,47 @@
+import Foundation
+import HTTPServer
+import PanelCore
+
+/// Live migration routes: the source's pre-flight and migrate, the destination's incoming side.
+/// Pre-flight calls the other host and may wait for its timeout: it runs on a pool of its own, so
+/// a silent host can hold up neither the server's threads nor the guests' lifecycle pool.
+struct MigrationController: Sendable {
+    let outgoing: OutgoingMigrations
+    let incoming: IncomingMigrations
+    let workers: WorkerPool
+    let peerCalls: WorkerPool
+    /// Calls to other hosts under way at once, at most: each may wait for the peer's timeout.
+    static let maximumPeerCalls = 8
+
+    struct Request: Decodable {
+        var target: MigrationTarget
+        var downtimeLimitMs: Double?
+        var maxBandwidth: Double?
+    }
+
+    func addRoutes(to api: RouteGroup) {
+        api.post("/guests/{id}/migrate/preflight", summary: "Go / no-go for migrating to a target, with reasons; nothing moves") { request in
+            let (body, id) = (try request.decode(Request.self), try request.parameter("id"))
+            return peerCalls.respond { respondMapped { .json(try outgoing.preflight(id, target: body.target)) } }
+        }
+        api.post("/guests/{id}/migrate", summary: "Live-migrate to {target: {peer} or {url, token}, downtimeLimitMs, maxBandwidth}; 202 with the task") { request in
+            let (body, id) = (try request.decode(Request.self), try request.parameter("id"))
+            guard let downtime = (body.downtimeLimitMs ?? 300).wholeNumber(in: OutgoingMigrations.downtimeLimits) else {
+                throw HTTPError(.unprocessableEntity, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
+            }
+            guard let bandwidth = (body.maxBandwidth ?? 0).wholeNumber(in: OutgoingMigrations.bandwidthLimits) else {
+                throw HTTPError(.unprocessableEntity, code: "invalid_bandwidth", message: "maxBandwidth must be 0 (unlimited) ... 10^15 bytes/s")
+            }
+            return workers.respond { respondMapped {
+                .json(TaskEnvelope(task: try outgoing.migrate(id, target: body.target, downtimeLimitMs: downtime, maxBandwidth: bandwidth)),
+                      status: .accepted)
+            } }
+        }
+        api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)") { request in
+            .json(incoming.verdict(try request.decode(IncomingMigrations.IncomingOffer.self)))
+        }
+        api.post("/migrations/incoming", summary: "Destination: accept a migration; answers a one-time ticket and the port to stream to") { request in
+            .json(try incoming.accept(try request.decode(IncomingMigrations.IncomingOffer.self)), status: .created)
+        }
+    }
+}
