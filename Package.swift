@@ -37,9 +37,11 @@ let package = Package(
             "EmulatorCore", "VMState", "RISCV", "CFileSync",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // `emupanel run`'s policy: QEMU-like options and defaults, exit statuses, save/load at N.
+        .target(name: "Headless", dependencies: ["EmulatorCore", "VMState", "RISCV", "Migration"]),
         // The panel's services: guests, tasks, events, snapshots, migration; no HTTP in it.
         .target(name: "PanelCore", dependencies: [
-            "EmulatorCore", "RISCV", "Migration", "VMState",
+            "EmulatorCore", "RISCV", "Migration", "Headless", "VMState",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -49,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "emupanel", dependencies: [
-            "PanelHTTP", "PanelCore", "EmulatorCore", "VMState", "RISCV", "Migration",
+            "PanelHTTP", "PanelCore", "Headless", "EmulatorCore", "VMState", "RISCV", "Migration",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,18 +60,20 @@ let package = Package(
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "FuzzVMState", dependencies: ["CFuzzDriver", "VMState"]),
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
+        // The devices of the tests' small boards, shared by the test targets that build one.
+        .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
-        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV", "Migration"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState"]),
+        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
-        .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
+        .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
         .testTarget(name: "VMStateTests", dependencies: [
             "VMState",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EmulatorCoreTests", dependencies: [
-            "EmulatorCore", "VMState",
+            "EmulatorCore", "VMState", "TestBoards",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import RISCV
 import Synchronization
 import VMState
 

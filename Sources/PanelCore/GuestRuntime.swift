@@ -19,10 +19,11 @@ final class GuestRuntime: Sendable {
     init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
          onExit: @escaping @Sendable (Exit) -> Void) throws {
         serial = SerialConsole { console.append($0) }
-        var options = RunOptions(machine: machineType.name, kernel: image.kernelPath, memoryMiB: guest.memoryMiB, icount: guest.icount)
-        options.bios = image.biosPath.map { .file($0) } ?? .none
+        let board = try VirtMachine.booted(machineType, configuration: MachineConfiguration(
+            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+        board.console = serial
         let owner = Owner()
-        machine = try LiveMachine(options: options, machineType: machineType, console: serial) { outcome in
+        machine = LiveMachine(board) { outcome in
             let runtime = owner.runtime
             onExit(Exit(runtime: runtime, reason: Self.reason(outcome), instructions: runtime?.machine.instructionsRetired ?? 0))
         }
@@ -34,7 +35,7 @@ final class GuestRuntime: Sendable {
         case .passed: "powered off"
         case .failed(let code): "test finisher reported failure \(code)"
         case .instructionLimit: "instruction limit"
-        case .stopped, .dumpedDeviceTree: "stopped"
+        case .stopped: "stopped"
         }
     }
 

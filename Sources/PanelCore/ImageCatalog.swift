@@ -1,4 +1,5 @@
 import Foundation
+import Headless
 
 /// The bootable images this host offers (SPEC §5 `/images`). Guests name an image by id; the
 /// API never takes or shows a host path, so a client cannot make the panel read arbitrary files.
@@ -25,20 +26,18 @@ public struct ImageCatalog: Sendable {
 
     public let images: [Image]
 
-    public static let openSBIPath = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"
-    public static let uBootPath = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin"
 
     /// Debian's firmware plus the project's test guests found in `guestsDir`.
     public init(guestsDir: String) {
         var images: [Image] = []
-        let firmware = [Self.openSBIPath, Self.uBootPath]
+        let firmware = [DebianFirmware.openSBI, DebianFirmware.uBoot]
         let missing = firmware.filter { !FileManager.default.isReadableFile(atPath: $0) }
         images.append(Image(
             id: "uboot", name: "OpenSBI + U-Boot",
             description: "Debian's OpenSBI (fw_jump) and S-mode U-Boot: boots to an interactive => prompt.",
             minimumMemoryMiB: 64, defaultMemoryMiB: 128, available: missing.isEmpty,
             unavailableReason: missing.isEmpty ? nil : "install Debian's opensbi and u-boot-qemu packages",
-            biosPath: Self.openSBIPath, kernelPath: Self.uBootPath))
+            biosPath: DebianFirmware.openSBI, kernelPath: DebianFirmware.uBoot))
         for guest in Self.testGuests {
             let path = guestsDir + "/" + guest.file
             let present = FileManager.default.isReadableFile(atPath: path)

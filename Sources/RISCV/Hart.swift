@@ -56,8 +56,6 @@ struct HartScratch {
     var straddler = (Op.undecoded, Op.pageEnd, Op.pageEnd)
     /// `State.retired` once the current slice has run its whole budget.
     var sliceEnd: UInt64 = 0
-    /// Host address of the code page the interpreter runs from.
-    var pageHost: UnsafeMutableRawPointer? = nil
 }
 
 public final class Hart {

@@ -63,7 +63,11 @@ public final class VirtMachine {
         // The clock reads the hart's retired count; the hart needs the bus,
         // the bus the clock: attach the counter once the hart exists.
         clock = GuestClock(mode: configuration.clock)
-        let uart0 = try UART16550(properties: machineType.properties(of: VirtMachineTypes.uartID))
+        // The console UART is a fixed device of every virt board: found by its type in the list.
+        guard let uartSpec = machineType.devices.first(where: { ObjectIdentifier($0.deviceType) == ObjectIdentifier(UART16550.self) }) else {
+            throw EmulatorCore.MachineError.unknownDevice(machineType: machineType.name, id: UART16550.driver)
+        }
+        let uart0 = try UART16550(properties: machineType.properties(of: uartSpec.id))
         var optionalDevices: [MappedDevice] = []
         for spec in machineType.devices {
             guard let type = spec.deviceType as? any VirtBusDevice.Type else { continue }

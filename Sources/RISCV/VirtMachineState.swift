@@ -18,12 +18,14 @@ extension VirtMachine {
         let block = RAMBlock(idstr: Self.ramBlockID, memory: UnsafeMutableRawBufferPointer(start: ram.bytes, count: ram.size))
         let state = MachineState(machineType: type, ramBlocks: [block])
         for spec in type.devices {
-            switch spec.id {
-            case "cpu0": try state.register(hart, id: spec.id)
-            case "clint": try state.register(bus.clint, id: spec.id)
-            case "plic": try state.register(bus.plic, id: spec.id)
-            case "uart0": try state.register(bus.uart0, id: spec.id)
-            case "test": try state.register(bus.finisher, id: spec.id)
+            // The fixed devices every virt board has are found by their type; the others are
+            // the bus devices the type's list named when the board was built.
+            switch ObjectIdentifier(spec.deviceType) {
+            case ObjectIdentifier(Hart.self): try state.register(hart, id: spec.id)
+            case ObjectIdentifier(CLINT.self): try state.register(bus.clint, id: spec.id)
+            case ObjectIdentifier(PLIC.self): try state.register(bus.plic, id: spec.id)
+            case ObjectIdentifier(UART16550.self): try state.register(bus.uart0, id: spec.id)
+            case ObjectIdentifier(TestFinisher.self): try state.register(bus.finisher, id: spec.id)
             default:
                 guard let mapped = bus.optionalDevices.first(where: { $0.id == spec.id }) else {
                     throw EmulatorCore.MachineError.unknownDevice(machineType: type.name, id: spec.id)

@@ -5,15 +5,13 @@ import EmulatorCore
 import Foundation
 
 public enum VirtMachineTypes {
-    static let uartID = "uart0"
-
     /// The board every type here builds on: one hart and the virt devices, in the order their
     /// sections appear in a stream.
     static let boardDevices: [DeviceSpec] = [
         DeviceSpec(Hart.self, id: "cpu0"),
         DeviceSpec(CLINT.self, id: "clint"),
         DeviceSpec(PLIC.self, id: "plic"),
-        DeviceSpec(UART16550.self, id: uartID),
+        DeviceSpec(UART16550.self, id: "uart0"),
         DeviceSpec(TestFinisher.self, id: "test"),
     ]
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import EmulatorCore
 import Foundation
-import Migration
+import Headless
 import RISCV
 
 extension Emupanel {
@@ -64,14 +64,15 @@ extension Emupanel {
         private func execute() throws -> Int32 {
             let type = try MachineCatalog.registry.resolve(machine)
             var options = RunOptions(machine: type.name, kernel: kernel, memoryMiB: memory, icount: icount,
-                                     maxInstructions: maxInstructions, dumpDTB: dumpdtb)
+                                     maxInstructions: maxInstructions)
             switch bios {
             case nil: options.bios = .default
             case "none": options.bios = .none
             case let path?: options.bios = .file(path)
             }
-            if dumpdtb != nil {
-                return try HeadlessRunner.run(options, console: SerialConsole { _ in }).exitStatus
+            if let dumpdtb {
+                try HeadlessSession.dumpDeviceTree(of: type, memoryMiB: memory, to: dumpdtb)
+                return 0
             }
             let terminal = Terminal()
             defer { terminal.restore() }

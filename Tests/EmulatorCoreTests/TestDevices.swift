@@ -3,6 +3,7 @@
 // two emupanel binaries of different releases would have them.
 import EmulatorCore
 import Foundation
+import TestBoards
 import VMState
 
 // MARK: Release 1
@@ -23,20 +24,9 @@ enum R1 {
         init(properties: DeviceProperties) {}
     }
 
-    /// A CLINT-like timer, release 1: version 1 has only mtimecmp.
-    final class Timer: Device {
-        struct State: Equatable, Sendable { var mtimecmp: UInt64 = .max }
-        static let driver = "test-timer"
-        static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-            name: "test-timer", versionID: 1, minimumVersionID: 1, fields: [.uint64(\.mtimecmp)]))
-        var state = State()
-    }
-
-    /// The test finisher: it has no state at all.
-    final class Finisher: Device {
-        static let driver = "test-finisher"
-        static let migration = DeviceMigration<NoState>.stateless
-    }
+    /// Release 1's timer (version 1: only mtimecmp) and finisher are the shared test devices.
+    typealias Timer = TestTimer
+    typealias Finisher = TestFinisher
 
     static let machineTypes: [MachineType] = {
         let virt = MachineFamily.versioned(

@@ -7,7 +7,7 @@ import Testing
 
 @Suite(.serialized) struct DeterminismTests {
     func machine(_ elf: String, output: OutputCollector) throws -> VirtMachine {
-        let m = try HeadlessRunner.makeMachine(RunOptions(bios: .none, kernel: Guests.path(elf), icount: true))
+        let m = try bootGuest(elf, icount: true)
         m.console = SerialConsole { output.append($0) }
         return m
     }

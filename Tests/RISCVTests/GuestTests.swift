@@ -40,8 +40,8 @@ struct GuestCase: Sendable, CustomStringConvertible {
         #expect(r.outcome == .passed, "\(r.output)")
     }
 
-    /// Ours runs in icount mode so host load cannot make the timer guest
-    /// lose ticks on our side (its real-time run is `passes`).
+    /// Both run in icount mode so host load cannot make the timer guest lose
+    /// ticks on either side (its real-time run is `passes`).
     @Test(.enabled(if: QEMU.available), arguments: cases)
     func outputMatchesQEMU(_ c: GuestCase) throws {
         let ours = try runGuest(c.elf, input: c.input, after: c.after, icount: true)

@@ -91,7 +91,7 @@ import Testing
 
 @Suite struct DirtyPageTests {
     @Test func storesMarkPagesAndFetchClears() throws {
-        let m = try HeadlessRunner.makeMachine(RunOptions(bios: .none, kernel: Guests.path("mempattern-forever.elf"), icount: true))
+        let m = try bootGuest("mempattern-forever.elf", icount: true)
         m.console = SerialConsole { _ in }
         m.setDirtyLogging(true)
         _ = m.run(maxInstructions: 3_000_000)
@@ -112,7 +112,7 @@ import Testing
     @Test func pauseResumeStopFromAnotherThread() throws {
         let out = OutputCollector()
         let console = SerialConsole { out.append($0) }
-        let run = try HeadlessRunner.start(RunOptions(bios: .none, kernel: Guests.path("mempattern-forever.elf")), console: console)
+        let run = startMachine(try bootGuest("mempattern-forever.elf"), console: console)
         #expect(out.wait(for: "pass 16 ok"))
         run.control.pause()
         var waited = 0

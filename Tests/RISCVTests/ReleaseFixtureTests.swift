@@ -70,8 +70,7 @@ enum Fixtures {
     /// Runs timer.elf on virt-1.0 as the freeze did; returns the output after instruction 6000.
     func straightRun() throws -> (after: String, exit: RunExit, hart: Hart.State) {
         let out = OutputCollector()
-        let machine = try HeadlessRunner.makeMachine(RunOptions(machine: "virt-1.0", bios: .none, kernel: Guests.path(Fixtures.streamGuest),
-                                                                memoryMiB: Fixtures.streamMemoryMiB, icount: true))
+        let machine = try bootGuest(Fixtures.streamGuest, machine: "virt-1.0", icount: true, memoryMiB: Fixtures.streamMemoryMiB)
         machine.console = SerialConsole { out.append($0) }
         #expect(machine.run(maxInstructions: Fixtures.streamInstruction) == .instructionLimit)
         let before = out.text
@@ -103,8 +102,7 @@ enum Fixtures {
 
     /// A virt-1.1 stream (64-byte FIFO on, so serial/fifo-depth travels).
     func virt11Stream() throws -> [UInt8] {
-        let machine = try HeadlessRunner.makeMachine(RunOptions(machine: "virt-1.1", bios: .none, kernel: Guests.path("timer.elf"),
-                                                                memoryMiB: 16, icount: true))
+        let machine = try bootGuest("timer.elf", machine: "virt-1.1", icount: true, memoryMiB: 16)
         #expect(machine.run(maxInstructions: 3000) == .instructionLimit)
         machine.bus.uart0.write(offset: UART16550.iirFCR, size: 1, value: 0x01)
         for byte in UInt8(1)...40 { machine.bus.uart0.receive(byte) }

@@ -2,6 +2,7 @@
 // that runs a handful of instructions, guest runs with captured output, and
 // QEMU as the reference when it is installed.
 import Foundation
+import Headless
 import Synchronization
 @testable import RISCV
 
@@ -109,14 +110,25 @@ struct GuestResult {
     var instructions: UInt64
 }
 
+/// A test guest's machine, built and booted without firmware (QEMU's `-bios none -kernel`).
+func bootGuest(_ name: String, machine: String = "virt", icount: Bool = false, memoryMiB: Int = 128) throws -> VirtMachine {
+    try RunOptions(machine: machine, bios: .none, kernel: Guests.path(name), memoryMiB: memoryMiB, icount: icount).makeMachine()
+}
+
+/// Starts a machine on its own CPU thread with `console` as its UART.
+func startMachine(_ machine: VirtMachine, console: SerialConsole, maxInstructions: UInt64? = nil) -> LiveMachine {
+    machine.console = console
+    let live = LiveMachine(machine)
+    live.start(maxInstructions: maxInstructions)
+    return live
+}
+
 /// Runs a guest on its own thread; `input` is typed once `after` appears.
 func runGuest(_ name: String, machine: String = "virt", input: String = "", after marker: String = "", icount: Bool = false,
               maxInstructions: UInt64? = nil) throws -> GuestResult {
     let out = OutputCollector()
     let console = SerialConsole { out.append($0) }
-    let options = RunOptions(machine: machine, bios: .none, kernel: Guests.path(name), icount: icount,
-                             maxInstructions: maxInstructions)
-    let run = try HeadlessRunner.start(options, console: console)
+    let run = startMachine(try bootGuest(name, machine: machine, icount: icount), console: console, maxInstructions: maxInstructions)
     if !input.isEmpty {
         _ = out.wait(for: marker)
         console.send(input)
@@ -135,6 +147,8 @@ enum QEMU {
         let stdin = Pipe()
         let stdout = Pipe()
         let output = OutputCollector()
+        /// Signalled when QEMU's stdout reaches its end: everything it printed has been collected.
+        private let drained = DispatchSemaphore(value: 0)
 
         init(arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: QEMU.path)
@@ -146,11 +160,12 @@ enum QEMU {
             // A plain thread with blocking reads drains QEMU's stdout.
             let collector = output
             let fd = stdout.fileHandleForReading.fileDescriptor
+            let drained = drained
             let reader = Thread {
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
                     let n = read(fd, &buffer, buffer.count)
-                    if n <= 0 { return }
+                    if n <= 0 { drained.signal(); return }
                     collector.append(Array(buffer[0..<n]))
                 }
             }
@@ -167,13 +182,14 @@ enum QEMU {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
             }
-            usleep(50_000)
+            _ = drained.wait(timeout: .now() + 10)
             return process.terminationStatus
         }
     }
 
+    /// QEMU runs with `-icount` too, so a loaded host cannot make its timer guest lose ticks.
     static func runGuest(_ name: String, input: String = "", after marker: String = "") throws -> (status: Int32, output: String) {
-        let session = try Session(arguments: ["-bios", "none", "-kernel", Guests.path(name)])
+        let session = try Session(arguments: ["-bios", "none", "-kernel", Guests.path(name), "-icount", "shift=0"])
         if !input.isEmpty {
             _ = session.output.wait(for: marker)
             session.send(input)

@@ -1,12 +1,13 @@
 // Debian's OpenSBI fw_jump + S-mode U-Boot reach the prompt and answer
 // commands exactly as they do under QEMU.
 import Foundation
+import Headless
 import Testing
 @testable import RISCV
 
 enum UBoot {
-    static let bios = RunOptions.defaultBIOSPath
-    static let kernel = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin"
+    static let bios = DebianFirmware.openSBI
+    static let kernel = DebianFirmware.uBoot
     static var available: Bool {
         FileManager.default.fileExists(atPath: bios) && FileManager.default.fileExists(atPath: kernel)
     }
@@ -32,7 +33,7 @@ enum UBoot {
     @Test(.enabled(if: UBoot.available)) func bootsToPromptAndRunsCommands() throws {
         let out = OutputCollector()
         let console = SerialConsole { out.append($0) }
-        let run = try HeadlessRunner.start(RunOptions(kernel: UBoot.kernel), console: console)
+        let run = startMachine(try RunOptions(kernel: UBoot.kernel).makeMachine(), console: console)
         let transcript = UBoot.session(send: { console.send($0) }, output: out)
         run.control.stop()
         _ = run.wait()
@@ -46,7 +47,7 @@ enum UBoot {
     @Test(.enabled(if: UBoot.available && QEMU.available)) func transcriptMatchesQEMU() throws {
         let out = OutputCollector()
         let console = SerialConsole { out.append($0) }
-        let run = try HeadlessRunner.start(RunOptions(kernel: UBoot.kernel), console: console)
+        let run = startMachine(try RunOptions(kernel: UBoot.kernel).makeMachine(), console: console)
         let ours = UBoot.session(send: { console.send($0) }, output: out)
         run.control.stop()
         _ = run.wait()
