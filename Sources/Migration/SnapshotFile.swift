@@ -45,7 +45,12 @@ public enum SnapshotFile {
         close(fd)
         guard rename(temporary, path) == 0 else { throw SnapshotFileError.io("rename to \(path)", errno) }
         renamed = true
-        syncDirectory(directory)
+        // Until the directory is synced the new name may not survive a crash: a write whose
+        // directory sync fails did not happen, and leaves no file behind.
+        if let failure = syncDirectory(directory) {
+            unlink(path)
+            throw failure
+        }
         return Written(sizeBytes: Int64(sink.count), sha256: sha256)
     }
 
@@ -106,11 +111,12 @@ public enum SnapshotFile {
         return bytes
     }
 
-    private static func syncDirectory(_ directory: String) {
+    /// fsyncs a directory so the names in it are durable; the error, if it failed.
+    private static func syncDirectory(_ directory: String) -> SnapshotFileError? {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
+        guard fd >= 0 else { return .io("open \(directory)", errno) }
+        defer { close(fd) }
+        return fsync(fd) == 0 ? nil : .io("fsync \(directory)", errno)
     }
 }
 

@@ -184,7 +184,7 @@ public final class GuestLifecycle: Sendable {
     func guestExited(_ id: String, _ exit: GuestRuntime.Exit) {
         defer { exitReports.add(1, ordering: .releasing) }
         // Under the guest's lock, so it lands after whatever action started the guest.
-        try? registry.withLifecycle(id) { _ in
+        registry.withLifecycle(id) { _ in
             guard let ended = exit.runtime, registry.unregister(id, ifStill: ended) else { return }
             do {
                 let guest = try store.update(id) { $0.state = .stopped }

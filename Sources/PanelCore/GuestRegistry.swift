@@ -92,9 +92,9 @@ public final class GuestRegistry: Sendable {
 
     /// Runs `body` holding the guest's lifecycle lock: no other change of this guest, and no
     /// report of its machine's end, lands in between. Other guests are not held up.
-    func withLifecycle<T: Sendable>(_ id: String, _ body: (Slot) throws -> T) throws -> T {
+    func withLifecycle<T: Sendable, E: Error>(_ id: String, _ body: (Slot) throws(E) -> T) throws(E) -> T {
         let slot = slot(id)
-        return try slot.lifecycle.withLock { _ in try body(slot) }
+        return try slot.lifecycle.withLock { _ throws(E) in try body(slot) }
     }
 
     /// The machine of a started guest, or a conflict naming why there is none.

@@ -211,9 +211,9 @@ public final class OutgoingMigrations: Sendable {
 
     /// Whether the guest is still on the machine this migration streams, with its CPU thread alive.
     private func isStillStreamed(_ migration: OutgoingMigration) -> Bool {
-        (try? registry.withLifecycle(migration.id) { _ in
+        registry.withLifecycle(migration.id) { _ in
             registry.isRegistered(migration.runtime, for: migration.id) && migration.runtime.machine.isRunning
-        }) ?? false
+        }
     }
 
     /// Records the guest `migrating`, unless it stopped before the transfer began.
@@ -238,7 +238,7 @@ public final class OutgoingMigrations: Sendable {
     /// Failed or cancelled before GO: the guest goes back to how it was, if it is still on this
     /// machine and its CPU thread alive. One that ended meanwhile was recorded stopped by its exit.
     private func runOnHere(after migration: OutgoingMigration) {
-        try? registry.withLifecycle(migration.id) { _ in
+        registry.withLifecycle(migration.id) { _ in
             guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else { return }
             if migration.guest.state == .running { migration.runtime.resume() }
             restoreState(migration.id, migration.guest.state)
@@ -248,7 +248,7 @@ public final class OutgoingMigrations: Sendable {
     /// GO went out but no STARTED came back: the guest may run there, so it must not run here by
     /// itself. It stays parked and is recorded paused, so nothing is lost whichever way it went.
     private func keepParkedHere(_ migration: OutgoingMigration) {
-        try? registry.withLifecycle(migration.id) { _ in
+        registry.withLifecycle(migration.id) { _ in
             guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
             migration.runtime.pause()
             restoreState(migration.id, .paused)
