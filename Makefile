@@ -5,10 +5,10 @@ SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
 RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
-TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv eslint
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 
-.PHONY: run build test test-browser fuzz deps test-deps bench bench-http clean
+.PHONY: run build test test-browser test-tsan lint fuzz deps test-deps bench bench-http clean
 
 run: deps build
 	.build/release/emupanel serve --config $(CONFIG)
@@ -22,6 +22,17 @@ test: test-deps
 	FUZZ_SECONDS=60 ./scripts/fuzz
 	./scripts/browser-tests
 
+# ESLint (Debian's, with Debian's module path) over the web UI; swift-format's lint over the
+# Swift sources with the project's .swift-format.
+lint: test-deps
+	NODE_PATH=/usr/share/nodejs eslint --no-eslintrc -c .eslintrc.json 'Public/js/**/*.js'
+
+# The HTTP server, panel and migration tests under ThreadSanitizer, in their own scratch path.
+test-tsan: test-deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan \
+		--filter 'HTTPServerTests|PanelTests|MigrationTests'
+
 # libFuzzer on the QEVM stream reader and inspector (FUZZ_SECONDS, default 60; its own
 # scratch path .build-fuzz, so it never invalidates the normal build).
 fuzz:
@@ -32,7 +43,10 @@ test-browser: test-deps
 	$(SWIFT) build --product emupanel
 	./scripts/browser-tests
 
-bench: bench-http
+# Every figure of bench/RESULTS.md, each script running its anchor side by side.
+bench: bench-deps
+	swift build -c release --product emupanel
+	for script in bench/*.sh; do case $$script in */prepare.sh) ;; *) echo "== $$script"; bash $$script || exit 1;; esac; done
 
 bench-http: bench-deps
 	bash bench/http.sh

@@ -61,13 +61,14 @@ export class Terminal {
       case "\b": this.cursorCol = Math.max(0, this.cursorCol - 1); return;
       case "\t": this.cursorCol = Math.min(this.cols - 1, (Math.floor(this.cursorCol / 8) + 1) * 8); return;
       case "\x07": case "\0": return;
-      default:
+      default: {
         if (ch < " ") return;
         if (this.cursorCol >= this.cols) { this.newline(); this.cursorCol = 0; }
         const line = this.lines[this.cursorRow];
         while (line.length < this.cursorCol) line.push(" ");
         line[this.cursorCol] = ch;
         this.cursorCol += 1;
+      }
     }
   }
 

@@ -30,6 +30,79 @@ public struct RouteInfo: Sendable, Hashable {
     public var tag: String
     /// False for the few routes that answer without a token (health, login).
     public var requiresAuth: Bool
+    /// What it takes and answers; not part of its identity.
+    public var documentation = RouteDocumentation()
+
+    public static func == (a: RouteInfo, b: RouteInfo) -> Bool { a.method == b.method && a.path == b.path }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(method)
+        hasher.combine(path)
+    }
+}
+
+/// A route's body, answers and query parameters, with their shapes taken from the Codable types
+/// the handler decodes and encodes: the OpenAPI document and the tests' response checks read it.
+public struct RouteDocumentation: Sendable {
+    /// A shape with the name of the type it came from (a component of the document).
+    public struct Named: Sendable {
+        public var name: String
+        public var schema: JSONSchema
+    }
+
+    public struct Answer: Sendable {
+        public var status: HTTPStatus
+        /// nil: no body (204).
+        public var body: Named?
+    }
+
+    public struct QueryParameter: Sendable {
+        public var name: String
+        public var schema: JSONSchema
+        public var description: String
+        public init(_ name: String, _ schema: JSONSchema, _ description: String) {
+            self.name = name
+            self.schema = schema
+            self.description = description
+        }
+    }
+
+    public var body: Named?
+    public var answers: [Answer] = []
+    public var query: [QueryParameter] = []
+    /// Answers with a stream (Server-Sent Events) rather than JSON.
+    public var eventStream = false
+
+    public init() {}
+
+    /// A route that decodes `body` (if any) and answers `answer` with `status` (nil: no body).
+    public init(body: (any Decodable.Type)? = nil, answer: (any APIExample.Type)?, status: HTTPStatus = .ok,
+                query: [QueryParameter] = []) {
+        self.body = body.map { Self.named($0, JSONSchema.decodable($0)) }
+        answers = [Answer(status: status, body: answer.map { Self.named($0, JSONSchema.encodable($0)) })]
+        self.query = query
+    }
+
+    /// Also answers `status` with `answer`'s shape (a route with two successes, 200 and 202).
+    public func also(_ answer: (any APIExample.Type)?, status: HTTPStatus) -> RouteDocumentation {
+        var copy = self
+        copy.answers.append(Answer(status: status, body: answer.map { Self.named($0, JSONSchema.encodable($0)) }))
+        return copy
+    }
+
+    public static func eventStream(query: [QueryParameter] = []) -> RouteDocumentation {
+        var documentation = RouteDocumentation()
+        documentation.eventStream = true
+        documentation.query = query
+        return documentation
+    }
+
+    /// `Items<GuestRecord>` → `ItemsOfGuestRecord`: the type's name as a document component can carry it.
+    static func named(_ type: Any.Type, _ schema: JSONSchema) -> Named {
+        let name = String(describing: type)
+            .replacingOccurrences(of: "<", with: "Of").replacingOccurrences(of: ">", with: "")
+            .replacingOccurrences(of: ", ", with: "And").replacingOccurrences(of: ".", with: "")
+        return Named(name: name, schema: schema)
+    }
 }
 
 /// Collects routes and middleware; `build()` freezes them into an immutable `Router`.
@@ -77,26 +150,30 @@ public struct RouteGroup {
     }
 
     public func on(_ method: HTTPMethod, _ path: String, summary: String, public isPublic: Bool = false,
-                   _ handler: @escaping Handler) {
-        let info = RouteInfo(method: method, path: prefix + path, summary: summary, tag: tag, requiresAuth: !isPublic)
+                   doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+        let info = RouteInfo(method: method, path: prefix + path, summary: summary, tag: tag, requiresAuth: !isPublic,
+                             documentation: doc)
         let chain = isPublic ? middleware.filter { !($0 is any AuthenticatingMiddleware) } : middleware
         builder.add(.init(info: info, middleware: chain, handler: handler))
     }
 
-    public func get(_ path: String, summary: String, public isPublic: Bool = false, _ handler: @escaping Handler) {
-        on(.GET, path, summary: summary, public: isPublic, handler)
+    public func get(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
+                    _ handler: @escaping Handler) {
+        on(.GET, path, summary: summary, public: isPublic, doc: doc, handler)
     }
-    public func post(_ path: String, summary: String, public isPublic: Bool = false, _ handler: @escaping Handler) {
-        on(.POST, path, summary: summary, public: isPublic, handler)
+    public func post(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
+                     _ handler: @escaping Handler) {
+        on(.POST, path, summary: summary, public: isPublic, doc: doc, handler)
     }
-    public func patch(_ path: String, summary: String, _ handler: @escaping Handler) {
-        on(.PATCH, path, summary: summary, handler)
+    public func patch(_ path: String, summary: String, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+        on(.PATCH, path, summary: summary, doc: doc, handler)
     }
-    public func put(_ path: String, summary: String, _ handler: @escaping Handler) {
-        on(.PUT, path, summary: summary, handler)
+    public func put(_ path: String, summary: String, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+        on(.PUT, path, summary: summary, doc: doc, handler)
     }
-    public func delete(_ path: String, summary: String, public isPublic: Bool = false, _ handler: @escaping Handler) {
-        on(.DELETE, path, summary: summary, public: isPublic, handler)
+    public func delete(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
+                       _ handler: @escaping Handler) {
+        on(.DELETE, path, summary: summary, public: isPublic, doc: doc, handler)
     }
 }
 

@@ -32,6 +32,8 @@ struct Waiters: Sendable {
 
     mutating func remove(_ token: WaitToken) { waiting.removeValue(forKey: token.value) }
 
+    var count: Int { waiting.count }
+
     /// Takes every reader whose cursor is below `position`; the caller wakes them outside its lock.
     mutating func takeBehind(_ position: UInt64) -> [@Sendable () -> Void] {
         var woken: [@Sendable () -> Void] = []

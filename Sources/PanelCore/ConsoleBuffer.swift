@@ -35,7 +35,7 @@ public final class ConsoleBuffer: ChangeFeed {
         for wake in woken { wake() }
     }
 
-    public struct Chunk: Sendable, Encodable, Equatable {
+    public struct ConsoleChunk: Sendable, Encodable, Equatable {
         public var data: String
         /// Ask for this offset next time.
         public var next: UInt64
@@ -43,7 +43,7 @@ public final class ConsoleBuffer: ChangeFeed {
         public var truncated: Bool
     }
 
-    public func read(since: UInt64, limit: Int = 64 << 10) -> Chunk {
+    public func read(since: UInt64, limit: Int = 64 << 10) -> ConsoleChunk {
         state.withLock { state in
             let oldest = state.total > UInt64(capacity) ? state.total - UInt64(capacity) : 0
             let start = min(max(since, oldest), state.total)
@@ -59,7 +59,7 @@ public final class ConsoleBuffer: ChangeFeed {
             // back for the next read, unless they are all there is.
             let complete = Self.completeUTF8Prefix(bytes)
             if complete > 0 && complete < bytes.count { bytes.removeLast(bytes.count - complete) }
-            return Chunk(data: String(decoding: bytes, as: UTF8.self), next: start + UInt64(bytes.count), truncated: since < oldest)
+            return ConsoleChunk(data: String(decoding: bytes, as: UTF8.self), next: start + UInt64(bytes.count), truncated: since < oldest)
         }
     }
 
@@ -78,7 +78,7 @@ public final class ConsoleBuffer: ChangeFeed {
 
     // MARK: ChangeFeed
 
-    public func page(after cursor: UInt64) -> (page: Chunk, ready: Bool) {
+    public func page(after cursor: UInt64) -> (page: ConsoleChunk, ready: Bool) {
         let chunk = read(since: cursor)
         return (chunk, chunk.next > cursor || chunk.truncated)
     }

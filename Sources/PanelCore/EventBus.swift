@@ -60,7 +60,7 @@ public final class EventBus: ChangeFeed {
         return event
     }
 
-    public struct Page: Sendable, Encodable {
+    public struct EventsPage: Sendable, Encodable {
         public var items: [PanelEvent]
         /// Pass as `since` next time.
         public var next: UInt64
@@ -70,24 +70,24 @@ public final class EventBus: ChangeFeed {
         public var epoch: String
     }
 
-    public func page(since: UInt64) -> Page {
+    public func page(since: UInt64) -> EventsPage {
         state.withLock { state in Self.page(since: since, in: state, epoch: epoch) }
     }
 
-    private static func page(since: UInt64, in state: State, epoch: String) -> Page {
+    private static func page(since: UInt64, in state: State, epoch: String) -> EventsPage {
         let newest = state.nextSeq - 1
         if since > newest {
-            return Page(items: state.events, next: newest, truncated: true, epoch: epoch)
+            return EventsPage(items: state.events, next: newest, truncated: true, epoch: epoch)
         }
         let items = state.events.filter { $0.seq > since }
         let oldest = state.events.first?.seq ?? state.nextSeq
-        return Page(items: items, next: items.last?.seq ?? since,
+        return EventsPage(items: items, next: items.last?.seq ?? since,
                     truncated: since + 1 < oldest && since < newest, epoch: epoch)
     }
 
     // MARK: ChangeFeed
 
-    public func page(after cursor: UInt64) -> (page: Page, ready: Bool) {
+    public func page(after cursor: UInt64) -> (page: EventsPage, ready: Bool) {
         let page = page(since: cursor)
         return (page, !page.items.isEmpty || page.truncated)
     }
@@ -101,6 +101,9 @@ public final class EventBus: ChangeFeed {
     }
 
     public func cancelWait(_ token: WaitToken) { state.withLock { $0.waiters.remove(token) } }
+
+    /// Long polls waiting now (tests wait on it rather than sleep).
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     // MARK: Following live
 

@@ -5,7 +5,7 @@ import Synchronization
 
 /// A long operation (snapshot, restore, migration) as the API shows it (SPEC §5).
 public struct TaskInfo: Sendable, Codable, Equatable, FetchableRecord, PersistableRecord {
-    public enum Status: String, Sendable, Codable { case queued, running, succeeded, failed, cancelled }
+    public enum Status: String, Sendable, Codable, CaseIterable { case queued, running, succeeded, failed, cancelled }
 
     public var id: String
     public var kind: String

@@ -9,9 +9,13 @@ struct HostController: Sendable {
     let startedAt: Date
     let counts: @Sendable () -> HostCounts
 
-    struct Health: Encodable { var status = "ok"; var release = Release.current }
+    struct Health: APIExample {
+        var status = "ok"
+        var release = Release.current
+        static var example: Health { Health() }
+    }
 
-    struct HostInfo: Encodable {
+    struct HostInfo: APIExample {
         var release: String
         var hostname: String
         var listen: String
@@ -25,10 +29,10 @@ struct HostController: Sendable {
 
     func addRoutes(to api: RouteGroup) {
         let health = Array((try? JSONEncoder().encode(Health())) ?? Data())
-        api.get("/health", summary: "Liveness probe; needs no token", public: true) { _ in
+        api.get("/health", summary: "Liveness probe; needs no token", public: true, doc: .init(answer: Health.self)) { _ in
             .json(bytes: health)
         }
-        api.get("/host", summary: "This host: release, peers and counts") { _ in
+        api.get("/host", summary: "This host: release, peers and counts", doc: .init(answer: HostInfo.self)) { _ in
             .json(HostInfo(
                 release: Release.current,
                 hostname: ProcessInfo.processInfo.hostName,
@@ -38,5 +42,12 @@ struct HostController: Sendable {
                 peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
                 counts: counts()))
         }
+    }
+}
+
+extension HostController.HostInfo {
+    static var example: Self {
+        Self(release: Release.current, hostname: "host-a", listen: "127.0.0.1:8080", startedAt: "2026-12-03T20:00:00Z",
+             uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example)
     }
 }

@@ -13,19 +13,21 @@ struct MigrationController: Sendable {
     /// Calls to other hosts under way at once, at most: each may wait for the peer's timeout.
     static let maximumPeerCalls = 8
 
-    struct Request: Decodable {
+    struct MigrationRequest: Decodable {
         var target: MigrationTarget
         var downtimeLimitMs: Double?
         var maxBandwidth: Double?
     }
 
     func addRoutes(to api: RouteGroup) {
-        api.post("/guests/{id}/migrate/preflight", summary: "Go / no-go for migrating to a target, with reasons; nothing moves") { request in
-            let (body, id) = (try request.decode(Request.self), try request.parameter("id"))
+        api.post("/guests/{id}/migrate/preflight", summary: "Go / no-go for migrating to a target, with reasons; nothing moves",
+                 doc: .init(body: MigrationRequest.self, answer: JSON.self)) { request in
+            let (body, id) = (try request.decode(MigrationRequest.self), try request.parameter("id"))
             return peerCalls.respond { respondMapped { .json(try outgoing.preflight(id, target: body.target)) } }
         }
-        api.post("/guests/{id}/migrate", summary: "Live-migrate to {target: {peer} or {url, token}, downtimeLimitMs, maxBandwidth}; 202 with the task") { request in
-            let (body, id) = (try request.decode(Request.self), try request.parameter("id"))
+        api.post("/guests/{id}/migrate", summary: "Live-migrate to {target: {peer} or {url, token}, downtimeLimitMs, maxBandwidth}; 202 with the task",
+                 doc: .init(body: MigrationRequest.self, answer: TaskEnvelope.self, status: .accepted)) { request in
+            let (body, id) = (try request.decode(MigrationRequest.self), try request.parameter("id"))
             guard let downtime = (body.downtimeLimitMs ?? 300).wholeNumber(in: OutgoingMigrations.downtimeLimits) else {
                 throw HTTPError(.unprocessableEntity, code: "invalid_downtime", message: "downtimeLimitMs must be 1...60000")
             }
@@ -37,10 +39,12 @@ struct MigrationController: Sendable {
                       status: .accepted)
             } }
         }
-        api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)") { request in
+        api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)",
+                 doc: .init(body: IncomingMigrations.IncomingOffer.self, answer: IncomingMigrations.Verdict.self)) { request in
             .json(incoming.verdict(try request.decode(IncomingMigrations.IncomingOffer.self)))
         }
-        api.post("/migrations/incoming", summary: "Destination: accept a migration; answers a one-time ticket and the port to stream to") { request in
+        api.post("/migrations/incoming", summary: "Destination: accept a migration; answers a one-time ticket and the port to stream to",
+                 doc: .init(body: IncomingMigrations.IncomingOffer.self, answer: IncomingMigrations.Ticket.self, status: .created)) { request in
             .json(try incoming.accept(try request.decode(IncomingMigrations.IncomingOffer.self)), status: .created)
         }
     }

@@ -113,10 +113,16 @@ struct SessionController: Sendable {
     let sessions: SessionStore
 
     struct Login: Decodable { var token: String }
-    struct SessionInfo: Encodable { var authenticated = true; var via: String; var csrfToken: String? }
+    struct SessionInfo: APIExample {
+        var authenticated = true
+        var via: String
+        var csrfToken: String?
+        static var example: SessionInfo { SessionInfo(via: "session", csrfToken: "0123456789abcdef") }
+    }
 
     func addRoutes(to api: RouteGroup) {
-        api.post("/session", summary: "Trade the admin token for a session cookie and a CSRF token", public: true) { request in
+        api.post("/session", summary: "Trade the admin token for a session cookie and a CSRF token", public: true,
+                 doc: .init(body: Login.self, answer: SessionInfo.self, status: .created)) { request in
             let login = try request.decode(Login.self)
             guard Secrets.constantTimeEquals(login.token, token) else {
                 throw HTTPError(.unauthorized, code: "invalid_token", message: "the token is not valid")
@@ -127,13 +133,13 @@ struct SessionController: Sendable {
             response.headers.add("Cache-Control", "no-store")
             return response
         }
-        api.get("/session", summary: "Who is asking: token or session, and the session's CSRF token") { request in
+        api.get("/session", summary: "Who is asking: token or session, and the session's CSRF token", doc: .init(answer: SessionInfo.self)) { request in
             var response = Response.json(SessionInfo(via: request.attributes[AuthMiddleware.principalKey] ?? "token",
                                                      csrfToken: request.attributes["csrfToken"]))
             response.headers.add("Cache-Control", "no-store")
             return response
         }
-        api.delete("/session", summary: "Log out: forget the session and clear the cookie") { request in
+        api.delete("/session", summary: "Log out: forget the session and clear the cookie", doc: .init(answer: nil, status: .noContent)) { request in
             if let id = request.cookies[SessionStore.cookieName] { sessions.remove(id) }
             var response = Response.empty()
             response.headers.add("Set-Cookie", SessionStore.clearingCookie)

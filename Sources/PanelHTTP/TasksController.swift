@@ -6,24 +6,29 @@ struct TasksController: Sendable {
     let tasks: TaskManager
 
     func addRoutes(to api: RouteGroup) {
-        api.get("/tasks", summary: "Tasks, newest first; `guestId` filters") { request in
+        api.get("/tasks", summary: "Tasks, newest first; `guestId` filters",
+                doc: .init(answer: Items<TaskInfo>.self, query: [.init("guestId", .string, "Only this guest's tasks")])) { request in
             .json(Items(items: try tasks.list(guestId: request.query["guestId"])))
         }
-        api.get("/tasks/{id}", summary: "One task") { request in
+        api.get("/tasks/{id}", summary: "One task", doc: .init(answer: TaskInfo.self)) { request in
             .json(try tasks.get(try request.parameter("id")))
         }
-        api.patch("/tasks/{id}", summary: "Change a running task's settings (migration: downtimeLimitMs, maxBandwidth)") { request in
+        api.patch("/tasks/{id}", summary: "Change a running task's settings (migration: downtimeLimitMs, maxBandwidth)",
+                  doc: .init(body: TaskSettings.self, answer: TaskInfo.self)) { request in
             let settings = try request.decode(JSON.self)
             guard case .object = settings else {
                 throw HTTPError(.badRequest, code: "invalid_json", message: "send a JSON object of settings")
             }
             return .json(try tasks.adjust(try request.parameter("id"), with: settings))
         }
-        api.delete("/tasks/{id}", summary: "Cancel a running task") { request in
+        api.delete("/tasks/{id}", summary: "Cancel a running task", doc: .init(answer: TaskEnvelope.self, status: .accepted)) { request in
             Response.json(TaskEnvelope(task: try tasks.cancel(try request.parameter("id"))), status: .accepted)
         }
     }
 }
 
-/// What a route that starts a task answers with 202 (SPEC §5).
-struct TaskEnvelope: Encodable { var task: TaskInfo }
+/// What `PATCH /tasks/{id}` may change (a migration's limits; other kinds have none).
+struct TaskSettings: Decodable {
+    var downtimeLimitMs: Double?
+    var maxBandwidth: Double?
+}

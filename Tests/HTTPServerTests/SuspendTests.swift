@@ -1,5 +1,5 @@
 import Foundation
-import HTTPServer
+@testable import HTTPServer
 import HTTPTestSupport
 import Testing
 
@@ -92,7 +92,7 @@ struct SuspendTests {
         let server = test.server
         Thread { server.stop(); stopped.signal() }.start()
         // stop() finds nothing parked and waits for the daemon's threads, one held in the handler.
-        usleep(300_000)
+        try waitUntil { server.stopping.load(ordering: .sequentiallyConsistent) }
         test.hooks.lateRelease.store(true, ordering: .sequentiallyConsistent)
         #expect(stopped.wait(timeout: .now() + 5) == .success)
         let received = receivedUntilClosed(client)

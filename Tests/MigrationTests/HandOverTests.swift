@@ -25,10 +25,12 @@ extension MigrationTests {
         let relay = try GOSwallowingRelay(destinationPort: b.port)
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token]])
+        // A generous downtime limit switches over after the first pass: this test is about the
+        // hand-over, and a relay on a loaded host would make a hot guest's pre-copy crawl.
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 60_000])
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
         let task = try a.waitForTask(taskID)
-        #expect(relay.swallowedGO, "the source sent GO after the destination's OK")
+        #expect(relay.swallowedGO, "the source sent GO after the destination's OK: \(task)")
         #expect(task["status"] as? String == "failed", "never succeeded without STARTED: \(task)")
         let error = task["error"] as? String ?? ""
         #expect(error.contains("did not confirm") && error.contains("paused here"), "\(error)")
@@ -36,11 +38,7 @@ extension MigrationTests {
         #expect(try eventually { try guests(on: b).isEmpty }, "the destination dropped its reservation without GO")
         // The user checked the destination: it is not there, so it resumes here where it stopped.
         #expect(try a.send("POST", "/guests/\(id)/resume").status == 200)
-        let before = try a.console(id, wait: 0).next
-        usleep(1_000_000)
-        let text = try a.console(id, since: before, wait: 3).text
-        #expect(text.contains(" ok"), "\(text)")
-        #expect(!text.lowercased().contains("fail"), "\(text)")
+        try expectStillChecking(id, on: a)
         #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
     }
 

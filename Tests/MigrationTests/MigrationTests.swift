@@ -5,21 +5,32 @@ import Testing
 /// Live migration between two real `emupanel serve` processes on loopback.
 @Suite("Live migration", .serialized)
 struct MigrationTests {
-    /// A migration held to 2 MiB/s, so there is time to act on it; returns its task, 0.8 s in.
+    /// A migration held to 2 MiB/s, so there is time to act on it; returns its task once RAM is moving.
     func startSlowMigration(of id: String, from a: ServeProcess, to b: ServeProcess) throws -> String {
         let started = try a.send("POST", "/guests/\(id)/migrate", [
             "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
         ])
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
-        usleep(800_000)
+        #expect(try eventually(within: 30) {
+            let task = try a.get("/tasks/\(taskID)")
+            return (task["progress"] as? Double ?? 0) > 0 || task["status"] as? String != "running"
+        }, "the transfer started")
         return taskID
     }
 
-    /// The memory-pattern guest still runs on `host` and its check still passes.
+    /// The memory-pattern guest still runs on `host` and its check still passes: a pass that
+    /// ends " ok" is printed after this call.
     func expectStillChecking(_ id: String, on host: ServeProcess) throws {
-        let before = try host.console(id, wait: 0).next
-        usleep(1_500_000)
-        #expect(try host.console(id, since: before, wait: 3).text.contains(" ok"))
+        var next = try host.console(id, wait: 0).next
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains(" ok"), Date() < deadline {
+            let chunk = try host.console(id, since: next, wait: 3)
+            text += chunk.text
+            next = chunk.next
+        }
+        #expect(text.contains(" ok"), "\(text.suffix(300))")
+        #expect(!text.lowercased().contains("fail"), "\(text.suffix(300))")
     }
 
     func startMemoryPattern(on host: ServeProcess, name: String = "mp", memoryMiB: Int = 256) throws -> String {
@@ -85,8 +96,7 @@ struct MigrationTests {
         let task = try a.waitForTask(taskID)
         #expect(task["status"] as? String == "cancelled", "\(task)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
-        usleep(500_000)
-        #expect((try b.get("/guests")["items"] as? [Any])?.isEmpty == true, "the destination discarded everything")
+        #expect(try eventually { (try b.get("/guests")["items"] as? [Any])?.isEmpty == true }, "the destination discarded everything")
         // Still alive on the source.
         try expectStillChecking(id, on: a)
     }

@@ -2,6 +2,7 @@
 // directory and token, killed at the end.
 import Foundation
 import HTTPTestSupport
+import Testing
 
 final class ServeProcess {
     let process = Process()
@@ -65,13 +66,28 @@ final class ServeProcess {
     }
 
     func get(_ path: String) throws -> [String: Any] {
-        try httpRequest(port: port, "GET", "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"]).json()
+        try checked("GET", path, try httpRequest(port: port, "GET", "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"])).json()
     }
 
     func send(_ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> RawHTTPConnection.Reply {
-        try httpRequest(port: port, method, "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"],
-                        body: body.map(jsonBody) ?? [])
+        checked(method, path, try httpRequest(port: port, method, "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"],
+                                              body: body.map(jsonBody) ?? []))
     }
+
+    /// Every answer must match the served OpenAPI document.
+    private func checked(_ method: String, _ path: String, _ reply: RawHTTPConnection.Reply) -> RawHTTPConnection.Reply {
+        if validator == nil, let document = try? httpRequest(port: port, "GET", "/api/v1/openapi.json",
+                                                             headers: ["Authorization": "Bearer \(token)"]).json() {
+            validator = OpenAPIValidator(document: document)
+        }
+        for problem in validator?.problems(method: method, path: "/api/v1" + path, status: reply.status,
+                                           contentType: reply.header("Content-Type"), body: reply.body) ?? [] {
+            Issue.record("the answer does not match openapi.json: \(problem)")
+        }
+        return reply
+    }
+
+    private var validator: OpenAPIValidator?
 
     func waitForTask(_ id: String, timeout: Double = 120) throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(timeout)

@@ -26,6 +26,36 @@ struct APITests {
         #expect(documented == panel.app.server.routes.count, "no operation is documented that is not served")
     }
 
+    /// The document carries schemas taken from the Codable types; every answer the tests get is
+    /// checked against it (PanelFixture), and the check does catch a wrong answer.
+    @Test func openAPIDescribesBodiesAndAnswersAndCatchesMismatches() throws {
+        let panel = try PanelFixture()
+        let document = try panel.get("/api/v1/openapi.json").json()
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
+        let create = try #require(paths["/api/v1/guests"]?["post"] as? [String: Any])
+        let body = try #require(((create["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])
+        #expect((body["schema"] as? [String: Any])?["$ref"] as? String == "#/components/schemas/CreateGuest")
+        #expect(Set(schemas["CreateGuest"]?["required"] as? [String] ?? []) == ["name", "image", "machineType", "memoryMiB"],
+                "icount is optional: it is read with decodeIfPresent")
+        let guestState = ((schemas["GuestRecord"]?["properties"] as? [String: Any])?["state"] as? [String: Any])?["enum"] as? [String]
+        #expect(guestState == ["stopped", "running", "paused", "migrating", "migrated"])
+        let console = try #require(paths["/api/v1/guests/{id}/console"]?["get"] as? [String: Any])
+        #expect((console["parameters"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["id", "since", "wait"])
+
+        let validator = OpenAPIValidator(document: document)
+        let health = try panel.get("/api/v1/health", token: nil)
+        #expect(validator.problems(method: "GET", path: "/api/v1/health", status: 200, contentType: "application/json", body: health.body).isEmpty)
+        #expect(!validator.problems(method: "GET", path: "/api/v1/health", status: 200, contentType: "application/json",
+                                    body: Array(#"{"status": 1, "release": "1.1"}"#.utf8)).isEmpty, "a wrong field type is caught")
+        #expect(!validator.problems(method: "GET", path: "/api/v1/guests", status: 200, contentType: "application/json",
+                                    body: Array(#"{"items": [{"id": "g-1"}]}"#.utf8)).isEmpty, "a missing required field is caught")
+        #expect(!validator.problems(method: "POST", path: "/api/v1/guests", status: 200, contentType: "application/json",
+                                    body: Array("{}".utf8)).isEmpty, "an undocumented status is caught")
+        #expect(!validator.problems(method: "GET", path: "/api/v1/guests", status: 404, contentType: "application/json",
+                                    body: Array(#"{"message": "x"}"#.utf8)).isEmpty, "errors must have the error shape")
+    }
+
     @Test func unknownAPIRouteIsJSON404EvenWithoutToken() throws {
         let panel = try PanelFixture()
         let reply = try panel.get("/api/v1/does-not-exist")
@@ -79,7 +109,9 @@ struct APITests {
 
         let connection = try RawHTTPConnection(port: panel.port)
         try connection.send("GET", "/api/v1/events?since=\(next)&wait=30", headers: ["Authorization": "Bearer \(PanelFixture.token)"])
-        Thread.sleep(forTimeInterval: 0.2)
+        let deadline = Date().addingTimeInterval(10)
+        while panel.app.events.waiting == 0, Date() < deadline { usleep(1000) }
+        #expect(panel.app.events.waiting == 1, "the long poll is parked")
         panel.app.events.publish("test.ping", subject: "x", data: ["n": 1])
         let woken = try connection.readReply()
         let woke = try #require(try woken.json()["items"] as? [[String: Any]])

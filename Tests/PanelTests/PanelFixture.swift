@@ -1,5 +1,7 @@
 import EmulatorCore
 import Foundation
+import Synchronization
+import Testing
 import HTTPTestSupport
 import PanelCore
 import PanelHTTP
@@ -39,7 +41,7 @@ final class PanelFixture: Sendable {
     func get(_ path: String, token: String? = PanelFixture.token, headers: [String: String] = [:]) throws -> RawHTTPConnection.Reply {
         var headers = headers
         if let token { headers["Authorization"] = "Bearer \(token)" }
-        return try httpRequest(port: port, "GET", path, headers: headers)
+        return checked("GET", path, try httpRequest(port: port, "GET", path, headers: headers))
     }
 
     func send(_ method: String, _ path: String, json: [String: Any]? = nil, token: String? = PanelFixture.token,
@@ -47,6 +49,27 @@ final class PanelFixture: Sendable {
         var headers = headers
         if let token { headers["Authorization"] = "Bearer \(token)" }
         if json != nil { headers["Content-Type"] = "application/json" }
-        return try httpRequest(port: port, method, path, headers: headers, body: json.map(jsonBody) ?? [])
+        return checked(method, path, try httpRequest(port: port, method, path, headers: headers, body: json.map(jsonBody) ?? []))
+    }
+
+    /// Every answer a test gets must match the served OpenAPI document.
+    private func checked(_ method: String, _ path: String, _ reply: RawHTTPConnection.Reply) -> RawHTTPConnection.Reply {
+        guard let validator = validator() else { return reply }
+        for problem in validator.problems(method: method, path: path, status: reply.status,
+                                          contentType: reply.header("Content-Type"), body: reply.body) {
+            Issue.record("the answer does not match openapi.json: \(problem)")
+        }
+        return reply
+    }
+
+    private let document = Mutex<OpenAPIValidator?>(nil)
+
+    private func validator() -> OpenAPIValidator? {
+        if let known = document.withLock({ $0 }) { return known }
+        guard let reply = try? httpRequest(port: port, "GET", "/api/v1/openapi.json", headers: ["Authorization": "Bearer \(Self.token)"]),
+              reply.status == 200, let json = try? reply.json() else { return nil }
+        let validator = OpenAPIValidator(document: json)
+        document.withLock { $0 = validator }
+        return validator
     }
 }

@@ -187,9 +187,10 @@ enum QEMU {
         }
     }
 
-    /// QEMU runs with `-icount` too, so a loaded host cannot make its timer guest lose ticks.
+    /// QEMU runs with `-icount` too (idle time warped, not slept), so a loaded host cannot make
+    /// its timer guest lose ticks.
     static func runGuest(_ name: String, input: String = "", after marker: String = "") throws -> (status: Int32, output: String) {
-        let session = try Session(arguments: ["-bios", "none", "-kernel", Guests.path(name), "-icount", "shift=0"])
+        let session = try Session(arguments: ["-bios", "none", "-kernel", Guests.path(name), "-icount", "shift=0,sleep=off"])
         if !input.isEmpty {
             _ = session.output.wait(for: marker)
             session.send(input)

@@ -13,7 +13,7 @@ export async function renderOverview(main) {
   ]);
   const counts = host.counts;
   const byState = {};
-  for (const guest of guests.items) (byState[guest.state] ||= []).push(guest);
+  for (const guest of guests.items) (byState[guest.state] = byState[guest.state] || []).push(guest);
   const active = tasks.items.filter((task) => task.status === "queued" || task.status === "running");
   main.replaceChildren(
     h("h1", {}, "Overview"),
