@@ -30,7 +30,8 @@ lint: test-deps
 # The HTTP server, panel and migration tests under ThreadSanitizer, in their own scratch path.
 test-tsan: test-deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
+		$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan \
 		--filter 'HTTPServerTests|PanelTests|MigrationTests'
 
 # libFuzzer on the QEVM stream reader and inspector (FUZZ_SECONDS, default 60; its own

@@ -131,6 +131,8 @@ extension LiveMachine {
                 parkedHere = true
                 stats.parkedGuest = true
                 stats.status = "device"
+                // The caller learns the guest is parked (a migration bounds the wait from here).
+                progress(stats)
                 dirtied.formUnion(pass[sent...])
                 dirtied.formUnion(try onCPU { $0.takeDirtyPages() })
                 stats.dirtySyncCount += 1

@@ -85,7 +85,7 @@ public enum SnapshotFile {
     }
 
     /// `.NAME.partial-XXXXXXXX` exactly, so a snapshot that a user named `.partial-1` stays.
-    static func isTemporaryName(_ name: String) -> Bool {
+    public static func isTemporaryName(_ name: String) -> Bool {
         guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards),
               marker.lowerBound > name.index(after: name.startIndex) else { return false }
         let tag = name[marker.upperBound...]

@@ -10,8 +10,9 @@ public enum APIExamples {
 
     public static let guest = GuestRecord(
         id: "g-1a2b3c4d", name: "demo", image: "uboot", machineType: "virt-1.1", memoryMiB: 128, state: .running,
-        icount: false, resumeAtStart: false, pausedAtSave: false, currentSnapshot: "before-upgrade", incoming: false,
-        createdAt: date, updatedAt: date)
+        icount: false, resumeAtStart: false, managedSave: "xxh128:0123456789abcdef0123456789abcdef", pausedAtSave: false,
+        currentSnapshot: "before-upgrade", incoming: false, peer: "http://127.0.0.1:8081", peerGuestId: "g-5e6f7a8b",
+        migrationId: "0123456789abcdef", createdAt: date, updatedAt: date)
 
     public static let task: TaskInfo = {
         var task = TaskInfo(id: "t-0123456789ab", kind: "migrate", guestId: guest.id)

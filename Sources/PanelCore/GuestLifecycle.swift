@@ -38,14 +38,16 @@ public final class GuestLifecycle: Sendable {
 
     let registry: GuestRegistry
     let tasks: TaskManager
+    let quotas: Quotas
     let logger: Logger
     /// Reports of machines that ended by themselves, counted once handled (replaced machines'
     /// too): what a test waits on to know a late report has landed.
     let exitReports = Atomic<Int>(0)
 
-    init(registry: GuestRegistry, tasks: TaskManager, logger: Logger) {
+    init(registry: GuestRegistry, tasks: TaskManager, quotas: Quotas, logger: Logger) {
         self.registry = registry
         self.tasks = tasks
+        self.quotas = quotas
         self.logger = logger
     }
 
@@ -59,6 +61,7 @@ public final class GuestLifecycle: Sendable {
         let image = try registry.images.image(imageID)
         let type = try registry.resolve(machineType)
         try Self.checkMemory(memoryMiB, image: image)
+        try quotas.checkGuest(memoryMiB: memoryMiB)
         let now = Date()
         let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
                                 machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
@@ -77,7 +80,10 @@ public final class GuestLifecycle: Sendable {
                     throw PanelError.invalidState("memory and clock change only while the guest is stopped (it is \(current.state.rawValue))")
                 }
             }
-            if let memoryMiB { try Self.checkMemory(memoryMiB, image: try registry.images.image(current.image)) }
+            if let memoryMiB {
+                try Self.checkMemory(memoryMiB, image: try registry.images.image(current.image))
+                try quotas.checkGuest(memoryMiB: memoryMiB, changing: id)
+            }
             return try store.update(id) { guest in
                 if let name { guest.name = name }
                 if let memoryMiB { guest.memoryMiB = memoryMiB }
@@ -114,26 +120,45 @@ public final class GuestLifecycle: Sendable {
     public func perform(_ action: Action, on id: String) throws -> GuestRecord {
         try registry.withLifecycle(id) { slot in
             let guest = try store.get(id)
+            if guest.state == .handoverUnknown {
+                throw PanelError(.conflict, code: "handover_unknown",
+                                 message: "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)")
+            }
             guard action.allowedFrom.contains(guest.state) else {
                 throw PanelError.invalidState("cannot \(action.rawValue) a guest that is \(guest.state.rawValue)")
             }
             guard !tasks.isBusy(guestId: id) else {
                 throw PanelError(.conflict, code: "guest_busy", message: "guest \(id) has a task running; wait or cancel it")
             }
+            // The record tells the truth whatever fails: a change that cannot be recorded (a full
+            // disk) is undone on the machine, and one that cannot be undone is recorded first.
             switch action {
             case .start:
                 return try start(guest)
             case .pause:
-                try registry.runtime(id).pause()
-                return try registry.setState(id, .paused)
+                let runtime = try registry.runtime(id)
+                runtime.pause()
+                do {
+                    return try registry.setState(id, .paused)
+                } catch {
+                    runtime.resume()
+                    throw error
+                }
             case .resume:
-                try registry.runtime(id).resume()
-                return try registry.setState(id, .running)
+                let runtime = try registry.runtime(id)
+                runtime.resume()
+                do {
+                    return try registry.setState(id, .running)
+                } catch {
+                    runtime.pause()
+                    throw error
+                }
             case .stop:
                 let runtime = try registry.runtime(id)
+                let stopped = try registry.setState(id, .stopped)
                 registry.register(nil, for: id)
                 runtime.stop()
-                return try registry.setState(id, .stopped)
+                return stopped
             case .reset:
                 try registry.runtime(id).reset()
                 events.publish("guest.reset", subject: id, data: GuestRegistry.eventData(guest))
@@ -142,32 +167,61 @@ public final class GuestLifecycle: Sendable {
         }
     }
 
-    /// Builds the guest's machine, loads its managed save if it has one, and starts it; the
-    /// caller holds the guest's lifecycle lock.
-    private func start(_ guest: GuestRecord) throws -> GuestRecord {
+    /// Builds the guest's machine, loads its managed save if the record names one, and starts it
+    /// (parked, when it was saved paused); the caller holds the guest's lifecycle lock.
+    ///
+    /// The order never loses the saved state: the file is loaded and checked, then one write
+    /// records the guest started and the save consumed, and only then is the file removed. A crash
+    /// before that write finds the save still named; after it, a stale file (named by nothing) is
+    /// removed at the next start.
+    func start(_ guest: GuestRecord) throws -> GuestRecord {
         let id = guest.id
         let runtime = try makeRuntime(for: guest)
         let saved = registry.managedSavePath(id)
-        if FileManager.default.fileExists(atPath: saved) {
+        let state: GuestState = guest.managedSave != nil && guest.pausedAtSave ? .paused : .running
+        if let checksum = guest.managedSave {
+            guard FileManager.default.fileExists(atPath: saved) else {
+                try forgetManagedSave(of: id)
+                throw PanelError(.conflict, code: "saved_state_missing",
+                                 message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
+            }
             do {
-                try runtime.restore(fromFile: saved)
+                try runtime.restore(fromFile: saved, expectedSHA256: checksum == GuestRecord.uncheckedSave ? nil : checksum)
             } catch {
-                // E.g. an unversioned type whose state a new release refuses (SPEC §1): say so
-                // once, keep the file for the user, and let the next start boot afresh.
+                // E.g. an unversioned type whose state a new release refuses (SPEC §1), or a damaged
+                // file: say so once, keep the file for the user, and let the next start boot afresh.
                 let aside = saved + ".rejected"
                 try? FileManager.default.removeItem(atPath: aside)
                 try? FileManager.default.moveItem(atPath: saved, toPath: aside)
+                try forgetManagedSave(of: id)
                 throw PanelError(.invalid, code: "saved_state_rejected",
                                  message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
             }
-            try? FileManager.default.removeItem(atPath: saved)
+        }
+        // Recorded before the CPU starts: a guest that powers off at once reports it after this.
+        let started = try store.update(id) { guest in
+            guest.state = state
+            guest.resumeAtStart = false
+            guest.pausedAtSave = false
+            guest.managedSave = nil
+        }
+        events.publish("guest.state", subject: id, data: GuestRegistry.eventData(started))
+        if guest.managedSave != nil {
+            do {
+                try FileManager.default.removeItem(atPath: saved)
+            } catch {
+                logger.warning("could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+            }
         }
         registry.register(runtime, for: id)
-        // The state is recorded before the CPU starts: a guest that powers off at once reports it
-        // after this, never before.
-        let running = try registry.setState(id, .running)
+        // A guest saved paused comes back parked before its first instruction.
+        if state == .paused { runtime.machine.control.pause() }
         runtime.start()
-        return running
+        return started
+    }
+
+    private func forgetManagedSave(of id: String) throws {
+        try store.update(id) { $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false }
     }
 
     func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {

@@ -1,9 +1,12 @@
 import Foundation
 import GRDB
 
-/// A guest's lifecycle as the API names it (SPEC §5).
+/// A guest's lifecycle as the API names it (SPEC §5, §8).
 public enum GuestState: String, Sendable, Codable, CaseIterable {
     case stopped, running, paused, migrating, migrated
+    /// A migration's hand-over was interrupted: the guest may run on `peer`. It neither starts
+    /// nor resumes here until that is resolved (asking the peer, or a person confirming).
+    case handoverUnknown
 }
 
 /// A guest as stored and as the API shows it.
@@ -20,6 +23,9 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     public var icount: Bool
     /// Saved by the panel at shutdown while running; resumed at the next start (libvirt's managed save).
     public var resumeAtStart: Bool
+    /// The checksum of the managed save while there is one to start from; nil when there is none
+    /// (a file without it is stale and never loaded).
+    public var managedSave: String? = nil
     /// The guest was paused when it was saved, and comes back paused.
     public var pausedAtSave: Bool
     /// The snapshot this guest's state descends from; the next snapshot's parent.
@@ -27,10 +33,22 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     /// A migration coming in holds this record until the guest starts here; if the panel stops
     /// first, the next start removes it (the source still has the guest).
     public var incoming = false
+    /// The other host of this guest's last migration (its base URL): where it went, or where it
+    /// may run while the hand-over is unknown.
+    public var peer: String? = nil
+    /// The guest's id on `peer`, once the peer said it started it.
+    public var peerGuestId: String? = nil
+    /// Names the migration on both hosts: the source asks the destination about it by this id.
+    public var migrationId: String? = nil
     public var createdAt: Date
     public var updatedAt: Date
 
     public static let databaseTableName = "guest"
+
+    /// `managedSave` of a save whose checksum was never recorded (the panel died between writing
+    /// it and recording it): the file is whole — it is renamed into place only once synced — but
+    /// there is no sum to check it against.
+    public static let uncheckedSave = "unchecked"
 }
 
 /// Names a person gives guests and snapshots: letters, digits, `-_.`, 1–40 characters (SPEC §5).

@@ -19,6 +19,11 @@ public final class IncomingMigrations: Sendable {
     let logger: Logger
     /// Names of guests a ticket was handed out for and that have not arrived or failed yet.
     private let incomingNames = Mutex<Set<String>>([])
+    /// Streams being received and not yet past OK, by guest name: a stopping panel cuts them.
+    private let receiving = Mutex<[String: TCPSocket]>([:])
+    /// Entered by each receiving thread; a stopping panel waits for them all.
+    private let inFlight = DispatchGroup()
+    private let stopping = Atomic<Bool>(false)
     /// At most this many migrations come in at once: each holds a port and a thread.
     public static let maximumIncoming = 4
 
@@ -39,6 +44,9 @@ public final class IncomingMigrations: Sendable {
         var release: String
         /// The source's `-dump-vmstate` JSON for the machine type.
         var vmstate: String
+        /// The source's name for this migration; it asks about it by this id if the hand-over's
+        /// answer is lost (absent from releases before 1.2's hand-over handling).
+        var migrationId: String?
     }
 
     public struct Check: Encodable, Sendable {
@@ -95,6 +103,12 @@ public final class IncomingMigrations: Sendable {
         checks.append(Check(name: "name", ok: nameValid && !taken,
                             detail: !nameValid ? "'\(offer.guest.name)' is not a valid guest name"
                                 : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        do {
+            try lifecycle.quotas.checkGuest(memoryMiB: offer.guest.memoryMiB)
+            checks.append(Check(name: "capacity", ok: true, detail: "within this host's limits"))
+        } catch {
+            checks.append(Check(name: "capacity", ok: false, detail: (error as? PanelError)?.message ?? "\(error)"))
+        }
         let minimum = max(GuestLifecycle.memoryRange.lowerBound, image?.minimumMemoryMiB ?? 0)
         let memoryOK = (minimum...GuestLifecycle.memoryRange.upperBound).contains(offer.guest.memoryMiB)
         checks.append(Check(name: "memory", ok: memoryOK,
@@ -104,8 +118,11 @@ public final class IncomingMigrations: Sendable {
 
     public struct Ticket: Encodable, Sendable { var ticket: String; var port: UInt16; var release: String }
 
-    /// Accepts a migration: opens a port for one connection that must present `ticket` within 30 s.
+    /// Accepts a migration: opens a port on which the source must present `ticket` within 30 s.
     public func accept(_ offer: IncomingOffer) throws -> Ticket {
+        guard !stopping.load(ordering: .acquiring) else {
+            throw PanelError.busy("this host is shutting down", retryAfter: 30)
+        }
         let verdict = verdict(offer)
         guard verdict.go else {
             throw PanelError(.invalid, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
@@ -119,8 +136,12 @@ public final class IncomingMigrations: Sendable {
             throw error
         }
         let ticket = Secrets.randomHex(bytes: 32)
+        inFlight.enter()
         let thread = Thread { [self] in
-            defer { releaseIncomingName(offer.guest.name) }
+            defer {
+                releaseIncomingName(offer.guest.name)
+                inFlight.leave()
+            }
             receive(offer, listener: listener, ticket: ticket)
         }
         thread.name = "emupanel-incoming"
@@ -148,23 +169,58 @@ public final class IncomingMigrations: Sendable {
         _ = incomingNames.withLock { $0.remove(name) }
     }
 
+    /// How long a source has to connect and present its ticket.
+    static let ticketDeadline = 30.0
+
+    /// Waits for the source: a connection with a wrong ticket is answered and closed, and the port
+    /// keeps listening for the right one until the deadline (one stray connection must not lock
+    /// out the real source).
     private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
         defer { listener.close() }
+        let deadline = Date().addingTimeInterval(Self.ticketDeadline)
         var socket: TCPSocket?
         do {
-            let connection = try listener.accept(timeout: 30)
-            socket = connection
-            connection.setTimeouts(30)
-            guard let hello = try connection.readLine(maximum: 256),
-                  Secrets.constantTimeEquals(hello, "EMUPANEL-MIGRATE 1 \(ticket)") else {
+            while true {
+                let left = deadline.timeIntervalSinceNow
+                guard left > 0, !stopping.load(ordering: .acquiring) else {
+                    logger.warning("an incoming migration's source never presented its ticket", metadata: ["guest": "\(offer.guest.name)"])
+                    return
+                }
+                let connection = try listener.accept(timeout: left)
+                connection.setTimeouts(min(left, 10))
+                let hello = try? connection.readLine(maximum: 256)
+                if let hello, Secrets.constantTimeEquals(hello, "EMUPANEL-MIGRATE 1 \(ticket)") {
+                    socket = connection
+                    break
+                }
+                logger.warning("refused a connection to an incoming migration's port without its ticket", metadata: ["guest": "\(offer.guest.name)"])
                 try? connection.write(line: "ERR the migration ticket is not valid")
-                return
+                connection.shutdown()
             }
-            try takeOver(offer, from: connection)
+            guard let socket else { return }
+            socket.setTimeouts(30)
+            try takeOver(offer, from: socket)
         } catch {
             try? socket?.write(line: "ERR \(Self.oneLine(error))")
             logger.warning("incoming migration failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// A stopping panel takes no more migrations, cuts those still streaming (their sources keep
+    /// their guests), and waits for those past OK to finish their hand-over, so every guest that
+    /// arrived is started — and then saved with the others.
+    public func stopAndWait(timeout: Double) -> Bool {
+        stopping.store(true, ordering: .releasing)
+        for socket in receiving.withLock({ Array($0.values) }) { socket.shutdown() }
+        return inFlight.wait(timeout: .now() + timeout) == .success
+    }
+
+    /// What became of the migration `id` here, for its source (SPEC §8 "Hand-over unknown").
+    public func status(_ id: String) throws -> HandOverStatus {
+        guard let guest = try store.all().first(where: { $0.migrationId == id }) else {
+            throw PanelError(.notFound, code: "unknown_migration", message: "no migration \(id) came here (or it was discarded before its guest started)")
+        }
+        return HandOverStatus(migrationId: id, guestId: guest.id, state: guest.incoming ? .migrating : guest.state)
     }
 
     /// Loads the stream into a machine that never ran, answers OK, and starts the guest on the
@@ -175,8 +231,22 @@ public final class IncomingMigrations: Sendable {
         let guest = try reserveIncoming(offer)
         var started = false
         defer { if !started { discardReservation(guest) } }
-        let runtime = try lifecycle.makeRuntime(for: guest)
-        _ = try runtime.machine.load(from: connection)
+        receiving.withLock { $0[guest.name] = connection }
+        let cut = { [self] in _ = receiving.withLock { $0.removeValue(forKey: guest.name) } }
+        if stopping.load(ordering: .acquiring) { connection.shutdown() }
+        let runtime: GuestRuntime
+        do {
+            runtime = try lifecycle.makeRuntime(for: guest)
+            _ = try runtime.machine.load(from: connection)
+        } catch {
+            cut()
+            throw stopping.load(ordering: .acquiring) ? PanelError.busy("the destination is shutting down", retryAfter: 30) : error
+        }
+        // Past this point a stopping panel waits for the hand-over instead of cutting it.
+        cut()
+        guard !stopping.load(ordering: .acquiring) else {
+            throw PanelError.busy("the destination is shutting down", retryAfter: 30)
+        }
         try connection.write(line: "OK")
         guard try connection.readLine(maximum: 64) == "GO" else {
             throw NoGo()
@@ -195,7 +265,7 @@ public final class IncomingMigrations: Sendable {
         let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
                                 machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
                                 resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
-                                createdAt: now, updatedAt: now)
+                                migrationId: offer.migrationId, createdAt: now, updatedAt: now)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest

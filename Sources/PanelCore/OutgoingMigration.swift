@@ -2,6 +2,7 @@ import EmulatorCore
 import Foundation
 import Logging
 import Migration
+import Synchronization
 
 /// The source side of a live migration: pre-flight at the destination, then pre-copy over the
 /// dirty bitmap on a ticketed socket, switch-over within the downtime limit, and the
@@ -10,16 +11,21 @@ import Migration
 public final class OutgoingMigrations: Sendable {
     let registry: GuestRegistry
     let tasks: TaskManager
+    let handOvers: HandOvers
     let peers: [PanelSettings.Peer]
     let logger: Logger
+    /// Past the downtime limit, how long a parked guest may wait on a silent destination before
+    /// the migration is given up and the guest runs on here (issue: a hung peer froze it 96 s).
+    static let switchOverGrace = 2.0
 
     /// A migration's downtime limit (ms) and bandwidth limit (bytes/s, 0 = unlimited).
     public static let downtimeLimits: ClosedRange<UInt64> = 1...60_000
     public static let bandwidthLimits: ClosedRange<UInt64> = 0...1_000_000_000_000_000
 
-    init(registry: GuestRegistry, tasks: TaskManager, peers: [PanelSettings.Peer], logger: Logger) {
+    init(registry: GuestRegistry, tasks: TaskManager, handOvers: HandOvers, peers: [PanelSettings.Peer], logger: Logger) {
         self.registry = registry
         self.tasks = tasks
+        self.handOvers = handOvers
         self.peers = peers
         self.logger = logger
     }
@@ -27,14 +33,19 @@ public final class OutgoingMigrations: Sendable {
     private var store: GuestStore { registry.store }
     private var events: EventBus { registry.events }
 
-    func offer(for guest: GuestRecord, type: MachineType) -> JSON {
-        [
+    func offer(for guest: GuestRecord, type: MachineType, migrationId: String? = nil) -> JSON {
+        var offer: JSON = [
             "guest": ["name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
                       "icount": .bool(guest.icount)],
             "machineType": .string(type.name),
             "release": .string(Release.current),
             "vmstate": .string(type.vmstateDump()),
         ]
+        if let migrationId, case .object(var fields) = offer {
+            fields["migrationId"] = .string(migrationId)
+            offer = .object(fields)
+        }
+        return offer
     }
 
     /// Go / no-go with reasons, before any RAM moves.
@@ -79,7 +90,8 @@ public final class OutgoingMigrations: Sendable {
                                 message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
             }
             let migration = OutgoingMigration(guest: guest, type: type, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
-                                              transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth))
+                                              transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
+                                              migrationId: Secrets.randomHex(bytes: 16))
             return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
                 try send(migration, handle: handle)
             }
@@ -94,6 +106,8 @@ public final class OutgoingMigrations: Sendable {
         var runtime: GuestRuntime
         var peer: PeerClient
         var transfer: TransferControl
+        /// Names this migration on both hosts, so the source can ask what became of it.
+        var migrationId: String
         var id: String { guest.id }
     }
 
@@ -117,31 +131,52 @@ public final class OutgoingMigrations: Sendable {
 
     private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
         let transfer = migration.transfer
-        handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
-        let report: @Sendable (TransferStats) -> Void = { handle.progress($0.progress, detail: $0.queryMigrate) }
         let socket = try connect(migration)
+        // A cancel acts at once, even on a write or read blocked on a silent destination.
+        handle.onCancel {
+            transfer.cancelled.store(true, ordering: .relaxed)
+            socket.shutdown()
+        }
+        let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace)
+        let report: @Sendable (TransferStats) -> Void = { stats in
+            // The guest parks for the switch-over: from here a silent destination may hold it only
+            // for the downtime limit plus the grace.
+            if stats.status == "device" { watchdog.arm() }
+            handle.progress(stats.progress, detail: Self.detail(stats, transfer))
+        }
         try markMigrating(migration)
         var sentGO = false
-        defer { if !sentGO { runOnHere(after: migration) } }
-        var stats = try Self.stream(migration, to: socket, report: report)
+        defer {
+            watchdog.disarm()
+            if !sentGO { runOnHere(after: migration) }
+        }
+        var stats = try Self.stream(migration, to: socket, report: report, watchdog: watchdog)
         // A guest that powered off meanwhile sent its last moment: that is not handed over (no GO).
         guard isStillStreamed(migration) else {
             socket.shutdown()
             throw GuestEnded(during: "migration")
         }
         // 3. The destination's verdict; GO hands the guest over.
-        let verdict = try socket.readLine() ?? "ERR the destination closed the connection"
+        let verdict: String
+        do {
+            verdict = try socket.readLine() ?? "ERR the destination closed the connection"
+        } catch {
+            throw watchdog.fired ? watchdog.timeout : error
+        }
         guard verdict == "OK" else {
+            if watchdog.fired { throw watchdog.timeout }
             throw PeerError(status: 0, message: verdict.hasPrefix("ERR ") ? String(verdict.dropFirst(4)) : verdict)
         }
-        // From here the guest may run there: it never runs here again unless a person says so.
+        // Recorded before GO leaves: whatever happens from here, the guest cannot run here by itself
+        // until the destination has said whether it runs it.
+        try handOvers.begin(guestId: migration.id, peer: migration.peer, migrationId: migration.migrationId)
         sentGO = true
         let destinationID = try sendGO(migration, on: socket)
         // 4. Only the destination's STARTED lets go of the copy here.
-        try handOver(migration)
+        try handOver(migration, destinationGuestId: destinationID)
         stats.status = "completed"
         report(stats)
-        var detail = stats.queryMigrate
+        var detail = Self.detail(stats, transfer)
         if case .object(var object) = detail {
             object["destination"] = .string(migration.peer.baseURL.absoluteString)
             object["destinationGuestId"] = .string(destinationID)
@@ -151,9 +186,17 @@ public final class OutgoingMigrations: Sendable {
         return detail
     }
 
+    /// The task's figures: query-migrate's, with the limits in force beside them.
+    private static func detail(_ stats: TransferStats, _ transfer: TransferControl) -> JSON {
+        guard case .object(var object) = stats.queryMigrate else { return stats.queryMigrate }
+        object["downtime-limit"] = .number(Double(transfer.downtimeLimitMs.load(ordering: .relaxed)))
+        object["max-bandwidth"] = .number(Double(transfer.maxBandwidth.load(ordering: .relaxed)))
+        return .object(object)
+    }
+
     /// 1. The destination checks again and hands out a one-time ticket for its stream port.
     private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
-        let ticket = try migration.peer.post("/migrations/incoming", offer(for: migration.guest, type: migration.type))
+        let ticket = try migration.peer.post("/migrations/incoming", offer(for: migration.guest, type: migration.type, migrationId: migration.migrationId))
         guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
               let port = portNumber.wholeNumber(in: 1...65_535) else {
             throw PeerError(status: 0, message: "the destination sent no usable ticket and port")
@@ -165,10 +208,12 @@ public final class OutgoingMigrations: Sendable {
 
     /// 2. Pre-copy, then the guest parks for the last pages and the devices.
     private static func stream(_ migration: OutgoingMigration, to socket: TCPSocket,
-                               report: @escaping @Sendable (TransferStats) -> Void) throws -> TransferStats {
+                               report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog) throws -> TransferStats {
         let transfer = migration.transfer
         do {
             return try migration.runtime.machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: report)
+        } catch _ where watchdog.fired {
+            throw watchdog.timeout
         } catch let error as MigrationCancelled {
             socket.shutdown()
             var stats = TransferStats()
@@ -185,16 +230,39 @@ public final class OutgoingMigrations: Sendable {
         }
     }
 
-    /// GO, and the id the destination started the guest under. Without its STARTED the guest may or
-    /// may not run there: it stays parked here, and the error says where to look.
+    /// GO, and the id the destination started the guest under. Without its STARTED the guest may
+    /// or may not run there: the destination is asked directly; only if that settles nothing does
+    /// the guest stay parked here as `handoverUnknown`, for the background resolver or a person.
     private func sendGO(_ migration: OutgoingMigration, on socket: TCPSocket) throws -> String {
+        let silence: any Error
         do {
             try socket.write(line: "GO")
             return try Self.awaitStarted(on: socket)
         } catch {
+            silence = error
+        }
+        let record = HandOverRecord(guestId: migration.id, peerURL: migration.peer.baseURL.absoluteString,
+                                    peerToken: migration.peer.token, migrationId: migration.migrationId)
+        // The destination settles it within moments when it can (a stream that broke after OK is
+        // discarded there at once): a few tries before leaving it to the background resolver.
+        var verdict = handOvers.ask(record)
+        for _ in 0..<4 where verdict == .undecided {
+            Thread.sleep(forTimeInterval: 0.5)
+            verdict = handOvers.ask(record)
+        }
+        switch verdict {
+        case .runsThere(let guestId):
+            logger.warning("STARTED was lost, but the destination runs the guest", metadata: ["guest": "\(migration.guest.name)"])
+            return guestId
+        case .neverStarted:
+            runOnHere(after: migration, unknown: true)
+            throw PeerError(status: 0, message: "did not start the guest (\(silence)); it runs on here")
+        case .undecided:
             keepParkedHere(migration)
-            throw PeerError(status: 0, message: "did not confirm that it started the guest (\(error)); the guest is paused here: "
-                                + "check the destination, then resume it here or stop and delete it here")
+            handOvers.startResolving()
+            throw PeerError(status: 0, message: "did not confirm that it started the guest (\(silence)); the guest is parked here "
+                                + "in state handoverUnknown until \(migration.peer.baseURL.absoluteString) says whether it runs it, "
+                                + "or until you confirm where it runs (POST /guests/\(migration.id)/resolve)")
         }
     }
 
@@ -226,44 +294,86 @@ public final class OutgoingMigrations: Sendable {
         }
     }
 
-    /// Records the state a failed migration leaves the guest in; a failure to record it is logged.
-    private func restoreState(_ id: String, _ state: GuestState) {
-        do {
-            try registry.setState(id, state)
-        } catch {
-            logger.error("could not record a guest's state after a migration", metadata: ["guest": "\(id)", "error": "\(error)"])
-        }
-    }
-
-    /// Failed or cancelled before GO: the guest goes back to how it was, if it is still on this
-    /// machine and its CPU thread alive. One that ended meanwhile was recorded stopped by its exit.
-    private func runOnHere(after migration: OutgoingMigration) {
+    /// Failed or cancelled before GO (or the destination said it never started it): the guest goes
+    /// back to how it was, if it is still on this machine and its CPU thread alive. One that ended
+    /// meanwhile was recorded stopped by its exit.
+    private func runOnHere(after migration: OutgoingMigration, unknown: Bool = false) {
         registry.withLifecycle(migration.id) { _ in
             guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else { return }
             if migration.guest.state == .running { migration.runtime.resume() }
-            restoreState(migration.id, migration.guest.state)
+            do {
+                if unknown {
+                    try handOvers.finish(guestId: migration.id, state: migration.guest.state)
+                } else {
+                    try registry.setState(migration.id, migration.guest.state)
+                }
+            } catch {
+                logger.error("could not record a guest's state after a migration", metadata: ["guest": "\(migration.id)", "error": "\(error)"])
+            }
         }
     }
 
-    /// GO went out but no STARTED came back: the guest may run there, so it must not run here by
-    /// itself. It stays parked and is recorded paused, so nothing is lost whichever way it went.
+    /// GO went out and nothing settles whether the destination runs the guest: it must not run
+    /// here by itself. It stays parked, recorded `handoverUnknown` (since before GO).
     private func keepParkedHere(_ migration: OutgoingMigration) {
         registry.withLifecycle(migration.id) { _ in
             guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
             migration.runtime.pause()
-            restoreState(migration.id, .paused)
         }
-        logger.error("the destination did not confirm a migrated guest started; it is paused here", metadata: ["guest": "\(migration.guest.name)"])
+        logger.error("the destination did not confirm a migrated guest started; it is parked here until that is settled",
+                     metadata: ["guest": "\(migration.guest.name)"])
     }
 
     /// The destination runs the guest: the copy here stops for good.
-    private func handOver(_ migration: OutgoingMigration) throws {
+    private func handOver(_ migration: OutgoingMigration, destinationGuestId: String) throws {
         try registry.withLifecycle(migration.id) { _ in
             _ = registry.unregister(migration.id, ifStill: migration.runtime)
             migration.runtime.stop()
-            try registry.setState(migration.id, .migrated)
+            try handOvers.finish(guestId: migration.id, state: .migrated, peerGuestId: destinationGuestId)
         }
     }
+}
+
+/// Bounds how long a parked guest waits on the destination: armed when the guest parks for the
+/// switch-over, it shuts the stream's socket once the downtime limit plus a grace has passed, so a
+/// destination that stopped answering (SIGSTOP, a dead link) fails the migration and the guest
+/// runs on here instead of waiting out TCP's timeouts.
+final class SwitchOverWatchdog: Sendable {
+    private let socket: TCPSocket
+    private let transfer: TransferControl
+    private let grace: Double
+    private let state = Mutex<(armed: Bool, done: Bool, fired: Bool)>((false, false, false))
+
+    init(socket: TCPSocket, transfer: TransferControl, grace: Double) {
+        self.socket = socket
+        self.transfer = transfer
+        self.grace = grace
+    }
+
+    var fired: Bool { state.withLock { $0.fired } }
+
+    var timeout: PeerError {
+        PeerError(status: 0, message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
+                      + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
+    }
+
+    func arm() {
+        guard state.withLock({ state -> Bool in
+            defer { state.armed = true }
+            return !state.armed && !state.done
+        }) else { return }
+        let limit = Double(transfer.downtimeLimitMs.load(ordering: .relaxed)) / 1000
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit + grace) { [self] in
+            let fire = state.withLock { state -> Bool in
+                guard !state.done else { return false }
+                state.fired = true
+                return true
+            }
+            if fire { socket.shutdown() }
+        }
+    }
+
+    func disarm() { state.withLock { $0.done = true } }
 }
 
 /// The guest's CPU thread ended (it powered off or failed) while its state went out.

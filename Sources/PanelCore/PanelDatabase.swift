@@ -73,6 +73,22 @@ public final class PanelDatabase: Sendable {
         migrator.registerMigration("4-guest-incoming") { db in
             try db.alter(table: "guest") { t in t.add(column: "incoming", .boolean).notNull().defaults(to: false) }
         }
+        migrator.registerMigration("5-managed-save-checksum-and-handover") { db in
+            try db.alter(table: "guest") { t in
+                t.add(column: "managedSave", .text)
+                t.add(column: "peer", .text)
+                t.add(column: "peerGuestId", .text)
+                t.add(column: "migrationId", .text)
+            }
+            // How to reach the peer of a hand-over until it is resolved: kept apart from the guest
+            // record, which the API shows, because it holds the peer's token.
+            try db.create(table: "handover") { t in
+                t.primaryKey("guestId", .text).references("guest", onDelete: .cascade)
+                t.column("peerURL", .text).notNull()
+                t.column("peerToken", .text).notNull()
+                t.column("migrationId", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -80,7 +96,12 @@ public final class PanelDatabase: Sendable {
         try queue.read(body)
     }
 
+    /// One transaction; a full disk is the panel's `insufficient_storage`, with nothing changed.
     func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws -> T {
-        try queue.write(body)
+        do {
+            return try queue.write(body)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw PanelError.insufficientStorage("the disk holding the panel's database is full; nothing was changed")
+        }
     }
 }

@@ -43,6 +43,10 @@ public struct PanelError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public static func malformed(_ message: String) -> PanelError { PanelError(.malformed, code: "invalid_json", message: message) }
 
+    public static func insufficientStorage(_ message: String) -> PanelError {
+        PanelError(.insufficientStorage, code: "insufficient_storage", message: message)
+    }
+
     public static func busy(_ message: String, retryAfter: Int) -> PanelError {
         PanelError(.unavailable, code: "busy", message: message, retryAfter: retryAfter)
     }

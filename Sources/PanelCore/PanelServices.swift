@@ -18,6 +18,8 @@ public final class PanelServices: Sendable {
     public let outgoing: OutgoingMigrations
     public let incoming: IncomingMigrations
     public let recovery: Recovery
+    public let quotas: Quotas
+    public let handOvers: HandOvers
 
     /// `listenHost` is where incoming migration streams are accepted (the panel's own address).
     public init(settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
@@ -33,11 +35,13 @@ public final class PanelServices: Sendable {
         machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir)
         guests = GuestRegistry(database: database, images: images, machines: machines, events: events,
                                dataDir: settings.dataDir, logger: logger)
-        lifecycle = GuestLifecycle(registry: guests, tasks: tasks, logger: logger)
+        quotas = Quotas(limits: settings.limits, registry: guests)
+        lifecycle = GuestLifecycle(registry: guests, tasks: tasks, quotas: quotas, logger: logger)
         snapshots = SnapshotService(registry: guests, lifecycle: lifecycle, tasks: tasks)
-        outgoing = OutgoingMigrations(registry: guests, tasks: tasks, peers: settings.peers, logger: logger)
+        handOvers = HandOvers(registry: guests, logger: logger)
+        outgoing = OutgoingMigrations(registry: guests, tasks: tasks, handOvers: handOvers, peers: settings.peers, logger: logger)
         incoming = IncomingMigrations(registry: guests, lifecycle: lifecycle, listenHost: listenHost, logger: logger)
-        recovery = Recovery(registry: guests, lifecycle: lifecycle, logger: logger)
+        recovery = Recovery(registry: guests, lifecycle: lifecycle, settings: settings, logger: logger)
     }
 
     /// What the overview counts.
@@ -58,6 +62,11 @@ public final class PanelServices: Sendable {
         if !tasks.cancelAllAndWait(timeout: 60) {
             logger.warning("tasks still running after 60 s; saving guests anyway")
         }
+        // A guest arriving past its OK is started before the saves, so it is saved with the rest.
+        if !incoming.stopAndWait(timeout: 60) {
+            logger.warning("incoming migrations still under way after 60 s; saving guests anyway")
+        }
+        handOvers.stop()
         recovery.saveAll()
     }
 }

@@ -16,6 +16,22 @@ public struct PanelSettings: Sendable, Codable, Equatable {
     public var deprecationYears: Double = 3
     /// Frozen releases' vmstate dumps (`<release>/<machine>.vmstate.json`), read by `GET /compatibility`.
     public var fixturesDir: String = "Tests/Fixtures/releases"
+    /// Quotas this host enforces (all unlimited by default).
+    public var limits = Limits()
+
+    /// How much one host takes on (SPEC §8 "Limits"): nil is no limit.
+    public struct Limits: Sendable, Codable, Equatable {
+        public var maxGuests: Int?
+        /// The sum of every guest's memory (migrated-away guests do not count).
+        public var maxTotalMemoryMiB: Int?
+        /// The sum of every snapshot's size.
+        public var maxSnapshotBytes: Int64?
+        public init(maxGuests: Int? = nil, maxTotalMemoryMiB: Int? = nil, maxSnapshotBytes: Int64? = nil) {
+            self.maxGuests = maxGuests
+            self.maxTotalMemoryMiB = maxTotalMemoryMiB
+            self.maxSnapshotBytes = maxSnapshotBytes
+        }
+    }
 
     /// Another emupanel host this one may migrate guests to.
     public struct Peer: Sendable, Codable, Equatable {
@@ -41,12 +57,17 @@ public struct PanelSettings: Sendable, Codable, Equatable {
         demoGuest = try container.decodeIfPresent(Bool.self, forKey: .demoGuest) ?? defaults.demoGuest
         deprecationYears = try container.decodeIfPresent(Double.self, forKey: .deprecationYears) ?? defaults.deprecationYears
         fixturesDir = try container.decodeIfPresent(String.self, forKey: .fixturesDir) ?? defaults.fixturesDir
+        limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
     }
 
     public func validate() throws {
         guard sessionHours > 0, sessionHours <= 24 * 365 else { throw ConfigurationError("sessionHours must be in (0, 8760]") }
         guard deprecationYears >= 1, deprecationYears <= 100, deprecationYears.rounded() == deprecationYears else {
             throw ConfigurationError("deprecationYears must be a whole number of years in 1…100")
+        }
+        for (name, value) in [("maxGuests", limits.maxGuests.map(Int64.init)), ("maxTotalMemoryMiB", limits.maxTotalMemoryMiB.map(Int64.init)),
+                              ("maxSnapshotBytes", limits.maxSnapshotBytes)] {
+            if let value, value < 0 { throw ConfigurationError("limits.\(name) must not be negative") }
         }
         var names = Set<String>()
         for peer in peers {

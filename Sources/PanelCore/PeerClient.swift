@@ -30,11 +30,21 @@ struct PeerClient: Sendable {
     var host: String { baseURL.host ?? "127.0.0.1" }
 
     func post(_ path: String, _ body: JSON, timeout: Double = 15) throws -> JSON {
+        try call("POST", path, body: body, timeout: timeout)
+    }
+
+    func get(_ path: String, timeout: Double = 15) throws -> JSON {
+        try call("GET", path, body: nil, timeout: timeout)
+    }
+
+    private func call(_ method: String, _ path: String, body: JSON?, timeout: Double) throws -> JSON {
         var request = URLRequest(url: baseURL.appendingPathComponent("api/v1" + path), timeoutInterval: timeout)
-        request.httpMethod = "POST"
+        request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONEncoder().encode(body)
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONEncoder().encode(body)
+        }
         let done = DispatchSemaphore(value: 0)
         let box = ReplyBox()
         let task = URLSession.shared.dataTask(with: request) { data, response, error in
@@ -53,7 +63,8 @@ struct PeerClient: Sendable {
         let json = data.flatMap { try? JSONDecoder().decode(JSON.self, from: $0) } ?? .null
         guard let status, (200..<300).contains(status) else {
             let message = json["error"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "HTTP \(status ?? 0)"
-            throw PeerError(status: status ?? 0, message: message)
+            let code = json["error"]?["code"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+            throw PeerError(status: status ?? 0, message: message, code: code)
         }
         return json
     }
@@ -63,6 +74,8 @@ struct PeerClient: Sendable {
 struct PeerError: Error, CustomStringConvertible {
     var status: Int
     var message: String
+    /// The destination's error code, when it answered with the error shape.
+    var code: String? = nil
     var description: String { "destination: \(message)" }
 }
 

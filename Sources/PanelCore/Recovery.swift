@@ -1,36 +1,51 @@
 import Foundation
 import Logging
 import Migration
+import Synchronization
 
 /// What the panel does when it starts and stops, so a restart loses nothing (libvirt's managed
 /// save): at stop every started guest is saved to a file and the next start resumes it; at start
-/// whatever a crash left behind is cleaned up, and each thing found is logged.
+/// whatever a crash left behind is reconciled, each thing found logged and kept as a warning that
+/// `GET /host` shows.
 public final class Recovery: Sendable {
     let registry: GuestRegistry
     let lifecycle: GuestLifecycle
+    let settings: PanelSettings
     let logger: Logger
+    private let found = Mutex<[String]>([])
 
-    init(registry: GuestRegistry, lifecycle: GuestLifecycle, logger: Logger) {
+    init(registry: GuestRegistry, lifecycle: GuestLifecycle, settings: PanelSettings, logger: Logger) {
         self.registry = registry
         self.lifecycle = lifecycle
+        self.settings = settings
         self.logger = logger
     }
 
     private var store: GuestStore { registry.store }
+
+    /// What the last start found that a person should know.
+    public var warnings: [String] { found.withLock { $0 } }
+
+    private func warn(_ message: String, _ metadata: Logger.Metadata = [:]) {
+        logger.warning("\(message)", metadata: metadata)
+        found.withLock { $0.append(message) }
+    }
 
     /// Every guest record, or none with the reason logged: recovery goes on with what it can read.
     private func allGuests(_ step: String) -> [GuestRecord] {
         do {
             return try store.all()
         } catch {
-            logger.error("could not read the guests to \(step)", metadata: ["error": "\(error)"])
+            warn("could not read the guests to \(step): \(error)")
             return []
         }
     }
 
     // MARK: Stop
 
-    /// Saves and stops every started guest; called after the HTTP server stopped and the tasks ended.
+    /// Saves and stops every started guest; called after the HTTP server stopped and the tasks
+    /// and incoming migrations ended. The file is complete before the record names it, and the
+    /// machine stops only once both are written: a crash in between leaves the state recoverable.
     public func saveAll() {
         for (id, runtime) in registry.takeAllRuntimes() {
             guard let guest = try? store.get(id) else { runtime.stop(); continue }
@@ -38,16 +53,24 @@ public final class Recovery: Sendable {
                 runtime.pause()
                 let path = registry.managedSavePath(id)
                 let transfer = TransferControl()
-                _ = try SnapshotFile.write(to: path) { sink in
+                let written = try SnapshotFile.write(to: path) { sink in
                     _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
                 }
+                try store.update(id) { record in
+                    record.managedSave = written.sha256
+                    // A guest whose hand-over is unknown keeps that state: its save waits for the
+                    // resolution, and is resumed only if the guest turns out to run here.
+                    guard record.state != .handoverUnknown else { return }
+                    record.pausedAtSave = record.state == .paused
+                    record.state = .stopped
+                    record.resumeAtStart = true
+                }
                 runtime.stop()
-                try store.update(id) { $0.state = .stopped; $0.resumeAtStart = true; $0.pausedAtSave = guest.state == .paused }
                 logger.info("saved guest for the next start", metadata: ["guest": "\(guest.name)"])
             } catch {
                 runtime.stop()
                 do {
-                    try store.update(id) { $0.state = .stopped; $0.resumeAtStart = false }
+                    try store.update(id) { $0.state = .stopped; $0.resumeAtStart = false; $0.managedSave = nil }
                 } catch {
                     logger.error("could not record a guest stopped at shutdown", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
                 }
@@ -58,12 +81,28 @@ public final class Recovery: Sendable {
 
     // MARK: Start
 
-    /// Everything a start does before it takes changes, in order.
-    public func recover(createDemoGuest: Bool) {
+    /// Everything a start does before it takes changes, in order; unknown hand-overs are then
+    /// asked about in the background (a dead peer must not hold the start up).
+    public func recover(createDemoGuest: Bool, handOvers: HandOvers) {
+        checkDirectories()
         discardIncomingReservations()
         removeInterruptedWrites()
+        reconcileFiles()
         resumeManagedSaves()
         if createDemoGuest { createDemoGuestIfEmpty() }
+        let unknown = allGuests("find unknown hand-overs").filter { $0.state == .handoverUnknown }
+        for guest in unknown {
+            warn("guest \(guest.name)'s hand-over to \(guest.peer ?? "another host") is unknown: it will not start here until that host says whether it runs it, or you confirm where it runs")
+        }
+        if !unknown.isEmpty { handOvers.startResolving() }
+    }
+
+    /// Directories the panel reads from: a missing one is worth a word, not a failure.
+    func checkDirectories() {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: settings.guestsDir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            warn("the test guests' directory \(settings.guestsDir) is missing: their images are unavailable")
+        }
     }
 
     /// Deletes the temporary files of snapshots and managed saves that a crash interrupted; the
@@ -78,6 +117,78 @@ public final class Recovery: Sendable {
         }
     }
 
+    /// Records and files agree after any crash: guest directories with no record are reported
+    /// (the database may have been replaced), snapshot files with no record removed, snapshot
+    /// records with no file removed, managed saves the record does not name removed or — when the
+    /// panel died while saving — adopted.
+    func reconcileFiles() {
+        let guests = allGuests("reconcile files")
+        let known = Set(guests.map(\.id))
+        let guestsRoot = settings.dataDir + "/guests"
+        let directories = (try? FileManager.default.contentsOfDirectory(atPath: guestsRoot)) ?? []
+        for directory in directories.sorted() where !known.contains(directory) {
+            warn("\(guestsRoot)/\(directory) belongs to no guest the database knows (was the database replaced or deleted?); its files are kept")
+        }
+        for guest in guests {
+            reconcileSnapshots(of: guest)
+            reconcileManagedSave(of: guest)
+        }
+    }
+
+    private func reconcileSnapshots(of guest: GuestRecord) {
+        let directory = registry.guestDirectory(guest.id) + "/snapshots"
+        let records: [SnapshotRecord]
+        do {
+            records = try registry.snapshots.all(guestId: guest.id)
+        } catch {
+            warn("could not read the snapshots of guest \(guest.name): \(error)")
+            return
+        }
+        let files = Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        for record in records where !files.contains(record.file) {
+            do {
+                _ = try registry.snapshots.delete(guestId: guest.id, name: record.name)
+                warn("snapshot '\(record.name)' of guest \(guest.name) had lost its file; its record was removed")
+            } catch {
+                warn("snapshot '\(record.name)' of guest \(guest.name) has lost its file, and its record could not be removed: \(error)")
+            }
+        }
+        let recorded = Set(records.map(\.file))
+        for file in files.sorted() where !recorded.contains(file) && !SnapshotFile.isTemporaryName(file) {
+            if unlink(directory + "/" + file) == 0 {
+                warn("removed \(file) of guest \(guest.name): a snapshot file no record names (the panel stopped before recording it)")
+            }
+        }
+    }
+
+    private func reconcileManagedSave(of guest: GuestRecord) {
+        let path = registry.managedSavePath(guest.id)
+        guard FileManager.default.fileExists(atPath: path) else {
+            if guest.managedSave != nil {
+                warn("the saved state of guest \(guest.name) is missing; it stays stopped, and its next start boots afresh")
+            }
+            return
+        }
+        guard guest.managedSave == nil else { return }
+        if guest.state == .running || guest.state == .paused || guest.resumeAtStart {
+            // The panel died after writing the save and before recording it (or the save is from a
+            // release that recorded no checksum).
+            do {
+                try store.update(guest.id) { record in
+                    if record.state == .running || record.state == .paused { record.pausedAtSave = record.state == .paused }
+                    record.state = .stopped
+                    record.resumeAtStart = true
+                    record.managedSave = GuestRecord.uncheckedSave
+                }
+                warn("guest \(guest.name) was saved as the panel stopped, but not recorded: the save is resumed")
+            } catch {
+                warn("could not adopt the saved state of guest \(guest.name): \(error)")
+            }
+        } else if unlink(path) == 0 {
+            logger.info("removed a managed save no record names (consumed before the panel stopped)", metadata: ["guest": "\(guest.name)"])
+        }
+    }
+
     /// Removes the records of migrations that were still coming in when the panel stopped: the
     /// guest never ran here and its source still has it; the record would only hold its name.
     func discardIncomingReservations() {
@@ -86,22 +197,22 @@ public final class Recovery: Sendable {
                 try registry.remove(guest)
                 logger.warning("removed an unfinished incoming migration", metadata: ["guest": "\(guest.name)"])
             } catch {
-                logger.error("could not remove an unfinished incoming migration", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                warn("could not remove the unfinished incoming migration of guest \(guest.name): \(error)")
             }
         }
     }
 
-    /// Starts guests saved at the last shutdown; guests the database still calls running or paused
-    /// without a save (the panel was killed) are marked stopped.
+    /// Starts guests saved at the last shutdown (those saved paused come back parked, before their
+    /// first instruction); guests the database still calls running or paused without a save (the
+    /// panel was killed) are marked stopped.
     func resumeManagedSaves() {
         for guest in allGuests("resume saved guests") {
-            if guest.resumeAtStart {
+            if guest.resumeAtStart, guest.managedSave != nil {
+                logger.info("resuming a guest saved at the last stop", metadata: ["guest": "\(guest.name)"])
                 do {
-                    _ = try lifecycle.perform(.start, on: guest.id)
-                    if guest.pausedAtSave { _ = try lifecycle.perform(.pause, on: guest.id) }
-                    try store.update(guest.id) { $0.resumeAtStart = false; $0.pausedAtSave = false }
+                    _ = try registry.withLifecycle(guest.id) { _ in try lifecycle.start(try store.get(guest.id)) }
                 } catch {
-                    logger.error("could not resume saved guest", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                    warn("could not resume saved guest \(guest.name): \(error)")
                     do {
                         try store.update(guest.id) { $0.resumeAtStart = false }
                     } catch {
@@ -109,8 +220,7 @@ public final class Recovery: Sendable {
                     }
                 }
             } else if guest.state == .running || guest.state == .paused || guest.state == .migrating {
-                logger.warning("a guest the last run left \(guest.state.rawValue) without a saved state is stopped",
-                               metadata: ["guest": "\(guest.name)"])
+                warn("guest \(guest.name) was left \(guest.state.rawValue) without a saved state (the panel was killed); it is stopped")
                 do {
                     try registry.setState(guest.id, .stopped)
                 } catch {

@@ -36,6 +36,10 @@ struct SnapshotStore: Sendable {
         try database.read { db in try SnapshotRecord.fetchCount(db) }
     }
 
+    func totalBytes() throws -> Int64 {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(sizeBytes), 0) FROM snapshot") ?? 0 }
+    }
+
     func get(guestId: String, name: String) throws -> SnapshotRecord {
         guard let snapshot = try database.read({ db in
             try SnapshotRecord.fetchOne(db, key: ["guestId": guestId, "name": name])

@@ -48,6 +48,7 @@ public final class SnapshotService: Sendable {
             if (try? snapshots.get(guestId: id, name: name)) != nil {
                 throw PanelError(.conflict, code: "name_taken", message: "guest \(guest.name) has a snapshot named '\(name)'")
             }
+            try lifecycle.quotas.checkSnapshot(of: guest)
             return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
                 try writeSnapshot(name, description: description, of: guest, type: type, runtime: runtime, handle: handle)
             }

@@ -16,6 +16,12 @@ extension CompatibilityDocument: APIExample { public static var example: Compati
 extension IncomingMigrations.Verdict: APIExample { public static var example: IncomingMigrations.Verdict { APIExamples.verdict } }
 extension IncomingMigrations.Ticket: APIExample { public static var example: IncomingMigrations.Ticket { APIExamples.ticket } }
 extension HostCounts: APIExample { public static var example: HostCounts { APIExamples.counts } }
+extension HandOverStatus: APIExample {
+    public static var example: HandOverStatus { HandOverStatus(migrationId: "0123456789abcdef", guestId: "g-5e6f7a8b", state: .running) }
+}
+extension HandOvers.Side: SchemaEnumerable, CaseIterable {
+    public static var allCases: [HandOvers.Side] { [.here, .peer] }
+}
 
 extension Items: APIExample where T: APIExample {
     public static var example: Items<T> { Items(items: [T.example]) }

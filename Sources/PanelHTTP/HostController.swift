@@ -8,6 +8,8 @@ struct HostController: Sendable {
     let listenAddress: @Sendable () -> String
     let startedAt: Date
     let counts: @Sendable () -> HostCounts
+    let limits: Quotas.Description
+    let warnings: @Sendable () -> [String]
 
     struct Health: APIExample {
         var status = "ok"
@@ -23,6 +25,10 @@ struct HostController: Sendable {
         var uptimeSeconds: Int
         var peers: [PeerInfo]
         var counts: HostCounts
+        /// Every limit a client must respect: the UI and the command line read them here.
+        var limits: Quotas.Description
+        /// What start-up recovery found that a person should know.
+        var warnings: [String]
     }
 
     struct PeerInfo: Encodable { var name: String; var url: String }
@@ -40,7 +46,7 @@ struct HostController: Sendable {
                 startedAt: startedAt.formatted(.iso8601),
                 uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
                 peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
-                counts: counts()))
+                counts: counts(), limits: limits, warnings: warnings()))
         }
     }
 }
@@ -48,6 +54,8 @@ struct HostController: Sendable {
 extension HostController.HostInfo {
     static var example: Self {
         Self(release: Release.current, hostname: "host-a", listen: "127.0.0.1:8080", startedAt: "2026-12-03T20:00:00Z",
-             uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example)
+             uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example,
+             limits: .init(memoryMiB: .init(min: 16, max: 2048), maxGuests: 32, maxTotalMemoryMiB: 16_384, maxSnapshotBytes: 1 << 36),
+             warnings: ["guest demo was left running without a saved state (the panel was killed); it is stopped"])
     }
 }

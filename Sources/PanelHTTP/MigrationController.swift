@@ -8,10 +8,14 @@ import PanelCore
 struct MigrationController: Sendable {
     let outgoing: OutgoingMigrations
     let incoming: IncomingMigrations
+    let handOvers: HandOvers
     let workers: WorkerPool
     let peerCalls: WorkerPool
     /// Calls to other hosts under way at once, at most: each may wait for the peer's timeout.
     static let maximumPeerCalls = 8
+
+    /// Where a guest whose hand-over is unknown runs, as a person confirms it; nothing to ask the peer.
+    struct Resolution: Decodable { var runsOn: HandOvers.Side? }
 
     struct MigrationRequest: Decodable {
         var target: MigrationTarget
@@ -38,6 +42,16 @@ struct MigrationController: Sendable {
                 .json(TaskEnvelope(task: try outgoing.migrate(id, target: body.target, downtimeLimitMs: downtime, maxBandwidth: bandwidth)),
                       status: .accepted)
             } }
+        }
+        api.post("/guests/{id}/resolve", summary: "Settle an unknown hand-over: {runsOn: here|peer} as confirmed, or {} to ask the peer",
+                 doc: .init(body: Resolution.self, answer: GuestRecord.self)) { request in
+            let id = try request.parameter("id")
+            let runsOn = request.body.isEmpty ? nil : try request.decode(Resolution.self).runsOn
+            return peerCalls.respond { respondMapped { .json(try handOvers.resolve(id, runsOn: runsOn)) } }
+        }
+        api.get("/migrations/incoming/{migrationId}", summary: "Destination: what became of a migration (its source asks when the hand-over's answer was lost)",
+                doc: .init(answer: HandOverStatus.self)) { request in
+            .json(try incoming.status(try request.parameter("migrationId")))
         }
         api.post("/migrations/incoming/preflight", summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)",
                  doc: .init(body: IncomingMigrations.IncomingOffer.self, answer: IncomingMigrations.Verdict.self)) { request in

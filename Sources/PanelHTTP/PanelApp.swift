@@ -48,14 +48,15 @@ public final class PanelApp: Sendable {
         let api = builder.group("/api/v1", middleware: [PanelErrorMapping(), startupGate, AuthMiddleware(token: token.value, sessions: sessions)])
         let openAPI = OpenAPIDocument()
         HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
-                       counts: { services.counts() })
+                       counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings })
             .addRoutes(to: api.group("", tag: "host"))
         MachineTypesController(catalog: services.machineTypes, workers: workers).addRoutes(to: api.group("", tag: "machine-types"))
         TasksController(tasks: services.tasks).addRoutes(to: api.group("", tag: "tasks"))
         GuestsController(guests: services.guests, lifecycle: services.lifecycle, workers: workers)
             .addRoutes(to: api.group("", tag: "guests"))
         SnapshotsController(snapshots: services.snapshots, workers: workers).addRoutes(to: api.group("", tag: "snapshots"))
-        MigrationController(outgoing: services.outgoing, incoming: services.incoming, workers: workers, peerCalls: peerCalls)
+        MigrationController(outgoing: services.outgoing, incoming: services.incoming, handOvers: services.handOvers,
+                            workers: workers, peerCalls: peerCalls)
             .addRoutes(to: api.group("", tag: "migration"))
         ImagesController(images: services.images).addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token.value, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
@@ -80,7 +81,7 @@ public final class PanelApp: Sendable {
         // consumed). Changes wait at the gate until recovery is done, so none can race it.
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
-        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest)
+        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers)
         startupGate.openUp()
         events.publish("host.started", data: ["release": .string(Release.current)])
     }

@@ -27,6 +27,10 @@ extension Emupanel {
         }
 
         func run() throws {
+            // Signals are caught from the first moment: a SIGTERM while saved guests are being
+            // resumed is answered by a clean stop (with its managed save) once start-up is done,
+            // never by the default action, which would lose them.
+            let termination = Termination()
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = logLevel
@@ -46,24 +50,33 @@ extension Emupanel {
             }
             print("Open \(app.loginURL)")
             fflush(nil)
-            waitForTermination()
+            termination.wait()
             app.stop()
         }
+    }
+}
 
-        /// Blocks until SIGINT or SIGTERM; the panel then stops cleanly.
-        private func waitForTermination() {
-            let done = DispatchSemaphore(value: 0)
-            var sources: [DispatchSourceSignal] = []
-            for signalNumber in [SIGINT, SIGTERM] {
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler { done.signal() }
-                source.resume()
-                sources.append(source)
-            }
-            done.wait()
-            withExtendedLifetime(sources) {}
+/// SIGINT and SIGTERM, caught from the moment this exists until the process ends.
+private final class Termination {
+    private let received = DispatchSemaphore(value: 0)
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [received] in received.signal() }
+            source.resume()
+            sources.append(source)
         }
+        self.sources = sources
+    }
+
+    /// Blocks until a signal arrived (at once if one came before).
+    func wait() {
+        received.wait()
+        withExtendedLifetime(sources) {}
     }
 }
 

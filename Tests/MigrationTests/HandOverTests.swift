@@ -20,9 +20,11 @@ extension MigrationTests {
         return try condition()
     }
 
-    @Test func unconfirmedHandOverLeavesTheGuestPausedOnTheSource() throws {
+    /// GO and STARTED both lost: the source asks the destination, which discarded the guest (it
+    /// never got GO), so the guest runs on at the source by itself.
+    @Test func lostHandOverIsSettledByAskingTheDestination() throws {
         let b = try ServeProcess(name: "dest")
-        let relay = try GOSwallowingRelay(destinationPort: b.port)
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .swallowGO)
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
         // A generous downtime limit switches over after the first pass: this test is about the
@@ -32,12 +34,119 @@ extension MigrationTests {
         let task = try a.waitForTask(taskID)
         #expect(relay.swallowedGO, "the source sent GO after the destination's OK: \(task)")
         #expect(task["status"] as? String == "failed", "never succeeded without STARTED: \(task)")
-        let error = task["error"] as? String ?? ""
-        #expect(error.contains("did not confirm") && error.contains("paused here"), "\(error)")
-        #expect(try a.get("/guests/\(id)")["state"] as? String == "paused", "kept, parked, on the source")
+        #expect((task["error"] as? String)?.contains("runs on here") == true, "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
         #expect(try eventually { try guests(on: b).isEmpty }, "the destination dropped its reservation without GO")
-        // The user checked the destination: it is not there, so it resumes here where it stopped.
+        try expectStillChecking(id, on: a)
+        #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
+    }
+
+    /// GO and STARTED lost and the destination out of reach: the guest stays parked at the source
+    /// as `handoverUnknown` — no plain resume — until a person confirms where it runs.
+    @Test func unknownHandOverWaitsForAResolution() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        var taskID = ""
+        do {
+            let pid = b.process.processIdentifier
+            let relay = try HandOverRelay(destinationPort: b.port, behaviour: .atGO({ kill(pid, SIGKILL) }))
+            let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 60_000])
+            taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+            let task = try a.waitForTask(taskID)
+            #expect(task["status"] as? String == "failed", "\(task)")
+            #expect((task["error"] as? String)?.contains("handoverUnknown") == true, "\(task)")
+        }
+        let guest = try a.get("/guests/\(id)")
+        #expect(guest["state"] as? String == "handoverUnknown")
+        #expect(guest["peer"] as? String != nil, "it names where it may run")
+        #expect(try a.send("POST", "/guests/\(id)/resume").errorCode == "handover_unknown")
+        #expect(try a.send("POST", "/guests/\(id)/start").errorCode == "handover_unknown")
+        #expect(try a.send("POST", "/guests/\(id)/resolve", [:]).errorCode == "handover_unknown", "nobody answers to settle it")
+        let settled = try a.send("POST", "/guests/\(id)/resolve", ["runsOn": "here"])
+        #expect(try settled.status == 200 && settled.json()["state"] as? String == "paused", "\(settled.text)")
         #expect(try a.send("POST", "/guests/\(id)/resume").status == 200)
+        try expectStillChecking(id, on: a)
+        #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
+    }
+
+    /// The source killed just after its GO left: it comes back with the guest `handoverUnknown`
+    /// (recorded before GO), never startable by itself, and settles it by asking the destination,
+    /// which runs the guest.
+    @Test func sourceKilledAfterGOSettlesAtItsNextStart() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source")
+        defer { withExtendedLifetime(a) {} }
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let pid = a.process.processIdentifier
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .atGO({ kill(pid, SIGKILL) }))
+        defer { withExtendedLifetime(relay) {} }
+        _ = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 60_000])
+        #expect(try eventually(within: 60) { try guests(on: b).first?["state"] as? String == "running" }, "the destination got GO and runs it")
+        let restarted = try ServeProcess(name: "source", reusing: a)
+        let settled = try eventually(within: 30) { try restarted.get("/guests/\(id)")["state"] as? String == "migrated" }
+        #expect(settled, "settled by asking the destination")
+        #expect(try restarted.send("POST", "/guests/\(id)/start").status == 409, "never started twice")
+    }
+
+    /// The destination told to stop (SIGTERM) just after its OK: it finishes the hand-over before it
+    /// stops, saves the guest that arrived, and resumes it at its next start; the source let go of
+    /// it only on STARTED. Nothing is lost.
+    @Test func destinationStoppedAfterOKStillTakesAndSavesTheGuest() throws {
+        let b = try ServeProcess(name: "dest")
+        defer { withExtendedLifetime(b) {} }
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let pid = b.process.processIdentifier
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .atOK({ kill(pid, SIGTERM) }))
+        defer { withExtendedLifetime(relay) {} }
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 60_000])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        let task = try a.waitForTask(taskID)
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated")
+        b.process.waitUntilExit()
+        #expect(b.process.terminationReason == .exit && b.process.terminationStatus == 0)
+        let restarted = try ServeProcess(name: "dest", reusing: b)
+        let arrived = try #require(try guests(on: restarted).first?["id"] as? String)
+        #expect(try restarted.get("/guests/\(arrived)")["state"] as? String == "running", "saved at the stop and resumed")
+        try expectStillChecking(arrived, on: restarted)
+    }
+
+    /// A destination that falls silent with the guest parked for the switch-over (its OK never
+    /// comes): the source gives up after the downtime limit plus the grace and runs on.
+    @Test func silentDestinationHoldsTheGuestOnlyForTheLimitPlusGrace() throws {
+        let b = try ServeProcess(name: "dest")
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .holdOK)
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 500])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        let task = try a.waitForTask(taskID, timeout: 60)
+        #expect(task["status"] as? String == "failed", "\(task)")
+        #expect((task["error"] as? String)?.contains("downtime limit") == true, "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
+        try expectStillChecking(id, on: a)
+        #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
+    }
+
+    /// A destination stopped dead (SIGSTOP) mid-stream blocks the source's writes: a cancel still
+    /// ends the migration within a second, and the guest runs on.
+    @Test func cancelActsAtOnceOnAHungDestination() throws {
+        let b = try ServeProcess(name: "dest")
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 256)
+        let taskID = try startSlowMigration(of: id, from: a, to: b)
+        kill(b.process.processIdentifier, SIGSTOP)
+        defer { kill(b.process.processIdentifier, SIGCONT) }
+        // Let the source's writes fill the socket and block.
+        _ = try eventually(within: 3) { false }
+        let cancelled = Date()
+        #expect(try a.send("DELETE", "/tasks/\(taskID)").status == 202)
+        let ended = try eventually(within: 1.5) { try a.get("/tasks/\(taskID)")["status"] as? String == "cancelled" }
+        let task = try a.get("/tasks/\(taskID)")
+        #expect(ended, "cancelled within a second (\(Date().timeIntervalSince(cancelled)) s): \(task)")
+        #expect(try eventually { try a.get("/guests/\(id)")["state"] as? String == "running" })
         try expectStillChecking(id, on: a)
         #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
     }

@@ -10,6 +10,9 @@ final class ServeProcess {
     let token: String
     private(set) var port: UInt16 = 0
     private let outPath: String
+    private let errPath: String
+    /// A restart shares its predecessor's directory, which that one removes.
+    private let ownsDataDir: Bool
 
     static let binary: String = {
         let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -20,9 +23,13 @@ final class ServeProcess {
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    init(name: String, peers: [(name: String, port: UInt16, token: String)] = []) throws {
-        dataDir = NSTemporaryDirectory() + "emupanel-\(name)-\(UUID().uuidString)"
-        token = "token-\(name)-\(UUID().uuidString.prefix(8))"
+    /// With `reusing`, the panel starts on another's data directory (and token): a restart.
+    /// Unless `waitForListening` is false, it returns once the panel listens.
+    init(name: String, peers: [(name: String, port: UInt16, token: String)] = [], reusing earlier: ServeProcess? = nil,
+         logLevel: String = "warning", waitForListening: Bool = true) throws {
+        dataDir = earlier?.dataDir ?? NSTemporaryDirectory() + "emupanel-\(name)-\(UUID().uuidString)"
+        token = earlier?.token ?? "token-\(name)-\(UUID().uuidString.prefix(8))"
+        ownsDataDir = earlier == nil
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let config: [String: Any] = [
             "listen": "127.0.0.1:0", "dataDir": dataDir,
@@ -32,15 +39,18 @@ final class ServeProcess {
         ]
         let configPath = dataDir + "/config.json"
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
-        outPath = dataDir + "/serve.out"
+        outPath = dataDir + "/serve-\(UUID().uuidString.prefix(8)).out"
+        errPath = outPath.replacingOccurrences(of: ".out", with: ".err")
         _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", configPath, "--log-level", "warning"]
+        process.arguments = ["serve", "--config", configPath, "--log-level", logLevel]
         process.environment = ProcessInfo.processInfo.environment.merging(["EMUPANEL_TOKEN": token]) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: outPath)
-        process.standardError = FileHandle(forWritingAtPath: dataDir + "/serve.err")
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: errPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        guard waitForListening else { return }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let text = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
@@ -57,7 +67,17 @@ final class ServeProcess {
 
     deinit {
         if process.isRunning { process.terminate(); process.waitUntilExit() }
-        try? FileManager.default.removeItem(atPath: dataDir)
+        if ownsDataDir { try? FileManager.default.removeItem(atPath: dataDir) }
+    }
+
+    /// What the panel logged to stderr so far.
+    var log: String { String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self) }
+
+    /// SIGTERM, as an operator's `systemctl stop` would; returns how the process ended.
+    func terminate() -> (reason: Process.TerminationReason, status: Int32) {
+        process.terminate()
+        process.waitUntilExit()
+        return (process.terminationReason, process.terminationStatus)
     }
 
     func kill() {

@@ -39,7 +39,7 @@ struct APITests {
         #expect(Set(schemas["CreateGuest"]?["required"] as? [String] ?? []) == ["name", "image", "machineType", "memoryMiB"],
                 "icount is optional: it is read with decodeIfPresent")
         let guestState = ((schemas["GuestRecord"]?["properties"] as? [String: Any])?["state"] as? [String: Any])?["enum"] as? [String]
-        #expect(guestState == ["stopped", "running", "paused", "migrating", "migrated"])
+        #expect(guestState == GuestState.allCases.map(\.rawValue))
         let console = try #require(paths["/api/v1/guests/{id}/console"]?["get"] as? [String: Any])
         #expect((console["parameters"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["id", "since", "wait"])
 

@@ -133,24 +133,13 @@ struct GuestTests {
 
     /// A full disk during a snapshot: the task fails naming the cause, no partial file stays behind,
     /// and the guest keeps running. Needs root to mount a tiny tmpfs (CI runs as root).
-    @Test func fullDiskDuringASnapshotLosesNothing() throws {
-        let mountPoint = NSTemporaryDirectory() + "emupanel-full-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]
-        mount.standardError = FileHandle.nullDevice
-        guard (try? mount.run()) != nil else { return }
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else { return } // not root: nothing to test here
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [mountPoint]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+    @Test(.enabled(if: TinyDisk.canMount, "mounting a tmpfs needs root"))
+    func fullDiskDuringASnapshotLosesNothing() throws {
+        let disk = try TinyDisk(megabytes: 1)
+        try withExtendedLifetime(disk) { try snapshotOnAFullDisk(mountPoint: disk.path) }
+    }
+
+    private func snapshotOnAFullDisk(mountPoint: String) throws {
         let panel = try panel(dataDir: mountPoint + "/data")
         let created = try create(panel, ["name": "full", "image": "uboot", "machineType": "virt", "memoryMiB": 128])
         let id = try #require(try created.json()["id"] as? String)
