@@ -113,8 +113,10 @@ extension Hart {
             new = (new & ~Hart.mstatusMPP) | (old & Hart.mstatusMPP)
         }
         s.pointee.mstatus = new
-        let translationBits = Hart.mstatusMPRV | Hart.mstatusMPP | Hart.mstatusSUM | Hart.mstatusMXR
-        if (old ^ new) & translationBits != 0 { flushTLB() }
+        // MXR changes what a read may see in every regime (§3.1.6.3); MPRV, MPP and SUM only
+        // choose which regime's TLBs are in use.
+        if (old ^ new) & Hart.mstatusMXR != 0 { flushTLB() }
+        if (old ^ new) & (Hart.mstatusMPRV | Hart.mstatusMPP | Hart.mstatusSUM) != 0 { selectTranslationRegime() }
     }
 
     /// Executes csrrw/csrrs/csrrc and their immediate forms. False after

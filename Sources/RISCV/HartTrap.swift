@@ -42,7 +42,7 @@ extension Hart {
         s.pointee.mstatus = mstatus
         s.pointee.waitingForInterrupt = false
         scratch.pointee.endSlice = true
-        flushTLB()
+        selectTranslationRegime()
     }
 
     /// xtvec MODE 1 (vectored) sends interrupts to BASE + 4 * cause (§3.1.7).
@@ -66,7 +66,7 @@ extension Hart {
         s.pointee.priv = mpp
         s.pointee.pc = s.pointee.mepc
         scratch.pointee.endSlice = true
-        flushTLB()
+        selectTranslationRegime()
     }
 
     /// sret (§3.3.2, §4.1.1).
@@ -82,7 +82,7 @@ extension Hart {
         s.pointee.priv = spp
         s.pointee.pc = s.pointee.sepc
         scratch.pointee.endSlice = true
-        flushTLB()
+        selectTranslationRegime()
     }
 
     /// mip as the guest reads it: software bits plus device lines.

@@ -42,14 +42,6 @@ extension Hart {
         execution: while remaining > 0 {
             let op = slot.pointee
 
-            // Jumps and taken branches: the same page keeps running from its
-            // slots; another page is looked up in the fetch TLB.
-            @inline(__always) func jump(_ target: UInt64) {
-                pc = target
-                slot = target & ~0xfff == page ? pageOps + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
-                remaining &-= 1
-            }
-
             switch op.kind {
             case .addi: x[op.d] = x[op.s1] &+ op.i
             case .li: x[op.d] = op.i
@@ -57,33 +49,75 @@ extension Hart {
             case .add: x[op.d] = x[op.s1] &+ x[op.s2]
             case .lui: x[op.d] = op.i
             case .auipc: x[op.d] = pc &+ op.i
+            // Jumps and taken branches: the same page keeps running from its
+            // slots; another page is looked up in the fetch TLB. (Written out in
+            // every case: a local closure would capture pc, slot and remaining and
+            // keep them in memory instead of registers.)
             case .jal:
                 x[op.d] = (pc &+ UInt64(op.len))
-                jump(pc &+ op.i)
+                pc = pc &+ op.i
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .j:
-                jump(pc &+ op.i)
+                pc = pc &+ op.i
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .jalr:
                 let target = (x[op.s1] &+ op.i) & ~1
                 x[op.d] = (pc &+ UInt64(op.len))
-                jump(target)
+                pc = target
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .jr:
-                jump((x[op.s1] &+ op.i) & ~1)
+                pc = (x[op.s1] &+ op.i) & ~1
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .beq:
-                if x[op.s1] == x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] == x[op.s2] {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bne:
-                if x[op.s1] != x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] != x[op.s2] {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
             case .blt:
-                if Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+                if Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bge:
-                if Int64(bitPattern: x[op.s1]) >= Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+                if Int64(bitPattern: x[op.s1]) >= Int64(bitPattern: x[op.s2]) {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bltu:
-                if x[op.s1] < x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] < x[op.s2] {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bgeu:
-                if x[op.s1] >= x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] >= x[op.s2] {
+                    pc = pc &+ op.i
+                    slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                    remaining &-= 1
+                    continue execution
+                }
 
             case .pageEnd:
                 // Not an instruction: find the slots for pc's page.
@@ -325,6 +359,14 @@ extension Hart {
         }
         sync(pc, remaining)
         return budget &- remaining
+    }
+
+    /// The decoded slot of a jump target: in the current page directly, elsewhere the
+    /// sentinel that makes the loop look the page up.
+    @inline(__always)
+    static func slot(for target: UInt64, page: UInt64, ops: UnsafeMutablePointer<Op>,
+                     lookup: UnsafeMutablePointer<Op>) -> UnsafeMutablePointer<Op> {
+        target & ~0xfff == page ? ops + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
     }
 
     /// Makes `State.pc`/`retired` exact before a slow path looks at them.

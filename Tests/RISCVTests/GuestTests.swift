@@ -19,6 +19,7 @@ struct GuestCase: Sendable, CustomStringConvertible {
         GuestCase(elf: "echo.elf", input: "hello, emupanel\nq", after: "ready"),
         GuestCase(elf: "sv39.elf", input: "", after: ""),
         GuestCase(elf: "tlbflush.elf", input: "", after: ""),
+        GuestCase(elf: "traploop-quick.elf", input: "", after: ""),
     ]
 
     @Test(arguments: cases)
