@@ -60,11 +60,11 @@ struct HartScratch {
     var endSlice = false
     /// mip bits driven by devices: MSIP/MTIP (CLINT), MEIP/SEIP (PLIC).
     var mipLines: UInt64 = 0
-    /// A `pageEnd` slot: pointing the interpreter here makes it look the pc up.
-    var sentinel = Op.pageEnd
+    /// A `lookup` slot: pointing the interpreter here makes it look its pc up.
+    var sentinel = Op.lookup
     /// Where an instruction that straddles two pages runs from (never
-    /// cached): the op, then `pageEnd` slots.
-    var straddler = (Op.undecoded, Op.pageEnd, Op.pageEnd)
+    /// cached): the op, then the sentinel for the pc after it (page + 0x1002).
+    var straddler = (Op.undecoded, Op.pageEnd(at: 0x1002), Op.pageEnd(at: 0x1002))
     /// `State.retired` once the current slice has run its whole budget.
     var sliceEnd: UInt64 = 0
     /// Host address of the code page the interpreter runs from.

@@ -29,9 +29,10 @@ import Testing
         try t.machine.ram.write((0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }, at: address)
     }
 
-    @Test func storeIntoTheRunningBlockIsSeenInTheSameSlice() throws {
+    @Test func storeIntoTheRunningBlockIsSeen() throws {
         // A loop whose body rewrites its own fourth instruction every round, with a new immediate
-        // each time: rounds 2 and 3 run a block whose decoded copy the store must update.
+        // each time: rounds 2 and 3 run code whose decoded copy the store must drop. (Such a
+        // store ends the slice, so the interpreter never reads on in stale slots.)
         let t = try TestMachine([
             Asm.s(12, 12, 11, 2),          // 0: sw a2, 12(a1)
             Self.add(12, 12, 13),          // 4: add a2, a2, a3   (next immediate + 1)
@@ -45,7 +46,7 @@ import Testing
         t[12] = UInt64(Asm.addi(10, 10, 7))
         t[13] = 1 << 20
         t[5] = 3
-        _ = t.machine.hart.run(budget: 3 * 6 + 2)   // one slice
+        Self.run(t, retired: 3 * 6 + 2)
         #expect(t[10] == 7 + 8 + 9)
         #expect(t.state.pc == t.base + 24)
         #expect(t.state.retired == 3 * 6 + 2)
@@ -63,8 +64,29 @@ import Testing
         t[11] = t.base
         t[12] = UInt64(Asm.addi(10, 10, 100))
         t[5] = 2
-        _ = t.machine.hart.run(budget: 2 * 4 + 1)
+        Self.run(t, retired: 2 * 4 + 1)
         #expect(t[10] == 200)
+    }
+
+    @Test func storeOverTheStoreItselfEndsTheSliceAfterIt() throws {
+        // sw rewrites its own slot (with the same bits): the loop must not run on from a slot
+        // that was just dropped, and the next instruction runs once.
+        let store = Asm.s(0, 12, 11, 2)   // sw a2, 0(a1)
+        let t = try TestMachine([store, Asm.addi(10, 10, 1), Self.jal(0, 0)])
+        t[11] = t.base
+        t[12] = UInt64(store)
+        _ = t.machine.hart.run(budget: 1)   // decode it first
+        t.machine.hart.state.pc = t.base
+        let before = t.state.retired
+        let ran = t.machine.hart.run(budget: 10)
+        #expect(ran == 1 && t.state.retired == before + 1 && t.state.pc == t.base + 4)
+        Self.run(t, retired: before + 3)
+        #expect(t[10] == 1)
+    }
+
+    @Test func opSlotsAreSixteenBytes() {
+        // One slot per halfword of every code page: keep them small.
+        #expect(MemoryLayout<Op>.stride == 16)
     }
 
     @Test func pageRemappedUnderDecodedCodeRunsTheNewPage() throws {
