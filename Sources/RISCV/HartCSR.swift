@@ -145,7 +145,16 @@ extension Hart {
                 raiseException(.illegalInstruction, tval: Hart.encodeCSR(op))
                 return false
             }
-            scratch.pointee.endSlice = true
+            switch csr {
+            case CSR.sscratch, CSR.sepc, CSR.scause, CSR.stval, CSR.stvec,
+                 CSR.mscratch, CSR.mepc, CSR.mcause, CSR.mtval, CSR.mtvec:
+                // Trap-handler bookkeeping: nothing about interrupts, translation or time.
+                break
+            default:
+                // Interrupt enables, translation, counters: back to the run loop, which
+                // re-checks interrupts and (icount) the timer deadline.
+                scratch.pointee.endSlice = true
+            }
         }
         if op.rd != 0 { x[Int(op.rd)] = old }
         return true

@@ -15,8 +15,9 @@
 }
 
 extension Hart {
-    /// Runs at most `budget` instructions and returns how many retired. Stops
-    /// early after a trap or when a slow path sets `scratch.endSlice`.
+    /// Runs at most `budget` steps — instructions retired, plus traps taken by ecall, ebreak
+    /// and illegal instructions — and returns how many it ran. Stops early after other traps
+    /// or when a slow path sets `scratch.endSlice`.
     @inline(never)
     public func run(budget: Int) -> Int {
         // Few locals on purpose: x86-64 has 15 registers and the loop-carried
@@ -24,7 +25,8 @@ extension Hart {
         // they need from `self`. The pc is not carried: an op knows its offset
         // in `page`, and `pc` only holds a jump target for the `lookup` sentinel.
         let s = sp, x = self.x, scratch = self.scratch
-        let tlb = self.tlb, tlbF = tlbFetch
+        // The current regime's TLBs: reloaded after a trap or xRET that does not end the slice.
+        var tlb = self.tlb, tlbF = tlbFetch
         let base = s.pointee.retired
         let lookup = lookupSlot
         var pc = s.pointee.pc
@@ -364,9 +366,23 @@ extension Hart {
                 if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
             case .ecall, .ebreak, .mret, .sret, .wfi, .sfenceVMA, .illegal:
                 sync(page &+ UInt64(op.offset), remaining)
-                if executeSystem(op.value, next: page &+ UInt64(op.offset) &+ UInt64(op.len)) { remaining &-= 1 }
+                if executeSystem(op.value, next: page &+ UInt64(op.offset) &+ UInt64(op.len)) {
+                    remaining &-= 1
+                } else {
+                    // A trap retires nothing but still uses a step of the budget (with the
+                    // slice's end moved so `retired` stays exact): a guest whose handler traps
+                    // again cannot keep the loop from returning, and one step is one trap.
+                    remaining &-= 1
+                    scratch.pointee.sliceEnd &-= 1
+                }
                 pc = sp.pointee.pc
-                break execution
+                if scratch.pointee.endSlice { break execution }
+                // Traps and xRETs with no interrupt to take stay in the slice (an OS traps
+                // all the time): on at the new pc, in the regime now in force, looked up anew
+                // (sfence.vma may have changed the current page's translation too).
+                tlb = self.tlb; tlbF = tlbFetch
+                slot = lookup
+                continue execution
             }
             // A branch on the length, not arithmetic on it: the next slot's address then does
             // not wait for this op's load (the predictor supplies it), which was the loop's
@@ -433,6 +449,7 @@ extension Hart {
             guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTW == 0) else { break }
             s.pointee.pc = next
             if mipValue & s.pointee.mie == 0 { s.pointee.waitingForInterrupt = true }
+            scratch.pointee.endSlice = true
             return true
         case .sfenceVMA:
             guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTVM == 0) else { break }

@@ -20,7 +20,7 @@ import Testing
 
     /// Runs slices until `count` instructions retired in all (traps and xRETs end slices).
     static func run(_ t: TestMachine, retired count: UInt64) {
-        while t.state.retired < count {
+        for _ in 0..<1000 where t.state.retired < count {
             _ = t.machine.hart.run(budget: Int(count - t.state.retired))
         }
     }
@@ -82,6 +82,17 @@ import Testing
         #expect(ran == 1 && t.state.retired == before + 1 && t.state.pc == t.base + 4)
         Self.run(t, retired: before + 3)
         #expect(t[10] == 1)
+    }
+
+    @Test func aTrapStormStillEndsTheSlice() throws {
+        // mtvec points at an illegal instruction: every trap traps again and nothing retires,
+        // yet run(budget:) must come back (pause and stop are served between slices).
+        let t = try TestMachine([0x0000_0000])
+        t.machine.hart.state.mtvec = t.base
+        let ran = t.machine.hart.run(budget: 100)
+        #expect(ran == 100)   // a hundred traps, each a step
+        #expect(t.state.retired == 0)
+        #expect(t.state.mcause == 2 && t.state.pc == t.base)
     }
 
     @Test func opSlotsAreSixteenBytes() {
