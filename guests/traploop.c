@@ -10,15 +10,6 @@
 #define ROUNDS 200000
 #endif
 
-#define PTE_V (1UL << 0)
-#define PTE_R (1UL << 1)
-#define PTE_W (1UL << 2)
-#define PTE_X (1UL << 3)
-#define PTE_U (1UL << 4)
-#define PTE_A (1UL << 6)
-#define PTE_D (1UL << 7)
-#define PTE(pa, flags) ((((u64)(pa)) >> 12) << 10 | (flags))
-
 /* RAM seen by U-mode: a user gigapage at 0x40000000 backed by RAM at 0x80000000. */
 #define USER_ALIAS(p) ((u64)(p) - 0x80000000UL + 0x40000000UL)
 
@@ -74,15 +65,21 @@ static void user_main(void)
         ;
 }
 
+static void unexpected(const char *mode, u64 cause)
+{
+    puts("traploop: unexpected ");
+    puts(mode);
+    puts("-mode trap ");
+    put_hex(cause);
+    puts("\n");
+    finish(3);
+}
+
 void s_trap(struct frame *f)
 {
     u64 cause = csr_read(scause);
-    if (cause != 8) {
-        puts("traploop: unexpected S-mode trap ");
-        put_hex(cause);
-        puts("\n");
-        finish(3);
-    }
+    if (cause != 8)   /* ecall from U */
+        unexpected("S", cause);
     f->epc += 4;
     u64 nr = f->x[16], arg = f->x[9];   /* a7, a0 */
     if (nr == SYS_EXIT) {
@@ -110,18 +107,18 @@ void s_trap(struct frame *f)
 void m_trap(struct frame *f)
 {
     u64 cause = csr_read(mcause);
-    if (cause == 2 && probing) {   /* no PMP on this hart: nothing to open */
-        f->epc += 4;
-        return;
+    switch (cause) {
+    case 9:   /* the SBI-style call from S */
+        sbi_calls++;
+        f->x[9] = f->x[9] * 3 + 1;   /* a0 */
+        break;
+    case 2:   /* csrw pmpaddr0 on a hart without PMP: there is nothing to open */
+        if (probing)
+            break;
+        /* fall through */
+    default:
+        unexpected("M", cause);
     }
-    if (cause != 9) {
-        puts("traploop: unexpected M-mode trap ");
-        put_hex(cause);
-        puts("\n");
-        finish(3);
-    }
-    sbi_calls++;
-    f->x[9] = f->x[9] * 3 + 1;   /* a0 */
     f->epc += 4;
 }
 
@@ -143,16 +140,7 @@ int main(void)
         l1[i] = PTE(0x80000000UL + (i << 21), PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D);
 
     csr_write(mtvec, m_trap_entry);
-    probing = 1;
-    csr_write(pmpaddr0, ~0UL >> 10);
-    csr_write(pmpcfg0, 0x1f);
-    probing = 0;
+    open_pmp(&probing);
     csr_write(medeleg, 1UL << 8);                               /* ecall from U -> S */
-    csr_write(satp, (8UL << 60) | ((u64)root >> 12));
-    __asm__ volatile("sfence.vma");
-    csr_clear(mstatus, 3UL << 11);
-    csr_set(mstatus, 1UL << 11);   /* MPP = S */
-    csr_write(mepc, s_main);
-    __asm__ volatile("mret");
-    return 1;
+    enter_s_mode(root, s_main);
 }
