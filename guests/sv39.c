@@ -5,15 +5,6 @@
  * (medeleg); S-mode's ecall goes to M-mode, which reports. */
 #include "guest.h"
 
-#define PTE_V (1UL << 0)
-#define PTE_R (1UL << 1)
-#define PTE_W (1UL << 2)
-#define PTE_X (1UL << 3)
-#define PTE_U (1UL << 4)
-#define PTE_A (1UL << 6)
-#define PTE_D (1UL << 7)
-#define PTE(pa, flags) ((((u64)(pa)) >> 12) << 10 | (flags))
-
 #define USER_CODE_VA 0x40000000UL
 #define USER_DATA_VA 0x40001000UL
 #define USER_RO_VA   0x40002000UL
@@ -168,10 +159,7 @@ int main(void)
     csr_write(mtvec, m_trap_entry);
     /* Where PMP exists (QEMU has 16 entries), S/U may touch nothing until
      * an entry allows it: one NAPOT entry over everything, RWX. */
-    probing = 1;
-    csr_write(pmpaddr0, ~0UL >> 10);
-    csr_write(pmpcfg0, 0x1f);
-    probing = 0;
+    open_pmp(&probing);
     csr_write(stvec, s_trap_entry);
     csr_write(medeleg, (1UL << 8) | (1UL << 12) | (1UL << 13) | (1UL << 15));
     csr_write(satp, (8UL << 60) | ((u64)root >> 12));

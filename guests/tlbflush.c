@@ -6,14 +6,6 @@
  * At the end M-mode checks both copies word for word. */
 #include "guest.h"
 
-#define PTE_V (1UL << 0)
-#define PTE_R (1UL << 1)
-#define PTE_W (1UL << 2)
-#define PTE_X (1UL << 3)
-#define PTE_A (1UL << 6)
-#define PTE_D (1UL << 7)
-#define PTE(pa, flags) ((((u64)(pa)) >> 12) << 10 | (flags))
-
 #define ALIAS_VA   0x80400000UL   /* M: itself; S: ALIAS_PA */
 #define ALIAS_PA   0x80600000UL
 #define PAGES      256            /* 1 MiB of the 2 MiB megapage */
@@ -91,15 +83,6 @@ int main(void)
     l1[(ALIAS_VA >> 21) & 511] = PTE(ALIAS_PA, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D);
 
     csr_write(mtvec, m_trap_entry);
-    probing = 1;
-    csr_write(pmpaddr0, ~0UL >> 10);
-    csr_write(pmpcfg0, 0x1f);
-    probing = 0;
-    csr_write(satp, (8UL << 60) | ((u64)root >> 12));
-    __asm__ volatile("sfence.vma");
-    csr_clear(mstatus, 3UL << 11);
-    csr_set(mstatus, 1UL << 11);   /* MPP = S */
-    csr_write(mepc, s_main);
-    __asm__ volatile("mret");
-    return 1;
+    open_pmp(&probing);
+    enter_s_mode(root, s_main);
 }

@@ -115,7 +115,10 @@ public final class GuestRAM {
         guard count > 0, contains(pa) else { return }
         let first = pageIndex(physical: pa)
         let last = min(pageCount - 1, pageIndex(physical: pa &+ UInt64(count - 1)))
-        for i in first...last { codePages[i]?.update(repeating: Op.undecoded, count: GuestRAM.opsPerPage) }
+        for i in first...last {
+            guard let ops = codePages[i] else { continue }
+            for slot in 0..<GuestRAM.opsPerPage { ops[slot] = .undecoded(at: slot << 1) }
+        }
     }
 
     public func invalidateAllCode() { invalidateCode(physical: region.base, count: size) }

@@ -113,8 +113,10 @@ extension Hart {
             new = (new & ~Hart.mstatusMPP) | (old & Hart.mstatusMPP)
         }
         s.pointee.mstatus = new
-        let translationBits = Hart.mstatusMPRV | Hart.mstatusMPP | Hart.mstatusSUM | Hart.mstatusMXR
-        if (old ^ new) & translationBits != 0 { flushTLB() }
+        // MXR changes what a read may see in every regime (§3.1.6.3); MPRV, MPP and SUM only
+        // choose which regime's TLBs are in use.
+        if (old ^ new) & Hart.mstatusMXR != 0 { flushTLB() }
+        if (old ^ new) & (Hart.mstatusMPRV | Hart.mstatusMPP | Hart.mstatusSUM) != 0 { selectTranslationRegime() }
     }
 
     /// Executes csrrw/csrrs/csrrc and their immediate forms. False after
@@ -143,7 +145,16 @@ extension Hart {
                 raiseException(.illegalInstruction, tval: Hart.encodeCSR(op))
                 return false
             }
-            scratch.pointee.endSlice = true
+            switch csr {
+            case CSR.sscratch, CSR.sepc, CSR.scause, CSR.stval, CSR.stvec,
+                 CSR.mscratch, CSR.mepc, CSR.mcause, CSR.mtval, CSR.mtvec:
+                // Trap-handler bookkeeping: nothing about interrupts, translation or time.
+                break
+            default:
+                // Interrupt enables, translation, counters: back to the run loop, which
+                // re-checks interrupts and (icount) the timer deadline.
+                scratch.pointee.endSlice = true
+            }
         }
         if op.rd != 0 { x[Int(op.rd)] = old }
         return true

@@ -185,7 +185,11 @@ extension Hart {
             let offset = Int(pa & 0xfff)
             let first = max(0, (offset - 2) >> 1)
             let last = min(GuestRAM.opsPerPage - 1, (offset + size - 1) >> 1)
-            for slot in first...last { ops[slot] = .undecoded }
+            for slot in first...last where ops[slot].kind != .undecoded {
+                ops[slot] = .undecoded(at: slot << 1)
+                // The interpreter may be running this very code: it must not read on.
+                scratch.pointee.endSlice = true
+            }
         }
     }
 
@@ -208,8 +212,8 @@ extension Hart {
         } else {
             // One slot per halfword plus the sentinel that ends the page.
             ops = .allocate(capacity: GuestRAM.opsPerPage + 1)
-            ops.initialize(repeating: .undecoded, count: GuestRAM.opsPerPage)
-            (ops + GuestRAM.opsPerPage).initialize(to: .pageEnd)
+            for slot in 0..<GuestRAM.opsPerPage { (ops + slot).initialize(to: .undecoded(at: slot << 1)) }
+            (ops + GuestRAM.opsPerPage).initialize(to: .pageEnd(at: GuestRAM.pageSize))
             ram.codePages[index] = ops
             // From now on every store to this page must see the slow path.
             flushWriteTLB()
@@ -227,7 +231,7 @@ extension Hart {
         let offset = Int(pc & 0xfff)
         let low = entry.host.load(fromByteOffset: offset, as: UInt16.self)
         if low & 3 != 3 {
-            let op = Decoder.decodeCompressed(low)
+            let op = Decoder.decodeCompressed(low).placed(at: offset)
             entry.ops[offset >> 1] = op
             return op
         }
@@ -237,10 +241,10 @@ extension Hart {
             if let fault { raiseException(fault, tval: next); return nil }
             guard ram.contains(pa, count: 2) else { raiseException(.instructionAccessFault, tval: next); return nil }
             let high = ram.host(pa).load(as: UInt16.self)
-            return Decoder.decode(UInt32(low) | UInt32(high) << 16)
+            return Decoder.decode(UInt32(low) | UInt32(high) << 16).placed(at: offset, straddling: true)
         }
         let high = entry.host.load(fromByteOffset: offset + 2, as: UInt16.self)
-        let op = Decoder.decode(UInt32(low) | UInt32(high) << 16)
+        let op = Decoder.decode(UInt32(low) | UInt32(high) << 16).placed(at: offset)
         entry.ops[offset >> 1] = op
         return op
     }

@@ -41,8 +41,8 @@ extension Hart {
         }
         s.pointee.mstatus = mstatus
         s.pointee.waitingForInterrupt = false
-        scratch.pointee.endSlice = true
-        flushTLB()
+        endSliceIfInterruptPending()
+        selectTranslationRegime()
     }
 
     /// xtvec MODE 1 (vectored) sends interrupts to BASE + 4 * cause (§3.1.7).
@@ -65,8 +65,8 @@ extension Hart {
         s.pointee.mstatus = mstatus
         s.pointee.priv = mpp
         s.pointee.pc = s.pointee.mepc
-        scratch.pointee.endSlice = true
-        flushTLB()
+        endSliceIfInterruptPending()
+        selectTranslationRegime()
     }
 
     /// sret (§3.3.2, §4.1.1).
@@ -81,8 +81,17 @@ extension Hart {
         s.pointee.mstatus = mstatus
         s.pointee.priv = spp
         s.pointee.pc = s.pointee.sepc
-        scratch.pointee.endSlice = true
-        flushTLB()
+        endSliceIfInterruptPending()
+        selectTranslationRegime()
+    }
+
+    /// After a trap or xRET inside a slice: the interpreter runs on unless an interrupt is
+    /// pending in mie (it may now be enabled; the run loop takes it between slices). Device
+    /// lines change only between slices or on MMIO, which ends the slice, so this is exact in
+    /// icount mode.
+    @inline(__always)
+    func endSliceIfInterruptPending() {
+        if mipValue & sp.pointee.mie != 0 { scratch.pointee.endSlice = true }
     }
 
     /// mip as the guest reads it: software bits plus device lines.

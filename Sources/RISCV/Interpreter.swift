@@ -15,22 +15,25 @@
 }
 
 extension Hart {
-    /// Runs at most `budget` instructions and returns how many retired. Stops
-    /// early after a trap or when a slow path sets `scratch.endSlice`.
+    /// Runs at most `budget` steps — instructions retired, plus traps taken by ecall, ebreak
+    /// and illegal instructions — and returns how many it ran. Stops early after other traps
+    /// or when a slow path sets `scratch.endSlice`.
     @inline(never)
     public func run(budget: Int) -> Int {
         // Few locals on purpose: x86-64 has 15 registers and the loop-carried
-        // ones (pc, slot, remaining) must not be spilled. Slow paths reload
-        // what they need from `self`.
+        // ones (slot, remaining) must not be spilled. Slow paths reload what
+        // they need from `self`. The pc is not carried: an op knows its offset
+        // in `page`, and `pc` only holds a jump target for the `lookup` sentinel.
         let s = sp, x = self.x, scratch = self.scratch
-        let tlb = self.tlb, tlbF = tlbFetch
+        // The current regime's TLBs: reloaded after a trap or xRET that does not end the slice.
+        var tlb = self.tlb, tlbF = tlbFetch
         let base = s.pointee.retired
         let lookup = lookupSlot
         var pc = s.pointee.pc
-        // `slot` is the decoded instruction at `pc`; sequential execution
-        // just advances it (a page's last slot is followed by `pageEnd`),
-        // jumps within `page` recompute it, anything else goes via the
-        // `lookupSlot` sentinel.
+        // `slot` is the decoded instruction to run; sequential execution just
+        // advances it (a page's last slot is followed by `pageEnd`), jumps
+        // within `page` go to their target slot, anything else goes via the
+        // `lookupSlot` sentinel with the target in `pc`.
         var slot = lookup
         var page: UInt64 = .max
         var pageOps = lookup
@@ -39,16 +42,15 @@ extension Hart {
         scratch.pointee.endSlice = false
         scratch.pointee.sliceEnd = base &+ UInt64(budget)
 
-        execution: while remaining > 0 {
-            let op = slot.pointee
-
-            // Jumps and taken branches: the same page keeps running from its
-            // slots; another page is looked up in the fetch TLB.
-            @inline(__always) func jump(_ target: UInt64) {
-                pc = target
-                slot = target & ~0xfff == page ? pageOps + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
-                remaining &-= 1
+        execution: while true {
+            guard remaining > 0 else {
+                // Out of budget: the pc of the slot we stopped at (every slot but `lookup` knows it).
+                if slot.pointee.kind != .lookup { pc = page &+ UInt64(slot.pointee.offset) }
+                break
             }
+            // Fields are read where a case uses them, not copied up front: eight live
+            // values at the dispatch would push `slot` out of its register.
+            let op = OpRef(slot)
 
             switch op.kind {
             case .addi: x[op.d] = x[op.s1] &+ op.i
@@ -56,37 +58,72 @@ extension Hart {
             case .mv: x[op.d] = x[op.s1]
             case .add: x[op.d] = x[op.s1] &+ x[op.s2]
             case .lui: x[op.d] = op.i
-            case .auipc: x[op.d] = pc &+ op.i
+            case .auipc: x[op.d] = page &+ UInt64(op.offset) &+ op.i
+            // Jumps and taken branches: the same page keeps running from its
+            // slots; another page is looked up in the fetch TLB. (Written out in
+            // every case: a local closure would capture pc, slot and remaining and
+            // keep them in memory instead of registers.)
             case .jal:
-                x[op.d] = (pc &+ UInt64(op.len))
-                jump(pc &+ op.i)
+                x[op.d] = page &+ UInt64(op.offset) &+ UInt64(op.len)
+                slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                remaining &-= 1
                 continue execution
             case .j:
-                jump(pc &+ op.i)
+                slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                remaining &-= 1
                 continue execution
             case .jalr:
                 let target = (x[op.s1] &+ op.i) & ~1
-                x[op.d] = (pc &+ UInt64(op.len))
-                jump(target)
+                x[op.d] = page &+ UInt64(op.offset) &+ UInt64(op.len)
+                pc = target
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .jr:
-                jump((x[op.s1] &+ op.i) & ~1)
+                pc = (x[op.s1] &+ op.i) & ~1
+                slot = Hart.slot(for: pc, page: page, ops: pageOps, lookup: lookup)
+                remaining &-= 1
                 continue execution
             case .beq:
-                if x[op.s1] == x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] == x[op.s2] {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bne:
-                if x[op.s1] != x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] != x[op.s2] {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
             case .blt:
-                if Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+                if Int64(bitPattern: x[op.s1]) < Int64(bitPattern: x[op.s2]) {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bge:
-                if Int64(bitPattern: x[op.s1]) >= Int64(bitPattern: x[op.s2]) { jump(pc &+ op.i); continue execution }
+                if Int64(bitPattern: x[op.s1]) >= Int64(bitPattern: x[op.s2]) {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bltu:
-                if x[op.s1] < x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] < x[op.s2] {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
             case .bgeu:
-                if x[op.s1] >= x[op.s2] { jump(pc &+ op.i); continue execution }
+                if x[op.s1] >= x[op.s2] {
+                    slot = Hart.taken(op, page: page, ops: pageOps, lookup: lookup, pc: &pc)
+                    remaining &-= 1
+                    continue execution
+                }
 
-            case .pageEnd:
+            case .pageEnd, .lookup:
                 // Not an instruction: find the slots for pc's page.
+                if op.kind == .pageEnd { pc = page &+ UInt64(op.offset) }
                 let e = tlbF[Hart.tlbIndex(pc)]
                 if e.tag == pc & ~0xfff {
                     page = e.tag; pageOps = e.ops; pageHost = e.host
@@ -98,6 +135,7 @@ extension Hart {
                 slot = pageOps + Int(truncatingIfNeeded: (pc & 0xfff) >> 1)
                 continue execution
             case .undecoded:
+                pc = page &+ UInt64(op.offset)
                 sp.pointee.pc = pc
                 let entry = FetchTLBEntry(tag: page, ops: pageOps, host: pageHost)
                 guard let decoded = decodeSlot(pc, entry) else { pc = sp.pointee.pc; break execution }
@@ -105,7 +143,6 @@ extension Hart {
                     // Straddles two pages: run it from the side slots.
                     straddlerSlots.pointee = decoded
                     slot = straddlerSlots
-                    page = .max
                 }
                 continue execution
 
@@ -117,7 +154,7 @@ extension Hart {
                 if e.tag == a & ~0xff8 {
                     x[op.d] = hostPointer(a &+ e.addend, UInt64.self).pointee
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 8) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = v
                 }
@@ -127,7 +164,7 @@ extension Hart {
                 if e.tag == a & ~0xffc {
                     x[op.d] = sext32(hostPointer(a &+ e.addend, UInt32.self).pointee)
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 4) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = sext32(v)
                 }
@@ -137,7 +174,7 @@ extension Hart {
                 if e.tag == a & ~0xffc {
                     x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt32.self).pointee)
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 4) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = v
                 }
@@ -147,7 +184,7 @@ extension Hart {
                 if e.tag == a & ~0xffe {
                     x[op.d] = UInt64(bitPattern: Int64(hostPointer(a &+ e.addend, Int16.self).pointee))
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 2) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: v)))
                 }
@@ -157,7 +194,7 @@ extension Hart {
                 if e.tag == a & ~0xffe {
                     x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt16.self).pointee)
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 2) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = v
                 }
@@ -167,7 +204,7 @@ extension Hart {
                 if e.tag == a & ~0xfff {
                     x[op.d] = UInt64(bitPattern: Int64(hostPointer(a &+ e.addend, Int8.self).pointee))
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 1) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: v)))
                 }
@@ -177,14 +214,16 @@ extension Hart {
                 if e.tag == a & ~0xfff {
                     x[op.d] = UInt64(hostPointer(a &+ e.addend, UInt8.self).pointee)
                 } else {
-                    sync(pc, remaining)
+                    sync(page &+ UInt64(op.offset), remaining)
                     guard let v = loadSlow(a, size: 1) else { pc = sp.pointee.pc; break execution }
                     x[op.d] = v
                 }
             case .loadDiscard:
-                sync(pc, remaining)
+                // Read before the slow path: a store may overwrite this very instruction.
+                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                sync(here, remaining)
                 guard loadSlow(x[op.s1] &+ op.i, size: 1 << (op.s2 & 3)) != nil else { pc = sp.pointee.pc; break execution }
-                if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
 
             case .sd:
                 let a = x[op.s1] &+ op.i
@@ -192,9 +231,11 @@ extension Hart {
                 if e.tag == a & ~0xff8 {
                     hostPointer(a &+ e.addend, UInt64.self).pointee = x[op.s2]
                 } else {
-                    sync(pc, remaining)
+                    // Read before the slow path: a store may overwrite this very instruction.
+                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    sync(here, remaining)
                     guard storeSlow(a, size: 8, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
-                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                    if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
                 }
             case .sw:
                 let a = x[op.s1] &+ op.i
@@ -202,9 +243,11 @@ extension Hart {
                 if e.tag == a & ~0xffc {
                     hostPointer(a &+ e.addend, UInt32.self).pointee = UInt32(truncatingIfNeeded: x[op.s2])
                 } else {
-                    sync(pc, remaining)
+                    // Read before the slow path: a store may overwrite this very instruction.
+                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    sync(here, remaining)
                     guard storeSlow(a, size: 4, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
-                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                    if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
                 }
             case .sh:
                 let a = x[op.s1] &+ op.i
@@ -212,9 +255,11 @@ extension Hart {
                 if e.tag == a & ~0xffe {
                     hostPointer(a &+ e.addend, UInt16.self).pointee = UInt16(truncatingIfNeeded: x[op.s2])
                 } else {
-                    sync(pc, remaining)
+                    // Read before the slow path: a store may overwrite this very instruction.
+                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    sync(here, remaining)
                     guard storeSlow(a, size: 2, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
-                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                    if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
                 }
             case .sb:
                 let a = x[op.s1] &+ op.i
@@ -222,9 +267,11 @@ extension Hart {
                 if e.tag == a & ~0xfff {
                     hostPointer(a &+ e.addend, UInt8.self).pointee = UInt8(truncatingIfNeeded: x[op.s2])
                 } else {
-                    sync(pc, remaining)
+                    // Read before the slow path: a store may overwrite this very instruction.
+                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    sync(here, remaining)
                     guard storeSlow(a, size: 1, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
-                    if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                    if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
                 }
 
             case .slti: x[op.d] = Int64(bitPattern: x[op.s1]) < Int64(bitPattern: op.i) ? 1 : 0
@@ -307,24 +354,62 @@ extension Hart {
                 break
 
             case .amo:
-                sync(pc, remaining)
-                guard executeAMO(op) else { pc = sp.pointee.pc; break execution }
+                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                sync(here, remaining)
+                guard executeAMO(op.value) else { pc = sp.pointee.pc; break execution }
+                if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
             case .csrrw, .csrrs, .csrrc, .csrrwi, .csrrsi, .csrrci:
-                sync(pc, remaining)
-                guard executeCSR(op) else { pc = sp.pointee.pc; break execution }
-                if scratch.pointee.endSlice { pc = (pc &+ UInt64(op.len)); remaining &-= 1; break execution }
+                // Read before the slow path: a store may overwrite this very instruction.
+                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                sync(here, remaining)
+                guard executeCSR(op.value) else { pc = sp.pointee.pc; break execution }
+                if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
             case .ecall, .ebreak, .mret, .sret, .wfi, .sfenceVMA, .illegal:
-                sync(pc, remaining)
-                if executeSystem(op, next: pc &+ UInt64(op.len)) { remaining &-= 1 }
+                sync(page &+ UInt64(op.offset), remaining)
+                if executeSystem(op.value, next: page &+ UInt64(op.offset) &+ UInt64(op.len)) {
+                    remaining &-= 1
+                } else {
+                    // A trap retires nothing but still uses a step of the budget (with the
+                    // slice's end moved so `retired` stays exact): a guest whose handler traps
+                    // again cannot keep the loop from returning, and one step is one trap.
+                    remaining &-= 1
+                    scratch.pointee.sliceEnd &-= 1
+                }
                 pc = sp.pointee.pc
-                break execution
+                if scratch.pointee.endSlice { break execution }
+                // Traps and xRETs with no interrupt to take stay in the slice (an OS traps
+                // all the time): on at the new pc, in the regime now in force, looked up anew
+                // (sfence.vma may have changed the current page's translation too).
+                tlb = self.tlb; tlbF = tlbFetch
+                slot = lookup
+                continue execution
             }
-            pc &+= UInt64(op.len)
-            slot += Int(truncatingIfNeeded: op.len >> 1)
+            // A branch on the length, not arithmetic on it: the next slot's address then does
+            // not wait for this op's load (the predictor supplies it), which was the loop's
+            // longest dependency chain.
+            if _fastPath(op.len == 4) { slot += 2 } else { slot += 1 }
             remaining &-= 1
         }
         sync(pc, remaining)
         return budget &- remaining
+    }
+
+    /// The decoded slot of a jump target: in the current page directly, elsewhere the
+    /// sentinel that makes the loop look the page up.
+    @inline(__always)
+    static func slot(for target: UInt64, page: UInt64, ops: UnsafeMutablePointer<Op>,
+                     lookup: UnsafeMutablePointer<Op>) -> UnsafeMutablePointer<Op> {
+        target & ~0xfff == page ? ops + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
+    }
+
+    /// A taken jal, j or branch: its target slot when it is in the same page, else the lookup
+    /// sentinel with the target in `pc`.
+    @inline(__always)
+    static func taken(_ op: OpRef, page: UInt64, ops: UnsafeMutablePointer<Op>, lookup: UnsafeMutablePointer<Op>,
+                      pc: inout UInt64) -> UnsafeMutablePointer<Op> {
+        if op.target >= 0 { return ops + Int(truncatingIfNeeded: op.target) }
+        pc = page &+ UInt64(op.offset) &+ op.i
+        return lookup
     }
 
     /// Makes `State.pc`/`retired` exact before a slow path looks at them.
@@ -364,6 +449,7 @@ extension Hart {
             guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTW == 0) else { break }
             s.pointee.pc = next
             if mipValue & s.pointee.mie == 0 { s.pointee.waitingForInterrupt = true }
+            scratch.pointee.endSlice = true
             return true
         case .sfenceVMA:
             guard priv == .machine || (priv == .supervisor && mstatus & Hart.mstatusTVM == 0) else { break }

@@ -83,7 +83,7 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
     public func pause() {
         control.pause()
         guard isRunning else { return }
-        while !control.isPaused && isRunning { usleep(100) }
+        control.waitUntilParked()
     }
 
     public func resume() { control.resume() }

@@ -173,16 +173,21 @@ public final class VirtMachine {
     /// Runs until the finisher, the instruction limit (total retired) or
     /// `control` says stop.
     public func run(maxInstructions: UInt64? = nil, control: RunControl? = nil) -> RunExit {
+        // Without a control nobody else asks anything; one of our own still gives WFI its doorbell.
+        let control = control ?? RunControl()
+        control.entered()
+        defer { control.left() }
+        console?.attach(control.cpuDoorbell)
         let s = hart.sp
         while true {
-            if let control, let exit = service(control) { return exit }
+            if let exit = service(control) { return exit }
             pumpConsole()
             bus.updateInterrupts()
             hart.scratch.pointee.mipLines = bus.mipLines
             hart.checkInterrupts()
             if let limit = maxInstructions, s.pointee.retired >= limit { return .instructionLimit }
             if s.pointee.waitingForInterrupt {
-                idle()
+                idle(control)
                 continue
             }
             var budget = UInt64(sliceLength)
@@ -206,25 +211,33 @@ public final class VirtMachine {
         }
     }
 
-    /// WFI: icount warps time to the timer deadline; real time sleeps a
-    /// little (input or a control request may arrive meanwhile).
-    private func idle() {
+    /// WFI: icount warps time to the timer deadline; real time sleeps until it. Either way the
+    /// CPU thread sleeps on its doorbell, so a run-control request or console input wakes it at
+    /// once; with no timer armed only they do. (A device that raises an interrupt from another
+    /// thread must ring `RunControl.cpuDoorbell` too.)
+    private func idle(_ control: RunControl) {
         let timerArmed = hart.sp.pointee.mie & Hart.irqMTI != 0 && bus.clint.mtimecmp != .max
+        let inputSeen = console?.inputSent ?? 0
+        var deadline: UInt64?
         switch configuration.clock {
         case .icount:
             if timerArmed && !(console?.hasInput ?? false) {
                 clock.warp(to: bus.clint.mtimecmp)
-            } else {
-                usleep(1000)
+                return
             }
         case .realtime:
-            var sleep: UInt64 = 1000
             if timerArmed {
                 let now = clock.mtime
-                let ticks = bus.clint.mtimecmp > now ? bus.clint.mtimecmp - now : 0
-                sleep = min(sleep, ticks / (GuestClock.frequency / 1_000_000))
+                if bus.clint.mtimecmp <= now { return }
+                let ticks = bus.clint.mtimecmp - now
+                // A deadline too far to represent is no deadline.
+                let (nanoseconds, o1) = ticks.multipliedReportingOverflow(by: 1_000_000_000 / GuestClock.frequency)
+                let (at, o2) = Doorbell.now().addingReportingOverflow(nanoseconds)
+                if !o1 && !o2 { deadline = at }
             }
-            if sleep > 0 { usleep(UInt32(sleep)) }
+        }
+        _ = control.cpuDoorbell.wait(deadline: deadline) {
+            control.pending != 0 || (console?.inputSent ?? 0) != inputSeen
         }
     }
 
@@ -260,11 +273,24 @@ public final class VirtMachine {
                 flushConsole()
                 clock.freeze()
                 control.parked()
-                let wake = RunControl.stopBit | RunControl.dirtySyncBit | RunControl.performBit
-                while control.pending & RunControl.pauseBit != 0 && control.pending & wake == 0 {
+                // Work and dirty syncs asked for while parked are served without leaving the park:
+                // another thread that saw the machine parked may go on reading its device state
+                // (a snapshot of a paused guest), and the clock must not thaw and freeze meanwhile.
+                while true {
                     control.waitWhilePaused()
+                    let now = control.pending
+                    if now & RunControl.stopBit != 0 { return .stopped }
+                    if now & RunControl.dirtySyncBit != 0 {
+                        control.completeDirtySync(fetchAndClearDirtyPages())
+                        continue
+                    }
+                    if now & RunControl.performBit != 0 {
+                        for body in control.takeWork() { body(self) }
+                        continue
+                    }
+                    if now & RunControl.pauseBit == 0 { break }
                 }
-                if control.pending & RunControl.pauseBit == 0 { control.unparked() }
+                control.unparked()
                 clock.thaw()
                 continue
             }

@@ -12,7 +12,8 @@ import Testing
         return m
     }
 
-    @Test(arguments: [("timer.elf", 0.37), ("timer.elf", 0.81), ("mempattern.elf", 0.5), ("sv39.elf", 0.6)])
+    @Test(arguments: [("timer.elf", 0.37), ("timer.elf", 0.81), ("mempattern.elf", 0.5), ("sv39.elf", 0.6),
+                      ("traploop-quick.elf", 0.43), ("tlbflush.elf", 0.29)])
     func snapshotAnywhereRestoresIdentically(elf: String, fraction: Double) throws {
         let fullOut = OutputCollector()
         let full = try machine(elf, output: fullOut)
