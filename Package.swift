@@ -30,7 +30,9 @@ let package = Package(
         ]),
         .target(name: "VMState"),
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
-        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
+        // Disk images: qcow2 (with backing chains) and raw, behind one BlockDevice protocol.
+        .target(name: "Block"),
+        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState", "Block"]),
         // sync_file_range, which Swift's Glibc module does not declare.
         .target(name: "CFileSync"),
         .target(name: "Migration", dependencies: [
@@ -54,7 +56,8 @@ let package = Package(
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState", "Block"]),
+        .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),

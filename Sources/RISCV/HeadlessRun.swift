@@ -18,16 +18,25 @@ public struct RunOptions: Sendable, Equatable {
     public var machine = "virt"
     public var bios: BIOSChoice = .default
     public var kernel: String?
+    /// A ramdisk placed after the kernel and named in /chosen (QEMU's -initrd); needs a kernel.
+    public var initrd: String?
+    /// The kernel command line, /chosen/bootargs (QEMU's -append).
+    public var append: String?
     public var memoryMiB = 128
+    /// Disk images (QEMU's -drive), on virtio-blk from the last virtio-mmio slot down.
+    public var drives: [DriveConfiguration] = []
     public var icount = false
     public var maxInstructions: UInt64?
     public var dumpDTB: String?
 
-    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil, memoryMiB: Int = 128,
+    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil,
+                initrd: String? = nil, append: String? = nil, memoryMiB: Int = 128,
                 icount: Bool = false, maxInstructions: UInt64? = nil, dumpDTB: String? = nil) {
         self.machine = machine
         self.bios = bios
         self.kernel = kernel
+        self.initrd = initrd
+        self.append = append
         self.memoryMiB = memoryMiB
         self.icount = icount
         self.maxInstructions = maxInstructions
@@ -109,6 +118,33 @@ public final class GuestRun: Sendable {
     public var outcome: RunOutcome? { result.withLock { $0 } }
 }
 
+/// A board that cannot be built as configured.
+public enum BoardError: Error, Equatable, CustomStringConvertible {
+    case tooManyDrives(machineType: String, drives: Int, slots: Int)
+    case noSuchDrive(Int)
+    case diskSizeChanged(drive: Int, old: UInt64, new: UInt64)
+
+    public var description: String {
+        switch self {
+        case .tooManyDrives(let type, let drives, let slots):
+            return "\(type) has \(slots) virtio-mmio slots; \(drives) drives do not fit" + (slots == 0 ? " (disks need virt-1.2 or newer)" : "")
+        case .noSuchDrive(let index): return "the machine has no drive \(index)"
+        case .diskSizeChanged(let drive, let old, let new): return "drive \(drive) is \(old) bytes; a replacement of \(new) bytes would change the guest's disk"
+        }
+    }
+}
+
+/// Options that cannot boot together.
+public enum BootOptionError: Error, Equatable, CustomStringConvertible {
+    case initrdWithoutKernel
+
+    public var description: String {
+        switch self {
+        case .initrdWithoutKernel: return "an initrd needs a kernel (--kernel)"
+        }
+    }
+}
+
 public enum HeadlessRunner {
     /// Builds and boots the machine the options describe (QEMU's rules:
     /// BIOS at the start of DRAM, kernel at DRAM + 2 MiB; without BIOS the
@@ -116,9 +152,7 @@ public enum HeadlessRunner {
     /// `options.machine` names the machine type (alias or canonical): its devices and their
     /// properties, compat applied, decide what is built.
     public static func makeMachine(_ options: RunOptions) throws -> VirtMachine {
-        let type = try VirtMachineTypes.registry.resolve(options.machine)
-        let config = MachineConfiguration(memoryMiB: options.memoryMiB, clock: options.icount ? .defaultICount : .realtime)
-        let machine = try VirtMachine(configuration: config, machineType: type)
+        let machine = try makeBoard(options)
         let dram = machine.ram.region
         var entry = dram.base
         let biosPath: String?
@@ -134,8 +168,23 @@ public enum HeadlessRunner {
             let address = biosPath == nil ? dram.base : dram.base + VirtMemoryMap.kernelOffset
             let kernelEntry = try machine.load(try readFile(kernel), at: address, name: "kernel")
             if biosPath == nil { entry = kernelEntry }
+            if let initrd = options.initrd {
+                try machine.loadInitrd(try readFile(initrd), kernelEntry: kernelEntry)
+            }
+        } else if options.initrd != nil {
+            throw BootOptionError.initrdWithoutKernel
         }
         try machine.boot(entry: entry)
+        return machine
+    }
+
+    /// The board the options name, with its /chosen command line; no images yet.
+    static func makeBoard(_ options: RunOptions) throws -> VirtMachine {
+        let type = try VirtMachineTypes.registry.resolve(options.machine)
+        let config = MachineConfiguration(memoryMiB: options.memoryMiB, clock: options.icount ? .defaultICount : .realtime,
+                                          drives: options.drives)
+        let machine = try VirtMachine(configuration: config, machineType: type)
+        machine.setBootArguments(BootArguments(commandLine: options.append))
         return machine
     }
 
@@ -154,9 +203,8 @@ public enum HeadlessRunner {
     /// Runs to the end (blocking the caller, not the CPU thread).
     public static func run(_ options: RunOptions, console: SerialConsole, control: RunControl = RunControl()) throws -> RunOutcome {
         if let path = options.dumpDTB {
-            // Like QEMU's dumpdtb: the board's tree, no images needed.
-            let type = try VirtMachineTypes.registry.resolve(options.machine)
-            let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: options.memoryMiB), machineType: type)
+            // Like QEMU's dumpdtb: the tree the guest would get, initrd bounds included.
+            let machine = options.initrd == nil ? try makeBoard(options) : try makeMachine(options)
             guard FileManager.default.createFile(atPath: path, contents: Data(machine.deviceTree)) else {
                 throw MachineError.unreadableFile(path)
             }
