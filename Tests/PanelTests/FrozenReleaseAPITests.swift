@@ -38,6 +38,6 @@ struct FrozenReleaseAPITests {
         #expect(blockers.count == 1)
         #expect("\(blockers[0])".contains("rng0") && "\(blockers[0])".contains("/dev/urandom"))
         let virt = try panel.get("/api/v1/machine-types/virt").json()
-        #expect(virt["canonical"] as? String == "virt-1.1")
+        #expect(virt["canonical"] as? String == "virt-1.2")
     }
 }

@@ -58,7 +58,7 @@ struct GuestTests {
                 "no more than the board maps, so a created guest can start")
         let created = try create(panel, valid)
         #expect(created.status == 201)
-        #expect(try created.json()["machineType"] as? String == "virt-1.1", "the alias is resolved to the newest version and recorded")
+        #expect(try created.json()["machineType"] as? String == "virt-1.2", "the alias is resolved to the newest version and recorded")
         #expect(try create(panel, valid).status == 409)
         let id = try #require(try created.json()["id"] as? String)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").errorCode == "invalid_state")
