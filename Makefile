@@ -5,18 +5,20 @@ SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
 RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
-TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv eslint
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-utils e2fsprogs device-tree-compiler curl chromium chromium-driver python3-venv eslint
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
+# The Linux guest (guests/linux/build.sh): kernel and initramfs, built once into ~/.cache/emupanel/linux.
+LINUX_PACKAGES = $(shell guests/linux/build.sh --packages)
 
-.PHONY: run build test test-browser test-tsan lint fuzz deps test-deps bench bench-http clean
+.PHONY: run build test test-browser test-tsan lint fuzz deps test-deps bench bench-http clean linux linux-deps
 
-run: deps build
+run: deps build linux
 	.build/release/emupanel serve --config $(CONFIG)
 
 build: deps
 	$(SWIFT) build -c release --product emupanel
 
-test: test-deps
+test: test-deps linux
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	FUZZ_SECONDS=60 ./scripts/fuzz
@@ -44,8 +46,12 @@ test-browser: test-deps
 	$(SWIFT) build --product emupanel
 	./scripts/browser-tests
 
+# The Linux guest's kernel and initramfs: a no-op when the cache already holds this build.
+linux: linux-deps
+	@guests/linux/build.sh >/dev/null
+
 # Every figure of bench/RESULTS.md, each script running its anchor side by side.
-bench: bench-deps
+bench: bench-deps linux
 	swift build -c release --product emupanel
 	for script in bench/*.sh; do case $$script in */prepare.sh) ;; *) echo "== $$script"; bash $$script || exit 1;; esac; done
 
@@ -57,6 +63,9 @@ deps:
 
 test-deps:
 	@./scripts/apt-ensure $(TEST_PACKAGES)
+
+linux-deps:
+	@./scripts/apt-ensure $(LINUX_PACKAGES)
 
 bench-deps:
 	@./scripts/apt-ensure $(BENCH_PACKAGES)

@@ -30,7 +30,9 @@ let package = Package(
         ]),
         .target(name: "VMState"),
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
-        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
+        // Disk images: qcow2 (with backing chains) and raw, behind one BlockDevice protocol.
+        .target(name: "Block"),
+        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState", "Block"]),
         // sync_file_range, which Swift's Glibc module does not declare.
         .target(name: "CFileSync"),
         .target(name: "Migration", dependencies: [
@@ -64,7 +66,8 @@ let package = Package(
         .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState", "Block"]),
+        .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),

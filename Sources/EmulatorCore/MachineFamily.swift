@@ -10,14 +10,18 @@ public struct MachineVersionRelease: Sendable {
     public let releaseDate: Date?
     /// What this version switches off relative to the next newer one (hw_compat_X_Y).
     public let compat: [CompatProperty]
+    /// Devices this version added to the board (guest-visible, so never in older versions):
+    /// every newer version carries them too, after the family's own devices.
+    public let devicesAdded: [DeviceSpec]
     public let deprecationNote: String?
 
     public init(_ version: MachineVersion, release: String, releaseDate: Date? = nil, compat: [CompatProperty] = [],
-                deprecationNote: String? = nil) {
+                devicesAdded: [DeviceSpec] = [], deprecationNote: String? = nil) {
         self.version = version
         self.release = release
         self.releaseDate = releaseDate
         self.compat = compat
+        self.devicesAdded = devicesAdded
         self.deprecationNote = deprecationNote
     }
 }
@@ -30,10 +34,11 @@ public enum MachineFamily {
         var compat: [CompatProperty] = []
         return newestFirst.enumerated().map { index, version in
             compat += version.compat
+            let added = versions.filter { $0.version <= version.version }.sorted { $0.version < $1.version }.flatMap(\.devicesAdded)
             return MachineType(name: "\(family)-\(version.version)", alias: index == 0 ? alias : nil,
                                description: "\(description) (version \(version.version))", release: version.release,
                                releaseDate: version.releaseDate, deprecationNote: version.deprecationNote,
-                               defaultRAMSize: defaultRAMSize, devices: devices, compatProperties: compat)
+                               defaultRAMSize: defaultRAMSize, devices: devices + added, compatProperties: compat)
         }
     }
 }

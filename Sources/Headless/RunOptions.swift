@@ -30,15 +30,24 @@ public struct RunOptions: Sendable, Equatable {
     public var machine = "virt"
     public var bios: BIOSChoice = .default
     public var kernel: String?
+    /// A ramdisk placed after the kernel and named in /chosen (QEMU's -initrd); needs a kernel.
+    public var initrd: String?
+    /// The kernel command line, /chosen/bootargs (QEMU's -append).
+    public var append: String?
     public var memoryMiB = 128
+    /// Disk images (QEMU's -drive), on virtio-blk from the last virtio-mmio slot down.
+    public var drives: [DriveConfiguration] = []
     public var icount = false
     public var maxInstructions: UInt64?
 
-    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil, memoryMiB: Int = 128,
+    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil,
+                initrd: String? = nil, append: String? = nil, memoryMiB: Int = 128,
                 icount: Bool = false, maxInstructions: UInt64? = nil) {
         self.machine = machine
         self.bios = bios
         self.kernel = kernel
+        self.initrd = initrd
+        self.append = append
         self.memoryMiB = memoryMiB
         self.icount = icount
         self.maxInstructions = maxInstructions
@@ -47,11 +56,12 @@ public struct RunOptions: Sendable, Equatable {
     /// The machine these options describe, built and booted (the type resolved from `machine`).
     public func makeMachine(registry: MachineRegistry = VirtMachineTypes.registry) throws -> VirtMachine {
         let type = try registry.resolve(machine)
-        return try VirtMachine.booted(type, configuration: configuration, firmware: bios.path, kernel: kernel)
+        return try VirtMachine.booted(type, configuration: configuration, firmware: bios.path, kernel: kernel,
+                                      initrd: initrd, commandLine: append)
     }
 
     var configuration: MachineConfiguration {
-        MachineConfiguration(memoryMiB: memoryMiB, clock: icount ? .defaultICount : .realtime)
+        MachineConfiguration(memoryMiB: memoryMiB, clock: icount ? .defaultICount : .realtime, drives: drives)
     }
 }
 

@@ -62,6 +62,7 @@ final class Bus {
         if testRegion.contains(pa) { finisher.write(offset: pa - testRegion.base, size: size, value: value); return true }
         for mapped in optionalDevices where mapped.region.contains(pa) {
             mapped.device.write(offset: pa - mapped.region.base, size: size, value: value)
+            if mapped.device.irq != nil { updateInterrupts() }
             return true
         }
         return false
@@ -70,6 +71,9 @@ final class Bus {
     /// Device interrupt lines into the PLIC.
     func updateInterrupts() {
         plic.setLevel(irq: VirtIRQ.uart0, high: uart0.interruptLine)
+        for mapped in optionalDevices {
+            if let irq = mapped.device.irq { plic.setLevel(irq: irq, high: mapped.device.interruptLine) }
+        }
     }
 
     /// The mip bits the devices drive now.

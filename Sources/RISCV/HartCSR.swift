@@ -135,11 +135,15 @@ extension Hart {
             return false
         }
         if writes {
+            // mip's SEIP reads as the software bit OR the PLIC's line, but csrrs/csrrc modify the
+            // software bit alone (priv. spec §3.1.9); otherwise OpenSBI's `csr_clear(mip, STIP)`
+            // would latch a pending PLIC interrupt into SEIP for good.
+            let base = csr == CSR.mip ? old & ~(scratch.pointee.mipLines & Hart.irqSEI & ~sp.pointee.mip) : old
             let new: UInt64
             switch op.kind {
             case .csrrw, .csrrwi: new = source
-            case .csrrs, .csrrsi: new = old | source
-            default: new = old & ~source
+            case .csrrs, .csrrsi: new = base | source
+            default: new = base & ~source
             }
             guard csrWrite(csr, new) else {
                 raiseException(.illegalInstruction, tval: Hart.encodeCSR(op))

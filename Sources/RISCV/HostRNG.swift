@@ -76,9 +76,9 @@ extension HostRNG: VirtBusDevice {
     ]
     static let region = VirtRegion.hostRNG
 
-    static func deviceTreeNode(_ fdt: inout FDTBuilder) {
-        fdt.beginNode(VirtDeviceTree.nodeName("rng", region))
-        fdt.property("reg", region: VirtMemoryMap[region])
+    func deviceTreeNode(_ fdt: inout FDTBuilder) {
+        fdt.beginNode(VirtDeviceTree.nodeName("rng", Self.region))
+        fdt.property("reg", region: mappedRegion)
         fdt.property("compatible", string: "emupanel,host-rng")
         fdt.endNode()
     }

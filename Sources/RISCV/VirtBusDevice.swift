@@ -9,6 +9,11 @@ import EmulatorCore
 protocol VirtBusDevice: Device {
     /// Where it is mapped: its row in VirtMemoryMap (no address literal elsewhere).
     static var region: VirtRegion { get }
+    /// This instance's range: the region itself, or one slot of a region that holds several.
+    var mappedRegion: MemoryRegion { get }
+    /// The PLIC source it drives, if any, and that line's level now.
+    var irq: Int? { get }
+    var interruptLine: Bool { get }
     /// Built from the machine type's resolved properties for it (compat applied).
     init(properties: DeviceProperties) throws
     /// MMIO at `offset` inside its region; a bad access is logged and ignored, never fatal.
@@ -17,10 +22,17 @@ protocol VirtBusDevice: Device {
     /// Power-on state (machine reset, finisher 0x7777).
     func reset()
     /// Its node under /soc, one small function per device as QEMU's create_fdt_*.
-    static func deviceTreeNode(_ fdt: inout FDTBuilder)
+    func deviceTreeNode(_ fdt: inout FDTBuilder)
+    /// Called once the board exists: a bus master gets the RAM it reads and writes (DMA).
+    func attach(ram: GuestRAM)
 }
 
 extension VirtBusDevice {
+    var mappedRegion: MemoryRegion { VirtMemoryMap[Self.region] }
+    var irq: Int? { nil }
+    var interruptLine: Bool { false }
+    func attach(ram: GuestRAM) {}
+
     /// Registers it with a MachineState; an unmigratable one registers too, so the machine
     /// type's blockers can name it.
     func register(with state: MachineState, id: String) throws {

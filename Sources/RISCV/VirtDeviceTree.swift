@@ -3,6 +3,19 @@
 // OpenSBI needs mmu-type (else it disables the hart), timebase-frequency,
 // chosen/stdout-path and the UART's clock-frequency.
 
+/// What /chosen tells the kernel besides the console (QEMU's -append and -initrd).
+public struct BootArguments: Sendable, Equatable {
+    /// The kernel command line (`bootargs`); nil or empty leaves the property out, as QEMU does.
+    public var commandLine: String?
+    /// Where the initrd lies in guest physical memory (`linux,initrd-start` / `-end`).
+    public var initrd: Range<UInt64>?
+
+    public init(commandLine: String? = nil, initrd: Range<UInt64>? = nil) {
+        self.commandLine = commandLine
+        self.initrd = initrd
+    }
+}
+
 enum VirtDeviceTree {
     // phandles
     static let cpuPhandle: UInt32 = 1
@@ -15,14 +28,15 @@ enum VirtDeviceTree {
     static let isa = "rv64imac_zicsr_zifencei"
 
     /// `optionalDevices`: the machine type's devices beyond the fixed four, each adding its node.
-    static func build(memory: MemoryRegion, optionalDevices: [any VirtBusDevice.Type] = [], bootargs: String? = nil) -> [UInt8] {
+    static func build(memory: MemoryRegion, optionalDevices: [any VirtBusDevice] = [],
+                      boot: BootArguments = BootArguments()) -> [UInt8] {
         var fdt = FDTBuilder()
         fdt.beginNode("")
         fdt.property("#address-cells", cells: [2])
         fdt.property("#size-cells", cells: [2])
         fdt.property("compatible", string: "riscv-virtio")
         fdt.property("model", string: "riscv-virtio,qemu")
-        chosen(&fdt, bootargs: bootargs)
+        chosen(&fdt, boot)
         resetNodes(&fdt)
         memoryNode(&fdt, memory)
         cpus(&fdt)
@@ -45,10 +59,16 @@ enum VirtDeviceTree {
         "\(name)@\(String(VirtMemoryMap[region].base, radix: 16))"
     }
 
-    static func chosen(_ fdt: inout FDTBuilder, bootargs: String?) {
+    /// The initrd's bounds are single cells like QEMU 7.2's (`qemu_fdt_setprop_cell`): RAM ends
+    /// below 4 GiB on this board, and Linux reads either width.
+    static func chosen(_ fdt: inout FDTBuilder, _ boot: BootArguments) {
         fdt.beginNode("chosen")
         fdt.property("stdout-path", string: "/soc/" + nodeName("serial", .uart0))
-        if let bootargs { fdt.property("bootargs", string: bootargs) }
+        if let line = boot.commandLine, !line.isEmpty { fdt.property("bootargs", string: line) }
+        if let initrd = boot.initrd {
+            fdt.property("linux,initrd-start", cells: [UInt32(truncatingIfNeeded: initrd.lowerBound)])
+            fdt.property("linux,initrd-end", cells: [UInt32(truncatingIfNeeded: initrd.upperBound)])
+        }
         fdt.endNode()
     }
 

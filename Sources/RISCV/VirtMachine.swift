@@ -4,14 +4,42 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Block
 import EmulatorCore
 
 public struct MachineConfiguration: Sendable, Equatable {
     public var memoryMiB: Int = 128
     public var clock: ClockMode = .realtime
-    public init(memoryMiB: Int = 128, clock: ClockMode = .realtime) {
+    /// Disks, plugged into the board's virtio-mmio transports from the last one down
+    /// (QEMU's order for -device virtio-blk-device): the first drive is at 0x10008000, IRQ 8.
+    public var drives: [DriveConfiguration] = []
+    public init(memoryMiB: Int = 128, clock: ClockMode = .realtime, drives: [DriveConfiguration] = []) {
         self.memoryMiB = memoryMiB
         self.clock = clock
+        self.drives = drives
+    }
+}
+
+/// A disk image given to the machine (QEMU's -drive file=…,format=…,readonly=…).
+public struct DriveConfiguration: Sendable, Equatable {
+    public enum Format: String, Sendable {
+        case qcow2, raw
+    }
+    public var path: String
+    public var format: Format
+    public var readOnly: Bool
+
+    public init(path: String, format: Format = .qcow2, readOnly: Bool = false) {
+        self.path = path
+        self.format = format
+        self.readOnly = readOnly
+    }
+
+    func open() throws -> any BlockDevice {
+        switch format {
+        case .qcow2: return try QCOW2Image(path: path, writable: !readOnly)
+        case .raw: return try RawImage(path: path, writable: !readOnly)
+        }
     }
 }
 
@@ -33,6 +61,8 @@ public final class VirtMachine {
     let clock: GuestClock
     public private(set) var deviceTree: [UInt8]
     public private(set) var deviceTreeAddress: UInt64 = 0
+    /// The command line and initrd /chosen names (`setBootArguments`).
+    public private(set) var bootArguments = BootArguments()
 
     /// Images to place again on reset (finisher 0x7777).
     private var bootImages: [(address: UInt64, bytes: [UInt8], isELF: Bool)] = []
@@ -72,17 +102,84 @@ public final class VirtMachine {
         for spec in machineType.devices {
             guard let type = spec.deviceType as? any VirtBusDevice.Type else { continue }
             let device = try type.init(properties: try machineType.properties(of: spec.id))
-            optionalDevices.append(MappedDevice(id: spec.id, region: VirtMemoryMap[type.region], device: device))
+            optionalDevices.append(MappedDevice(id: spec.id, region: device.mappedRegion, device: device))
         }
+        try Self.plugDrives(configuration.drives, into: optionalDevices, machineType: machineType)
         bus = Bus(clock: clock, uart0: uart0, optionalDevices: optionalDevices)
         hart = Hart(ram: ram, bus: bus)
+        for mapped in optionalDevices { mapped.device.attach(ram: ram) }
         let retiredOffset = MemoryLayout<Hart.State>.offset(of: \Hart.State.retired)!
         clock.attach(retired: UnsafePointer((UnsafeMutableRawPointer(hart.sp) + retiredOffset).assumingMemoryBound(to: UInt64.self)))
-        deviceTree = VirtDeviceTree.build(memory: dram, optionalDevices: optionalDevices.map { type(of: $0.device) })
+        deviceTree = []
         entry = dram.base
+        buildDeviceTree()
+    }
+
+    /// Opens each drive and plugs a virtio-blk for it into the highest free transport.
+    private static func plugDrives(_ drives: [DriveConfiguration], into devices: [MappedDevice], machineType: MachineType) throws {
+        guard !drives.isEmpty else { return }
+        let transports = devices.compactMap { $0.device as? VirtioMMIO }.sorted { $0.slot > $1.slot }
+        guard drives.count <= transports.count else {
+            throw BoardError.tooManyDrives(machineType: machineType.name, drives: drives.count, slots: transports.count)
+        }
+        for (index, (drive, transport)) in zip(drives, transports).enumerated() {
+            transport.plug(VirtioBlock(disk: try drive.open(), serial: "emupanel-disk\(index)"))
+        }
+    }
+
+    /// The disk behind drive `index` (the order of `configuration.drives`).
+    public func disk(_ index: Int) -> (any BlockDevice)? {
+        virtioBlocks.indices.contains(index) ? virtioBlocks[index].disk : nil
+    }
+
+    /// Swaps drive `index`'s image for another of the same size — the panel's step when a
+    /// snapshot freezes the current overlay and the guest goes on in a new one. Call it on the
+    /// CPU thread or while parked: requests complete synchronously, so none is in flight.
+    public func replaceDisk(_ index: Int, with disk: any BlockDevice) throws {
+        guard virtioBlocks.indices.contains(index) else { throw BoardError.noSuchDrive(index) }
+        let old = virtioBlocks[index].disk
+        guard disk.sizeBytes == old.sizeBytes else {
+            throw BoardError.diskSizeChanged(drive: index, old: old.sizeBytes, new: disk.sizeBytes)
+        }
+        try old.flush()
+        virtioBlocks[index].disk = disk
+    }
+
+    /// The virtio-blk devices in drive order (highest transport first).
+    private var virtioBlocks: [VirtioBlock] {
+        bus.optionalDevices.compactMap { $0.device as? VirtioMMIO }.sorted { $0.slot > $1.slot }
+            .compactMap { $0.device as? VirtioBlock }
+    }
+
+    private func buildDeviceTree() {
+        let dram = ram.region
+        deviceTree = VirtDeviceTree.build(memory: dram, optionalDevices: bus.optionalDevices.map(\.device),
+                                          boot: bootArguments)
         // QEMU's riscv_load_fdt: end of DRAM (below 3 GiB), 2 MiB aligned down.
         let top = min(dram.end, dram.base + (3 << 30))
         deviceTreeAddress = (top - UInt64(deviceTree.count)) & ~((2 << 20) - 1)
+    }
+
+    /// The kernel command line and initrd the device tree's /chosen carries from the next
+    /// `boot` on (QEMU's -append and -initrd).
+    public func setBootArguments(_ arguments: BootArguments) {
+        bootArguments = arguments
+        buildDeviceTree()
+    }
+
+    /// Places an initrd where QEMU's riscv_load_initrd does — `kernelEntry` + half of RAM,
+    /// at most 128 MiB, so a decompressing kernel cannot overwrite it — and names it in
+    /// /chosen. It is put back on every reset like the other images.
+    @discardableResult
+    public func loadInitrd(_ bytes: [UInt8], kernelEntry: UInt64) throws -> Range<UInt64> {
+        let start = kernelEntry &+ min(UInt64(ram.size) / 2, 128 << 20)
+        _ = try ImageLoader.loadRaw(bytes, at: start, into: ram, name: "initrd")
+        bootImages.append((start, bytes, false))
+        let range = start ..< start + UInt64(bytes.count)
+        var arguments = bootArguments
+        arguments.initrd = range
+        setBootArguments(arguments)
+        return range
     }
 
     // MARK: Boot

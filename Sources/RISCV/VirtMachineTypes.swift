@@ -23,16 +23,26 @@ public enum VirtMachineTypes {
         CompatProperty(driver: UART16550.driver, property: "fifo-depth", value: "16"),
     ]
 
+    /// QEMU virt's eight virtio-mmio transports, listed from the last slot down as QEMU's
+    /// device tree lists them; the first drive plugs into slot 7 (0x10008000, IRQ 8).
+    static let virtioTransports: [DeviceSpec] = (0..<VirtIRQ.virtioCount).reversed().map { slot in
+        DeviceSpec(VirtioMMIO.self, id: "virtio-mmio\(slot)", properties: ["slot": String(slot)])
+    }
+
     /// Versions of the `virt` family, newest last; each one's guest ABI is frozen once released.
+    /// virt-1.2 (release 1.2) adds the virtio-mmio transports, so disks; nothing of it changes
+    /// what virt-1.0 and virt-1.1 guests see.
     static let virtVersions: [MachineVersionRelease] = [
         MachineVersionRelease(MachineVersion(1, 0), release: "1.0", releaseDate: releaseDate("2026-11-27"),
                               compat: hwCompat1_0),
         MachineVersionRelease(MachineVersion(1, 1), release: "1.1", releaseDate: releaseDate("2026-11-27")),
+        MachineVersionRelease(MachineVersion(1, 2), release: "1.2", releaseDate: releaseDate("2026-12-03"),
+                              devicesAdded: virtioTransports),
     ]
 
     public static let all: [MachineType] = MachineFamily.versioned(
         family: "virt", alias: "virt",
-        description: "RISC-V virt board: RV64IMAC hart, CLINT, PLIC, NS16550A UART, test finisher",
+        description: "RISC-V virt board: RV64IMAC hart, CLINT, PLIC, NS16550A UART, test finisher (from 1.2: eight virtio-mmio transports for disks)",
         defaultRAMSize: defaultRAM, devices: boardDevices, versions: virtVersions)
         + [
             MachineType(name: "sandbox",

@@ -24,6 +24,8 @@ public enum VirtRegion: Int, CaseIterable, Sendable {
     case uart0
     /// emupanel's host entropy source; only machine types that list it map it.
     case hostRNG
+    /// The first of `VirtIRQ.virtioCount` virtio-mmio transports, one region size apart.
+    case virtio
     case dram
 }
 
@@ -36,6 +38,7 @@ public enum VirtMemoryMap {
         MemoryRegion(base: 0x0C00_0000, size: 0x60_0000),    // plic (1 hart: 2 contexts)
         MemoryRegion(base: 0x1000_0000, size: 0x100),        // uart0
         MemoryRegion(base: 0x0010_2000, size: 0x1000),       // host-rng (a hole in QEMU's map, after VIRT_RTC)
+        MemoryRegion(base: 0x1000_1000, size: 0x1000),       // virtio (transport 0; QEMU's VIRT_VIRTIO)
         MemoryRegion(base: 0x8000_0000, size: 0x800_0000),   // dram (128 MiB default)
     ]
 
@@ -46,6 +49,12 @@ public enum VirtMemoryMap {
         MemoryRegion(base: table[VirtRegion.dram.rawValue].base, size: size)
     }
 
+    /// virtio-mmio transport `slot` (QEMU: base + slot·size, slots 0..<VIRTIO_COUNT).
+    public static func virtioTransport(_ slot: Int) -> MemoryRegion {
+        let first = table[VirtRegion.virtio.rawValue]
+        return MemoryRegion(base: first.base + UInt64(slot) * first.size, size: first.size)
+    }
+
     /// Where QEMU loads a kernel when a BIOS occupies the start of DRAM
     /// (hw/riscv/boot.c: `riscv_calc_kernel_start_addr`, 2 MiB aligned for RV64).
     public static let kernelOffset: UInt64 = 0x20_0000
@@ -54,6 +63,10 @@ public enum VirtMemoryMap {
 /// PLIC interrupt sources of the `virt` board (QEMU include/hw/riscv/virt.h).
 public enum VirtIRQ {
     public static let uart0: Int = 10
+    /// virtio-mmio transport n drives source `virtio + n` (QEMU's VIRTIO_IRQ).
+    public static let virtio: Int = 1
+    /// QEMU's VIRTIO_COUNT.
+    public static let virtioCount: Int = 8
     /// `VIRT_IRQCHIP_NUM_SOURCES`: sources 1..95, the DT's `riscv,ndev` is 96.
     public static let sourceCount: Int = 96
 }

@@ -21,6 +21,15 @@ extension Emupanel {
         @Option(help: "Kernel: ELF at its addresses, or raw binary at RAM + 2 MiB after firmware.")
         var kernel: String?
 
+        @Option(help: "Initial ramdisk, placed after the kernel and named in the device tree's /chosen (QEMU's -initrd).")
+        var initrd: String?
+
+        @Option(help: "Kernel command line, the device tree's /chosen/bootargs (QEMU's -append).")
+        var append: String?
+
+        @Option(help: ArgumentHelp("Disk image on virtio-blk (QEMU's -drive): FILE, or file=FILE[,format=qcow2|raw][,readonly=on]. Repeatable; needs virt-1.2 or newer.", valueName: "drive"))
+        var drive: [String] = []
+
         @Option(help: "RAM in MiB.")
         var memory: Int = 128
 
@@ -50,6 +59,7 @@ extension Emupanel {
                 throw ValidationError("--save-at and --save go together")
             }
             guard (1...4096).contains(memory) else { throw ValidationError("--memory must be 1...4096 MiB") }
+            guard initrd == nil || kernel != nil else { throw ValidationError("--initrd needs --kernel") }
         }
 
         func run() throws {
@@ -61,17 +71,42 @@ extension Emupanel {
             }
         }
 
+        /// `FILE` or QEMU's `file=FILE,format=…,readonly=on|off` (format defaults to qcow2).
+        static func parseDrive(_ text: String) throws -> DriveConfiguration {
+            guard text.contains("=") else { return DriveConfiguration(path: text) }
+            var drive = DriveConfiguration(path: "")
+            for part in text.split(separator: ",") {
+                let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+                guard pair.count == 2 else { throw ValidationError("--drive: '\(part)' is not key=value") }
+                switch pair[0] {
+                case "file": drive.path = pair[1]
+                case "format":
+                    guard let format = DriveConfiguration.Format(rawValue: pair[1]) else {
+                        throw ValidationError("--drive: format must be qcow2 or raw, not '\(pair[1])'")
+                    }
+                    drive.format = format
+                case "readonly":
+                    guard ["on", "off"].contains(pair[1]) else { throw ValidationError("--drive: readonly must be on or off") }
+                    drive.readOnly = pair[1] == "on"
+                default: throw ValidationError("--drive: unknown key '\(pair[0])' (file, format, readonly)")
+                }
+            }
+            guard !drive.path.isEmpty else { throw ValidationError("--drive needs file=FILE") }
+            return drive
+        }
+
         private func execute() throws -> Int32 {
             let type = try MachineCatalog.registry.resolve(machine)
-            var options = RunOptions(machine: type.name, kernel: kernel, memoryMiB: memory, icount: icount,
+            var options = RunOptions(machine: type.name, kernel: kernel, initrd: initrd, append: append, memoryMiB: memory, icount: icount,
                                      maxInstructions: maxInstructions)
+            options.drives = try drive.map(Self.parseDrive)
             switch bios {
             case nil: options.bios = .default
             case "none": options.bios = .none
             case let path?: options.bios = .file(path)
             }
             if let dumpdtb {
-                try HeadlessSession.dumpDeviceTree(of: type, memoryMiB: memory, to: dumpdtb)
+                try HeadlessSession.dumpDeviceTree(options, of: type, to: dumpdtb)
                 return 0
             }
             let terminal = Terminal()

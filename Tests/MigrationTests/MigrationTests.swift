@@ -70,7 +70,7 @@ struct MigrationTests {
         #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated", "the source never runs it again")
         let there = try #require((try b.get("/guests")["items"] as? [[String: Any]])?.first)
         #expect(there["state"] as? String == "running")
-        #expect(there["machineType"] as? String == "virt-1.1", "the canonical type the alias resolved to at creation")
+        #expect(there["machineType"] as? String == "virt-1.2", "the canonical type the alias resolved to at creation")
         let remoteID = try #require(there["id"] as? String)
         // The pattern checker keeps passing on the destination: its output continues, with no failure.
         var text = ""

@@ -59,7 +59,7 @@ struct GuestTests {
                 "no more than the board maps, so a created guest can start")
         let created = try create(panel, valid)
         #expect(created.status == 201)
-        #expect(try created.json()["machineType"] as? String == "virt-1.1", "the alias is resolved to the newest version and recorded")
+        #expect(try created.json()["machineType"] as? String == "virt-1.2", "the alias is resolved to the newest version and recorded")
         #expect(try create(panel, valid).status == 409)
         let id = try #require(try created.json()["id"] as? String)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").errorCode == "invalid_state")
@@ -127,8 +127,12 @@ struct GuestTests {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, try panel.get("/api/v1/guests/\(id)").json()["state"] as? String != "stopped" { usleep(50_000) }
         #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "stopped")
-        let reasons = panel.app.events.page(since: 0).items.filter { $0.subject == id && $0.type == "guest.state" }.compactMap { $0.data["reason"] }
-        #expect(reasons.contains(.string("powered off")))
+        // The event follows the record's change: wait for it rather than race it.
+        func reasons() -> [JSON] {
+            panel.app.events.page(since: 0).items.filter { $0.subject == id && $0.type == "guest.state" }.compactMap { $0.data["reason"] }
+        }
+        while Date() < deadline, !reasons().contains(.string("powered off")) { usleep(10_000) }
+        #expect(reasons().contains(.string("powered off")))
     }
 
     /// A full disk during a snapshot: the task fails naming the cause, no partial file stays behind,

@@ -18,7 +18,7 @@ import VMState
 
     @Test func builtInMachineTypesAreSoundAndTiered() throws {
         let registry = VirtMachineTypes.registry
-        #expect(try registry.resolve("virt").name == "virt-1.1")
+        #expect(try registry.resolve("virt").name == "virt-1.2")
         #expect(try registry.resolve("virt-1.1").tier == .versioned)
         #expect(try registry.resolve("virt-1.0").tier == .versioned)
         #expect(try registry.resolve("sandbox").tier == .unversioned)

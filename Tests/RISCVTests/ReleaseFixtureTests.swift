@@ -4,6 +4,7 @@
 // pass both ways for every versioned type they share.
 import EmulatorCore
 import Foundation
+import Headless
 import Testing
 import VMState
 @testable import RISCV
@@ -53,6 +54,71 @@ enum Fixtures {
             #expect(FileManager.default.fileExists(atPath: Fixtures.path("1.0", type.name + ".vmstate.json")))
             #expect(FileManager.default.fileExists(atPath: Fixtures.path("1.0", type.name + ".qevm")))
         }
+    }
+
+    /// Release 1.1 froze both versions it had: their dumps and a timer.elf stream each.
+    @Test func release11FrozeEveryVersionedTypeItHad() throws {
+        for name in ["virt-1.0", "virt-1.1"] {
+            #expect(FileManager.default.fileExists(atPath: Fixtures.path("1.1", name + ".vmstate.json")))
+            #expect(FileManager.default.fileExists(atPath: Fixtures.path("1.1", name + ".qevm")))
+        }
+    }
+
+    /// Every frozen dump passes the checker both ways against this release's same type.
+    @Test(arguments: [("1.0", "virt-1.0"), ("1.1", "virt-1.0"), ("1.1", "virt-1.1")])
+    func checkerPassesBothWaysAgainstFrozenDumps(release: String, machine: String) throws {
+        let frozen = try String(contentsOfFile: Fixtures.path(release, machine + ".vmstate.json"), encoding: .utf8)
+        let current = try registry.resolve(machine).vmstateDump()
+        #expect(try VMStateCheck.check(old: frozen, new: current).problems.isEmpty)
+        #expect(try VMStateCheck.check(old: current, new: frozen).problems.isEmpty)
+        // virt-1.2 added devices to the board, none to the versions before it.
+        if release == "1.1" { #expect(current == frozen, "\(machine) changed since release 1.1") }
+    }
+
+    /// virt-1.2 is virt-1.1 plus QEMU's eight virtio-mmio transports, newest first in the
+    /// device tree; the older versions map nothing there.
+    @Test func virt12AddsTheVirtioTransportsAndOnlyIt() throws {
+        let v12 = try registry.resolve("virt-1.2"), v11 = try registry.resolve("virt-1.1")
+        #expect(try registry.resolve("virt").name == "virt-1.2")
+        #expect(v12.tier == .versioned)
+        #expect(v12.devices.map(\.id) == v11.devices.map(\.id) + (0..<8).reversed().map { "virtio-mmio\($0)" })
+        let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16), machineType: v12)
+        #expect(machine.bus.read(0x1000_8000, size: 4) == 0x7472_6976)
+        #expect(machine.bus.read(0x1000_8008, size: 4) == 0, "an empty slot is device 0")
+        let old = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16), machineType: v11)
+        #expect(old.bus.read(0x1000_8000, size: 4) == nil)
+        #expect(throws: BoardError.tooManyDrives(machineType: "virt-1.1", drives: 1, slots: 0)) {
+            try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16, drives: [DriveConfiguration(path: "/nonexistent")]),
+                            machineType: v11)
+        }
+    }
+
+    /// Each frozen 1.1 stream (timer.elf, 16 MiB, --icount, instruction 6000) loads into this
+    /// release's type and finishes exactly as a straight run does.
+    @Test(arguments: ["virt-1.0", "virt-1.1"])
+    func frozen11StreamsLoadAndRunToTheEnd(machine: String) throws {
+        let straightOut = OutputCollector()
+        let straight = try makeMachine(RunOptions(machine: machine, bios: .none, kernel: Guests.path(Fixtures.streamGuest),
+                                                                 memoryMiB: Fixtures.streamMemoryMiB, icount: true))
+        straight.console = SerialConsole { straightOut.append($0) }
+        #expect(straight.run(maxInstructions: Fixtures.streamInstruction) == .instructionLimit)
+        let printed = straightOut.text.utf8.count
+        #expect(straight.run(maxInstructions: 50_000_000) == .finisherPass)
+
+        let stream = try Fixtures.bytes("1.1", machine + ".qevm")
+        let out = OutputCollector()
+        let machineType = try registry.resolve(machine)
+        let restored = try VirtMachine(configuration: MachineConfiguration(memoryMiB: Fixtures.streamMemoryMiB, clock: .defaultICount),
+                                       machineType: machineType)
+        restored.console = SerialConsole { out.append($0) }
+        let state = try restored.machineState()
+        try state.preflight(snapshotTail: stream)
+        try state.load(from: MemorySource(stream))
+        restored.stateDidLoad()
+        #expect(restored.hart.state.retired == Fixtures.streamInstruction)
+        #expect(restored.run(maxInstructions: 50_000_000) == .finisherPass)
+        #expect(out.text == String(decoding: Array(straightOut.text.utf8).dropFirst(printed), as: UTF8.self))
+        #expect(restored.hart.state == straight.hart.state)
     }
 
     @Test func checkerPassesBothWaysBetweenFrozenAndCurrentVirt10() throws {

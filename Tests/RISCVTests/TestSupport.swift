@@ -200,3 +200,6 @@ enum QEMU {
         return (status, session.output.text)
     }
 }
+
+/// The machine `options` describe, built and booted.
+func makeMachine(_ options: RunOptions) throws -> VirtMachine { try options.makeMachine() }

@@ -116,3 +116,23 @@ import Testing
         #expect(t.state.mcause == 13)
     }
 }
+
+/// mip's SEIP reads as software bit OR the PLIC's line; csrrs/csrrc change the software bit
+/// alone (priv. spec §3.1.9). OpenSBI clears STIP with csrrc while the PLIC may be asserting
+/// SEIP; latching the line would leave S-mode an external interrupt nobody can clear.
+@Suite struct MIPReadModifyWriteTests {
+    @Test func csrrcOfMIPDoesNotLatchThePLICLine() throws {
+        // csrrc x5, mip, x6 (x6 = STIP)
+        let t = try TestMachine([0x344 << 20 | 6 << 15 | 3 << 12 | 5 << 7 | 0x73])
+        t[6] = 1 << 5
+        var s = t.state
+        s.mip = 1 << 5   // STIP set by software
+        t.state = s
+        t.machine.hart.scratch.pointee.mipLines = Hart.irqSEI
+        t.step(1)
+        #expect(t[5] & Hart.irqSEI != 0, "the read shows the line")
+        #expect(t.state.mip == 0, "STIP cleared, SEIP not latched")
+        t.machine.hart.scratch.pointee.mipLines = 0
+        #expect(t.machine.hart.mipValue & Hart.irqSEI == 0)
+    }
+}

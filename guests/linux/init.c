@@ -1,0 +1,292 @@
+// emupanel's init for the Linux guest: PID 1 of the initramfs and a small shell on the
+// console. It is freestanding (raw system calls, no libc) and built for RV64IMAC with the
+// soft-float ABI, because the core has no F/D and Debian's riscv64 C library is built for
+// the hard-float ABI (its setjmp alone saves FP registers). The kernel's tty does line
+// editing and echo; this reads whole lines.
+
+typedef unsigned long size_t;
+typedef long ssize_t;
+
+// asm-generic/unistd.h numbers (RISC-V uses the generic table).
+enum {
+    SYS_getcwd = 17, SYS_mkdirat = 34, SYS_unlinkat = 35, SYS_umount2 = 39, SYS_mount = 40,
+    SYS_chdir = 49, SYS_openat = 56, SYS_close = 57, SYS_getdents64 = 61, SYS_read = 63,
+    SYS_write = 64, SYS_sync = 81, SYS_exit = 93, SYS_nanosleep = 101, SYS_reboot = 142,
+    SYS_uname = 160,
+};
+enum { AT_FDCWD = -100, AT_REMOVEDIR = 0x200 };
+enum { O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0100, O_TRUNC = 01000, O_APPEND = 02000, O_DIRECTORY = 0200000 };
+enum { REBOOT_MAGIC1 = (int)0xfee1dead, REBOOT_MAGIC2 = 672274793, REBOOT_RESTART = 0x01234567,
+       REBOOT_POWER_OFF = 0x4321fedc };
+
+static long syscall6(long n, long a, long b, long c, long d, long e, long f) {
+    register long a0 __asm__("a0") = a;
+    register long a1 __asm__("a1") = b;
+    register long a2 __asm__("a2") = c;
+    register long a3 __asm__("a3") = d;
+    register long a4 __asm__("a4") = e;
+    register long a5 __asm__("a5") = f;
+    register long a7 __asm__("a7") = n;
+    __asm__ volatile("ecall" : "+r"(a0) : "r"(a1), "r"(a2), "r"(a3), "r"(a4), "r"(a5), "r"(a7) : "memory");
+    return a0;
+}
+#define SYS(n, a, b, c, d) syscall6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+// The compiler may call these for struct copies and initialisers.
+void *memset(void *d, int c, size_t n) { unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }
+void *memcpy(void *d, const void *s, size_t n) {
+    unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d;
+}
+
+static size_t length(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+static int same(const char *a, const char *b) {
+    while (*a && *a == *b) { a++; b++; }
+    return *a == *b;
+}
+
+static int out = 1;   // where command output goes (a redirection changes it)
+
+static void put(int fd, const char *s) {
+    size_t n = length(s);
+    while (n > 0) {
+        long w = SYS(SYS_write, fd, s, n, 0);
+        if (w <= 0) return;
+        s += w; n -= (size_t)w;
+    }
+}
+static void say(const char *s) { put(out, s); }
+
+static void putNumber(int fd, long v) {
+    char buf[24]; int i = sizeof buf - 1;
+    int negative = v < 0;
+    unsigned long u = negative ? (unsigned long)-v : (unsigned long)v;
+    buf[i] = 0;
+    do { buf[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (negative) buf[--i] = '-';
+    put(fd, buf + i);
+}
+
+/// "name: what failed (errno N)" on the console, never into a redirected file.
+static void fail(const char *name, const char *what, long error) {
+    put(2, name); put(2, ": "); put(2, what);
+    put(2, " (errno "); putNumber(2, -error); put(2, ")\n");
+}
+
+// MARK: commands
+
+static int cmdHelp(int argc, char **argv) {
+    (void)argc; (void)argv;
+    say("commands: echo [TEXT] [> FILE | >> FILE], cat FILE..., ls [DIR], mkdir DIR, rm FILE,\n"
+        "          rmdir DIR, cd DIR, pwd, mount DEV DIR [TYPE], umount DIR, sync, uname,\n"
+        "          sleep SECONDS, reboot, poweroff, help\n");
+    return 0;
+}
+
+static int cmdEcho(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (i > 1) say(" ");
+        say(argv[i]);
+    }
+    say("\n");
+    return 0;
+}
+
+static int cmdCat(int argc, char **argv) {
+    static char buf[4096];
+    int status = 0;
+    for (int i = 1; i < argc; i++) {
+        long fd = SYS(SYS_openat, AT_FDCWD, argv[i], O_RDONLY, 0);
+        if (fd < 0) { fail("cat", argv[i], fd); status = 1; continue; }
+        long n;
+        while ((n = SYS(SYS_read, fd, buf, sizeof buf, 0)) > 0) {
+            long done = 0;
+            while (done < n) {
+                long w = SYS(SYS_write, out, buf + done, n - done, 0);
+                if (w <= 0) break;
+                done += w;
+            }
+        }
+        if (n < 0) { fail("cat", argv[i], n); status = 1; }
+        SYS(SYS_close, fd, 0, 0, 0);
+    }
+    return status;
+}
+
+struct dirent64 { unsigned long ino; long off; unsigned short reclen; unsigned char type; char name[]; };
+
+static int cmdLs(int argc, char **argv) {
+    static char buf[4096];
+    const char *dir = argc > 1 ? argv[1] : ".";
+    long fd = SYS(SYS_openat, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) { fail("ls", dir, fd); return 1; }
+    long n;
+    while ((n = SYS(SYS_getdents64, fd, buf, sizeof buf, 0)) > 0) {
+        for (long at = 0; at < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + at);
+            if (!same(d->name, ".") && !same(d->name, "..")) {
+                say(d->name);
+                if (d->type == 4) say("/");
+                say("\n");
+            }
+            at += d->reclen;
+        }
+    }
+    SYS(SYS_close, fd, 0, 0, 0);
+    if (n < 0) { fail("ls", dir, n); return 1; }
+    return 0;
+}
+
+static int pathCall(const char *name, int argc, char **argv, long number, long extra) {
+    if (argc < 2) { put(2, name); put(2, ": missing operand\n"); return 1; }
+    long r = number == SYS_chdir ? SYS(number, argv[1], 0, 0, 0) : SYS(number, AT_FDCWD, argv[1], extra, 0);
+    if (r < 0) { fail(name, argv[1], r); return 1; }
+    return 0;
+}
+static int cmdMkdir(int argc, char **argv) { return pathCall("mkdir", argc, argv, SYS_mkdirat, 0755); }
+static int cmdRm(int argc, char **argv) { return pathCall("rm", argc, argv, SYS_unlinkat, 0); }
+static int cmdRmdir(int argc, char **argv) { return pathCall("rmdir", argc, argv, SYS_unlinkat, AT_REMOVEDIR); }
+static int cmdCd(int argc, char **argv) { return pathCall("cd", argc, argv, SYS_chdir, 0); }
+
+static int cmdPwd(int argc, char **argv) {
+    (void)argc; (void)argv;
+    static char buf[256];
+    long r = SYS(SYS_getcwd, buf, sizeof buf, 0, 0);
+    if (r < 0) { fail("pwd", ".", r); return 1; }
+    say(buf); say("\n");
+    return 0;
+}
+
+static int cmdMount(int argc, char **argv) {
+    if (argc < 3) { put(2, "mount: usage: mount DEV DIR [TYPE]\n"); return 1; }
+    const char *type = argc > 3 ? argv[3] : "ext4";
+    long r = syscall6(SYS_mount, (long)argv[1], (long)argv[2], (long)type, 0, 0, 0);
+    if (r < 0) { fail("mount", argv[1], r); return 1; }
+    return 0;
+}
+
+static int cmdUmount(int argc, char **argv) {
+    if (argc < 2) { put(2, "umount: missing operand\n"); return 1; }
+    long r = SYS(SYS_umount2, argv[1], 0, 0, 0);
+    if (r < 0) { fail("umount", argv[1], r); return 1; }
+    return 0;
+}
+
+static int cmdSync(int argc, char **argv) { (void)argc; (void)argv; SYS(SYS_sync, 0, 0, 0, 0); return 0; }
+
+struct utsname { char sysname[65], nodename[65], release[65], version[65], machine[65], domain[65]; };
+
+static int cmdUname(int argc, char **argv) {
+    (void)argc; (void)argv;
+    static struct utsname u;
+    SYS(SYS_uname, &u, 0, 0, 0);
+    say(u.sysname); say(" "); say(u.release); say(" "); say(u.machine); say("\n");
+    return 0;
+}
+
+static int cmdSleep(int argc, char **argv) {
+    long seconds = 0;
+    for (const char *p = argc > 1 ? argv[1] : "1"; *p >= '0' && *p <= '9'; p++) seconds = seconds * 10 + (*p - '0');
+    long ts[2] = { seconds, 0 };
+    SYS(SYS_nanosleep, ts, 0, 0, 0);
+    return 0;
+}
+
+static int powerDown(long how) {
+    SYS(SYS_sync, 0, 0, 0, 0);
+    long r = SYS(SYS_reboot, REBOOT_MAGIC1, REBOOT_MAGIC2, how, 0);
+    fail("reboot", "the kernel refused", r);
+    return 1;
+}
+static int cmdReboot(int argc, char **argv) { (void)argc; (void)argv; return powerDown(REBOOT_RESTART); }
+static int cmdPoweroff(int argc, char **argv) { (void)argc; (void)argv; return powerDown(REBOOT_POWER_OFF); }
+
+static const struct { const char *name; int (*run)(int, char **); } commands[] = {
+    {"help", cmdHelp}, {"echo", cmdEcho}, {"cat", cmdCat}, {"ls", cmdLs}, {"mkdir", cmdMkdir},
+    {"rm", cmdRm}, {"rmdir", cmdRmdir}, {"cd", cmdCd}, {"pwd", cmdPwd}, {"mount", cmdMount},
+    {"umount", cmdUmount}, {"sync", cmdSync}, {"uname", cmdUname}, {"sleep", cmdSleep},
+    {"reboot", cmdReboot}, {"poweroff", cmdPoweroff},
+};
+
+// MARK: the shell
+
+/// Splits `line` in place into words; "double quotes" keep spaces.
+static int split(char *line, char **argv, int max) {
+    int argc = 0;
+    char *p = line;
+    while (*p && argc < max - 1) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        char *w = p, *o = p;
+        int quoted = 0;
+        while (*p && (quoted || (*p != ' ' && *p != '\t'))) {
+            if (*p == '"') { quoted = !quoted; p++; continue; }
+            *o++ = *p++;
+        }
+        if (*p) p++;
+        *o = 0;
+        argv[argc++] = w;
+    }
+    argv[argc] = 0;
+    return argc;
+}
+
+static void runLine(char *line) {
+    char *argv[32];
+    int argc = split(line, argv, 32);
+    if (argc == 0) return;
+    // A trailing "> FILE" or ">> FILE" sends the command's output to FILE.
+    out = 1;
+    if (argc >= 3 && (same(argv[argc - 2], ">") || same(argv[argc - 2], ">>"))) {
+        long flags = O_WRONLY | O_CREAT | (same(argv[argc - 2], ">") ? O_TRUNC : O_APPEND);
+        long fd = SYS(SYS_openat, AT_FDCWD, argv[argc - 1], flags, 0644);
+        if (fd < 0) { fail(argv[0], argv[argc - 1], fd); return; }
+        out = (int)fd;
+        argc -= 2;
+        argv[argc] = 0;
+    }
+    int found = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (same(argv[0], commands[i].name)) { commands[i].run(argc, argv); found = 1; break; }
+    }
+    if (!found) { put(2, argv[0]); put(2, ": not found (try help)\n"); }
+    if (out != 1) SYS(SYS_close, out, 0, 0, 0);
+    out = 1;
+}
+
+static void mountEarly(const char *dir, const char *type) {
+    SYS(SYS_mkdirat, AT_FDCWD, dir, 0755, 0);
+    long r = syscall6(SYS_mount, (long)type, (long)dir, (long)type, 0, 0, 0);
+    if (r < 0) fail("init", dir, r);
+}
+
+int main(void) {
+    mountEarly("/proc", "proc");
+    mountEarly("/sys", "sysfs");
+    mountEarly("/dev", "devtmpfs");
+    SYS(SYS_mkdirat, AT_FDCWD, "/mnt", 0755, 0);
+    put(1, "\nemupanel Linux guest: a small shell ('help' lists its commands)\n");
+    static char line[1024];
+    for (;;) {
+        put(1, "# ");
+        long n = SYS(SYS_read, 0, line, sizeof line - 1, 0);
+        if (n <= 0) {
+            // No console input (EOF): wait for it rather than spin; PID 1 must not exit.
+            long ts[2] = { 1, 0 };
+            SYS(SYS_nanosleep, ts, 0, 0, 0);
+            continue;
+        }
+        line[n] = 0;
+        if (line[n - 1] == '\n') line[n - 1] = 0;
+        runLine(line);
+    }
+}
+
+// Entry: the kernel starts PID 1 with sp at argc. gp is set for the linker's relaxations.
+__asm__(".section .text._start\n"
+        ".globl _start\n"
+        "_start:\n"
+        ".option push\n.option norelax\n"
+        "  la gp, __global_pointer$\n"
+        ".option pop\n"
+        "  call main\n"
+        "1: j 1b\n");
