@@ -37,6 +37,13 @@ let package = Package(
             "EmulatorCore", "VMState", "RISCV", "CFileSync",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // posix_spawn's GNU file actions and SCM_RIGHTS, for starting QEMU and passing it descriptors.
+        .target(name: "CProcessIO"),
+        // QEMU as a second backend: QMP, the QEMU process, discovery and tiers, the guest driver.
+        .target(name: "QEMUBackend", dependencies: [
+            "CProcessIO", "EmulatorCore", "VMState", "Migration",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Panel", dependencies: [
             "HTTPServer", "EmulatorCore", "RISCV", "Migration",
             .product(name: "Logging", package: "swift-log"),
@@ -58,6 +65,8 @@ let package = Package(
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
+        // Runs the installed qemu-system-* binaries (make test installs them).
+        .testTarget(name: "QEMUBackendTests", dependencies: ["QEMUBackend", "EmulatorCore", "VMState", "Migration"]),
         .testTarget(name: "VMStateTests", dependencies: [
             "VMState",
             .product(name: "PropertyBased", package: "swift-property-based"),
