@@ -7,6 +7,7 @@
 // `migrate-incoming fd:` while SnapshotFile.read checks it against its checksum.
 import Foundation
 import Migration
+import Synchronization
 import VMState
 
 public struct QEMUSnapshotResult: Sendable {
@@ -59,27 +60,25 @@ extension QEMUGuest {
     }
 
     /// Copies what QEMU writes into `sink` until QEMU closes its end, reporting query-migrate
-    /// figures on the way; returns them once QEMU says the save completed.
+    /// figures meanwhile; returns them once QEMU says the save completed. The copy runs on a
+    /// thread of its own: QEMU's migration thread writes the last pages and the devices while
+    /// holding the lock its monitor needs, so a monitor command issued while nobody drains the
+    /// socket would wait for ever.
     private func copyStream(from socket: Int32, into sink: ByteSink, transfer: TransferControl,
                             deadline: ContinuousClock.Instant, progress: (TransferStats) -> Void) throws -> TransferStats {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        var streamEnded = false
-        return try followMigration(transfer: transfer, deadline: deadline, progress: progress) {
-            // Copy for up to 100 ms between looks at QEMU's status.
-            let slice = ContinuousClock.now + .milliseconds(100)
-            while !streamEnded, ContinuousClock.now < slice {
-                guard UnixSocket.waitReadable(socket, milliseconds: 20) else { continue }
-                let n = try UnixSocket.receive(socket, into: buffer)
-                if n == 0 {
-                    streamEnded = true
-                } else {
-                    try sink.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                }
-            }
-            // Once the stream has ended, only QEMU's final status is awaited.
-            return streamEnded ? .milliseconds(100) : .zero
+        let copier = StreamCopier(socket: socket, sink: sink)
+        let stats: TransferStats
+        do {
+            stats = try followMigration(transfer: transfer, deadline: deadline, progress: progress,
+                                        abandon: { copier.hasFailed })
+        } catch {
+            copier.abandon()
+            // A failed write (a full disk) is the cause; QEMU's "cancelled" only the consequence.
+            if let copyError = copier.finish() { throw copyError }
+            throw error
         }
+        if let copyError = copier.finish() { throw copyError }
+        return stats
     }
 
     /// Starts a new QEMU for `configuration` and loads the snapshot at `path` into it (checked
@@ -144,5 +143,45 @@ extension QEMUGuest {
                 guard ContinuousClock.now < deadline else { throw QEMUError.timedOut("waiting for QEMU to load the stream") }
             }
         }
+    }
+}
+
+/// Drains a socket into a sink on its own thread until the peer closes it.
+private final class StreamCopier: @unchecked Sendable { // `sink` is touched only by the copy thread until `finish` has joined it
+    private let socket: Int32
+    private let sink: ByteSink
+    private let failure = Mutex<Error?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(socket: Int32, sink: ByteSink) {
+        self.socket = socket
+        self.sink = sink
+        let thread = Thread { [self] in
+            do { try copy() } catch { failure.withLock { $0 = error } }
+            done.signal()
+        }
+        thread.name = "emupanel-qemu-snapshot"
+        thread.start()
+    }
+
+    private func copy() throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try UnixSocket.receive(socket, into: buffer)
+            if n == 0 { return }
+            try sink.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
+    }
+
+    var hasFailed: Bool { failure.withLock { $0 != nil } }
+
+    /// Ends the copy early (the transfer failed): the thread sees the end of the stream.
+    func abandon() { shutdown(socket, Int32(SHUT_RD)) }
+
+    /// Waits for the copy to reach the end of the stream; its error, if it had one.
+    func finish() -> Error? {
+        done.wait()
+        return failure.withLock { $0 }
     }
 }

@@ -36,21 +36,18 @@ extension QEMUGuest {
 
     func endTransfer() { transferring.store(false, ordering: .releasing) }
 
-    /// Follows a running migration: each MIGRATION event (or 100 ms) it reads query-migrate,
-    /// reports it, applies changed settings and a cancel, until QEMU ends the transfer.
-    /// `idle` runs between polls (a snapshot copies the stream there) and returns how long
-    /// the next wait may be. Returns the final figures on `completed`.
+    /// Follows a running migration: on each MIGRATION event (or every 100 ms) it reads
+    /// query-migrate, reports it, applies changed settings and a cancel, until QEMU ends the
+    /// transfer; `abandon` returning true cancels it too. Returns the final figures on `completed`.
     func followMigration(transfer: TransferControl, deadline: ContinuousClock.Instant?,
-                         progress: (TransferStats) -> Void, idle: () throws -> Duration = { .milliseconds(100) })
-        throws -> TransferStats {
+                         progress: (TransferStats) -> Void, abandon: () -> Bool = { false }) throws -> TransferStats {
         var applied = (transfer.downtimeLimitMs.load(ordering: .relaxed), transfer.maxBandwidth.load(ordering: .relaxed))
         var cancelSent = false
         var lastReport = ContinuousClock.now - .seconds(1)
         while true {
-            let wait = try idle()
-            let watched = transferWatch.wait(upTo: wait)
+            let watched = transferWatch.wait(upTo: .milliseconds(100))
             if let exit = watched.exit { throw QEMUError.exited(exit) }
-            if transfer.isCancelled && !cancelSent {
+            if (transfer.isCancelled || abandon()) && !cancelSent {
                 cancelSent = true
                 try? cancelMigration()
             }

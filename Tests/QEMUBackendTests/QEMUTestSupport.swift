@@ -88,9 +88,13 @@ final class Recorder: Sendable {
         wait(timeout: timeout) { $0.console.contains(text) }
     }
 
+    /// How many "pass N ok" lines mempattern printed so far.
+    var passLines: Int { console.components(separatedBy: " ok").count - 1 }
+
     /// The highest "pass N ok" mempattern printed so far (0 before the first).
     var lastPass: Int {
-        console.split(separator: "\n").compactMap { line -> Int? in
+        // QEMU's UART output ends lines with CR LF.
+        console.split(whereSeparator: \.isNewline).compactMap { line -> Int? in
             guard line.hasPrefix("pass "), line.hasSuffix(" ok") else { return nil }
             return Int(line.dropFirst(5).dropLast(3))
         }.max() ?? 0
