@@ -5,7 +5,7 @@ SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
 RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
-TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-system-x86 device-tree-compiler curl chromium chromium-driver python3-venv
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 
 .PHONY: run build test test-browser fuzz deps test-deps bench bench-http clean
