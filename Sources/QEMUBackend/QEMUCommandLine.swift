@@ -70,8 +70,10 @@ struct QEMUCommandLine {
         var line = QEMUCommandLine(executable: configuration.binary)
         line.headless()
         let consoleNumber = line.pass(console)
+        // wait=on: QEMU accepts the panel's console connection (already queued) before it
+        // creates the machine, so no output can be written before anyone reads it.
         line.add("-machine", configuration.machineType, "-m", "\(configuration.memoryMiB)M", "-S",
-                 "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=off",
+                 "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=on",
                  "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none")
         if let name = configuration.name { line.add("-name", "guest=\(name.replacingOccurrences(of: ",", with: ",,"))") }
         if let bios = configuration.bios { line.add("-bios", bios) }

@@ -179,9 +179,15 @@ private final class StreamCopier: @unchecked Sendable { // `sink` is touched onl
     /// Ends the copy early (the transfer failed): the thread sees the end of the stream.
     func abandon() { shutdown(socket, Int32(SHUT_RD)) }
 
-    /// Waits for the copy to reach the end of the stream; its error, if it had one.
+    /// Waits for the copy to reach the end of the stream; its error, if it had one. QEMU closes
+    /// its end when the save is over; one that does not within a minute is given up on.
     func finish() -> Error? {
-        done.wait()
+        if done.wait(timeout: .now() + 60) == .timedOut {
+            abandon()
+            done.wait()
+            let copyError: Error? = failure.withLock { $0 }
+            return copyError ?? QEMUError.timedOut("waiting for QEMU to close the snapshot stream")
+        }
         return failure.withLock { $0 }
     }
 }

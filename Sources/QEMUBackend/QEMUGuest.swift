@@ -86,6 +86,7 @@ public final class QEMUGuest: Sendable {
         let consolePath = directory + "/" + consoleSocketName
         let consoleListening = try UnixSocket.listen(at: consolePath)
         defer { close(consoleListening) }
+        let consoleIdentity = UnixSocket.identity(ofSocketAt: consolePath)
         let consoleClient = try UnixSocket.connect(to: consolePath)
         let console = QEMUConsole(socket: consoleClient, output: events.console)
         let line: QEMUCommandLine
@@ -98,6 +99,7 @@ public final class QEMUGuest: Sendable {
         }
         let watch = TransferWatch()
         let monitorPath = directory + "/" + monitorSocketName
+        let monitorIdentity = Mutex<(dev_t, ino_t)?>(nil)
         let instance: QEMUInstance
         do {
             instance = try QEMUInstance.launch(
@@ -109,8 +111,8 @@ public final class QEMUGuest: Sendable {
                 },
                 onExit: { exit in
                     watch.processExited(exit)
-                    unlink(monitorPath)
-                    unlink(consolePath)
+                    UnixSocket.unlink(monitorPath, ifStill: monitorIdentity.withLock { $0 })
+                    UnixSocket.unlink(consolePath, ifStill: consoleIdentity)
                     events.exited(exit)
                 })
         } catch {
@@ -118,6 +120,9 @@ public final class QEMUGuest: Sendable {
             unlink(consolePath)
             throw error
         }
+        monitorIdentity.withLock { $0 = instance.monitorIdentity }
+        // A QEMU that already ended ran its exit handler before the identity was known.
+        if instance.process.exit != nil { UnixSocket.unlink(monitorPath, ifStill: instance.monitorIdentity) }
         let guest = QEMUGuest(configuration: configuration, directory: directory, instance: instance, console: console,
                               transferWatch: watch)
         do {

@@ -7,10 +7,13 @@ import Foundation
 final class QEMUInstance: Sendable {
     let process: QEMUProcess
     let qmp: QMPClient
+    /// The monitor socket file this QEMU listens on, to remove it (and only it) when QEMU ends.
+    let monitorIdentity: (dev_t, ino_t)?
 
-    private init(process: QEMUProcess, qmp: QMPClient) {
+    private init(process: QEMUProcess, qmp: QMPClient, monitorIdentity: (dev_t, ino_t)?) {
         self.process = process
         self.qmp = qmp
+        self.monitorIdentity = monitorIdentity
     }
 
     /// Starts `line` (its monitor is added here) in `directory`, the monitor socket at
@@ -22,6 +25,7 @@ final class QEMUInstance: Sendable {
         var line = line
         let listening = try UnixSocket.listen(at: monitorPath)
         defer { close(listening) }
+        let identity = UnixSocket.identity(ofSocketAt: monitorPath)
         let client: Int32
         do { client = try UnixSocket.connect(to: monitorPath) } catch {
             unlink(monitorPath)
@@ -39,7 +43,7 @@ final class QEMUInstance: Sendable {
         }
         do {
             let qmp = try QMPClient(socket: client, timeout: timeout, onEvent: onEvent)
-            return QEMUInstance(process: process, qmp: qmp)
+            return QEMUInstance(process: process, qmp: qmp, monitorIdentity: identity)
         } catch {
             // Most often QEMU refused its command line and exited: its stderr says why.
             process.kill()

@@ -17,7 +17,7 @@ enum UnixSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw QEMUError.io(operation: "socket", errno: errno) }
         do {
-            unlink(path)
+            Glibc.unlink(path)
             try withAddress(path) { address, length in
                 guard bind(fd, address, length) == 0 else { throw QEMUError.io(operation: "bind \(path)", errno: errno) }
             }
@@ -27,6 +27,20 @@ enum UnixSocket {
             close(fd)
             throw error
         }
+    }
+
+    /// The socket file at `path` (device and inode), to recognise it later.
+    static func identity(ofSocketAt path: String) -> (dev_t, ino_t)? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return (info.st_dev, info.st_ino)
+    }
+
+    /// Removes the socket file at `path` only if it is still the one identified, so a QEMU
+    /// that ended late never removes the socket of the QEMU that replaced it.
+    static func unlink(_ path: String, ifStill identity: (dev_t, ino_t)?) {
+        guard let identity, let now = self.identity(ofSocketAt: path), now == identity else { return }
+        Glibc.unlink(path)
     }
 
     /// A socket connected to `path`; against our own listening socket this completes at once.
