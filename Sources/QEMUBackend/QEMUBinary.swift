@@ -11,6 +11,8 @@ public struct QEMUBinary: Sendable, Codable, Equatable {
     public var identity: QEMUBinaryIdentity
     public var version: QEMUVersion
     public var machineTypes: [QEMUMachineType]
+    /// Whether the binary has `-sandbox` (seccomp); guests of it are started sandboxed if so.
+    public var sandbox: Bool
 
     /// `qemu-system-riscv64`.
     public var name: String { (path as NSString).lastPathComponent }

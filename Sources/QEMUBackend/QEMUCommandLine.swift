@@ -19,9 +19,12 @@ public struct QEMUGuestConfiguration: Sendable, Codable, Equatable {
     public var devices: [String]
     /// `-name`, shown in QEMU's messages and process list.
     public var name: String?
+    /// Run under QEMU's seccomp sandbox; discovery says whether the binary has one
+    /// (`QEMUBinary.sandbox`).
+    public var sandbox: Bool
 
     public init(binary: String, machineType: String, memoryMiB: Int, bios: String? = nil, kernel: String? = nil,
-                devices: [String] = [], name: String? = nil) {
+                devices: [String] = [], name: String? = nil, sandbox: Bool = true) {
         self.binary = binary
         self.machineType = machineType
         self.memoryMiB = memoryMiB
@@ -29,6 +32,7 @@ public struct QEMUGuestConfiguration: Sendable, Codable, Equatable {
         self.kernel = kernel
         self.devices = devices
         self.name = name
+        self.sandbox = sandbox
     }
 }
 
@@ -42,7 +46,8 @@ struct QEMUCommandLine {
 
     mutating func add(_ arguments: String...) { self.arguments += arguments }
 
-    /// Hands `fd` to QEMU; returns the number QEMU knows it by.
+    /// Hands `fd` to QEMU (QEMUInstance.launch closes it here once QEMU has it); returns the
+    /// number QEMU knows it by.
     mutating func pass(_ fd: Int32) -> Int32 {
         inherited.append(fd)
         return 2 + Int32(inherited.count)
@@ -55,20 +60,20 @@ struct QEMUCommandLine {
         add("-chardev", "socket,id=emupanel-qmp,fd=\(number),server=on,wait=off", "-mon", "chardev=emupanel-qmp,mode=control")
     }
 
-    /// What every QEMU the panel starts gets: no window, no user config files, and a seccomp
-    /// sandbox that denies spawning, privilege changes and obsolete calls (libvirt's default).
-    mutating func headless() {
-        add("-display", "none", "-no-user-config",
-            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+    /// What every QEMU the panel starts gets: no window, no user config files, and — where the
+    /// binary has it (Debian's microvm build does not) — a seccomp sandbox that denies spawning,
+    /// privilege changes and obsolete calls (libvirt's default).
+    mutating func headless(sandbox: Bool) {
+        add("-display", "none", "-no-user-config")
+        if sandbox { add("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny") }
     }
 
     /// The guest's command line: its machine with default devices (as discovery probed it),
     /// the serial console on a socket, paused until the panel says `cont`. The monitor is
     /// added by whoever starts it (QEMUInstance).
-    static func guest(_ configuration: QEMUGuestConfiguration, console: Int32, incoming: Bool) throws -> QEMUCommandLine {
-        try validate(configuration)
+    static func guest(_ configuration: QEMUGuestConfiguration, console: Int32, incoming: Bool) -> QEMUCommandLine {
         var line = QEMUCommandLine(executable: configuration.binary)
-        line.headless()
+        line.headless(sandbox: configuration.sandbox)
         let consoleNumber = line.pass(console)
         // wait=on: QEMU accepts the panel's console connection (already queued) before it
         // creates the machine, so no output can be written before anyone reads it.

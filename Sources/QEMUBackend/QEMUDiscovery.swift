@@ -81,7 +81,8 @@ public final class QEMUDiscovery: Sendable {
     /// The blockers of `machineType` started with `devices` (`-device` values) besides its
     /// defaults: the "configured device" half of tier none, for one guest's pre-flight.
     public func blockers(binary path: String, machineType: String, devices: [String]) throws -> [QEMUMigrationBlocker] {
-        try probeBlockers(binary: path, machineType: machineType, devices: devices)
+        try probeBlockers(binary: path, sandbox: try probe(binary: path).sandbox, machineType: machineType,
+                          devices: devices)
     }
 
     /// QEMU's `-dump-vmstate` for `machineType` (the JSON VMStateCheck compares), cached.
@@ -90,6 +91,7 @@ public final class QEMUDiscovery: Sendable {
             throw QEMUError.invalidConfiguration("machine type '\(machineType)' is not a QEMU machine type name")
         }
         let identity = try QEMUBinaryIdentity(path: path)
+        let sandbox = try probe(binary: path).sandbox
         let directory = cacheDirectory + "/vmstate/" + Self.fileStem(path) + "-" + Self.digest(identity)
         let file = directory + "/" + machineType + ".json"
         if let data = FileManager.default.contents(atPath: file) { return String(decoding: data, as: UTF8.self) }
@@ -99,7 +101,7 @@ public final class QEMUDiscovery: Sendable {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let output = work + "/dump.json"
         var line = QEMUCommandLine(executable: path)
-        line.headless()
+        line.headless(sandbox: sandbox)
         line.add("-machine", machineType, "-dump-vmstate", output)
         starts.add(1, ordering: .relaxed)
         let process = try QEMUProcess(executable: path, arguments: line.arguments, directory: work,
@@ -119,7 +121,7 @@ public final class QEMUDiscovery: Sendable {
     // MARK: Probing
 
     private struct ProbeRecord: Codable {
-        static let currentFormat = 1
+        static let currentFormat = 2
         var format: Int
         var binary: QEMUBinary
     }
@@ -128,13 +130,14 @@ public final class QEMUDiscovery: Sendable {
         let path = identity.path
         let work = try workDirectory()
         defer { try? FileManager.default.removeItem(atPath: work) }
+        // Without -sandbox: whether the binary has it is one of the questions.
         var line = QEMUCommandLine(executable: path)
-        line.headless()
+        line.headless(sandbox: false)
         line.add("-machine", "none", "-S", "-nodefaults")
         starts.add(1, ordering: .relaxed)
         let instance = try QEMUInstance.launch(line, directory: work, logPath: work + "/qemu.log",
                                                monitorPath: work + "/qmp.sock", timeout: timeout)
-        let version: QEMUVersion, listed: [QMPValue]
+        let version: QEMUVersion, listed: [QMPValue], sandbox: Bool
         do {
             defer { instance.quit() }
             guard let reported = QEMUVersion(qmp: try instance.qmp.execute("query-version", timeout: timeout)) else {
@@ -142,6 +145,7 @@ public final class QEMUDiscovery: Sendable {
             }
             version = reported
             listed = try instance.qmp.execute("query-machines", timeout: timeout).arrayValue ?? []
+            sandbox = (try? instance.qmp.execute("query-command-line-options", ["option": "sandbox"], timeout: timeout)) != nil
         }
         var machines = listed.compactMap { entry -> QEMUMachineType? in
             guard let name = entry["name"]?.stringValue, name != "none", QEMUCommandLine.isSafeName(name) else { return nil }
@@ -150,7 +154,7 @@ public final class QEMUDiscovery: Sendable {
                                    deprecated: entry["deprecated"]?.boolValue ?? false)
         }.sorted { $0.name < $1.name }
         let outcomes = parallelMap(machines.map(\.name)) { name in
-            Result { try self.probeBlockers(binary: path, machineType: name, devices: []) }
+            Result { try self.probeBlockers(binary: path, sandbox: sandbox, machineType: name, devices: []) }
         }
         for index in machines.indices {
             switch outcomes[index] {
@@ -158,18 +162,19 @@ public final class QEMUDiscovery: Sendable {
             case .failure(let error): machines[index].probeError = Self.shortReason(error)
             }
         }
-        return QEMUBinary(path: path, identity: identity, version: version, machineTypes: machines)
+        return QEMUBinary(path: path, identity: identity, version: version, machineTypes: machines, sandbox: sandbox)
     }
 
     /// Starts the machine paused with its default devices (and `devices`) and asks QEMU.
-    private func probeBlockers(binary: String, machineType: String, devices: [String]) throws -> [QEMUMigrationBlocker] {
+    private func probeBlockers(binary: String, sandbox: Bool, machineType: String, devices: [String]) throws
+        -> [QEMUMigrationBlocker] {
         guard QEMUCommandLine.isSafeName(machineType) else {
             throw QEMUError.invalidConfiguration("machine type '\(machineType)' is not a QEMU machine type name")
         }
         let work = try workDirectory()
         defer { try? FileManager.default.removeItem(atPath: work) }
         var line = QEMUCommandLine(executable: binary)
-        line.headless()
+        line.headless(sandbox: sandbox)
         line.add("-machine", machineType, "-S", "-monitor", "none", "-serial", "null", "-parallel", "none")
         for device in devices { line.add("-device", device) }
         starts.add(1, ordering: .relaxed)

@@ -85,18 +85,16 @@ public final class QEMUGuest: Sendable {
                                                 attributes: [.posixPermissions: 0o700])
         let consolePath = directory + "/" + consoleSocketName
         let consoleListening = try UnixSocket.listen(at: consolePath)
-        defer { close(consoleListening) }
         let consoleIdentity = UnixSocket.identity(ofSocketAt: consolePath)
-        let consoleClient = try UnixSocket.connect(to: consolePath)
-        let console = QEMUConsole(socket: consoleClient, output: events.console)
-        let line: QEMUCommandLine
-        do {
-            line = try QEMUCommandLine.guest(configuration, console: consoleListening, incoming: incoming)
-        } catch {
-            console.close()
+        let consoleClient: Int32
+        do { consoleClient = try UnixSocket.connect(to: consolePath) } catch {
+            close(consoleListening)
             unlink(consolePath)
             throw error
         }
+        let console = QEMUConsole(socket: consoleClient, output: events.console)
+        // From here the listening socket belongs to the command line, which QEMUInstance closes.
+        let line = QEMUCommandLine.guest(configuration, console: consoleListening, incoming: incoming)
         let watch = TransferWatch()
         let monitorPath = directory + "/" + monitorSocketName
         let monitorIdentity = Mutex<(dev_t, ino_t)?>(nil)

@@ -17,23 +17,31 @@ final class QEMUInstance: Sendable {
     }
 
     /// Starts `line` (its monitor is added here) in `directory`, the monitor socket at
-    /// `monitorPath`. Events and the exit are reported through the callbacks.
+    /// `monitorPath`. Events and the exit are reported through the callbacks. The descriptors
+    /// `line` passes are QEMU's from here on: they are closed in this process as soon as QEMU
+    /// has them (or the start failed), so a QEMU that dies early leaves nothing listening and
+    /// the connections waiting on it fail at once.
     static func launch(_ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
                        timeout: Duration = .seconds(30),
                        onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
                        onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }) throws -> QEMUInstance {
         var line = line
-        let listening = try UnixSocket.listen(at: monitorPath)
-        defer { close(listening) }
-        let identity = UnixSocket.identity(ofSocketAt: monitorPath)
-        let client: Int32
-        do { client = try UnixSocket.connect(to: monitorPath) } catch {
-            unlink(monitorPath)
+        let listening: Int32
+        do { listening = try UnixSocket.listen(at: monitorPath) } catch {
+            line.inherited.forEach { close($0) }
             throw error
         }
         line.monitor(listening: listening)
+        let identity = UnixSocket.identity(ofSocketAt: monitorPath)
+        let client: Int32
+        do { client = try UnixSocket.connect(to: monitorPath) } catch {
+            line.inherited.forEach { close($0) }
+            unlink(monitorPath)
+            throw error
+        }
         let process: QEMUProcess
         do {
+            defer { line.inherited.forEach { close($0) } }
             process = try QEMUProcess(executable: line.executable, arguments: line.arguments, directory: directory,
                                       logPath: logPath, inherited: line.inherited, onExit: onExit)
         } catch {

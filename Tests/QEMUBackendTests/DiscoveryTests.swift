@@ -20,6 +20,7 @@ import VMState
         #expect(binary.name == "qemu-system-riscv64")
         #expect(binary.arch == "riscv64")
         #expect(binary.version.major >= 7)
+        #expect(binary.sandbox)
         let virt = try #require(binary.machineType("virt"))
         #expect(virt.tier == .unversioned)
         #expect(virt.blockers.isEmpty)
@@ -58,6 +59,17 @@ import VMState
         #expect(sim.tier == .none)
         #expect(sim.blockers == [QEMUMigrationBlocker(device: "cpu", reason: "non-migratable device: cpu")])
         #expect(sim.tierReason.contains("cpu (non-migratable device: cpu)"))
+    }
+
+    @Test(.enabled(if: Installed.qemu("qemu-system-x86_64-microvm") != nil, "needs Debian's qemu-system-x86_64-microvm"))
+    func aBinaryWithoutASandboxIsStillProbed() throws {
+        // Debian's microvm build has no seccomp: it is probed and run without -sandbox.
+        let binary = try Self.discovery.probe(binary: Installed.qemu("qemu-system-x86_64-microvm")!)
+        #expect(!binary.sandbox)
+        #expect(binary.arch == "x86_64")
+        #expect(binary.machineType("microvm")?.probeError == nil)
+        // It lists the q35 types it cannot start (no VGA): tier from the name, and why.
+        #expect(binary.machineType("q35")?.probeError?.contains("VGA") == true)
     }
 
     @Test(.enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))

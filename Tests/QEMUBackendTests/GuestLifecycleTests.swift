@@ -85,6 +85,20 @@ struct GuestLifecycleTests {
         #expect(log.contains("qemu-system-riscv64: could not load kernel"))
     }
 
+    @Test(.enabled(if: Installed.qemu("qemu-system-x86_64-microvm") != nil, "needs Debian's qemu-system-x86_64-microvm"))
+    func aQEMUThatRejectsItsOptionsBeforeItsMonitorExistsSaysWhy() throws {
+        // The microvm build has no seccomp; asked for -sandbox, it exits while parsing options.
+        let scratch = Scratch("no-monitor")
+        defer { scratch.remove() }
+        let configuration = QEMUGuestConfiguration(binary: Installed.qemu("qemu-system-x86_64-microvm")!,
+                                                   machineType: "microvm", memoryMiB: 16, sandbox: true)
+        let error = #expect(throws: QEMUError.self) {
+            try QEMUGuest.start(configuration, directory: scratch.path, logPath: scratch.sub("qemu.log"))
+        }
+        guard case .exited(let exit) = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(exit.reason.contains("-sandbox support is not enabled"))
+    }
+
     @Test func badConfigurationsNeverReachQEMU() throws {
         let scratch = Scratch("invalid")
         defer { scratch.remove() }
