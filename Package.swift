@@ -66,7 +66,10 @@ let package = Package(
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
         // Runs the installed qemu-system-* binaries (make test installs them).
-        .testTarget(name: "QEMUBackendTests", dependencies: ["QEMUBackend", "EmulatorCore", "VMState", "Migration"]),
+        .testTarget(name: "QEMUBackendTests", dependencies: [
+            "QEMUBackend", "EmulatorCore", "VMState", "Migration",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "VMStateTests", dependencies: [
             "VMState",
             .product(name: "PropertyBased", package: "swift-property-based"),

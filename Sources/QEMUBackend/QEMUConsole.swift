@@ -7,7 +7,7 @@ import Synchronization
 final class QEMUConsole: Sendable {
     private let fd: Int32
     private let readerDone = DispatchSemaphore(value: 0)
-    private let closed = Mutex(false)
+    private let closed = Atomic<Bool>(false)
     private let writing = Mutex(())
 
     /// Takes ownership of `socket` (connected to QEMU's console chardev).
@@ -31,16 +31,12 @@ final class QEMUConsole: Sendable {
 
     /// Sends `bytes` to the guest's UART.
     func send(_ bytes: [UInt8]) throws {
-        guard !closed.withLock({ $0 }) else { throw QEMUError.io(operation: "console input", errno: EPIPE) }
+        guard !closed.load(ordering: .acquiring) else { throw QEMUError.io(operation: "console input", errno: EPIPE) }
         try writing.withLock { _ in try bytes.withUnsafeBytes { try UnixSocket.send(fd, $0) } }
     }
 
     func close() {
-        let first = closed.withLock { closed -> Bool in
-            defer { closed = true }
-            return !closed
-        }
-        guard first else { return }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         readerDone.wait()
         Glibc.close(fd)

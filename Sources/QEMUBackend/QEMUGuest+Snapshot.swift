@@ -22,9 +22,11 @@ extension QEMUGuest {
 
     /// Saves the guest to `path`. A running guest keeps running while RAM is copied and is
     /// paused only for the last pages and the devices (`transfer.downtimeLimitMs`), then
-    /// resumed; a paused guest stays paused. Refused up front when QEMU reports a blocker.
+    /// resumed (after `maxPasses` passes it is paused for the rest, see followMigration); a paused
+    /// guest stays paused. Refused up front when QEMU reports a blocker.
     public func saveSnapshot(to path: String, transfer: TransferControl = TransferControl(downtimeLimitMs: 50),
-                             timeout: Duration = .seconds(3600), progress: (TransferStats) -> Void = { _ in }) throws
+                             maxPasses: UInt64 = 30, timeout: Duration = .seconds(3600),
+                             progress: (TransferStats) -> Void = { _ in }) throws
         -> QEMUSnapshotResult {
         try beginTransfer(transfer)
         defer { endTransfer() }
@@ -45,7 +47,7 @@ extension QEMUGuest {
                     _ = try? qmp.execute("closefd", ["fdname": .string(Self.snapshotDescriptorName)])
                     throw error
                 }
-                stats = try copyStream(from: ours, into: sink, transfer: transfer,
+                stats = try copyStream(from: ours, into: sink, transfer: transfer, maxPasses: maxPasses,
                                        deadline: .now + timeout, progress: progress)
             }
         } catch {
@@ -64,13 +66,13 @@ extension QEMUGuest {
     /// thread of its own: QEMU's migration thread writes the last pages and the devices while
     /// holding the lock its monitor needs, so a monitor command issued while nobody drains the
     /// socket would wait for ever.
-    private func copyStream(from socket: Int32, into sink: ByteSink, transfer: TransferControl,
+    private func copyStream(from socket: Int32, into sink: ByteSink, transfer: TransferControl, maxPasses: UInt64,
                             deadline: ContinuousClock.Instant, progress: (TransferStats) -> Void) throws -> TransferStats {
         let copier = StreamCopier(socket: socket, sink: sink)
         let stats: TransferStats
         do {
-            stats = try followMigration(transfer: transfer, deadline: deadline, progress: progress,
-                                        abandon: { copier.hasFailed })
+            stats = try followMigration(transfer: transfer, deadline: deadline, maxPasses: maxPasses,
+                                        progress: progress, abandon: { copier.hasFailed })
         } catch {
             copier.abandon()
             // A failed write (a full disk) is the cause; QEMU's "cancelled" only the consequence.

@@ -38,11 +38,20 @@ extension QEMUGuest {
 
     /// Follows a running migration: on each MIGRATION event (or every 100 ms) it reads
     /// query-migrate, reports it, applies changed settings and a cancel, until QEMU ends the
-    /// transfer; `abandon` returning true cancels it too. Returns the final figures on `completed`.
-    func followMigration(transfer: TransferControl, deadline: ContinuousClock.Instant?,
+    /// transfer; `abandon` returning true cancels it too. A guest that dirties memory faster
+    /// than it can be sent never lets QEMU converge, so after `maxPasses` passes over RAM the
+    /// guest is paused for the rest (the built-in core does the same; libvirt's
+    /// `--timeout-suspend` counts seconds instead); if the transfer then fails it is resumed.
+    /// Returns the final figures on `completed`.
+    func followMigration(transfer: TransferControl, deadline: ContinuousClock.Instant?, maxPasses: UInt64,
                          progress: (TransferStats) -> Void, abandon: () -> Bool = { false }) throws -> TransferStats {
         var applied = (transfer.downtimeLimitMs.load(ordering: .relaxed), transfer.maxBandwidth.load(ordering: .relaxed))
         var cancelSent = false
+        var pausedHere = false
+        defer {
+            // A transfer that did not complete leaves the guest as it found it.
+            if pausedHere, (try? runState()) != "postmigrate" { try? resume() }
+        }
         var lastReport = ContinuousClock.now - .seconds(1)
         while true {
             let watched = transferWatch.wait(upTo: .milliseconds(100))
@@ -59,8 +68,14 @@ extension QEMUGuest {
             let terminal = watched.status.map(QEMUMigrationStatus.terminal.contains) ?? false
             guard terminal || ContinuousClock.now - lastReport >= .milliseconds(100) else { continue }
             let info = try qmp.execute("query-migrate")
-            let stats = TransferStats(queryMigrate: info)
+            var stats = TransferStats(queryMigrate: info)
             lastReport = .now
+            if stats.status == "active", stats.dirtySyncCount >= maxPasses, !pausedHere, !cancelSent,
+               (try? runState()) == "running" {
+                try pause()
+                pausedHere = true
+            }
+            stats.parkedGuest = pausedHere
             progress(stats)
             switch stats.status {
             case "completed": return stats

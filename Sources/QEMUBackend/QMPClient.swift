@@ -98,7 +98,7 @@ private final class QMPConnection: Sendable {
     private let sending = Mutex(())
     private let greetingArrived = DispatchSemaphore(value: 0)
     private let readerDone = DispatchSemaphore(value: 0)
-    private let closing = Mutex(false)
+    private let closing = Atomic<Bool>(false)
     private let events = DispatchQueue(label: "emupanel.qmp.events")
     private let onEvent: @Sendable (QMPEvent) -> Void
     private let onDisconnect: @Sendable (String) -> Void
@@ -175,11 +175,7 @@ private final class QMPConnection: Sendable {
     }
 
     func close() {
-        let first = closing.withLock { closing -> Bool in
-            defer { closing = true }
-            return !closing
-        }
-        guard first else { return }
+        guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
         // Wakes the reader (recv returns 0), which fails what is pending and ends.
         shutdown(fd, Int32(SHUT_RDWR))
         if state.withLock({ $0.readerStarted }) { readerDone.wait() }

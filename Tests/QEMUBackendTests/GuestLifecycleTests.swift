@@ -9,12 +9,10 @@ struct GuestLifecycleTests {
     @Test func startPauseResumeResetAndQuit() throws {
         let scratch = Scratch("lifecycle")
         defer { scratch.remove() }
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(Guests.riscv("echo.elf"), directory: scratch.path,
-                                        logPath: scratch.sub("qemu.log"), events: recorder.events, paused: true)
+        let (guest, recorder) = try Recorder.start(Guests.riscv("echo.elf"), in: scratch, paused: true)
         defer { guest.kill() }
         #expect(try guest.runState() == "prelaunch")
-        #expect(FileManager.default.fileExists(atPath: scratch.sub(QEMUGuest.monitorSocketName)))
+        #expect(FileManager.default.fileExists(atPath: scratch.sub("guest/" + QEMUGuest.monitorSocketName)))
         // Paused from the start: not a byte of output until `cont`.
         #expect(recorder.console.isEmpty)
         try guest.resume()
@@ -37,15 +35,13 @@ struct GuestLifecycleTests {
         #expect(recorder.wait { $0.exit != nil })
         #expect(recorder.wait { $0.recordedEvents.contains(.shutdown(guestInitiated: false, reason: "host-qmp-quit")) })
         // QEMU's sockets go with it.
-        #expect(!FileManager.default.fileExists(atPath: scratch.sub(QEMUGuest.monitorSocketName)))
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("guest/" + QEMUGuest.monitorSocketName)))
     }
 
     @Test func aGuestThatPowersOffEndsItsQEMU() throws {
         let scratch = Scratch("poweroff")
         defer { scratch.remove() }
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(Guests.riscv("mempattern.elf"), directory: scratch.path,
-                                        logPath: scratch.sub("qemu.log"), events: recorder.events)
+        let (guest, recorder) = try Recorder.start(Guests.riscv("mempattern.elf"), in: scratch)
         defer { guest.kill() }
         // The SiFive test finisher ends QEMU with the guest's status: 0 = passed.
         #expect(recorder.wait { $0.exit != nil })
@@ -56,9 +52,7 @@ struct GuestLifecycleTests {
     @Test func consoleInputReachesTheGuest() throws {
         let scratch = Scratch("console")
         defer { scratch.remove() }
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(Guests.riscv("echo.elf"), directory: scratch.path,
-                                        logPath: scratch.sub("qemu.log"), events: recorder.events)
+        let (guest, recorder) = try Recorder.start(Guests.riscv("echo.elf"), in: scratch)
         defer { guest.kill() }
         // QEMU's UART flushes its FIFO when the guest enables it: type after "ready".
         #expect(recorder.waitForConsole("ready"))

@@ -12,10 +12,8 @@ import Testing
 struct LiveMigrationTests {
     /// A running memory-pattern guest, past its first printed pass.
     static func source(_ scratch: Scratch, devices: [String] = []) throws -> (QEMUGuest, Recorder) {
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(Guests.riscv("mempattern-forever.elf", devices: devices),
-                                        directory: scratch.sub("source"), logPath: scratch.sub("source.log"),
-                                        events: recorder.events)
+        let (guest, recorder) = try Recorder.start(Guests.riscv("mempattern-forever.elf", devices: devices), in: scratch,
+                                                   "source")
         #expect(recorder.waitForConsole("pass 16 ok"))
         return (guest, recorder)
     }
@@ -135,7 +133,7 @@ struct LiveMigrationTests {
         let error = #expect(throws: QEMUError.self) { try incoming.waitForCompletion(timeout: .seconds(30)) }
         guard case .incomingFailed(let reason, _) = error else { Issue.record("\(String(describing: error))"); return }
         #expect(reason.contains("Unknown savevm section or instance"))
-        #expect(destinationRecorder.exit?.status == 1)
+        #expect(destinationRecorder.wait { $0.exit?.status == 1 })
         // Whatever QEMU's source concluded (often "completed"), the guest resumes here.
         if case .success = outcome { #expect(try source.runState() == "postmigrate") }
         if try source.runState() != "running" { try source.resume() }

@@ -50,6 +50,25 @@ struct Scratch {
 
 /// Collects console bytes, events and the exit of one guest; tests wait for what they expect.
 final class Recorder: Sendable {
+    /// Starts `configuration` in `scratch`/`name` (its log beside it), recorded by a new Recorder.
+    static func start(_ configuration: QEMUGuestConfiguration, in scratch: Scratch, _ name: String = "guest",
+                      paused: Bool = false) throws -> (QEMUGuest, Recorder) {
+        let recorder = Recorder()
+        let guest = try QEMUGuest.start(configuration, directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
+                                        events: recorder.events, paused: paused)
+        return (guest, recorder)
+    }
+
+    /// Restores `path` into a new QEMU in `scratch`/`name`, recorded by a new Recorder.
+    static func restore(_ configuration: QEMUGuestConfiguration, from path: String, sha256: String, in scratch: Scratch,
+                        _ name: String = "restored", paused: Bool = false) throws -> (QEMUGuest, Recorder) {
+        let recorder = Recorder()
+        let guest = try QEMUGuest.restore(configuration, fromSnapshot: path, expectedSHA256: sha256,
+                                          directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
+                                          events: recorder.events, paused: paused)
+        return (guest, recorder)
+    }
+
     private struct Seen {
         var console: [UInt8] = []
         var events: [QEMUGuestEvent] = []

@@ -1,6 +1,7 @@
 // Snapshots of QEMU guests: QEMU's migration stream into a snapshot file (temporary
 // file, SHA-256, fsync, rename), restored into a new QEMU with -incoming defer, with the
 // guest's own memory check passing afterwards; what QEMU refuses, refused up front.
+import Crypto
 import EmulatorCore
 import Foundation
 import Migration
@@ -11,24 +12,14 @@ import VMState
 @Suite(.serialized, .enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
 struct SnapshotTests {
     static func sha256(_ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(String(decoding: data, as: UTF8.self).prefix(64))
+        SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
     }
 
     @Test func aRunningGuestIsSavedAndRestoredWithItsMemoryIntact() throws {
         let scratch = Scratch("snapshot")
         defer { scratch.remove() }
         let configuration = Guests.riscv("mempattern-forever.elf")
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(configuration, directory: scratch.sub("guest"), logPath: scratch.sub("guest.log"),
-                                        events: recorder.events)
+        let (guest, recorder) = try Recorder.start(configuration, in: scratch)
         defer { guest.kill() }
         #expect(recorder.waitForConsole("pass 32 ok"))
         let path = scratch.sub("snapshots/first.qevm")
@@ -53,10 +44,8 @@ struct SnapshotTests {
         #expect(inspection.machineType == "virt")
         #expect(inspection.devices.contains { $0.name == "cpu" })
 
-        let restoredRecorder = Recorder()
-        let restored = try QEMUGuest.restore(configuration, fromSnapshot: path, expectedSHA256: saved.file.sha256,
-                                             directory: scratch.sub("restored"), logPath: scratch.sub("restored.log"),
-                                             events: restoredRecorder.events)
+        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: path, sha256: saved.file.sha256,
+                                                                in: scratch)
         defer { restored.kill() }
         #expect(try restored.runState() == "running")
         // mempattern checks every page on every pass: two more passes that print "ok" mean the
@@ -67,13 +56,30 @@ struct SnapshotTests {
         #expect(!restoredRecorder.console.contains("memory-pattern: 4096 pages"))
     }
 
+    @Test func aGuestThatNeverConvergesIsPausedForTheRest() throws {
+        let scratch = Scratch("snapshot-converge")
+        defer { scratch.remove() }
+        let (guest, recorder) = try Recorder.start(Guests.riscv("mempattern-forever.elf"), in: scratch)
+        defer { guest.kill() }
+        #expect(recorder.waitForConsole("pass 16 ok"))
+        // 1 ms of downtime at 16 MiB/s: QEMU alone would resend the dirtied pattern for ever.
+        let transfer = TransferControl(downtimeLimitMs: 1, maxBandwidth: 16 << 20)
+        var reports: [TransferStats] = []
+        let saved = try guest.saveSnapshot(to: scratch.sub("busy.qevm"), transfer: transfer, maxPasses: 2) {
+            reports.append($0)
+        }
+        #expect(saved.stats.dirtySyncCount >= 2)
+        #expect(reports.contains { $0.parkedGuest })
+        #expect(try guest.runState() == "running")
+        let pass = recorder.lastPass
+        #expect(recorder.wait { $0.lastPass > pass })
+    }
+
     @Test func aPausedGuestStaysPausedAndRestoresPaused() throws {
         let scratch = Scratch("snapshot-paused")
         defer { scratch.remove() }
         let configuration = Guests.riscv("echo.elf")
-        let recorder = Recorder()
-        let guest = try QEMUGuest.start(configuration, directory: scratch.sub("guest"), logPath: scratch.sub("guest.log"),
-                                        events: recorder.events)
+        let (guest, recorder) = try Recorder.start(configuration, in: scratch)
         defer { guest.kill() }
         #expect(recorder.waitForConsole("echo: ready"))
         try guest.pause()
@@ -82,11 +88,8 @@ struct SnapshotTests {
         #expect(try guest.runState() != "running")
         guest.stop()
 
-        let restoredRecorder = Recorder()
-        let restored = try QEMUGuest.restore(configuration, fromSnapshot: scratch.sub("paused.qevm"),
-                                             expectedSHA256: saved.file.sha256, directory: scratch.sub("restored"),
-                                             logPath: scratch.sub("restored.log"), events: restoredRecorder.events,
-                                             paused: true)
+        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: scratch.sub("paused.qevm"),
+                                                                sha256: saved.file.sha256, in: scratch, paused: true)
         defer { restored.kill() }
         #expect(try restored.runState() == "paused")
         try restored.resume()
