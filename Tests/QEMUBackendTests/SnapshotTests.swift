@@ -98,6 +98,25 @@ struct SnapshotTests {
         #expect(restoredRecorder.waitForConsole("x"))
     }
 
+    @Test(.enabled(if: Installed.x86_64 != nil, "needs qemu-system-x86_64 (qemu-system-x86)"))
+    func aQ35GuestInSeaBIOSIsSavedAndRestored() throws {
+        let scratch = Scratch("snapshot-q35")
+        defer { scratch.remove() }
+        // No disk: SeaBIOS looks for something to boot; its state is what travels.
+        let configuration = QEMUGuestConfiguration(binary: Installed.x86_64!, machineType: "pc-q35-7.2", memoryMiB: 32)
+        let (guest, _) = try Recorder.start(configuration, in: scratch)
+        defer { guest.kill() }
+        let saved = try guest.saveSnapshot(to: scratch.sub("q35.qevm"))
+        #expect(saved.stats.status == "completed")
+        #expect(try guest.runState() == "running")
+        guest.stop()
+        #expect(try SnapshotInspection.inspect(path: scratch.sub("q35.qevm")).machineType == "pc-q35-7.2")
+        let (restored, _) = try Recorder.restore(configuration, from: scratch.sub("q35.qevm"), sha256: saved.file.sha256,
+                                                 in: scratch)
+        defer { restored.kill() }
+        #expect(try restored.runState() == "running")
+    }
+
     @Test func aGuestQEMUBlocksIsRefusedUpFrontNamingTheDevice() throws {
         let scratch = Scratch("snapshot-blocked")
         defer { scratch.remove() }
