@@ -9,7 +9,11 @@ import VMState
 
 @Suite(.serialized) struct DiscoveryTests {
     /// One discovery shared by the tests (probing x86_64's ~60 machine types takes seconds).
-    static let cache = Scratch("discovery")
+    static let cache: Scratch = {
+        // Shared by every test of the suite, so removed when the test process ends.
+        atexit { DiscoveryTests.cache.remove() }
+        return Scratch("discovery")
+    }()
     static let discovery = QEMUDiscovery(cacheDirectory: cache.path)
     static let riscv64 = Result { try discovery.probe(binary: Installed.riscv64!) }
     static let x86_64 = Result { try discovery.probe(binary: Installed.x86_64!) }
