@@ -39,6 +39,13 @@ let package = Package(
             "EmulatorCore", "VMState", "RISCV", "CFileSync",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // posix_spawn's GNU file actions and SCM_RIGHTS, for starting QEMU and passing it descriptors.
+        .target(name: "CProcessIO"),
+        // QEMU as a second backend: QMP, the QEMU process, discovery and tiers, the guest driver.
+        .target(name: "QEMUBackend", dependencies: [
+            "CProcessIO", "EmulatorCore", "VMState", "Migration",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // `emupanel run`'s policy: QEMU-like options and defaults, exit statuses, save/load at N.
         .target(name: "Headless", dependencies: ["EmulatorCore", "VMState", "RISCV", "Migration"]),
         // The panel's services: guests, tasks, events, snapshots, migration; no HTTP in it.
@@ -71,6 +78,11 @@ let package = Package(
         .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
+        // Runs the installed qemu-system-* binaries (make test installs them).
+        .testTarget(name: "QEMUBackendTests", dependencies: [
+            "QEMUBackend", "EmulatorCore", "VMState", "Migration",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "VMStateTests", dependencies: [
             "VMState",
             .product(name: "PropertyBased", package: "swift-property-based"),

@@ -62,8 +62,8 @@ struct RAMPageHeader {
     let continuesBlock: Bool
 
     /// A block's length comes from the stream or the machine; the offset from the stream, unchecked.
-    func checkInside(block: String, length: UInt64) throws {
-        guard address <= length, length - address >= UInt64(QEMUFileFormat.targetPageSize) else {
+    func checkInside(block: String, length: UInt64, pageSize: Int = QEMUFileFormat.targetPageSize) throws {
+        guard address <= length, length - address >= UInt64(pageSize) else {
             throw VMStateError.ramOffsetOutOfRange(block: block, offset: address, length: length)
         }
     }
@@ -72,10 +72,25 @@ struct RAMPageHeader {
     func dataContext(block: String) -> String { "RAM page at 0x\(hex(address)) of \(block)" }
 }
 
+/// What a stream's configuration section says (QEMU's vmstate_configuration): the machine
+/// type, and what the subsections QEMU adds when they are needed carry.
+public struct QEVMConfiguration: Equatable, Sendable {
+    public var machineType: String
+    /// `configuration/target-page-bits`: sent by targets whose page size is not their minimum
+    /// (Arm: 4 KiB pages on a target that allows 1 KiB); RAM records use pages of 1 << bits.
+    public var targetPageBits: UInt32?
+    /// `configuration/capabilities`: migration capabilities both ends must agree on (x-ignore-shared).
+    public var capabilities: [String] = []
+    /// `configuration/uuid`: the source's VM UUID (validate-uuid).
+    public var uuid: [UInt8]?
+
+    public init(machineType: String) { self.machineType = machineType }
+}
+
 extension QEMUFileReader {
     /// Magic, version and the configuration section (qemu_loadvm_state up to the
-    /// section loop); returns the machine type the configuration names.
-    func readStreamHeader(maximumMachineTypeLength: Int) throws -> String {
+    /// section loop), with the configuration's subsections when QEMU sent any.
+    func readStreamHeader(maximumMachineTypeLength: Int) throws -> QEVMConfiguration {
         context = "stream header"
         let magic = try getBE32()
         guard magic == QEMUFileFormat.magic else { throw VMStateError.notAMigrationStream(magic: magic) }
@@ -94,7 +109,39 @@ extension QEMUFileReader {
         guard let machineType = String(validating: try getBytes(Int(length)), as: UTF8.self) else {
             throw VMStateError.invalidName(context: "configuration section")
         }
-        return machineType
+        var configuration = QEVMConfiguration(machineType: machineType)
+        try readConfigurationSubsections(into: &configuration)
+        return configuration
+    }
+
+    /// The subsections of vmstate_configuration (QEMU ≥ 2.10; each only when needed). A
+    /// subsection is a QEMU_VM_SUBSECTION byte, its name and be32 version_id, then its fields.
+    private func readConfigurationSubsections(into configuration: inout QEVMConfiguration) throws {
+        while try peek(1) == [QEMUVMSectionType.subsection.rawValue] {
+            _ = try getByte()
+            let name = try getName("configuration subsection")
+            context = "configuration subsection '\(name)'"
+            let version = try getBE32()
+            guard version == 1 else {
+                throw VMStateError.unknownSubsection(name: name, parent: "configuration", version: Int(version))
+            }
+            switch name {
+            case "configuration/target-page-bits":
+                configuration.targetPageBits = try getBE32()
+            case "configuration/capabilities":
+                let count = try getBE32()
+                // QEMU has a few dozen capabilities; a larger count is not a stream.
+                guard count <= 256 else {
+                    throw VMStateError.invalidValue(device: "configuration", version: 1, field: "caps_count",
+                                                    reason: "\(count) capabilities")
+                }
+                for _ in 0..<count { configuration.capabilities.append(try getName("capability")) }
+            case "configuration/uuid":
+                configuration.uuid = try getBytes(16)
+            default:
+                throw VMStateError.unknownSubsection(name: name, parent: "configuration", version: Int(version))
+            }
+        }
     }
 
     /// The next record's type byte and header. A caller that reports where records
@@ -133,9 +180,11 @@ extension QEMUFileReader {
 
     // MARK: RAM (ram_load_precopy)
 
-    func readRAMRecord() throws -> RAMRecord {
+    /// `pageSize` is the target's (flags live in the bits below it): 4 KiB here, other sizes in
+    /// QEMU streams of other targets (256 bytes on AVR, 16 KiB on LoongArch).
+    func readRAMRecord(pageSize targetPageSize: Int = QEMUFileFormat.targetPageSize) throws -> RAMRecord {
         context = "RAM page header"
-        let pageSize = UInt64(QEMUFileFormat.targetPageSize)
+        let pageSize = UInt64(targetPageSize)
         let header = try getBE64()
         let flags = header & (pageSize - 1)
         let address = header & ~(pageSize - 1)

@@ -51,6 +51,10 @@ public struct QEVMInspection: Equatable, Sendable {
 
     public var streamVersion: UInt32 = 0
     public var machineType = ""
+    /// The target's page size RAM travels in (4 KiB for RISC-V and x86, 256 bytes for AVR, 16 KiB for LoongArch).
+    public var pageSize = QEMUFileFormat.targetPageSize
+    /// Migration capabilities the configuration section says both ends must share.
+    public var capabilities: [String] = []
     public var sections: [Section] = []
     public var ram = RAMSummary()
     public var devices: [DeviceInfo] = []
@@ -69,6 +73,8 @@ extension QEVMInspection {
         return .object([
             ("machineType", .string(machineType)),
             ("streamVersion", int(streamVersion)),
+            ("pageSize", int(pageSize)),
+            ("capabilities", .array(capabilities.map(JSONValue.string))),
             ("totalBytes", int(totalBytes)),
             ("ram", .object([
                 ("totalBytes", int(ram.totalBytes)),
@@ -105,7 +111,8 @@ extension QEVMInspection {
         lines.append("machine type   \(machineType)")
         lines.append("stream         QEVM version \(streamVersion), \(totalBytes) bytes"
             + (vmDescriptionBytes.map { ", VMDESCRIPTION \($0) bytes" } ?? ", no VMDESCRIPTION"))
-        lines.append("RAM            \(ram.totalBytes) bytes in \(ram.blocks.count) block(s); \(ram.pages) pages sent "
+        if !capabilities.isEmpty { lines.append("capabilities   " + capabilities.joined(separator: ", ")) }
+        lines.append("RAM            \(ram.totalBytes) bytes in \(ram.blocks.count) block(s) of \(pageSize)-byte pages; \(ram.pages) pages sent "
             + "(\(ram.zeroPages) zero, \(ram.normalPages) with data), \(ram.wireBytes) bytes on the wire in \(ram.sections) section(s)")
         for block in ram.blocks { lines.append("  \(block.idstr)  \(block.length) bytes") }
         lines.append("devices        \(devices.count)")

@@ -57,11 +57,15 @@ private final class Walk {
     var ramEnded = false
     var lastBlock: Int?
     var usedDescriptions = Set<Int>()
+    /// The target's page size: RAM records carry their flags below it.
+    var pageSize = QEMUFileFormat.targetPageSize
 
     /// Bounds for what the stream itself announces.
     static let maximumMachineTypeLength = 256
     static let maximumRAMBlocks = 1024
     static let maximumNesting = 32
+    /// Elements of one struct array; each is walked, so the walk stays bounded by the input.
+    static let maximumArrayLength: Int64 = 1 << 20
 
     init(source: ByteSource, vmDescription: QEVMInspector.VMDescription?) {
         file = QEMUFileReader(source: source)
@@ -74,9 +78,13 @@ private final class Walk {
 
     func run(totalBytes: UInt64) throws -> QEVMInspection {
         report.totalBytes = totalBytes
-        report.machineType = try file.readStreamHeader(maximumMachineTypeLength: Self.maximumMachineTypeLength)
+        let configuration = try file.readStreamHeader(maximumMachineTypeLength: Self.maximumMachineTypeLength)
+        report.machineType = configuration.machineType
+        report.capabilities = configuration.capabilities
         // readStreamHeader accepts this version only.
         report.streamVersion = QEMUFileFormat.version
+        pageSize = try Self.pageSize(configuration: configuration, vmDescription: vmDescription?.json, fail: fail)
+        report.pageSize = pageSize
         sections: while true {
             let offset = file.offset
             switch try file.readSectionRecord() {
@@ -112,6 +120,26 @@ private final class Walk {
         return report
     }
 
+    /// The configuration's target-page-bits when QEMU sent it, else the VMDESCRIPTION's
+    /// page_size (what analyze-migration.py reads), else 4 KiB; the two must agree.
+    static func pageSize(configuration: QEVMConfiguration, vmDescription: JSONValue?,
+                         fail: (String) -> QEVMInspectionError) throws -> Int {
+        let described = vmDescription?["page_size"]?.intValue
+        // Flags live below the page size; QEMU's targets use 256-byte (AVR) to 64 KiB pages.
+        let usable: (Int64) -> Bool = { $0 >= 256 && $0 <= 65536 && $0 & ($0 - 1) == 0 }
+        if let bits = configuration.targetPageBits {
+            guard bits >= 8, bits <= 16 else { throw fail("target page bits \(bits) are not a page size") }
+            let size = Int64(1) << Int64(bits)
+            if let described, described != size {
+                throw fail("target page bits \(bits) disagree with the VMDESCRIPTION's page_size \(described)")
+            }
+            return Int(size)
+        }
+        guard let described else { return QEMUFileFormat.targetPageSize }
+        guard usable(described) else { throw fail("VMDESCRIPTION page_size \(described) is not a page size") }
+        return Int(described)
+    }
+
     private func record(_ kind: String, _ header: QEVMSectionHeader, from offset: UInt64) {
         report.sections.append(.init(kind: kind, sectionID: header.sectionID, name: header.name,
                                      instanceID: header.instanceID, versionID: header.versionID,
@@ -123,7 +151,7 @@ private final class Walk {
     private func readRAM() throws {
         report.ram.sections += 1
         while true {
-            switch try file.readRAMRecord() {
+            switch try file.readRAMRecord(pageSize: pageSize) {
             case .blockList(let totalLength):
                 try readBlockList(total: totalLength)
             case .page(let page):
@@ -132,14 +160,14 @@ private final class Walk {
                 }
                 lastBlock = block
                 let info = report.ram.blocks[block]
-                try page.checkInside(block: info.idstr, length: info.length)
+                try page.checkInside(block: info.idstr, length: info.length, pageSize: pageSize)
                 report.ram.pages += 1
                 if page.isZero {
                     try file.readZeroPageFill()
                     report.ram.zeroPages += 1
                 } else {
                     file.context = page.dataContext(block: info.idstr)
-                    try file.skip(UInt64(QEMUFileFormat.targetPageSize))
+                    try file.skip(UInt64(pageSize))
                     report.ram.normalPages += 1
                 }
             case .endOfSection:
@@ -157,7 +185,9 @@ private final class Walk {
             file.context = "RAM block list"
             let name = try file.getName("RAM block list")
             let length = try file.getBE64()
-            guard length > 0, length <= remaining, length % UInt64(QEMUFileFormat.targetPageSize) == 0 else {
+            // With x-ignore-shared, ram_save_setup sends each block's guest address after its length.
+            if report.capabilities.contains("x-ignore-shared") { _ = try file.getBE64() }
+            guard length > 0, length <= remaining, length % UInt64(pageSize) == 0 else {
                 throw fail("RAM block '\(name)' announces \(length) bytes of the \(remaining) left in the block list")
             }
             guard !report.ram.blocks.contains(where: { $0.idstr == name }) else {
@@ -182,7 +212,9 @@ private final class Walk {
             throw fail("device section '\(name)' instance \(instanceID) is not in the VMDESCRIPTION")
         }
         let described = devices[index]
-        guard described["version"]?.intValue == Int64(versionID) else {
+        // Old-style sections (SaveVMHandlers without a vmsd, e.g. QEMU's `slirp`) describe their
+        // state as one buffer and give no version; analyze-migration.py does not check theirs.
+        guard described["version"] == nil || described["version"]?.intValue == Int64(versionID) else {
             throw fail("device section '\(name)' has version_id \(versionID), its VMDESCRIPTION says "
                 + "\(described["version"]?.intValue.map(String.init) ?? "none")")
         }
@@ -198,11 +230,19 @@ private final class Walk {
         for field in description["fields"]?.arrayValue ?? [] {
             let fieldName = field["name"]?.stringValue ?? "?"
             file.context = "'\(device)' field '\(fieldName)'"
+            let count = field["array_len"]?.intValue ?? 1
             if field["type"]?.stringValue == "struct", let inner = field["struct"] {
-                try skipState(inner, device: device, depth: depth + 1, subsections: &subsections)
+                // An array of structs (QEMU's VMSTATE_STRUCT_ARRAY, e.g. riscv's env.pmu_ctrs) is
+                // described once with array_len: each element is the struct again, subsections too.
+                guard count >= 0, count <= Self.maximumArrayLength else {
+                    throw fail("'\(device)' field '\(fieldName)': array_len \(count) is not usable")
+                }
+                for _ in 0..<count {
+                    try skipState(inner, device: device, depth: depth + 1, subsections: &subsections)
+                }
                 continue
             }
-            let size = field["size"]?.intValue ?? -1, count = field["array_len"]?.intValue ?? 1
+            let size = field["size"]?.intValue ?? -1
             let (bytes, overflow) = size.multipliedReportingOverflow(by: count)
             guard size >= 0, count >= 0, !overflow else {
                 throw fail("'\(device)' field '\(fieldName)': VMDESCRIPTION gives no usable size")

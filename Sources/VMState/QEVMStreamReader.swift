@@ -52,10 +52,19 @@ public final class QEVMStreamReader {
 
     /// Reads the whole stream (qemu_loadvm_state). Throws on any inconsistency.
     public func read() throws -> PendingLoad {
-        let received = try file.readStreamHeader(maximumMachineTypeLength: limits.maximumMachineTypeLength)
-        // configuration_post_load: a stream only loads into the machine type it was saved from.
-        guard received == machineType else {
-            throw VMStateError.machineTypeMismatch(received: received, local: machineType)
+        let configuration = try file.readStreamHeader(maximumMachineTypeLength: limits.maximumMachineTypeLength)
+        // configuration_post_load: a stream only loads into the machine type it was saved from,
+        // with the same page size and no capability the local side would have to match.
+        guard configuration.machineType == machineType else {
+            throw VMStateError.machineTypeMismatch(received: configuration.machineType, local: machineType)
+        }
+        if let bits = configuration.targetPageBits, 1 << Int(min(bits, 62)) != QEMUFileFormat.targetPageSize {
+            throw VMStateError.invalidValue(device: "configuration", version: 1, field: "target_page_bits",
+                                            reason: "received \(bits), local is \(QEMUFileFormat.targetPageSize.trailingZeroBitCount)")
+        }
+        if let capability = configuration.capabilities.first {
+            throw VMStateError.invalidValue(device: "configuration", version: 1, field: "capabilities",
+                                            reason: "capability \(capability) is on in the stream, off here")
         }
 
         var pending: [(entry: SaveStateEntry, state: Any)] = []

@@ -41,7 +41,8 @@ public enum VMStateCheck {
         }
         var checker = Checker()
         for (section, s) in sections {
-            guard let d = destination[section] else {
+            // A section QEMU renamed keeps its state (QEMU's get_changed_sec_name).
+            guard let d = destination[section] ?? QEMURenames.section(section).flatMap({ destination[$0] }) else {
                 checker.problem(section, "Section \"\(section)\" does not exist in dest")
                 continue
             }
@@ -52,6 +53,8 @@ public enum VMStateCheck {
                 }
                 continue
             }
+            // Only the version, not the minimum: the description below carries the same numbers and
+            // reports a minimum version error once, as QEMU's checker counts it.
             checker.checkVersion(s, d, section: section, description: nil)
             for (entry, value) in s.objectValue ?? [] {
                 guard let other = d[entry] else {
@@ -73,13 +76,15 @@ private struct Checker {
                                                    isMissingSubsection: missingSubsection))
     }
 
+    /// `description` is nil at section level, where QEMU's checker reports only a version error: a
+    /// minimum version error there is left to the description, which has the same numbers.
     mutating func checkVersion(_ s: JSONValue, _ d: JSONValue, section: String, description: String?) {
         let where_ = "Section \"\(section)\"" + (description.map { " Description \"\($0)\":" } ?? "")
         let sVersion = s["version_id"]?.intValue ?? 0
         if let dVersion = d["version_id"]?.intValue, sVersion > dVersion {
             problem(section, "\(where_) version error: \(sVersion) > \(dVersion)")
         }
-        if let dMinimum = d["minimum_version_id"]?.intValue, sVersion < dMinimum {
+        if description != nil, let dMinimum = d["minimum_version_id"]?.intValue, sVersion < dMinimum {
             problem(section, "\(where_) minimum version error: \(sVersion) < \(dMinimum)")
         }
     }
@@ -87,7 +92,7 @@ private struct Checker {
     mutating func checkDescriptions(_ s: JSONValue, _ d: JSONValue, section: String) {
         let sName = s["name"]?.stringValue ?? "?", dName = d["name"]?.stringValue ?? "?"
         checkVersion(s, d, section: section, description: sName)
-        guard sName == dName else {
+        guard QEMURenames.fieldsMatch(in: section, sName, dName) else {
             problem(section, "Section \"\(section)\": Description \"\(sName)\" missing, got \"\(dName)\" instead; skipping")
             return
         }
@@ -105,19 +110,24 @@ private struct Checker {
         }
     }
 
-    /// True when `field` is a struct whose first member is `name`: fields moved into a
-    /// substruct keep the wire format, so the walk descends instead of complaining.
+    /// True when `field` is a struct whose first member is `name` (or a rename of it): fields moved
+    /// into a substruct keep the wire format, so the walk descends instead of complaining.
     private func existsInSubstruct(_ field: JSONValue, _ name: String) -> Bool {
-        guard let first = field["Description"]?["Fields"]?.arrayValue?.first else { return false }
-        return first["field"]?.stringValue == name
+        guard let inner = field["Description"], let first = inner["Fields"]?.arrayValue?.first else { return false }
+        return QEMURenames.fieldsMatch(in: inner["name"]?.stringValue ?? "", self.name(first), name)
     }
 
-    /// Walks both field lists in wire order, descending into substructs like QEMU's checker.
+    /// Walks both field lists in wire order, descending into substructs like QEMU's checker, and
+    /// letting an `unused` placeholder stand for the fields it replaced (or that replaced it) when
+    /// their sizes add up to the same bytes on the wire.
     mutating func checkFields(_ sFields: [JSONValue], _ dFields: [JSONValue], description: String, section: String) {
         var sIter = (fields: sFields, next: 0), dIter = (fields: dFields, next: 0)
         var sStack: [(fields: [JSONValue], next: Int)] = [], dStack: [(fields: [JSONValue], next: Int)] = []
         var advanceSource = true, advanceDest = true
         var sItem = JSONValue.null, dItem = JSONValue.null
+        // Bytes of an `unused` field not yet matched by fields on the other side; while it is not
+        // zero, the side holding the `unused` field stays put and the other side's fields are counted.
+        var unusedBytes: Int64 = 0
         while true {
             if advanceSource {
                 if sIter.next < sIter.fields.count {
@@ -128,7 +138,7 @@ private struct Checker {
                     sIter = outer
                     continue
                 }
-            } else {
+            } else if unusedBytes == 0 {
                 advanceSource = true
             }
             if advanceDest {
@@ -144,10 +154,24 @@ private struct Checker {
                     advanceSource = false
                     continue
                 }
-            } else {
+            } else if unusedBytes == 0 {
                 advanceDest = true
             }
-            if name(sItem) != name(dItem) {
+            if unusedBytes != 0 {
+                // The held side is the one with the `unused` field; the moving side's field is absorbed.
+                let absorbed = advanceDest ? dItem : sItem
+                unusedBytes -= size(absorbed)
+                if unusedBytes == 0 {
+                    if advanceDest { advanceSource = true } else { advanceDest = true }
+                    continue
+                }
+                if unusedBytes < 0 {
+                    problem(section, "Section \"\(section)\", Description \"\(description)\": unused size mismatch near \"\(name(absorbed))\"")
+                    break
+                }
+                continue
+            }
+            if !QEMURenames.fieldsMatch(in: description, name(sItem), name(dItem)) {
                 if existsInSubstruct(dItem, name(sItem)) {
                     dStack.append(dIter)
                     dIter = (dItem["Description"]?["Fields"]?.arrayValue ?? [], 0)
@@ -158,6 +182,18 @@ private struct Checker {
                     sStack.append(sIter)
                     sIter = (sItem["Description"]?["Fields"]?.arrayValue ?? [], 0)
                     advanceDest = false
+                    continue
+                }
+                if name(sItem) == "unused" || name(dItem) == "unused" {
+                    let sSize = totalSize(sItem), dSize = totalSize(dItem)
+                    if sSize == dSize { continue }
+                    if name(dItem) == "unused" {
+                        advanceDest = false
+                        unusedBytes = dSize - sSize
+                    } else {
+                        advanceSource = false
+                        unusedBytes = sSize - dSize
+                    }
                     continue
                 }
                 problem(section, "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", got \"\(name(dItem))\"; skipping rest")
@@ -192,4 +228,7 @@ private struct Checker {
     }
 
     private func name(_ field: JSONValue) -> String { field["field"]?.stringValue ?? "?" }
+    private func size(_ field: JSONValue) -> Int64 { field["size"]?.intValue ?? 0 }
+    /// A field's bytes on the wire: newer QEMU dumps give an array's element size and count ("num").
+    private func totalSize(_ field: JSONValue) -> Int64 { size(field) * (field["num"]?.intValue ?? 1) }
 }

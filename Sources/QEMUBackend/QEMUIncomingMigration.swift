@@ -1,0 +1,66 @@
+// The receiving side of a live migration: a QEMU started with `-incoming defer` (and
+// `-S`, so it never runs on its own), listening with `migrate-incoming tcp:` on a port
+// it chose. When the load fails QEMU exits with its reason on stderr; this side reads it
+// back and reports it, so the source can be told why — the piece QEMU alone lacks.
+import Foundation
+
+public final class QEMUIncomingMigration: Sendable {
+    public let guest: QEMUGuest
+    /// Where the source must connect.
+    public let host: String
+    public let port: UInt16
+
+    private init(guest: QEMUGuest, host: String, port: UInt16) {
+        self.guest = guest
+        self.host = host
+        self.port = port
+    }
+
+    /// Starts QEMU for `configuration` and listens on `host`:`port` (0: a free port, which
+    /// `port` then tells). The guest's events and its exit go to `events` as for any guest.
+    public static func listen(_ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
+                              host: String = "127.0.0.1", port: UInt16 = 0,
+                              events: QEMUGuestEvents = QEMUGuestEvents()) throws -> QEMUIncomingMigration {
+        let uri = try QEMUGuest.tcpURI(host: host, port: port)
+        let guest = try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events,
+                                         incoming: true)
+        do {
+            try guest.qmp.execute("migrate-incoming", ["uri": .string(uri)])
+            // query-migrate on an incoming QEMU lists the addresses it listens on (QEMU ≥ 4.0).
+            let addresses = try guest.qmp.execute("query-migrate")["socket-address"]?.arrayValue ?? []
+            let listening = addresses.compactMap { $0["port"]?.stringValue.flatMap { UInt16($0) } }.first
+            guard let chosen = port != 0 ? port : listening else {
+                throw QEMUError.migrationFailed(reason: "QEMU did not say which port it listens on")
+            }
+            return QEMUIncomingMigration(guest: guest, host: host, port: chosen)
+        } catch {
+            guest.kill()
+            throw error
+        }
+    }
+
+    /// Waits until the whole stream has loaded; the guest is then paused, ready for
+    /// `guest.resume()` once the source has handed over. A load QEMU refused throws
+    /// `incomingFailed` with QEMU's reason and exit status; the QEMU is gone then.
+    public func waitForCompletion(timeout: Duration = .seconds(3600)) throws -> QEMUGuest {
+        do {
+            try guest.waitForIncoming(deadline: .now + timeout)
+            return guest
+        } catch {
+            guest.kill()
+            throw error
+        }
+    }
+
+    /// Why the load failed, once it has (nil while it runs or after it succeeded).
+    public var failure: QEMUError? {
+        let watched = guest.transferWatch.current
+        if let exit = watched.exit, watched.status != "completed" {
+            return .incomingFailed(reason: exit.reason.isEmpty ? "\(exit)" : exit.reason, exit: exit)
+        }
+        return nil
+    }
+
+    /// Gives up on the incoming guest: its QEMU is ended.
+    public func cancel() { guest.kill() }
+}
