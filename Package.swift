@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(name: "FuzzVMState", dependencies: ["CFuzzDriver", "VMState"]),
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
+        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
         .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).

@@ -143,7 +143,16 @@ final class HashedFileSink: ByteSink {
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try file.write(bytes)
-        count += bytes.count
+        wrote(bytes.count)
+    }
+
+    func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        try file.write(gathering: pieces)
+        wrote(pieces.reduce(0) { $0 + $1.count })
+    }
+
+    private func wrote(_ bytes: Int) {
+        count += bytes
         hasher.fileGrew(to: count)
         if count - writebackStarted >= Self.writebackStep {
             // Advisory: a failure here shows up again, and is reported, at fsync.

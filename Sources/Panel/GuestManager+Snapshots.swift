@@ -166,6 +166,7 @@ extension GuestManager {
             "total-time": .number(Double(stats.totalTimeMs)),
             "setup-time": .number(Double(stats.setupTimeMs)),
             "expected-downtime": .number(Double(stats.expectedDowntimeMs)),
+            "cpu-throttle-percentage": .number(Double(stats.cpuThrottlePercentage)),
             "ram": [
                 "transferred": .number(Double(stats.transferred)),
                 "remaining": .number(Double(stats.remaining)),
