@@ -33,8 +33,14 @@ let package = Package(
         .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState"]),
         // sync_file_range, which Swift's Glibc module does not declare.
         .target(name: "CFileSync"),
+        // Debian's libxxhash: XXH3-128, the checksum snapshot files are written and checked with.
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
         .target(name: "Migration", dependencies: [
-            "EmulatorCore", "VMState", "RISCV", "CFileSync",
+            "EmulatorCore", "VMState", "RISCV", "CFileSync", "CXXHash",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Panel", dependencies: [
@@ -53,9 +59,9 @@ let package = Package(
         .executableTarget(name: "FuzzVMState", dependencies: ["CFuzzDriver", "VMState"]),
         .target(name: "HTTPTestSupport", path: "Tests/HTTPTestSupport"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore"]),
+        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "EmulatorCore", "VMState"]),
-        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV"]),
+        .testTarget(name: "PanelTests", dependencies: ["Panel", "HTTPServer", "HTTPTestSupport", "EmulatorCore", "VMState", "RISCV", "CXXHash"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["EmulatorCore", "VMState"]),
         .testTarget(name: "VMStateTests", dependencies: [

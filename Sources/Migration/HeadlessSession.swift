@@ -56,13 +56,13 @@ public struct HeadlessSession {
     }
 
     /// Replaces the machine's RAM and device state with a snapshot file's. Every device section
-    /// is checked (from the file's tail) before any RAM is touched; with `expectedSHA256` the
+    /// is checked (from the file's tail) before any RAM is touched; with `expectedChecksum` the
     /// file is hashed while it loads and a mismatch throws (the machine must then be discarded).
     public static func load(_ path: String, into machine: VirtMachine, as type: MachineType,
-                            expectedSHA256: String? = nil) throws {
+                            expectedChecksum: String? = nil) throws {
         let state = try machine.machineState(for: type)
         try state.preflight(snapshotTail: try SnapshotFile.tail(of: path, count: 16 << 20))
-        try SnapshotFile.read(path, expectedSHA256: expectedSHA256) { source in
+        try SnapshotFile.read(path, expectedChecksum: expectedChecksum) { source in
             try machine.loadState(from: source, as: type)
         }
     }

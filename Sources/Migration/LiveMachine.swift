@@ -89,9 +89,9 @@ public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touc
 
     /// Replaces RAM and device state from a snapshot file; every device section is checked
     /// against this machine before any RAM is touched, and the file against its checksum.
-    public func load(fromFile path: String, expectedSHA256: String? = nil) throws {
+    public func load(fromFile path: String, expectedChecksum: String? = nil) throws {
         precondition(!started.load(ordering: .acquiring), "load before start")
-        try HeadlessSession.load(path, into: machine, as: machineType, expectedSHA256: expectedSHA256)
+        try HeadlessSession.load(path, into: machine, as: machineType, expectedChecksum: expectedChecksum)
     }
 
     /// Replaces RAM and device state from a stream (incoming migration). A failure may leave RAM

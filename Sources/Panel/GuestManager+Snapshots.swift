@@ -61,7 +61,7 @@ extension GuestManager {
         }
         let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
                                     machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
-                                    checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
+                                    checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
         do {
             try snapshots.insert(record)
             try store.update(id) { $0.currentSnapshot = name }
@@ -72,7 +72,7 @@ extension GuestManager {
         events.publish("snapshot.created", subject: id,
                        data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
         return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
-                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
+                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
                 "transfer": Self.statsJSON(final)]
     }
 
@@ -105,7 +105,7 @@ extension GuestManager {
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
-            try fresh.restore(fromFile: snapshotPath(id, name: name), expectedSHA256: record.checksum)
+            try fresh.restore(fromFile: snapshotPath(id, name: name), expectedChecksum: record.checksum)
         } catch let error as SnapshotFileError where error.isChecksumMismatch {
             throw HTTPError(.unprocessableEntity, code: "snapshot_corrupt",
                             message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
