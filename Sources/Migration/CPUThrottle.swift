@@ -3,7 +3,7 @@ import RISCV
 
 /// Auto-converge's brake on a guest's vCPU, as QEMU's cpu-throttle does it: after every time
 /// slice the vCPU runs, it sleeps `percentage / (100 - percentage)` of a slice (at 99%, 990 ms
-/// per 10 ms). The sleep is a closure the CPU thread runs between instruction slices
+/// per 10 ms; at 99.9%, the most, 9.99 s). The sleep is a closure the CPU thread runs between instruction slices
 /// (`RunControl.perform`), so the interpreter knows nothing of it; with `--icount` guest time comes
 /// from retired instructions, so a throttled guest computes exactly what an unthrottled one does.
 ///
@@ -12,10 +12,12 @@ import RISCV
 final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condition`
     /// QEMU's CPU_THROTTLE_TIMESLICE_NS: the vCPU runs this long between sleeps.
     static let timeslice = Duration.milliseconds(10)
+    /// The vCPU always gets a thousandth of the time.
+    static let maximumPercentage = 99.9
 
     private let machine: LiveMachine
     private let condition = NSCondition()
-    private var percentage = 0
+    private var percentage = 0.0
     private var stopped = false
     /// A sleep queued on the CPU thread or under way there: work handed to it runs there.
     private var sleeping = false
@@ -35,9 +37,9 @@ final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condi
     var workRunAsleep: Int { condition.withLock { handedRuns } }
 
     /// 0 lets the vCPU run freely (a sleep under way ends); 1...99 throttles it.
-    func set(percentage value: Int) {
+    func set(percentage value: Double) {
         let timer = condition.withLock { () -> Thread? in
-            percentage = min(max(value, 0), 99)
+            percentage = min(max(value, 0), Self.maximumPercentage)
             condition.broadcast()
             guard thread == nil, percentage > 0, !stopped else { return nil }
             let timer = Thread { [self] in run() }
@@ -88,7 +90,7 @@ final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condi
                 if !stopped { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.timeslice.seconds)) }
                 guard !stopped, percentage > 0 else { return nil }
                 sleeping = true
-                return Self.timeslice * (Double(percentage) / Double(100 - percentage))
+                return Self.timeslice * (percentage / (100 - percentage))
             }
             guard let nap else {
                 if condition.withLock({ stopped }) { return }

@@ -57,7 +57,7 @@ final class StreamedLiveMachine: StreamedMachine {
 
     func resumeGuest() { live.resume() }
 
-    func throttleCPU(percentage: Int) { throttle.set(percentage: percentage) }
+    func throttleCPU(percentage: Double) { throttle.set(percentage: percentage) }
 
     func endStream() {
         throttle.stop()

@@ -15,7 +15,7 @@ public protocol StreamedMachine: AnyObject {
     func pauseGuest()
     func resumeGuest()
     /// Auto-converge: the share of each time slice the vCPU sleeps, in percent (0: none).
-    func throttleCPU(percentage: Int)
+    func throttleCPU(percentage: Double)
     /// The dirty log off and the vCPU unthrottled, once the stream ended either way.
     func endStream()
 }
@@ -36,24 +36,55 @@ public protocol PrecopyStream: AnyObject {
 
 /// QEMU's auto-converge (migration/ram.c, migration_trigger_throttle): when the pages dirtied in
 /// a period exceed `triggerThreshold` percent of the bytes sent in it, twice, the vCPU is
-/// throttled — `initialPercentage` first, then `increment` more each time, up to
-/// `maximumPercentage`. QEMU's names and defaults, except the period (see docs/DECISIONS.md).
+/// throttled — `initialPercentage` first, then `increment` more each time, up to QEMU's
+/// max-cpu-throttle of 99. Two departures, for guests that dirty far faster than the link (one
+/// that rewrites hundreds of MiB in the 10 ms a second it runs at 99% never converges in QEMU):
+/// a step goes at least as far as the period's figures say is needed (the share QEMU's
+/// cpu-throttle-tailslow calls cpu_ideal), and past 99 each step halves the vCPU's share, up to
+/// `maximumPercentage`. The period is shorter than QEMU's second (docs/DECISIONS.md).
 public struct AutoConverge: Sendable {
     public var enabled = true
-    public var initialPercentage = 20
-    public var increment = 10
-    public var maximumPercentage = 99
-    public var triggerThreshold = 50
-    public var period = Duration.milliseconds(250)
+    public var initialPercentage = 20.0
+    public var increment = 10.0
+    public var maximumPercentage = CPUThrottle.maximumPercentage
+    public var triggerThreshold = 50.0
+    public var period = Duration.milliseconds(200)
     public init() {}
+
+    /// The step after `percentage`: 20, 30, … 90, 99, 99.5, 99.75, … `maximumPercentage`.
+    func step(after percentage: Double) -> Double {
+        let next: Double
+        if percentage == 0 {
+            next = initialPercentage
+        } else if percentage < Self.qemuMaximum {
+            next = min(percentage + increment, Self.qemuMaximum)
+        } else {
+            next = 100 - (100 - percentage) / 2
+        }
+        return min(next, maximumPercentage)
+    }
+
+    /// The throttle after `percentage` for a period that dirtied `dirtyBytes` while it sent
+    /// `sentBytes`: the next step, or further if the vCPU's share must shrink more for its
+    /// dirtying to fall to the threshold.
+    func raise(from percentage: Double, dirtyBytes: Double, sentBytes: Double) -> Double {
+        let share = (100 - percentage) * (sentBytes * triggerThreshold / 100) / max(dirtyBytes, 1)
+        return min(max(step(after: percentage), 100 - share), maximumPercentage)
+    }
+
+    /// QEMU's max-cpu-throttle.
+    static let qemuMaximum = 99.0
 }
 
 /// The pre-copy algorithm (QEMU's migration_iteration_run): RAM goes out in passes while the
 /// guest runs, each pass the pages dirtied during the one before. A pass goes out in chunks; after
 /// each (at most every `testInterval`) the dirty log is synced and the switch-over tested, as QEMU
-/// tests after every iterate call: as soon as what is left — the rest of the pass and the pages
-/// dirtied meanwhile — fits the downtime limit at the bandwidth the pass measured, or after
-/// `maxPasses`, the guest is parked for those pages and the devices.
+/// tests after every iterate call: once what is left — the rest of the pass and the pages
+/// dirtied meanwhile — fits the downtime limit at the measured bandwidth (and finishing the pass
+/// would not halve it: an idle guest's pause is then the few pages it touched, not the limit), or
+/// after `maxPasses`, the guest is parked for those pages and the devices. The bandwidth is the lower of this pass's
+/// and the whole transfer's: a file's page cache takes a pass's first hundreds of MiB at memory
+/// speed and then holds the writer to the disk's, so a pass's rate alone promises too much.
 public struct Precopy {
     public var maxPasses = 30
     /// Pages per RAM section: 1 MiB.
@@ -61,21 +92,34 @@ public struct Precopy {
     public var testInterval = Duration.milliseconds(1)
     public var progressInterval = Duration.milliseconds(100)
     public var autoConverge = AutoConverge()
+    /// A snapshot's switch-over copies the last pages and the devices into memory (up to
+    /// `captureLimit` bytes) and lets the guest run on before writing them: its pause then never
+    /// waits for a disk that stalls on writeback. A migration's guest must wait for the destination.
+    public var resumesBeforeWriting = false
+    public var captureLimit = 64 << 20
     public let clock: TransferClock
 
     public init(clock: TransferClock = SystemTransferClock()) {
         self.clock = clock
     }
 
-    /// Streams `machine` to `sink`. Returns with the guest parked if it ran (`parkedGuest`): the
-    /// caller resumes it (snapshot) or hands it over (migration). On error a guest parked here
-    /// is resumed.
+    /// For a snapshot file: the guest runs on once its last state is in memory.
+    public static var snapshot: Precopy {
+        var precopy = Precopy()
+        precopy.resumesBeforeWriting = true
+        return precopy
+    }
+
+    /// Streams `machine` to `sink`. Returns with the guest parked if it ran (`parkedGuest`) — the
+    /// caller resumes it (snapshot) or hands it over (migration) — unless it `resumesBeforeWriting`.
+    /// On error a guest parked here is resumed.
     public func run(_ machine: StreamedMachine, to sink: ByteSink, transfer: TransferControl,
                     progress: (TransferStats) -> Void) throws -> TransferStats {
         let start = clock.now()
         var stats = TransferStats()
         let wasRunning = machine.isGuestRunning
-        let (stream, firstPass) = try machine.beginStream(to: sink)
+        let capture = resumesBeforeWriting ? SwitchOverCapture(sink) : nil
+        let (stream, firstPass) = try machine.beginStream(to: capture ?? sink)
         defer { machine.endStream() }
         var parkedHere = false
         do {
@@ -95,8 +139,19 @@ public struct Precopy {
                 var last = remaining
                 last.formUnion(try machine.syncDirtyLog())
                 stats.dirtySyncCount += 1
+                let held = capture.flatMap { capture in
+                    let bytes = last.count * (QEMUFileFormat.targetPageSize + 8)
+                    return bytes <= captureLimit ? capture : nil
+                }
+                held?.hold(expected: last.count * (QEMUFileFormat.targetPageSize + 8) + (64 << 10))
                 try stream.complete(remainingDirtyPages: last)
+                if held != nil {
+                    machine.resumeGuest()
+                    parkedHere = false
+                    stats.parkedGuest = false
+                }
                 stats.downtimeMs = (clock.now() - pauseStart).milliseconds
+                try held?.release()
             } else {
                 // Already paused (or never started): everything in one go, no downtime to speak of.
                 stats.status = "device"
@@ -125,6 +180,8 @@ public struct Precopy {
         var lastReport = start
         var lastTest = start
         var bandwidth = 0.0
+        let firstPassStart = clock.now()
+        let bytesBefore = stream.bytesWritten
         while true {
             stats.iterations += 1
             let passStart = clock.now()
@@ -147,11 +204,16 @@ public struct Precopy {
                 let seconds = max(1e-6, (now - passStart).seconds)
                 // A pass with nothing to send measures nothing: the last estimate stands.
                 let passBytes = stream.bytesWritten - passBytesBefore
-                if passBytes > 0 { bandwidth = Double(passBytes) / seconds }
+                if passBytes > 0 {
+                    let overall = Double(stream.bytesWritten - bytesBefore) / max(1e-6, (now - firstPassStart).seconds)
+                    bandwidth = min(Double(passBytes) / seconds, overall)
+                }
                 stats.dirtyPagesRate = UInt64(Double(dirtied.count) / seconds)
                 stats.remaining = UInt64(left.count) * pageSize
                 stats.mbps = bandwidth * 8 / 1e6
-                stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(Double(stats.remaining) / bandwidth * 1000) : 0
+                // On the wire a page is its data and an 8-byte header.
+                let wireBytes = Double(left.count) * Double(pageSize + 8)
+                stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(wireBytes / bandwidth * 1000) : 0
                 if let percentage = converge.synced(synced, now: now, bytesSent: stream.bytesWritten) {
                     machine.throttleCPU(percentage: percentage)
                     stats.cpuThrottlePercentage = percentage
@@ -162,7 +224,14 @@ public struct Precopy {
                     progress(stats)
                 }
                 let limit = transfer.downtimeLimitMs.load(ordering: .relaxed)
-                if stats.expectedDowntimeMs <= limit || stats.iterations >= maxPasses { return left }
+                if stats.iterations >= maxPasses { return left }
+                if stats.expectedDowntimeMs <= limit {
+                    // Mid-pass, finishing the pass first pays when it at least halves the pause:
+                    // what it leaves is what is dirtied meanwhile, at the rate this pass measured.
+                    let restSeconds = Double(pass.count(from: cursor)) * Double(pageSize) / max(bandwidth, 1)
+                    let leftAtEnd = Double(dirtied.count) * (1 + restSeconds / seconds)
+                    if cursor == pass.pageCount || leftAtEnd * 2 > Double(left.count) { return left }
+                }
             } while cursor < pass.pageCount
             pass = dirtied
             dirtied.removeAll()
@@ -185,7 +254,7 @@ struct Convergence {
     private var bytesAtPeriodStart: UInt64
     private var dirtiedInPeriod: RAMPageBitmap
     private var hotPeriods = 0
-    private(set) var percentage = 0
+    private(set) var percentage = 0.0
 
     init(_ settings: AutoConverge, now: Duration, bytesSent: UInt64, pageCount: Int) {
         self.settings = settings
@@ -195,23 +264,22 @@ struct Convergence {
     }
 
     /// After a sync: the new throttle percentage when it changes.
-    mutating func synced(_ pages: RAMPageBitmap, now: Duration, bytesSent: UInt64) -> Int? {
+    mutating func synced(_ pages: RAMPageBitmap, now: Duration, bytesSent: UInt64) -> Double? {
         guard settings.enabled else { return nil }
         dirtiedInPeriod.formUnion(pages)
         guard now - periodStart >= settings.period else { return nil }
-        let dirtyBytes = UInt64(dirtiedInPeriod.count) * UInt64(QEMUFileFormat.targetPageSize)
-        let sentBytes = bytesSent - bytesAtPeriodStart
+        let dirtyBytes = Double(dirtiedInPeriod.count * QEMUFileFormat.targetPageSize)
+        let sentBytes = Double(bytesSent - bytesAtPeriodStart)
         periodStart = now
         bytesAtPeriodStart = bytesSent
         dirtiedInPeriod.removeAll()
-        guard dirtyBytes > sentBytes / 100 * UInt64(settings.triggerThreshold) else { return nil }
+        guard dirtyBytes > sentBytes * settings.triggerThreshold / 100 else { return nil }
         hotPeriods += 1
         guard hotPeriods >= 2 else { return nil }
         hotPeriods = 0
-        let next = percentage == 0 ? settings.initialPercentage : percentage + settings.increment
-        let capped = min(next, settings.maximumPercentage)
-        guard capped != percentage else { return nil }
-        percentage = capped
-        return capped
+        let next = settings.raise(from: percentage, dirtyBytes: dirtyBytes, sentBytes: sentBytes)
+        guard next != percentage else { return nil }
+        percentage = next
+        return next
     }
 }

@@ -35,7 +35,7 @@ public struct TransferStats: Sendable, Equatable {
     public var iterations: Int = 0
     /// Auto-converge: the share of each time slice the vCPU sleeps (query-migrate's
     /// `cpu-throttle-percentage`); the last value set, 0 when it never throttled.
-    public var cpuThrottlePercentage = 0
+    public var cpuThrottlePercentage = 0.0
     /// This transfer parked a running guest for the switch-over (and returned with it parked), as
     /// opposed to finding it paused already: only then is resuming it the caller's job.
     public var parkedGuest = false

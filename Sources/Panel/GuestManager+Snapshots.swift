@@ -49,14 +49,14 @@ extension GuestManager {
         var final = TransferStats()
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
-            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
+            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot) { stats in
                 handle.progress(stats.progress * 0.95, detail: Self.statsJSON(stats))
             }
             final = stats
             // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
             guard runtime.machine.isRunning else { throw GuestEnded(during: "snapshot") }
-            // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
-            // Only a guest this task parked runs on; one that was paused stays paused.
+            // A running guest ran on once its last state was held in memory (Precopy.snapshot), unless
+            // there was too much to hold: then it is parked until here. One that was paused stays paused.
             if stats.parkedGuest { runtime.resume() }
         }
         let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
@@ -166,7 +166,7 @@ extension GuestManager {
             "total-time": .number(Double(stats.totalTimeMs)),
             "setup-time": .number(Double(stats.setupTimeMs)),
             "expected-downtime": .number(Double(stats.expectedDowntimeMs)),
-            "cpu-throttle-percentage": .number(Double(stats.cpuThrottlePercentage)),
+            "cpu-throttle-percentage": .number(stats.cpuThrottlePercentage),
             "ram": [
                 "transferred": .number(Double(stats.transferred)),
                 "remaining": .number(Double(stats.remaining)),

@@ -30,6 +30,20 @@ final class TimedSink: ByteSink {
     }
 }
 
+/// A sink that tells `onWrite` about every write on its way to `inner`.
+final class WatchedSink: ByteSink {
+    let inner: ByteSink
+    let onWrite: () -> Void
+    init(_ inner: ByteSink, onWrite: @escaping () -> Void) {
+        self.inner = inner
+        self.onWrite = onWrite
+    }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        onWrite()
+        try inner.write(bytes)
+    }
+}
+
 /// What the stream was asked to send: one entry per RAM section.
 struct SentSection: Equatable {
     var final: Bool
@@ -88,12 +102,12 @@ final class ScriptedGuest: StreamedMachine {
     let pagesPerSecond: Double
     var isGuestRunning: Bool
     private(set) var stream: RecordingStream?
-    private(set) var throttleHistory: [Int] = []
+    private(set) var throttleHistory: [Double] = []
     private(set) var syncs = 0
     private(set) var events: [String] = []
     var failOnComplete = false
 
-    private var throttle = 0
+    private var throttle = 0.0
     private var lastSync = Duration.zero
     private var writeCursor = 0.0
 
@@ -124,7 +138,7 @@ final class ScriptedGuest: StreamedMachine {
         let now = clock.now()
         defer { lastSync = now }
         guard isGuestRunning, !workingSet.isEmpty else { return dirty }
-        let written = (now - lastSync).seconds * pagesPerSecond * Double(100 - throttle) / 100
+        let written = (now - lastSync).seconds * pagesPerSecond * (100 - throttle) / 100
         let first = Int(writeCursor)
         writeCursor += written
         for step in first..<min(Int(writeCursor), first + workingSet.count) {
@@ -143,10 +157,13 @@ final class ScriptedGuest: StreamedMachine {
         isGuestRunning = true
     }
 
-    func throttleCPU(percentage: Int) {
+    func throttleCPU(percentage: Double) {
         throttle = percentage
         throttleHistory.append(percentage)
     }
 
     func endStream() { events.append("end") }
+
+    /// Something else that happened meanwhile, in order with the guest's events.
+    func note(_ event: String) { events.append(event) }
 }
