@@ -48,6 +48,9 @@ public final class QEMUFileReader {
     /// True when the source has no more bytes.
     public func atEnd() throws -> Bool { try !fill(1) }
 
+    /// The bytes read from the source but not yet consumed, to look ahead without reading more.
+    var buffered: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[start..<end]) }
+
     public func getByte() throws -> UInt8 {
         guard try fill(1) else { throw truncated() }
         let value = buffer[start]
