@@ -106,8 +106,9 @@ public final class MachineState {
     @discardableResult
     public func load(from source: ByteSource, limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
         try checkMigratable()
+        // A large buffer: the reader backs runs of pages with host memory as far ahead as it has read.
         let reader = QEVMStreamReader(source: source, machineType: machineType.name, ramBlocks: ramBlocks,
-                                      entries: try saveStateEntries(), limits: limits)
+                                      entries: try saveStateEntries(), limits: limits, bufferSize: 256 << 10)
         let pending = try reader.read()
         pending.commit()
         return pending.ramStats

@@ -45,10 +45,10 @@ public final class QEVMStreamReader {
 
     /// `machineType` is the local canonical name the stream must carry; `entries` are the
     /// device sections the local machine expects, every one of which must arrive.
+    /// `bufferSize` bounds how far ahead a load sees RAM pages (`prepareRun`): 256 KiB is 63 pages.
     public init(source: ByteSource, machineType: String, ramBlocks: [RAMBlock], entries: [SaveStateEntry],
-                limits: QEVMStreamLimits = QEVMStreamLimits()) {
-        // Large enough to see a few dozen RAM pages ahead (`prepareRun`).
-        file = QEMUFileReader(source: source, bufferSize: 256 << 10)
+                limits: QEVMStreamLimits = QEVMStreamLimits(), bufferSize: Int = 64 << 10) {
+        file = QEMUFileReader(source: source, bufferSize: bufferSize)
         self.machineType = machineType
         self.ramBlocks = ramBlocks
         self.entries = entries
