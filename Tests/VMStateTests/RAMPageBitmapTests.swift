@@ -5,21 +5,9 @@ import Testing
 @testable import VMState
 
 @Suite struct RAMPageBitmapTests {
-    /// SplitMix64: the same bitmaps on every run.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Sparse, dense and clustered sets over page counts that do and do not fill their last word.
     func samples() -> [(bitmap: RAMPageBitmap, model: Set<Int>)] {
-        var random = Seeded(state: 16)
+        var random = SplitMix64(seed: 16)  // the same bitmaps on every run
         var out: [(RAMPageBitmap, Set<Int>)] = []
         for pageCount in [1, 63, 64, 65, 200, 4096, 5000] {
             for density in [0.0, 0.02, 0.5, 0.97, 1.0] {
@@ -36,7 +24,7 @@ import Testing
     }
 
     @Test func runsCountsAndChunksMatchTheModel() {
-        var random = Seeded(state: 7)
+        var random = SplitMix64(seed: 7)
         for (bitmap, model) in samples() {
             let n = bitmap.pageCount
             #expect(bitmap.count == model.count)
