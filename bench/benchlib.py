@@ -171,10 +171,11 @@ class QMP:
         """Starts a migration and waits for its final MIGRATION event -> (query-migrate, perf_counter then).
         With `timeout` (s), a migration still running then is cancelled and its figures returned."""
         self.cmd("migrate", uri=uri)
-        if timeout:
-            self.s.settimeout(timeout)
+        deadline = time.time() + timeout if timeout else None
         try:
             while True:
+                if deadline:  # events keep coming while it runs: bound the whole wait, not each read
+                    self.s.settimeout(max(0.01, deadline - time.time()))
                 msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
                 if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
                     break

@@ -82,9 +82,10 @@ public struct AutoConverge: Sendable {
 /// tests after every iterate call: once what is left — the rest of the pass and the pages
 /// dirtied meanwhile — fits the downtime limit at the measured bandwidth (and finishing the pass
 /// would not halve it: an idle guest's pause is then the few pages it touched, not the limit), or
-/// after `maxPasses`, the guest is parked for those pages and the devices. The bandwidth is the lower of this pass's
-/// and the whole transfer's: a file's page cache takes a pass's first hundreds of MiB at memory
-/// speed and then holds the writer to the disk's, so a pass's rate alone promises too much.
+/// after `maxPasses`, the guest is parked for those pages and the devices. The bandwidth is the
+/// lower of this pass's and the whole transfer's: a file's page cache takes a pass's first
+/// hundreds of MiB at memory speed and then holds the writer to the disk's, so a pass's rate
+/// alone promises too much.
 public struct Precopy {
     public var maxPasses = 30
     /// Pages per RAM section: 1 MiB.
@@ -127,31 +128,9 @@ public struct Precopy {
             stats.setupTimeMs = (clock.now() - start).milliseconds
             stats.status = "active"
             progress(stats)
-            let remaining: RAMPageBitmap
             if wasRunning {
-                remaining = try iterate(machine, stream, firstPass, transfer, &stats, since: start, progress)
-                // The switch-over: what the passes left, and what was dirtied until the vCPU stopped.
-                let pauseStart = clock.now()
-                machine.pauseGuest()
-                parkedHere = true
-                stats.parkedGuest = true
-                stats.status = "device"
-                var last = remaining
-                last.formUnion(try machine.syncDirtyLog())
-                stats.dirtySyncCount += 1
-                let held = capture.flatMap { capture in
-                    let bytes = last.count * (QEMUFileFormat.targetPageSize + 8)
-                    return bytes <= captureLimit ? capture : nil
-                }
-                held?.hold(expected: last.count * (QEMUFileFormat.targetPageSize + 8) + (64 << 10))
-                try stream.complete(remainingDirtyPages: last)
-                if held != nil {
-                    machine.resumeGuest()
-                    parkedHere = false
-                    stats.parkedGuest = false
-                }
-                stats.downtimeMs = (clock.now() - pauseStart).milliseconds
-                try held?.release()
+                let remaining = try iterate(machine, stream, firstPass, transfer, &stats, since: start, progress)
+                try switchOver(machine, stream, remaining, capture, &stats, parkedHere: &parkedHere)
             } else {
                 // Already paused (or never started): everything in one go, no downtime to speak of.
                 stats.status = "device"
@@ -167,6 +146,31 @@ public struct Precopy {
             if parkedHere { machine.resumeGuest() }
             throw error
         }
+    }
+
+    /// The vCPU parked, the pages the passes left and those dirtied until it stopped go out with
+    /// the devices; a snapshot's guest runs on as soon as they are held in memory.
+    private func switchOver(_ machine: StreamedMachine, _ stream: PrecopyStream, _ remaining: RAMPageBitmap,
+                            _ capture: SwitchOverCapture?, _ stats: inout TransferStats, parkedHere: inout Bool) throws {
+        let pauseStart = clock.now()
+        machine.pauseGuest()
+        parkedHere = true
+        stats.parkedGuest = true
+        stats.status = "device"
+        var last = remaining
+        last.formUnion(try machine.syncDirtyLog())
+        stats.dirtySyncCount += 1
+        let bytes = last.count * (QEMUFileFormat.targetPageSize + 8)
+        let held = bytes <= captureLimit ? capture : nil
+        held?.hold(expected: bytes + (64 << 10))
+        try stream.complete(remainingDirtyPages: last)
+        if held != nil {
+            machine.resumeGuest()
+            parkedHere = false
+            stats.parkedGuest = false
+        }
+        stats.downtimeMs = (clock.now() - pauseStart).milliseconds
+        try held?.release()
     }
 
     /// The passes, until the switch-over test passes; the pages left for the switch-over.
@@ -190,7 +194,14 @@ public struct Precopy {
             repeat {
                 if transfer.isCancelled { throw MigrationCancelled() }
                 let end = pass.end(afterSetPages: chunkPages, from: cursor)
-                if pass.count(from: cursor) > 0 { try stream.iterate(dirtyPages: pass, in: cursor..<end) }
+                if pass.count(from: cursor) > 0 {
+                    try stream.iterate(dirtyPages: pass, in: cursor..<end)
+                    // Those pages went out as they are now: a write reported by an earlier sync is
+                    // in them, a later one will be reported again (QEMU clears a page's bit as it
+                    // sends it). A guest that rewrote all its RAM early in a pass does not get it
+                    // all sent twice.
+                    dirtied.subtract(pass, in: cursor..<end)
+                }
                 cursor = end
                 let now = clock.now()
                 guard cursor == pass.pageCount || now - lastTest >= testInterval else { continue }

@@ -8,8 +8,8 @@ import VMState
 /// One snapshot file on disk: written to a temporary file beside its final name, fsynced,
 /// renamed, and the directory fsynced, so a crash or a full disk never leaves a half file
 /// under a snapshot's name. Its checksum is computed on another thread that reads the file back
-/// from the page cache just behind the writer, so hashing stays out of the guest's pause and
-/// overlaps the fsync.
+/// from the page cache just behind the writer (and starts its writeback), so hashing stays out
+/// of the guest's pause and overlaps the fsync.
 public enum SnapshotFile {
     public struct Written: Sendable, Equatable {
         public var sizeBytes: Int64
@@ -30,7 +30,7 @@ public enum SnapshotFile {
         defer {
             if !renamed { unlink(temporary) }
         }
-        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary, algorithm: .xxh128)
+        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary, algorithm: .xxh128, startsWriteback: true)
         let sink = HashedFileSink(fileDescriptor: fd, hasher: hasher)
         let checksum: String
         do {
@@ -133,14 +133,11 @@ public struct SnapshotFileError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes a snapshot's bytes to its file, tells the hasher how far the file has grown, and
-/// starts writeback every few MiB so the closing fsync has little left to wait for.
+/// Writes a snapshot's bytes to its file and tells the hasher how far the file has grown.
 final class HashedFileSink: ByteSink {
     private let file: FileDescriptorSink
     private let hasher: TrailingHasher
     private(set) var count = 0
-    private var writebackStarted = 0
-    private static let writebackStep = 4 << 20
 
     init(fileDescriptor: Int32, hasher: TrailingHasher) {
         file = FileDescriptorSink(fileDescriptor: fileDescriptor)
@@ -149,22 +146,14 @@ final class HashedFileSink: ByteSink {
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try file.write(bytes)
-        wrote(bytes.count)
+        count += bytes.count
+        hasher.fileGrew(to: count)
     }
 
     func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
         try file.write(gathering: pieces)
-        wrote(pieces.reduce(0) { $0 + $1.count })
-    }
-
-    private func wrote(_ bytes: Int) {
-        count += bytes
+        count += pieces.reduce(0) { $0 + $1.count }
         hasher.fileGrew(to: count)
-        if count - writebackStarted >= Self.writebackStep {
-            // Advisory: a failure here shows up again, and is reported, at fsync.
-            _ = emupanel_start_writeback(file.fileDescriptor, off_t(writebackStarted), off_t(count - writebackStarted))
-            writebackStarted = count
-        }
     }
 }
 
@@ -240,10 +229,15 @@ final class TrailingHasher: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
     private let result = Mutex<Result<String, SnapshotFileError>?>(nil)
+    private static let writebackStep = 4 << 20
 
-    init(fileDescriptor fd: Int32, path: String, algorithm: SnapshotChecksum) {
+    /// `startsWriteback`: a file being written also has its writeback started every few MiB
+    /// once hashed, so the closing fsync has little left to wait for. It is started here, not by
+    /// the writer: with the disk busy, sync_file_range waits for room in the device's queue, and
+    /// the writer may be holding a guest parked.
+    init(fileDescriptor fd: Int32, path: String, algorithm: SnapshotChecksum, startsWriteback: Bool = false) {
         let thread = Thread { [self] in
-            let outcome = hashFile(fd: fd, path: path, digest: algorithm.makeDigest())
+            let outcome = hashFile(fd: fd, path: path, digest: algorithm.makeDigest(), startsWriteback: startsWriteback)
             result.withLock { $0 = outcome }
             done.signal()
         }
@@ -277,14 +271,20 @@ final class TrailingHasher: Sendable {
         done.signal()
     }
 
-    private func hashFile(fd: Int32, path: String, digest: any FileDigest) -> Result<String, SnapshotFileError> {
+    private func hashFile(fd: Int32, path: String, digest: any FileDigest, startsWriteback: Bool) -> Result<String, SnapshotFileError> {
         var hasher = digest
         // Small enough to stay in the core's L2 between pread and hash.
         let chunk = 256 << 10
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
         var hashed = 0
+        var writebackStarted = 0
         while true {
+            if startsWriteback, hashed - writebackStarted >= Self.writebackStep {
+                // Advisory: a failure here shows up again, and is reported, at fsync.
+                _ = emupanel_start_writeback(fd, off_t(writebackStarted), off_t(hashed - writebackStarted))
+                writebackStarted = hashed
+            }
             let now = progress.withLock { $0 }
             if now.abandoned { return .failure(SnapshotFileError(description: "abandoned")) }
             if hashed < now.written {

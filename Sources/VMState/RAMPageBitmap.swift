@@ -71,6 +71,14 @@ public struct RAMPageBitmap: Equatable, Sendable {
         for i in (first + 1)..<words.count { words[i] |= other.words[i] }
     }
 
+    /// Drops the pages of `other` inside `range`.
+    public mutating func subtract(_ other: RAMPageBitmap, in range: Range<Int>) {
+        precondition(other.pageCount == pageCount)
+        other.forEachRun(in: range) { run in
+            for page in run { words[page >> 6] &= ~(1 << UInt64(page & 63)) }
+        }
+    }
+
     /// Keeps only the pages at `page` or after it.
     public mutating func removeAll(before page: Int) {
         let page = min(max(page, 0), pageCount)

@@ -53,6 +53,10 @@ import Testing
                 var cut = bitmap
                 cut.removeAll(before: a)
                 #expect(cut == tail)
+                var all = RAMPageBitmap.all(pageCount: n)
+                all.subtract(bitmap, in: range)
+                #expect(all.count == n - model.filter(range.contains).count)
+                #expect(model.filter(range.contains).allSatisfy { !all[$0] })
             }
         }
     }
