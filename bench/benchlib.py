@@ -1,7 +1,7 @@
 """What bench/snapshot.sh and bench/migrate.sh share: emupanel over its HTTP API, QEMU over
 QMP, and the processes both start. Completion is learnt from events on both sides (emupanel's
 /events long poll, QEMU's MIGRATION event), so no client busy-loop competes for the cores."""
-import json, os, re, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, re, resource, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 
 procs = []
 
@@ -229,17 +229,31 @@ def qemu_guest(binary, out, workload, tag, run_seconds, *extra):
 
 
 def dd_fsync(out, nbytes):
-    """dd of `nbytes` random bytes, staged in RAM beforehand, to a file in `out` with conv=fsync: seconds."""
+    """dd of `nbytes` random bytes, staged in RAM beforehand, to a file in `out` with conv=fsync:
+    (seconds, CPU seconds)."""
     src = "/dev/shm/emupanel-bench-dd.src"
     subprocess.run(["dd", "if=/dev/urandom", f"of={src}", "bs=1M", f"count={(nbytes + (1 << 20) - 1) >> 20}",
                     "iflag=fullblock", "status=none"], check=True)
     dst = os.path.join(out, "dd.out")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fsync", "status=none"], check=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, children_cpu() - c0
     os.unlink(src)
     os.unlink(dst)
-    return seconds
+    return seconds, cpu
+
+
+def cpu_seconds(pid):
+    """CPU time of a process and its waited-for children so far (utime+stime+cutime+cstime): what an
+    operation cost, whatever else the machine was running."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def gbps(nbytes, ms):

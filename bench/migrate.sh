@@ -22,7 +22,7 @@ BENCH=migrate . "$(dirname "$0")/prepare.sh"
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" "${WORKLOADS:-hot16 idle512 paused hot512}" <<'PY'
 import json, os, socket, sys, time
 sys.path.insert(0, os.path.abspath("bench"))
-from benchlib import Panel, QMP, WORKLOADS, cleanup, gbps, qemu, qemu_guest, qemu_serial, settings, mib_span, span, wait_for
+from benchlib import Panel, QMP, WORKLOADS, cleanup, cpu_seconds, gbps, qemu, qemu_guest, qemu_serial, settings, mib_span, span, wait_for
 BIN, QEMU, ROUNDS, RUN_S, OUT, RUN = settings()
 GUEST = {"hot16": WORKLOADS["hot16"], "idle512": WORKLOADS["idle512"], "paused": WORKLOADS["hot512"],
          "hot512": WORKLOADS["hot512"]}
@@ -42,27 +42,29 @@ def qemu_migrate(name, tag, bandwidth):  # -> dict of query-migrate figures and 
     q.prepare_migration(**params)
     if name == "hot512":
         q.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(src.pid) + cpu_seconds(dst.pid)
     m, t1 = q.migrate(f"tcp:127.0.0.1:{port}", timeout=30 if name == "hot512" else None)
+    cpu = cpu_seconds(src.pid) + cpu_seconds(dst.pid) - c0
     time.sleep(0.5)
     for p in (src, dst): p.kill(); p.wait()
     if "holds" in qemu_serial(OUT, f"{tag}-dst"): raise SystemExit(f"QEMU destination guest check failed ({tag})")
     ram = m.get("ram", {})
     return dict(status=m["status"], total=m.get("total-time", 0), down=m.get("downtime", 0), wall=t1 - t0,
                 bytes=ram.get("transferred", 0), syncs=ram.get("dirty-sync-count", 0),
-                throttle=m.get("cpu-throttle-percentage", 0))
+                throttle=m.get("cpu-throttle-percentage", 0), cpu=cpu)
 
 def one_round(src, dst, name, rnd):
     w = GUEST[name]
     gid = src.start_guest(f"{name}{rnd}", w, RUN_S, paused=name == "paused")
     before = (src.measure_peak(), dst.measure_peak())
     since = src.seq()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(src.p.pid) + cpu_seconds(dst.p.pid)
     task, t1 = src.task(src.req("POST", f"/guests/{gid}/migrate",
                                 {"target": {"url": dst.url, "token": dst.token}, "downtimeLimitMs": 300}), since)
+    cpu = cpu_seconds(src.p.pid) + cpu_seconds(dst.p.pid) - c0
     if task["status"] != "succeeded": raise SystemExit(f"migrate: {json.dumps(task)}")
     d = task["detail"]
-    r = {"ours": dict(status="completed", total=d["total-time"], down=d["downtime"], wall=t1 - t0,
+    r = {"ours": dict(status="completed", total=d["total-time"], down=d["downtime"], wall=t1 - t0, cpu=cpu,
                       bytes=d["ram"]["transferred"], syncs=d["ram"]["dirty-sync-count"],
                       throttle=d.get("cpu-throttle-percentage", 0),
                       rss_src=(src.memory("VmHWM") - before[0]) / 2**20, rss_dst=(dst.memory("VmHWM") - before[1]) / 2**20)}
@@ -94,7 +96,7 @@ cleanup()
 print()
 print(f"1 GiB virt guests, loopback, downtime limit 300 ms; {ROUNDS} rounds, min-max; hot16 ran {RUN_S:g} s first")
 print(f"{'':28} {'total-time ms':>14} {'downtime ms':>12} {'wall s':>12} {'sent MiB':>12} {'GB/s':>10} {'syncs':>9} "
-      f"{'throttle %':>10} {'RSS +MiB src/dst':>17}")
+      f"{'throttle %':>10} {'CPU s':>11} {'RSS +MiB src/dst':>17}")
 labels = {"ours": "emupanel", "qu": "qemu 7.2 unlimited", "qd": "qemu 7.2 128 MiB/s"}
 for name, rounds in results.items():
     for key, label in labels.items():
@@ -105,14 +107,16 @@ for name, rounds in results.items():
         done = "" if all(x["status"] == "completed" for x in rows) else " (not all completed)"
         print(f"{label + ' ' + name:28} {col('total'):>14} {col('down'):>12} {col('wall', '{:.3f}'):>12} "
               f"{mib_span([x['bytes'] for x in rows]):>12} {col('gbps', '{:.2f}'):>10} {col('syncs'):>9} "
-              f"{col('throttle', '{:.2f}'):>10} {rss:>17}{done}")
-print("wall = POST/migrate to the final event (emupanel's includes pre-flight, ticket and start at the destination)")
+              f"{col('throttle', '{:.2f}'):>10} {col('cpu', '{:.2f}'):>11} {rss:>17}{done}")
+print("wall = POST/migrate to the final event (emupanel's includes pre-flight, ticket and start at the destination); "
+      "CPU = both sides' CPU time during it, a running guest's vCPU included")
 med = lambda rows, k: sorted(x[k] for x in rows)[len(rows) // 2]
 for name, rounds in results.items():
     ours, qu = [r["ours"] for r in rounds], [r["qu"] for r in rounds]
     print(f"{name}: median total-time emupanel/qemu-unlimited {med(ours, 'total') / max(1, med(qu, 'total')):.2f}, "
           f"emupanel downtime max {max(x['down'] for x in ours)} ms, total max {max(x['total'] for x in ours)} ms, "
-          f"throughput {min(x['gbps'] for x in ours):.2f}-{max(x['gbps'] for x in ours):.2f} GB/s")
+          f"throughput {min(x['gbps'] for x in ours):.2f}-{max(x['gbps'] for x in ours):.2f} GB/s, "
+          f"median CPU emupanel/qemu-unlimited {med(ours, 'cpu') / max(med(qu, 'cpu'), 1e-3):.2f}")
 print("goals: idle512 total <= qemu unlimited, downtime <= 30 ms; paused >= 1 GB/s (issue 16); "
       "hot512 total <= 10 s, downtime <= 300 ms (issue 11)")
 PY

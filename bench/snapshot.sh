@@ -23,7 +23,7 @@ BENCH=snapshot . "$(dirname "$0")/prepare.sh"
 python3 - "$BIN" "$QEMU" "$ROUNDS" "$RUN_SECONDS" "$OUT" "${WORKLOADS:-hot16 paused hot512}" <<'PY'
 import os, subprocess, sys, time
 sys.path.insert(0, os.path.abspath("bench"))
-from benchlib import Panel, WORKLOADS, cleanup, dd_fsync, gbps, mib_span, qemu, qemu_guest, settings, span, stop, wait_for, QMP
+from benchlib import Panel, WORKLOADS, cleanup, cpu_seconds, dd_fsync, gbps, mib_span, qemu, qemu_guest, settings, span, stop, wait_for, QMP
 BIN, QEMU, ROUNDS, RUN_S, OUT, RUN = settings()
 GUEST = {"hot16": WORKLOADS["hot16"], "paused": WORKLOADS["hot512"], "hot512": WORKLOADS["hot512"]}
 results = {}
@@ -35,20 +35,21 @@ def one_round(panel, name, rnd):
     # emupanel save, the guest as it is (running and dirtying, or paused)
     before = panel.measure_peak()
     since = panel.seq()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(panel.p.pid)
     task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots", {"name": "s"}), since)
     if task["status"] != "succeeded": raise SystemExit(f"snapshot: {task}")
     d, st = task["detail"], task["detail"].get("transfer", {})
-    r.update(save=t1 - t0, pause=d["pauseMs"], size=d["sizeBytes"], rss=(panel.memory("VmHWM") - before) / 2**20,
+    r.update(save=t1 - t0, save_cpu=cpu_seconds(panel.p.pid) - c0, pause=d["pauseMs"], size=d["sizeBytes"],
+             rss=(panel.memory("VmHWM") - before) / 2**20,
              stream=st.get("total-time", 0), syncs=st.get("ram", {}).get("dirty-sync-count", 0),
              throttle=st.get("cpu-throttle-percentage", 0))
     r["gbps"] = gbps(r["size"], r["stream"])
     time.sleep(0.5)
     since = panel.seq()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(panel.p.pid)
     task, t1 = panel.task(panel.req("POST", f"/guests/{gid}/snapshots/s/restore"), since)
     if task["status"] != "succeeded": raise SystemExit(f"restore: {task}")
-    r["restore"] = t1 - t0
+    r["restore"], r["restore_cpu"] = t1 - t0, cpu_seconds(panel.p.pid) - c0
     if paused: panel.req("POST", f"/guests/{gid}/resume")
     # it runs on from the snapshot; its check must still pass
     seen = len(panel.console(gid))
@@ -64,8 +65,9 @@ def one_round(panel, name, rnd):
     q.prepare_migration(**{"max-bandwidth": 1 << 40, "downtime-limit": 300})
     if name == "hot512":
         q.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds(p.pid)
     m, _ = q.migrate(f"exec:cat > {qfile}", timeout=30 if name == "hot512" else None)
+    r["q_save_cpu"] = cpu_seconds(p.pid) - c0
     os.system(f"sync {qfile} 2>/dev/null || sync")
     r.update(q_save=time.perf_counter() - t0, q_status=m["status"], q_down=m.get("downtime", 0),
              q_size=os.path.getsize(qfile), q_throttle=m.get("cpu-throttle-percentage", 0))
@@ -80,10 +82,10 @@ def one_round(panel, name, rnd):
         t0 = time.perf_counter()
         p, sock = qemu(QEMU, OUT, w.elf, f"{name}-dst{rnd}", "-incoming", f"exec:cat {qfile}")
         QMP(sock, timeout=120).wait_loaded()
-        r["q_restore"] = time.perf_counter() - t0
+        r["q_restore"], r["q_restore_cpu"] = time.perf_counter() - t0, cpu_seconds(p.pid)
         stop(p)
     os.unlink(qfile)
-    r["dd"] = dd_fsync(OUT, r["size"])
+    r["dd"], r["dd_cpu"] = dd_fsync(OUT, r["size"])
     print(f"{name} round {rnd}: emupanel save {r['save']:.3f} s (stream {r['stream']} ms, {r['gbps']:.2f} GB/s, "
           f"pause {r['pause']} ms, {r['syncs']} syncs, throttle {r['throttle']:.2f}%, {r['size'] / 2**20:.1f} MiB, "
           f"RSS +{r['rss']:.1f} MiB), restore {r['restore']:.3f} s | qemu save {r['q_save']:.3f} s ({r['q_status']}, "
@@ -112,16 +114,28 @@ for name, rows in results.items():
     print(f"{'qemu 7.2 ' + name:18} {col('q_save'):>13} {col('q_down', '{:.0f}'):>14} {col('q_restore'):>13} {mib('q_size'):>12} "
           f"{'':>11} {'':>9} {col('q_throttle', '{:.0f}'):>10}{done}")
     print(f"{'dd ' + name:18} {col('dd'):>13}")
+print(f"{'CPU seconds':18} {'save':>13} {'':>14} {'restore':>13}")
+for name, rows in results.items():
+    col = lambda k: span([r[k] for r in rows if k in r]) if any(k in r for r in rows) else "-"
+    print(f"{'emupanel ' + name:18} {col('save_cpu'):>13} {'':>14} {col('restore_cpu'):>13}")
+    print(f"{'qemu 7.2 ' + name:18} {col('q_save_cpu'):>13} {'':>14} {col('q_restore_cpu'):>13}")
+    print(f"{'dd ' + name:18} {col('dd_cpu'):>13}")
+print("CPU = the panel's, QEMU's (with its cat) or dd's CPU time during the operation, whatever else ran: a running "
+      "guest's own vCPU is in it; QEMU's restore includes its start-up")
 print("emupanel save = POST to task succeeded (pre-copy passes, pause, checksum, fsync, rename); "
       "qemu save = migrate to completed + sync of the file; qemu restore includes its start-up: " +
       span([r["q_start"] for rows in results.values() for r in rows if "q_start" in r]) + " s alone")
 best = lambda rows, k: min(r[k] for r in rows if k in r)
+med = lambda rows, k: sorted(r[k] for r in rows if k in r)[len([r for r in rows if k in r]) // 2]
 for name, rows in results.items():
     line = f"{name}: best-of save emupanel/dd {best(rows, 'save') / best(rows, 'dd'):.2f}"
     if any("q_restore" in r for r in rows):
         line += (f", save emupanel/qemu {best(rows, 'save') / best(rows, 'q_save'):.2f}, "
                  f"restore emupanel/qemu {best(rows, 'restore') / best(rows, 'q_restore'):.2f}")
     line += f"; worst save {max(r['save'] for r in rows):.2f} s, worst pause {max(r['pause'] for r in rows)} ms"
+    if name == "paused" and any("q_restore_cpu" in r for r in rows):
+        line += (f"; median CPU save emupanel/dd {med(rows, 'save_cpu') / max(med(rows, 'dd_cpu'), 1e-3):.2f}, "
+                 f"restore emupanel/qemu {med(rows, 'restore_cpu') / max(med(rows, 'q_restore_cpu'), 1e-3):.2f}")
     print(line)
 print("goals: paused save <= 1.3x dd and restore <= qemu (issue 16); hot512 save <= 10 s with the pause "
       "within its 50 ms target (issue 11); RSS a few MiB over the guest's RAM")

@@ -21,7 +21,7 @@ final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condi
     private var stopped = false
     /// A sleep queued on the CPU thread or under way there: work handed to it runs there.
     private var sleeping = false
-    private var handed: [(VirtMachine) -> Void] = []
+    private var handed: [@Sendable (VirtMachine) -> Void] = []
     /// Sleeps taken, and work run inside them: how a test sees that it throttled.
     private var naps = 0
     private var handedRuns = 0
@@ -62,23 +62,36 @@ final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condi
     }
 
     /// Runs `body` on the CPU thread: in the sleep when the vCPU sleeps here, else between slices.
+    /// Which of the two is decided under the lock the timer thread queues its sleeps under, so
+    /// a sleep queued just before `body` cannot hold it up: `body` is then handed to it.
     func onCPU<T: Sendable>(_ body: @escaping @Sendable (VirtMachine) throws -> T) throws -> T {
-        var result: Result<T, any Error>?
-        let handedOver = condition.withLock { () -> Bool in
-            guard sleeping else { return false }
-            handed.append { [self] machine in
-                let outcome = Result { try body(machine) }
-                condition.withLock { result = outcome }
+        guard machine.isRunning else { return try machine.onCPU(body) }
+        let outcome = Outcome<T>()
+        let work: @Sendable (VirtMachine) -> Void = { [self] cpu in
+            let result = Result { try body(cpu) }
+            condition.withLock {
+                outcome.result = result
+                condition.broadcast()
             }
-            condition.broadcast()
-            return true
         }
-        guard handedOver else { return try machine.onCPU(body) }
+        condition.withLock {
+            if sleeping {
+                handed.append(work)
+                condition.broadcast()
+            } else {
+                machine.control.perform(work)
+            }
+        }
         return try condition.withLock {
-            while result == nil && machine.isRunning { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05)) }
-            guard let result else { throw LiveMachineError.notRunning }
+            while outcome.result == nil && machine.isRunning { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05)) }
+            guard let result = outcome.result else { throw LiveMachineError.notRunning }
             return try result.get()
         }
+    }
+
+    /// Where handed work leaves its result.
+    private final class Outcome<T>: @unchecked Sendable { // written and read under the throttle's `condition`
+        var result: Result<T, any Error>?
     }
 
     /// The timer thread: let the vCPU run a slice, queue its sleep, wait until it is over.

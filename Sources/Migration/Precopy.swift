@@ -82,16 +82,16 @@ public struct AutoConverge: Sendable {
 /// tests after every iterate call: once what is left — the rest of the pass and the pages
 /// dirtied meanwhile — fits the downtime limit at the measured bandwidth (and finishing the pass
 /// would not halve it: an idle guest's pause is then the few pages it touched, not the limit), or
-/// after `maxPasses`, the guest is parked for those pages and the devices. The bandwidth is the
-/// lower of this pass's and the whole transfer's: a file's page cache takes a pass's first
-/// hundreds of MiB at memory speed and then holds the writer to the disk's, so a pass's rate
-/// alone promises too much.
+/// after `maxPasses`, the guest is parked for those pages and the devices. The bandwidth comes
+/// from a `BandwidthMeter`.
 public struct Precopy {
     public var maxPasses = 30
     /// Pages per RAM section: 1 MiB.
     public var chunkPages = 256
     public var testInterval = Duration.milliseconds(1)
     public var progressInterval = Duration.milliseconds(100)
+    /// How long a rate is measured before it is believed (QEMU's BUFFER_DELAY).
+    public var bandwidthWindow = Duration.milliseconds(100)
     public var autoConverge = AutoConverge()
     /// A snapshot's switch-over copies the last pages and the devices into memory (up to
     /// `captureLimit` bytes) and lets the guest run on before writing them: its pause then never
@@ -183,13 +183,10 @@ public struct Precopy {
         var converge = Convergence(autoConverge, now: start, bytesSent: stream.bytesWritten, pageCount: pass.pageCount)
         var lastReport = start
         var lastTest = start
-        var bandwidth = 0.0
-        let firstPassStart = clock.now()
-        let bytesBefore = stream.bytesWritten
+        var meter = BandwidthMeter(window: bandwidthWindow, now: clock.now(), bytes: stream.bytesWritten)
         while true {
             stats.iterations += 1
             let passStart = clock.now()
-            let passBytesBefore = stream.bytesWritten
             var cursor = 0
             repeat {
                 if transfer.isCancelled { throw MigrationCancelled() }
@@ -213,14 +210,10 @@ public struct Precopy {
                 var left = dirtied
                 left.formUnion(pass, from: cursor)
                 let seconds = max(1e-6, (now - passStart).seconds)
-                // A pass with nothing to send measures nothing: the last estimate stands.
-                let passBytes = stream.bytesWritten - passBytesBefore
-                if passBytes > 0 {
-                    let overall = Double(stream.bytesWritten - bytesBefore) / max(1e-6, (now - firstPassStart).seconds)
-                    bandwidth = min(Double(passBytes) / seconds, overall)
-                }
+                meter.record(bytes: stream.bytesWritten, at: now)
                 stats.dirtyPagesRate = UInt64(Double(dirtied.count) / seconds)
                 stats.remaining = UInt64(left.count) * pageSize
+                let bandwidth = meter.bandwidth
                 stats.mbps = bandwidth * 8 / 1e6
                 // On the wire a page is its data and an 8-byte header.
                 let wireBytes = Double(left.count) * Double(pageSize + 8)
@@ -237,11 +230,12 @@ public struct Precopy {
                 let limit = transfer.downtimeLimitMs.load(ordering: .relaxed)
                 if stats.iterations >= maxPasses { return left }
                 if stats.expectedDowntimeMs <= limit {
-                    // Mid-pass, finishing the pass first pays when it at least halves the pause:
-                    // what it leaves is what is dirtied meanwhile, at the rate this pass measured.
+                    if cursor == pass.pageCount { return left }
+                    // Mid-pass, once the rate means something, and unless finishing the pass would
+                    // at least halve the pause (it leaves what is dirtied meanwhile, at this pass's rate).
                     let restSeconds = Double(pass.count(from: cursor)) * Double(pageSize) / max(bandwidth, 1)
                     let leftAtEnd = Double(dirtied.count) * (1 + restSeconds / seconds)
-                    if cursor == pass.pageCount || leftAtEnd * 2 > Double(left.count) { return left }
+                    if meter.isSettled && leftAtEnd * 2 > Double(left.count) { return left }
                 }
             } while cursor < pass.pageCount
             pass = dirtied
@@ -255,6 +249,43 @@ public struct Precopy {
         stats.normal = stream.ramStats.normalPages
         stats.totalTimeMs = (clock.now() - start).milliseconds
     }
+}
+
+/// The link's rate as pre-copy judges it (QEMU measures it over 100 ms windows): the rate of the
+/// last whole window, but never more than the transfer's rate so far. A file's page cache takes a
+/// pass's first hundreds of MiB at memory speed and then holds the writer to the disk's, and a
+/// socket's buffers take the first megabytes at once; neither is the link. Until a second window
+/// has ended, the first one's buffered bytes still weigh in: `isSettled` says when they no longer do.
+struct BandwidthMeter {
+    let window: Duration
+    private let start: Duration
+    private let startBytes: UInt64
+    private var windowStart: Duration
+    private var windowBytes: UInt64
+    private var windows = 0
+    private var lastWindowRate = 0.0
+    private var overall = 0.0
+
+    init(window: Duration, now: Duration, bytes: UInt64) {
+        self.window = window
+        start = now
+        startBytes = bytes
+        windowStart = now
+        windowBytes = bytes
+    }
+
+    mutating func record(bytes: UInt64, at now: Duration) {
+        overall = Double(bytes - startBytes) / max(1e-6, (now - start).seconds)
+        guard now - windowStart >= window else { return }
+        lastWindowRate = Double(bytes - windowBytes) / (now - windowStart).seconds
+        windowStart = now
+        windowBytes = bytes
+        windows += 1
+    }
+
+    /// Bytes per second.
+    var bandwidth: Double { windows == 0 ? overall : min(lastWindowRate, overall) }
+    var isSettled: Bool { windows >= 2 }
 }
 
 /// Auto-converge's bookkeeping: the pages dirtied in the current period (counted once however

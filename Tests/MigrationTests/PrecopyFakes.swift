@@ -30,6 +30,25 @@ final class TimedSink: ByteSink {
     }
 }
 
+/// A link behind a buffer: the first `buffered` bytes go at memory speed (a socket's buffers
+/// take them), the rest at the link's rate.
+final class BufferedLink: ByteSink {
+    let link: TimedSink
+    let buffer: TimedSink
+    private var free: Int
+    init(_ link: TimedSink, buffered: Int) {
+        self.link = link
+        buffer = TimedSink(clock: link.clock, bytesPerSecond: 10e9)
+        free = buffered
+    }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        let fast = min(free, bytes.count)
+        free -= fast
+        try buffer.write(UnsafeRawBufferPointer(rebasing: bytes[..<fast]))
+        try link.write(UnsafeRawBufferPointer(rebasing: bytes[fast...]))
+    }
+}
+
 /// A sink that tells `onWrite` about every write on its way to `inner`.
 final class WatchedSink: ByteSink {
     let inner: ByteSink

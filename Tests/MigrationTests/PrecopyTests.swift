@@ -36,7 +36,7 @@ import VMState
         #expect(stats.transferred == UInt64(5 * 13 + 1000 * 4104))
     }
 
-    @Test func bandwidthAndExpectedDowntimeComeFromThePass() throws {
+    @Test func bandwidthAndExpectedDowntimeComeFromTheLink() throws {
         // 2048 pages/s over pages the first pass has not reached yet.
         let guest = ScriptedGuest(clock: clock, pageCount: 8192, populated: 0..<8192, workingSet: 4096..<6144, pagesPerSecond: 2048)
         var reports: [TransferStats] = []
@@ -54,6 +54,17 @@ import VMState
         // Remaining counts each page once: the rest of the pass and the dirtied pages overlap.
         let first = try #require(active.first)
         #expect(first.remaining == UInt64(8192 - 256) * 4096, "the dirtied pages are in the rest of the pass: counted once")
+    }
+
+    /// Megabytes a socket's buffers take at once say nothing of the link: a guest is not switched
+    /// over in the middle of its first pass on the strength of the first chunks.
+    @Test func theFirstMegabytesDoNotMakeTheBandwidth() throws {
+        let guest = ScriptedGuest(clock: clock, pageCount: 8192, populated: 0..<8192, workingSet: 0..<8192, pagesPerSecond: 2e6)
+        let sink = BufferedLink(link, buffered: 8 << 20)
+        let stats = try precopy(autoConverge: true).run(guest, to: sink, transfer: TransferControl(downtimeLimitMs: 300)) { _ in }
+        let sections = try #require(guest.stream?.sections)
+        #expect(sections.count > 9, "the buffered 8 MiB (8 sections) did not end the pre-copy: \(sections.count) sections")
+        #expect(stats.downtimeMs.map { $0 <= 300 } == true, "\(stats)")
     }
 
     /// The switch-over can come in the middle of a pass: then the rest of the pass and the pages
