@@ -6,8 +6,9 @@ extension LiveMachine {
     /// Streams RAM and device state to `sink` by pre-copy (`Precopy`): a running guest keeps
     /// running while RAM goes out in passes, throttled if passes do not shrink, until what is left
     /// fits the downtime limit; then it is parked for the last pages and the devices. Returns with
-    /// the guest parked — the caller resumes it (snapshot) or hands it over (migration). On error
-    /// the guest is resumed if this call parked it.
+    /// the guest parked when `parkedGuest` says so — the caller resumes it (snapshot) or hands it
+    /// over (migration); `Precopy.snapshot` lets it run on by itself when it can. On error the
+    /// guest is resumed if this call parked it.
     public func streamState(to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
                             progress: (TransferStats) -> Void) throws -> TransferStats {
         guard !transferring.exchange(true, ordering: .acquiringAndReleasing) else { throw LiveMachineError.transferInProgress }
