@@ -35,8 +35,14 @@ let package = Package(
         .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState", "Block"]),
         // sync_file_range, which Swift's Glibc module does not declare.
         .target(name: "CFileSync"),
+        // Debian's libxxhash: XXH3-128, the checksum snapshot files are written and checked with.
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
         .target(name: "Migration", dependencies: [
-            "EmulatorCore", "VMState", "RISCV", "CFileSync",
+            "EmulatorCore", "VMState", "RISCV", "CFileSync", "CXXHash",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // posix_spawn's GNU file actions and SCM_RIGHTS, for starting QEMU and passing it descriptors.
@@ -72,15 +78,15 @@ let package = Package(
         // The devices of the tests' small boards, shared by the test targets that build one.
         .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState"]),
+        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration"]),
+        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
         // Runs the installed qemu-system-* binaries (make test installs them).
         .testTarget(name: "QEMUBackendTests", dependencies: [
-            "QEMUBackend", "EmulatorCore", "VMState", "Migration",
+            "QEMUBackend", "EmulatorCore", "VMState", "Migration", "CXXHash",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "VMStateTests", dependencies: [

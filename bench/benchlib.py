@@ -1,7 +1,7 @@
 """What bench/snapshot.sh and bench/migrate.sh share: emupanel over its HTTP API, QEMU over
 QMP, and the processes both start. Completion is learnt from events on both sides (emupanel's
 /events long poll, QEMU's MIGRATION event), so no client busy-loop competes for the cores."""
-import json, os, re, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, re, resource, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 
 procs = []
 
@@ -18,9 +18,35 @@ signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
 
 def settings():
     """What prepare.sh passes the Python half: binary, QEMU, rounds, run seconds, output
-    directory; plus the guest both sides run."""
+    directory, and the workloads to run (WORKLOADS, names of `WORKLOADS` below)."""
     return (sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), os.path.abspath(sys.argv[5]),
-            os.path.abspath("guests/mempattern-forever.elf"))
+            sys.argv[6].split())
+
+
+class Workload:
+    """A memory-pattern guest in a 1 GiB virt machine, the same ELF on both sides. `ready` is the
+    console text that says its memory is in the state to measure (None: run RUN_SECONDS)."""
+
+    def __init__(self, name, image, elf, ready, what):
+        self.name, self.image, self.elf, self.ready, self.what = name, image, os.path.abspath("guests/" + elf), ready, what
+
+
+WORKLOADS = {w.name: w for w in (
+    Workload("hot16", "memory-pattern", "mempattern-forever.elf", None,
+             "rewrites one byte of every page of 16 MiB, over and over"),
+    Workload("hot512", "memory-pattern-512", "mempattern-512-forever.elf", "pass 16 ok",
+             "rewrites one byte of every page of 512 MiB, over and over"),
+    Workload("idle512", "memory-pattern-512-idle", "mempattern-512-idle.elf", "filled, idle",
+             "wrote 512 MiB once, then only reads it back once a second"),
+)}
+
+
+def wait_for(read_text, marker, timeout, what):
+    deadline = time.time() + timeout
+    while marker not in read_text():
+        if time.time() > deadline:
+            raise SystemExit(f"{what}: no '{marker}' within {timeout} s: {read_text()[-300:]!r}")
+        time.sleep(0.1)
 
 
 class Panel:
@@ -77,6 +103,33 @@ class Panel:
     def console(self, gid):
         return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
 
+    def start_guest(self, name, workload, run_seconds, paused=False):
+        """Creates and starts a 1 GiB guest of `workload`, lets it get its memory ready; its id."""
+        gid = self.req("POST", "/guests", {"name": name, "image": workload.image, "machineType": "virt",
+                                           "memoryMiB": 1024})["id"]
+        self.req("POST", f"/guests/{gid}/start")
+        if workload.ready:
+            wait_for(lambda: self.console(gid), workload.ready, 120, f"emupanel guest {name}")
+        else:
+            time.sleep(run_seconds)
+            assert "pass " in self.console(gid), "guest made no progress: " + self.console(gid)
+        if paused:
+            self.req("POST", f"/guests/{gid}/pause")
+        return gid
+
+    def memory(self, field):
+        """VmRSS or VmHWM of the serve process, bytes."""
+        for line in open(f"/proc/{self.p.pid}/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def measure_peak(self):
+        """Resets the peak RSS (VmHWM); returns the RSS now, to compare with the next peak."""
+        with open(f"/proc/{self.p.pid}/clear_refs", "w") as f:
+            f.write("5")
+        return self.memory("VmRSS")
+
 
 class QMP:
     def __init__(self, sock_path, timeout=30):
@@ -114,13 +167,24 @@ class QMP:
             self.cmd("migrate-set-parameters", **parameters)
         self.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
 
-    def migrate(self, uri):
-        """Starts a migration and waits for its final MIGRATION event -> (query-migrate, perf_counter then)."""
+    def migrate(self, uri, timeout=None):
+        """Starts a migration and waits for its final MIGRATION event -> (query-migrate, perf_counter then).
+        With `timeout` (s), a migration still running then is cancelled and its figures returned."""
         self.cmd("migrate", uri=uri)
-        while True:
-            msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
-            if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
-                break
+        deadline = time.time() + timeout if timeout else None
+        try:
+            while True:
+                if deadline:  # events keep coming while it runs: bound the whole wait, not each read
+                    self.s.settimeout(max(0.01, deadline - time.time()))
+                msg = self.events.pop(0) if self.events else json.loads(self.f.readline())
+                if msg.get("event") == "MIGRATION" and msg["data"]["status"] in ("completed", "failed", "cancelled"):
+                    break
+        except (socket.timeout, TimeoutError, OSError):
+            m = self.cmd_after_timeout("query-migrate")
+            self.cmd_after_timeout("migrate_cancel")
+            return m, time.perf_counter()
+        finally:
+            self.s.settimeout(None)
         t1 = time.perf_counter()
         m = self.cmd("query-migrate")
         for _ in range(200):  # "completed" shows before QEMU fills in its final figures (0 ms)
@@ -131,6 +195,69 @@ class QMP:
         if m["status"] != "completed":
             raise SystemExit(f"qemu migrate: {m}")
         return m, t1
+
+    def cmd_after_timeout(self, name):
+        """A command on a connection whose read timed out: a fresh file object, the old one may hold half a line."""
+        self.s.settimeout(None)
+        self.f = self.s.makefile("rwb")
+        return self.cmd(name)
+
+
+    def status(self):
+        return self.cmd("query-status")["status"]
+
+    def wait_loaded(self):
+        """After -incoming: until the stream is in and the guest runs (or stays paused, as its source was)."""
+        while self.status() in ("inmigrate", "postmigrate", "prelaunch", "restore-vm"):
+            time.sleep(0.005)
+
+
+def qemu_serial(out, tag):
+    with open(os.path.join(out, f"serial-{tag}.txt"), "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def qemu_guest(binary, out, workload, tag, run_seconds, *extra):
+    """QEMU running `workload` until its memory is ready (as `Panel.start_guest`) -> (process, QMP)."""
+    p, sock = qemu(binary, out, workload.elf, tag, *extra)
+    q = QMP(sock)
+    if workload.ready:
+        wait_for(lambda: qemu_serial(out, tag), workload.ready, 300, f"qemu guest {tag}")
+    else:
+        time.sleep(run_seconds)
+    return p, q
+
+
+def dd_fsync(out, nbytes):
+    """dd of `nbytes` random bytes, staged in RAM beforehand, to a file in `out` with conv=fsync:
+    (seconds, CPU seconds)."""
+    src = "/dev/shm/emupanel-bench-dd.src"
+    subprocess.run(["dd", "if=/dev/urandom", f"of={src}", "bs=1M", f"count={(nbytes + (1 << 20) - 1) >> 20}",
+                    "iflag=fullblock", "status=none"], check=True)
+    dst = os.path.join(out, "dd.out")
+    t0, c0 = time.perf_counter(), children_cpu()
+    subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fsync", "status=none"], check=True)
+    seconds, cpu = time.perf_counter() - t0, children_cpu() - c0
+    os.unlink(src)
+    os.unlink(dst)
+    return seconds, cpu
+
+
+def cpu_seconds(pid):
+    """CPU time of a process and its waited-for children so far (utime+stime+cutime+cstime): what an
+    operation cost, whatever else the machine was running."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def gbps(nbytes, ms):
+    return nbytes / max(ms, 1) / 1e6
 
 
 def qemu(binary, out, elf, tag, *extra):

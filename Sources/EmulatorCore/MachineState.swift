@@ -74,10 +74,9 @@ public final class MachineState {
     /// A complete snapshot of a stopped guest: every page once (or only `pages`, when the
     /// others are known to be zero), then every device.
     @discardableResult
-    public func saveSnapshot(to sink: ByteSink, pages: [RAMPage]? = nil) throws -> RAMTransferStats {
+    public func saveSnapshot(to sink: ByteSink, pages: RAMPageBitmap? = nil) throws -> RAMTransferStats {
         let migration = try startMigration(to: sink)
-        if let pages { return try migration.complete(remainingDirtyPages: pages) }
-        return try migration.complete(remainingDirtyPages: RAMPage.all(in: ramBlocks))
+        return try migration.complete(remainingDirtyPages: pages ?? .all(pageCount: migration.ramPageCount))
     }
 
     /// Starts a live migration: header, configuration and the RAM block list go out now;
@@ -107,8 +106,9 @@ public final class MachineState {
     @discardableResult
     public func load(from source: ByteSource, limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
         try checkMigratable()
+        // A large buffer: the reader backs runs of pages with host memory as far ahead as it has read.
         let reader = QEVMStreamReader(source: source, machineType: machineType.name, ramBlocks: ramBlocks,
-                                      entries: try saveStateEntries(), limits: limits)
+                                      entries: try saveStateEntries(), limits: limits, bufferSize: 256 << 10)
         let pending = try reader.read()
         pending.commit()
         return pending.ramStats
@@ -131,6 +131,9 @@ public final class OutgoingMigration {
     /// Every byte written so far, framing included.
     public var bytesWritten: UInt64 { writer.file.bytesWritten }
 
+    /// Pages of all RAM blocks, as `RAMPageBitmap` numbers them.
+    public var ramPageCount: Int { writer.ramPageCount }
+
     /// One precopy pass over the pages dirtied since the last one (the first pass: all).
     public func iterate<Pages: Sequence>(dirtyPages: Pages) throws where Pages.Element == RAMPage {
         precondition(!completed, "iterate after complete")
@@ -138,13 +141,29 @@ public final class OutgoingMigration {
         try writer.file.flush()
     }
 
+    /// One section with the pages of `dirtyPages` inside `range`: a stretch of a pass.
+    public func iterate(dirtyPages: RAMPageBitmap, in range: Range<Int>) throws {
+        precondition(!completed, "iterate after complete")
+        try writer.writeRAMIteration(dirtyPages, in: range)
+        try writer.file.flush()
+    }
+
     /// With the guest stopped: the last dirty pages, every device, EOF, VMDESCRIPTION.
     @discardableResult
     public func complete<Pages: Sequence>(remainingDirtyPages: Pages) throws -> RAMTransferStats
     where Pages.Element == RAMPage {
+        try complete { try $0.endRAM(remainingDirtyPages) }
+    }
+
+    @discardableResult
+    public func complete(remainingDirtyPages: RAMPageBitmap) throws -> RAMTransferStats {
+        try complete { try $0.endRAM(remainingDirtyPages) }
+    }
+
+    private func complete(endingRAM endRAM: (QEVMStreamWriter) throws -> Void) throws -> RAMTransferStats {
         precondition(!completed, "complete called twice")
         completed = true
-        try writer.endRAM(remainingDirtyPages)
+        try endRAM(writer)
         for entry in entries { try writer.writeDevice(entry) }
         try writer.finish()
         return writer.ramStats

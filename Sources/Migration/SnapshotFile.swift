@@ -1,4 +1,5 @@
 import CFileSync
+import CXXHash
 import Crypto
 import Foundation
 import Synchronization
@@ -6,13 +7,14 @@ import VMState
 
 /// One snapshot file on disk: written to a temporary file beside its final name, fsynced,
 /// renamed, and the directory fsynced, so a crash or a full disk never leaves a half file
-/// under a snapshot's name. The SHA-256 is computed on another thread that reads the file back
-/// from the page cache just behind the writer, so hashing stays out of the guest's pause and
-/// overlaps the fsync.
+/// under a snapshot's name. Its checksum is computed on another thread that reads the file back
+/// from the page cache just behind the writer (and starts its writeback), so hashing stays out
+/// of the guest's pause and overlaps the fsync.
 public enum SnapshotFile {
     public struct Written: Sendable, Equatable {
         public var sizeBytes: Int64
-        public var sha256: String
+        /// `xxh128:` and the XXH3-128 of the file in hex (`SnapshotChecksum`).
+        public var checksum: String
     }
 
     public static func write(to path: String, _ body: (ByteSink) throws -> Void) throws -> Written {
@@ -28,14 +30,14 @@ public enum SnapshotFile {
         defer {
             if !renamed { unlink(temporary) }
         }
-        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary)
+        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary, algorithm: .xxh128, startsWriteback: true)
         let sink = HashedFileSink(fileDescriptor: fd, hasher: hasher)
-        let sha256: String
+        let checksum: String
         do {
             try body(sink)
             // The hasher finishes its last stretch while fsync waits for the disk.
             let synced = fsync(fd) == 0 ? 0 : errno
-            sha256 = try hasher.finish(at: sink.count)
+            checksum = try hasher.finish(at: sink.count)
             guard synced == 0 else { throw SnapshotFileError.io("fsync \(temporary)", synced) }
         } catch {
             hasher.abandon()
@@ -51,25 +53,29 @@ public enum SnapshotFile {
             unlink(path)
             throw failure
         }
-        return Written(sizeBytes: Int64(sink.count), sha256: sha256)
+        return Written(sizeBytes: Int64(sink.count), checksum: checksum)
     }
 
-    /// Reads a snapshot file through `body` while another thread hashes it; when the SHA-256 is
-    /// not `expectedSHA256` this throws `checksumMismatch` after `body` ran (whatever it threw),
-    /// so the caller must load into something it can throw away (a fresh machine).
+    /// Reads a snapshot file through `body` while another thread hashes it; when the checksum is
+    /// not `expectedChecksum` (`SnapshotChecksum`'s forms) this throws `checksumMismatch` after
+    /// `body` ran (whatever it threw), so the caller must load into something it can throw away
+    /// (a fresh machine).
     @discardableResult
-    public static func read<T>(_ path: String, expectedSHA256: String?, _ body: (ByteSource) throws -> T) throws -> T {
+    public static func read<T>(_ path: String, expectedChecksum: String?, _ body: (ByteSource) throws -> T) throws -> T {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SnapshotFileError.io("open \(path)", errno) }
         defer { close(fd) }
-        guard let expectedSHA256 else { return try body(FileDescriptorSource(fileDescriptor: fd)) }
+        guard let expectedChecksum else { return try body(FileDescriptorSource(fileDescriptor: fd)) }
+        guard let algorithm = SnapshotChecksum(recorded: expectedChecksum) else {
+            throw SnapshotFileError(description: "\(path): unknown checksum '\(expectedChecksum.prefix(80))'")
+        }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw SnapshotFileError.io("stat \(path)", errno) }
-        let hasher = TrailingHasher(fileDescriptor: fd, path: path)
+        let hasher = TrailingHasher(fileDescriptor: fd, path: path, algorithm: algorithm)
         hasher.fileGrew(to: Int(info.st_size))
         let outcome = Result { try body(FileDescriptorSource(fileDescriptor: fd)) }
         // A damaged file is reported as damaged, even when the damage also made the load fail.
-        guard try hasher.finish(at: Int(info.st_size)) == expectedSHA256 else {
+        guard try hasher.finish(at: Int(info.st_size)) == expectedChecksum else {
             throw SnapshotFileError.checksumMismatch(path)
         }
         return try outcome.get()
@@ -133,14 +139,11 @@ public struct SnapshotFileError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes a snapshot's bytes to its file, tells the hasher how far the file has grown, and
-/// starts writeback every few MiB so the closing fsync has little left to wait for.
+/// Writes a snapshot's bytes to its file and tells the hasher how far the file has grown.
 final class HashedFileSink: ByteSink {
     private let file: FileDescriptorSink
     private let hasher: TrailingHasher
     private(set) var count = 0
-    private var writebackStarted = 0
-    private static let writebackStep = 4 << 20
 
     init(fileDescriptor: Int32, hasher: TrailingHasher) {
         file = FileDescriptorSink(fileDescriptor: fileDescriptor)
@@ -151,16 +154,77 @@ final class HashedFileSink: ByteSink {
         try file.write(bytes)
         count += bytes.count
         hasher.fileGrew(to: count)
-        if count - writebackStarted >= Self.writebackStep {
-            // Advisory: a failure here shows up again, and is reported, at fsync.
-            _ = emupanel_start_writeback(file.fileDescriptor, off_t(writebackStarted), off_t(count - writebackStarted))
-            writebackStarted = count
+    }
+
+    func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        try file.write(gathering: pieces)
+        count += pieces.reduce(0) { $0 + $1.count }
+        hasher.fileGrew(to: count)
+    }
+}
+
+/// The checksum of a snapshot file as its record keeps it. New files get `xxh128:` and the
+/// XXH3-128 of the file in hex, as `xxh128sum` prints it: it detects damage as surely as a
+/// cryptographic hash for this purpose (nobody forges a snapshot to collide) at several times
+/// SHA-256's speed. A bare 64-digit hex string is a SHA-256, which earlier releases recorded.
+public enum SnapshotChecksum: Sendable {
+    case xxh128
+    case sha256
+
+    public init?(recorded: String) {
+        if recorded.hasPrefix(Self.xxh128Prefix), recorded.count == Self.xxh128Prefix.count + 32 {
+            self = .xxh128
+        } else if recorded.count == 64, recorded.allSatisfy(\.isHexDigit) {
+            self = .sha256
+        } else {
+            return nil
+        }
+    }
+
+    static let xxh128Prefix = "xxh128:"
+
+    func makeDigest() -> any FileDigest {
+        switch self {
+        case .xxh128: XXH128Digest()
+        case .sha256: SHA256Digest()
         }
     }
 }
 
-/// SHA-256 of a file being written, computed on its own thread from what the writer has
-/// already written (pread from the page cache), so the writer never waits for the hash.
+/// A running checksum over a file's bytes.
+protocol FileDigest {
+    mutating func update(_ bytes: UnsafeRawBufferPointer)
+    /// The checksum as a record keeps it.
+    mutating func finalize() -> String
+}
+
+final class XXH128Digest: FileDigest {
+    private let state: OpaquePointer
+    init() {
+        state = XXH3_createState()
+        XXH3_128bits_reset(state)
+    }
+    deinit { XXH3_freeState(state) }
+    func update(_ bytes: UnsafeRawBufferPointer) { XXH3_128bits_update(state, bytes.baseAddress, bytes.count) }
+    /// High half first, as `xxh128sum` prints XXH128's canonical (big-endian) form.
+    func finalize() -> String {
+        let hash = XXH3_128bits_digest(state)
+        return SnapshotChecksum.xxh128Prefix + hex(hash.high64) + hex(hash.low64)
+    }
+    private func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+struct SHA256Digest: FileDigest {
+    private var hasher = SHA256()
+    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    mutating func finalize() -> String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+}
+
+/// The checksum of a file being written, computed on its own thread from what the writer has
+/// already written (pread from the page cache), so the writer never waits for it.
 final class TrailingHasher: Sendable {
     private struct Progress {
         var written = 0
@@ -171,10 +235,15 @@ final class TrailingHasher: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
     private let result = Mutex<Result<String, SnapshotFileError>?>(nil)
+    private static let writebackStep = 4 << 20
 
-    init(fileDescriptor fd: Int32, path: String) {
+    /// `startsWriteback`: a file being written also has its writeback started every few MiB
+    /// once hashed, so the closing fsync has little left to wait for. It is started here, not by
+    /// the writer: with the disk busy, sync_file_range waits for room in the device's queue, and
+    /// the writer may be holding a guest parked.
+    init(fileDescriptor fd: Int32, path: String, algorithm: SnapshotChecksum, startsWriteback: Bool = false) {
         let thread = Thread { [self] in
-            let outcome = hashFile(fd: fd, path: path)
+            let outcome = hashFile(fd: fd, path: path, digest: algorithm.makeDigest(), startsWriteback: startsWriteback)
             result.withLock { $0 = outcome }
             done.signal()
         }
@@ -187,7 +256,7 @@ final class TrailingHasher: Sendable {
         wake.signal()
     }
 
-    /// Waits until the first `count` bytes are hashed; the digest, hex.
+    /// Waits until the first `count` bytes are hashed; the checksum.
     func finish(at count: Int) throws -> String {
         progress.withLock { $0.end = count; $0.written = count }
         wake.signal()
@@ -208,23 +277,30 @@ final class TrailingHasher: Sendable {
         done.signal()
     }
 
-    private func hashFile(fd: Int32, path: String) -> Result<String, SnapshotFileError> {
-        var hasher = SHA256()
-        let chunk = 1 << 20
+    private func hashFile(fd: Int32, path: String, digest: any FileDigest, startsWriteback: Bool) -> Result<String, SnapshotFileError> {
+        var hasher = digest
+        // Small enough to stay in the core's L2 between pread and hash.
+        let chunk = 256 << 10
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
         var hashed = 0
+        var writebackStarted = 0
         while true {
+            if startsWriteback, hashed - writebackStarted >= Self.writebackStep {
+                // Advisory: a failure here shows up again, and is reported, at fsync.
+                _ = emupanel_start_writeback(fd, off_t(writebackStarted), off_t(hashed - writebackStarted))
+                writebackStarted = hashed
+            }
             let now = progress.withLock { $0 }
             if now.abandoned { return .failure(SnapshotFileError(description: "abandoned")) }
             if hashed < now.written {
                 let n = pread(fd, buffer, min(chunk, now.written - hashed), off_t(hashed))
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return .failure(.io("read back \(path)", n < 0 ? errno : EIO)) }
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: n))
+                hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
                 hashed += n
             } else if let end = now.end, hashed >= end {
-                return .success(hasher.finalize().map { String(format: "%02x", $0) }.joined())
+                return .success(hasher.finalize())
             } else {
                 wake.wait()
             }

@@ -64,6 +64,17 @@ public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable { // one
         }
     }
 
+    /// One sendmsg per batch of pieces: RAM pages go from guest memory to the socket uncopied.
+    public func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        let sent = writeFully(gathering: pieces) { vectors, count in
+            var message = msghdr()
+            message.msg_iov = UnsafeMutablePointer(mutating: vectors)
+            message.msg_iovlen = Int(count)
+            return sendmsg(fileDescriptor, &message, Int32(MSG_NOSIGNAL))
+        }
+        if sent < 0 { throw SocketError("send") }
+    }
+
     public func write(line: String) throws {
         try Array((line + "\n").utf8).withUnsafeBytes { try write($0) }
     }

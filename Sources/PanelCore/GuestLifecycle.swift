@@ -186,7 +186,7 @@ public final class GuestLifecycle: Sendable {
                                  message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
             }
             do {
-                try runtime.restore(fromFile: saved, expectedSHA256: checksum == GuestRecord.uncheckedSave ? nil : checksum)
+                try runtime.restore(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
             } catch {
                 // E.g. an unversioned type whose state a new release refuses (SPEC §1), or a damaged
                 // file: say so once, keep the file for the user, and let the next start boot afresh.

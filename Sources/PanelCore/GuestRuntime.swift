@@ -46,8 +46,8 @@ final class GuestRuntime: Sendable {
     func reset() throws { try machine.reset() }
     /// False when the guest has not read enough of the input before it (SerialConsole.inputCapacity).
     func type(_ bytes: [UInt8]) -> Bool { serial.send(bytes) }
-    func restore(fromFile path: String, expectedSHA256: String? = nil) throws {
-        try machine.load(fromFile: path, expectedSHA256: expectedSHA256)
+    func restore(fromFile path: String, expectedChecksum: String? = nil) throws {
+        try machine.load(fromFile: path, expectedChecksum: expectedChecksum)
     }
 }
 

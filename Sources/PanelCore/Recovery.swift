@@ -57,7 +57,7 @@ public final class Recovery: Sendable {
                     _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
                 }
                 try store.update(id) { record in
-                    record.managedSave = written.sha256
+                    record.managedSave = written.checksum
                     // A guest whose hand-over is unknown keeps that state: its save waits for the
                     // resolution, and is resumed only if the guest turns out to run here.
                     guard record.state != .handoverUnknown else { return }

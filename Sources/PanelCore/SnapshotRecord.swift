@@ -13,7 +13,7 @@ public struct SnapshotRecord: Sendable, Codable, Equatable, FetchableRecord, Per
     /// The emupanel release that wrote it.
     public var release: String
     public var sizeBytes: Int64
-    /// SHA-256 of the file, hex.
+    /// The file's checksum: `xxh128:` and its XXH3-128 in hex, or (earlier releases) its SHA-256 in hex.
     public var checksum: String
     /// File name inside the guest's snapshot directory.
     public var file: String

@@ -65,19 +65,19 @@ public final class SnapshotService: Sendable {
         var final = TransferStats()
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
-            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer) { stats in
+            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot) { stats in
                 handle.progress(stats.progress * 0.95, detail: stats.queryMigrate)
             }
             final = stats
             // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
             guard runtime.machine.isRunning else { throw GuestEnded(during: "snapshot") }
-            // The file is complete before the guest runs on, so a later failure cannot leave it half-paused.
-            // Only a guest this task parked runs on; one that was paused stays paused.
+            // A running guest ran on once its last state was held in memory (Precopy.snapshot), unless
+            // there was too much to hold: then it is parked until here. One that was paused stays paused.
             if stats.parkedGuest { runtime.resume() }
         }
         let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
                                     machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
-                                    checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
+                                    checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
         do {
             // One transaction: the record exists exactly when the guest descends from it.
             try snapshots.insert(record, current: true)
@@ -88,7 +88,7 @@ public final class SnapshotService: Sendable {
         events.publish("snapshot.created", subject: id,
                        data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
         return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
-                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.sha256),
+                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
                 "transfer": final.queryMigrate]
     }
 
@@ -121,7 +121,7 @@ public final class SnapshotService: Sendable {
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
-            try fresh.restore(fromFile: registry.snapshotPath(id, name: name), expectedSHA256: record.checksum)
+            try fresh.restore(fromFile: registry.snapshotPath(id, name: name), expectedChecksum: record.checksum)
         } catch let error as SnapshotFileError where error.isChecksumMismatch {
             throw PanelError(.invalid, code: "snapshot_corrupt",
                             message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")

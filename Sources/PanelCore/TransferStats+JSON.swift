@@ -8,6 +8,7 @@ extension TransferStats {
             "total-time": .number(Double(totalTimeMs)),
             "setup-time": .number(Double(setupTimeMs)),
             "expected-downtime": .number(Double(expectedDowntimeMs)),
+            "cpu-throttle-percentage": .number(cpuThrottlePercentage),
             "ram": [
                 "transferred": .number(Double(transferred)),
                 "remaining": .number(Double(remaining)),

@@ -111,7 +111,7 @@ extension QEMUGuest {
         }
         transferWatch.reset()
         try qmp.execute("migrate-incoming", ["uri": .string("fd:" + Self.restoreDescriptorName)])
-        try SnapshotFile.read(path, expectedSHA256: expectedSHA256) { source in
+        try SnapshotFile.read(path, expectedChecksum: expectedSHA256) { source in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
             defer { buffer.deallocate() }
             while true {

@@ -45,15 +45,15 @@ extension VirtMachine {
         hart.scratch.pointee.mipLines = bus.mipLines
     }
 
-    /// The dirty bitmap as RAM pages of block 0 (call on the CPU thread or while parked).
-    public func takeDirtyPages() -> [RAMPage] {
-        Self.pages(fromBitmap: fetchAndClearDirtyPages())
+    /// The pages written since the last call (call on the CPU thread or while parked).
+    public func takeDirtyPages() -> RAMPageBitmap {
+        RAMPageBitmap(words: fetchAndClearDirtyPages(), pageCount: ram.pageCount)
     }
 
     /// The pages a stream must carry: every page the host populated; the others are zero.
     /// A load starts from zeroed RAM (`loadState`), so leaving them out loses nothing.
-    public func populatedPages() -> [RAMPage] {
-        Self.pages(fromBitmap: ram.populatedBitmap())
+    public func populatedPages() -> RAMPageBitmap {
+        RAMPageBitmap(words: ram.populatedBitmap(), pageCount: ram.pageCount)
     }
 
     /// Replaces RAM and device state with a stream's. RAM is zeroed first (the pages go back
@@ -69,18 +69,5 @@ extension VirtMachine {
         let stats = try state.load(from: source, limits: limits)
         stateDidLoad()
         return stats
-    }
-
-    public static func pages(fromBitmap bitmap: [UInt64]) -> [RAMPage] {
-        var pages: [RAMPage] = []
-        for (word, bits) in bitmap.enumerated() where bits != 0 {
-            var remaining = bits
-            while remaining != 0 {
-                let bit = remaining.trailingZeroBitCount
-                pages.append(RAMPage(block: 0, index: word * 64 + bit))
-                remaining &= remaining - 1
-            }
-        }
-        return pages
     }
 }

@@ -9,6 +9,46 @@ import Darwin
 /// Where a stream's bytes go: a file, a socket, memory.
 public protocol ByteSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// All of `pieces`, in order, as one write where the sink can (writev): RAM pages go
+    /// out from guest memory with their headers between them, never copied into a buffer.
+    func write(gathering pieces: [UnsafeRawBufferPointer]) throws
+}
+
+extension ByteSink {
+    public func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        for piece in pieces { try write(piece) }
+    }
+}
+
+/// Writes all of `pieces` with a gathering call (writev(2), sendmsg(2)) that `call` makes for a
+/// run of iovecs, resuming after short writes and EINTR. The byte count, or -1 with errno set
+/// by the failing call.
+public func writeFully(gathering pieces: [UnsafeRawBufferPointer],
+                       _ call: (UnsafePointer<iovec>, Int32) -> Int) -> Int {
+    var vectors = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+    var total = 0
+    var first = 0
+    while first < vectors.count {
+        let n = vectors.withUnsafeBufferPointer { all in
+            call(all.baseAddress! + first, Int32(min(all.count - first, 1024)))
+        }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return -1
+        }
+        total += n
+        // Skip what went out whole, trim the piece cut in the middle.
+        var left = n
+        while first < vectors.count, left >= vectors[first].iov_len {
+            left -= vectors[first].iov_len
+            first += 1
+        }
+        if left > 0 {
+            vectors[first].iov_base += left
+            vectors[first].iov_len -= left
+        }
+    }
+    return total
 }
 
 /// Where a stream's bytes come from. `read` returns 0 only at the end of the source.
@@ -32,6 +72,10 @@ public final class FileDescriptorSink: ByteSink {
             }
             offset += n
         }
+    }
+
+    public func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        if writeFully(gathering: pieces, { systemWritev(fileDescriptor, $0, $1) }) < 0 { throw VMStateError.io(operation: "write", errno: errno) }
     }
 }
 
@@ -78,7 +122,9 @@ public final class MemorySource: ByteSource {
 #if canImport(Glibc)
 private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
 private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
+private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Glibc.writev(fd, v, n) }
 #else
 private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
 private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
+private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Darwin.writev(fd, v, n) }
 #endif

@@ -11,7 +11,7 @@ public final class QEMUFileReader {
     /// Offset of the next unread byte from the start of the stream (for error texts).
     public private(set) var offset: UInt64 = 0
     /// What is being read, for "Unexpected end of migration stream … while reading X".
-    var context = ""
+    var context: ReadContext = ""
 
     public init(source: ByteSource, bufferSize: Int = 64 * 1024) {
         self.source = source
@@ -42,11 +42,14 @@ public final class QEMUFileReader {
     }
 
     private func truncated() -> VMStateError {
-        .unexpectedEndOfStream(offset: offset + UInt64(available), context: context)
+        .unexpectedEndOfStream(offset: offset + UInt64(available), context: context.description)
     }
 
     /// True when the source has no more bytes.
     public func atEnd() throws -> Bool { try !fill(1) }
+
+    /// The bytes read from the source but not yet consumed, to look ahead without reading more.
+    var buffered: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[start..<end]) }
 
     public func getByte() throws -> UInt8 {
         guard try fill(1) else { throw truncated() }
@@ -119,5 +122,27 @@ public final class QEMUFileReader {
             throw VMStateError.invalidName(context: what)
         }
         return name
+    }
+}
+
+/// What a reader is reading, spelled out only when an error names it: RAM pages are read
+/// hundreds of thousands of times a second, and their text is wanted once, if ever.
+struct ReadContext: ExpressibleByStringInterpolation, CustomStringConvertible {
+    private enum Kind {
+        case text(String)
+        case ramPage(address: UInt64, block: String)
+    }
+    private let kind: Kind
+
+    init(stringLiteral value: String) { kind = .text(value) }
+    init(stringInterpolation: DefaultStringInterpolation) { kind = .text(String(stringInterpolation: stringInterpolation)) }
+    static func ramPage(address: UInt64, block: String) -> ReadContext { ReadContext(kind: .ramPage(address: address, block: block)) }
+    private init(kind: Kind) { self.kind = kind }
+
+    var description: String {
+        switch kind {
+        case .text(let text): text
+        case .ramPage(let address, let block): "RAM page at 0x\(hex(address)) of \(block)"
+        }
     }
 }

@@ -4,21 +4,32 @@
 
 public final class QEMUFileWriter {
     private let sink: ByteSink
-    private var buffer: [UInt8]
-    private let capacity: Int
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var used = 0
+    /// What the next flush hands the sink, in order: stretches of `buffer` and caller memory
+    /// passed to `putReferenced` (QEMU's qemu_put_buffer_async), so RAM pages go to the sink
+    /// without being copied here first.
+    private var pieces: [UnsafeRawBufferPointer] = []
+    /// The start of the buffer's bytes not yet listed in `pieces`.
+    private var unlisted = 0
     /// Bytes handed to this writer so far; QEMU's "ram transferred" counts these.
     public private(set) var bytesWritten: UInt64 = 0
 
+    /// At most this many pieces per flush (Linux's IOV_MAX is 1024): 512 pages, 2 MiB.
+    static let maximumPieces = 1024
+
     public init(sink: ByteSink, bufferSize: Int = 64 * 1024) {
         self.sink = sink
-        self.capacity = max(bufferSize, 64)
-        self.buffer = []
-        self.buffer.reserveCapacity(capacity)
+        buffer = .allocate(byteCount: max(bufferSize, 64), alignment: 64)
+        pieces.reserveCapacity(Self.maximumPieces)
     }
 
+    deinit { buffer.deallocate() }
+
     public func putByte(_ value: UInt8) throws {
-        if buffer.count == capacity { try flush() }
-        buffer.append(value)
+        if used == buffer.count { try flush() }
+        buffer[used] = value
+        used += 1
         bytesWritten += 1
     }
 
@@ -29,21 +40,38 @@ public final class QEMUFileWriter {
     public func putBE64(_ value: UInt64) throws { try putInteger(value.bigEndian) }
 
     private func putInteger<T: FixedWidthInteger>(_ bigEndianValue: T) throws {
-        try withUnsafeBytes(of: bigEndianValue) { try put($0) }
+        let size = MemoryLayout<T>.size
+        if used + size > buffer.count { try flush() }
+        buffer.storeBytes(of: bigEndianValue, toByteOffset: used, as: T.self)
+        used += size
+        bytesWritten += UInt64(size)
     }
 
     public func put(_ bytes: UnsafeRawBufferPointer) throws {
-        if buffer.count + bytes.count > capacity { try flush() }
-        if bytes.count >= capacity {
-            // A large block (a RAM page with a tiny buffer) goes straight through: no copy.
+        if used + bytes.count > buffer.count { try flush() }
+        if bytes.count >= buffer.count {
+            // A block larger than the buffer goes straight through: no copy.
             try sink.write(bytes)
-        } else {
-            buffer.append(contentsOf: bytes)
+        } else if bytes.count > 0 {
+            (buffer.baseAddress! + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            used += bytes.count
         }
         bytesWritten += UInt64(bytes.count)
     }
 
     public func put(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try put($0) } }
+
+    /// Queues `bytes` without copying them: the memory must stay valid until the next `flush`
+    /// (guest RAM does). Its content is read only then, as QEMU's qemu_put_buffer_async
+    /// reads RAM at writev time: a page the guest changes meanwhile is dirty and goes again.
+    public func putReferenced(_ bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0 else { return }
+        listBuffered()
+        pieces.append(bytes)
+        bytesWritten += UInt64(bytes.count)
+        // Keep room for the buffered stretch that may follow.
+        if pieces.count >= Self.maximumPieces - 1 { try flush() }
+    }
 
     /// A name as QEMU writes idstrs: one length byte, then the bytes, no terminator.
     public func putName(_ name: String) throws {
@@ -52,9 +80,25 @@ public final class QEMUFileWriter {
         try put(Array(utf8.prefix(255)))
     }
 
+    /// Hands everything queued to the sink in one gathered write.
     public func flush() throws {
-        guard !buffer.isEmpty else { return }
-        try buffer.withUnsafeBytes { try sink.write($0) }
-        buffer.removeAll(keepingCapacity: true)
+        listBuffered()
+        guard !pieces.isEmpty else { return }
+        defer {
+            pieces.removeAll(keepingCapacity: true)
+            used = 0
+            unlisted = 0
+        }
+        if pieces.count == 1 {
+            try sink.write(pieces[0])
+        } else {
+            try sink.write(gathering: pieces)
+        }
+    }
+
+    private func listBuffered() {
+        guard used > unlisted else { return }
+        pieces.append(UnsafeRawBufferPointer(rebasing: buffer[unlisted..<used]))
+        unlisted = used
     }
 }

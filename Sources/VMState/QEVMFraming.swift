@@ -69,7 +69,7 @@ struct RAMPageHeader {
     }
 
     /// What is being read while the page's data is: part of the truncation error text.
-    func dataContext(block: String) -> String { "RAM page at 0x\(hex(address)) of \(block)" }
+    func dataContext(block: String) -> ReadContext { .ramPage(address: address, block: block) }
 }
 
 /// What a stream's configuration section says (QEMU's vmstate_configuration): the machine

@@ -71,54 +71,92 @@ public final class QEVMStreamWriter {
         try putFooter(id)
     }
 
-    /// One SECTION_PART with the given pages (the dirty set of one iteration).
+    /// One SECTION_PART with the given pages (the dirty set of one iteration), in page order.
     public func writeRAMIteration<Pages: Sequence>(_ pages: Pages) throws where Pages.Element == RAMPage {
-        try writeRAMSection(.sectionPart, pages)
+        try writeRAMIteration(try bitmap(of: pages))
+    }
+
+    /// One SECTION_PART with the pages of `pages` inside `range` (numbered across the blocks).
+    public func writeRAMIteration(_ pages: RAMPageBitmap, in range: Range<Int>? = nil) throws {
+        try writeRAMSection(.sectionPart, pages, in: range ?? 0..<pages.pageCount)
     }
 
     /// The final SECTION_END with the pages still dirty when the guest stopped.
     public func endRAM<Pages: Sequence>(_ pages: Pages) throws where Pages.Element == RAMPage {
-        try writeRAMSection(.sectionEnd, pages)
+        try endRAM(try bitmap(of: pages))
+    }
+
+    public func endRAM(_ pages: RAMPageBitmap) throws {
+        try writeRAMSection(.sectionEnd, pages, in: 0..<pages.pageCount)
         ramEnded = true
     }
 
-    private func writeRAMSection<Pages: Sequence>(_ type: QEMUVMSectionType, _ pages: Pages) throws
-    where Pages.Element == RAMPage {
+    /// Pages of all blocks, numbered in block order (`RAMPageBitmap`).
+    public var ramPageCount: Int { ramBlocks.reduce(0) { $0 + $1.pageCount } }
+
+    private func bitmap<Pages: Sequence>(of pages: Pages) throws -> RAMPageBitmap where Pages.Element == RAMPage {
+        var bitmap = RAMPageBitmap(pageCount: ramPageCount)
+        var firstPage = [0]
+        for block in ramBlocks { firstPage.append(firstPage.last! + block.pageCount) }
+        for page in pages {
+            guard ramBlocks.indices.contains(page.block), page.index >= 0, page.index < ramBlocks[page.block].pageCount else {
+                throw VMStateError.ramOffsetOutOfRange(block: "#\(page.block)", offset: UInt64(max(page.index, 0)), length: 0)
+            }
+            bitmap.insert(firstPage[page.block] + page.index)
+        }
+        return bitmap
+    }
+
+    private func writeRAMSection(_ type: QEMUVMSectionType, _ pages: RAMPageBitmap, in range: Range<Int>) throws {
         guard let id = ramSectionID, !ramEnded else {
             preconditionFailure("RAM iteration outside beginRAM … endRAM")
         }
+        precondition(pages.pageCount == ramPageCount, "a bitmap of \(pages.pageCount) pages for \(ramPageCount)")
         let before = file.bytesWritten
         try file.putByte(type.rawValue)
         try file.putBE32(id)
         var lastBlock = -1
-        let pageSize = QEMUFileFormat.targetPageSize
-        for page in pages {
-            guard ramBlocks.indices.contains(page.block), page.index >= 0,
-                  page.index < ramBlocks[page.block].pageCount else {
-                throw VMStateError.ramOffsetOutOfRange(block: "#\(page.block)", offset: UInt64(max(page.index, 0)),
-                                                       length: 0)
+        var blockStart = 0
+        for (index, block) in ramBlocks.enumerated() {
+            let blockPages = blockStart..<(blockStart + block.pageCount)
+            try pages.forEachRun(in: blockPages.clamped(to: range)) { run in
+                // The first page of each section names its block, so a section can be read alone.
+                try writePages((run.lowerBound - blockStart)..<(run.upperBound - blockStart), of: block,
+                               namingBlock: index != lastBlock)
+                lastBlock = index
             }
-            let block = ramBlocks[page.block]
-            let offset = page.index * pageSize
-            let bytes = UnsafeRawBufferPointer(rebasing: block.memory[offset..<(offset + pageSize)])
-            let isZero = bytes.isAllZero()
-            var flags: RAMSaveFlags = isZero ? .zero : .page
-            // The first page of each section names its block, so a section can be read alone.
-            if page.block == lastBlock { flags.insert(.continue) }
-            try file.putBE64(UInt64(offset) | flags.rawValue)
-            if page.block != lastBlock { try file.putName(block.idstr) }
-            lastBlock = page.block
-            if isZero {
-                try file.putByte(0)
-                ramStats.duplicatePages += 1
-            } else {
-                try file.put(bytes)
-                ramStats.normalPages += 1
-            }
+            blockStart += block.pageCount
         }
         try file.putBE64(RAMSaveFlags.eos.rawValue)
         try putFooter(id)
         ramStats.bytes += file.bytesWritten - before
+    }
+
+    /// One record per page (ram.c's save_normal_page / save_zero_page): a zero page is its
+    /// header and one fill byte; any other goes from guest memory, uncopied, at the next flush.
+    private func writePages(_ run: Range<Int>, of block: RAMBlock, namingBlock: Bool) throws {
+        let pageSize = QEMUFileFormat.targetPageSize
+        let base = UnsafeRawPointer(block.memory.baseAddress!)
+        var naming = namingBlock
+        for index in run {
+            let offset = index * pageSize
+            let bytes = UnsafeRawBufferPointer(start: base + offset, count: pageSize)
+            let isZero = bytes.isAllZero()
+            var flags: RAMSaveFlags = isZero ? .zero : .page
+            if !naming { flags.insert(.continue) }
+            try file.putBE64(UInt64(offset) | flags.rawValue)
+            if naming {
+                try file.putName(block.idstr)
+                naming = false
+            }
+            if isZero {
+                try file.putByte(0)
+                ramStats.duplicatePages += 1
+            } else {
+                try file.putReferenced(bytes)
+                ramStats.normalPages += 1
+            }
+        }
     }
 
     // MARK: Devices

@@ -1,6 +1,9 @@
 // Guest RAM as the stream sees it: named blocks (QEMU's RAMBlock idstr) whose
 // memory stays where the guest has it. Pages are read from and written to it
 // directly; the stream never holds a second copy of guest RAM.
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct RAMBlock {
     /// QEMU's RAMBlock idstr, e.g. "riscv_virt_board.ram".
@@ -14,6 +17,17 @@ public struct RAMBlock {
 
     /// Whole 4 KiB pages; a block's length must be page aligned to migrate.
     public var pageCount: Int { memory.count / QEMUFileFormat.targetPageSize }
+
+    /// Has the host back `range` (byte offsets, page aligned) with memory now, in one call
+    /// (MADV_POPULATE_WRITE, Linux 5.14): a load that is about to fill those pages then pays
+    /// no page fault per page. False where the host cannot; the pages then fault in as written.
+    func populate(_ range: Range<Int>) -> Bool {
+        #if os(Linux)
+        return madvise(memory.baseAddress! + range.lowerBound, range.count, MADV_POPULATE_WRITE) == 0
+        #else
+        return false
+        #endif
+    }
 }
 
 /// One 4 KiB page: which block, which page in it.

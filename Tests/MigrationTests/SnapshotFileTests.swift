@@ -1,11 +1,13 @@
+import CXXHash
 import Crypto
 import Foundation
 import Testing
 import VMState
 @testable import Migration
 
-/// Snapshot files: the checksum computed behind the writer is the file's SHA-256, a damaged
-/// file is named as damaged on read, and a failed write leaves nothing behind.
+/// Snapshot files: the checksum computed behind the writer is the file's XXH3-128 (an earlier
+/// release's SHA-256 still checks), a damaged file is named as damaged on read, and a failed
+/// write leaves nothing behind.
 struct SnapshotFileTests {
     let directory = NSTemporaryDirectory() + "emupanel-snapshotfile-\(UUID().uuidString)"
 
@@ -16,6 +18,15 @@ struct SnapshotFileTests {
     }
 
     func sha256Hex(_ data: [UInt8]) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+    /// What `xxh128sum` prints for `data`, from libxxhash's one-shot call.
+    func xxh128(_ data: [UInt8]) -> String {
+        let hash = data.withUnsafeBytes { XXH3_128bits($0.baseAddress, $0.count) }
+        return "xxh128:" + [hash.high64, hash.low64].map { value in
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }.joined()
+    }
 
     func readAll(_ source: ByteSource) throws -> [UInt8] {
         var out: [UInt8] = []
@@ -28,7 +39,7 @@ struct SnapshotFileTests {
     }
 
     @Test(arguments: [0, 1, 4095, 9 << 20 + 17])
-    func checksumIsTheFilesSHA256(size: Int) throws {
+    func checksumIsTheFilesXXH128(size: Int) throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let data = bytes(size)
         let path = directory + "/s.qevm"
@@ -43,8 +54,10 @@ struct SnapshotFileTests {
             }
         }
         #expect(written.sizeBytes == Int64(size))
-        #expect(written.sha256 == sha256Hex(data))
-        #expect(try SnapshotFile.read(path, expectedSHA256: written.sha256) { try readAll($0) } == data)
+        #expect(written.checksum == xxh128(data))
+        #expect(try SnapshotFile.read(path, expectedChecksum: written.checksum) { try readAll($0) } == data)
+        #expect(try SnapshotFile.read(path, expectedChecksum: sha256Hex(data)) { try readAll($0) } == data,
+                "a record from an earlier release, with a SHA-256")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["s.qevm"], "no temporary file left")
     }
 
@@ -56,19 +69,31 @@ struct SnapshotFileTests {
         struct LoadFailed: Error {}
         // Intact: the body's own error comes through.
         #expect(throws: LoadFailed.self) {
-            try SnapshotFile.read(path, expectedSHA256: written.sha256) { _ in throw LoadFailed() }
+            try SnapshotFile.read(path, expectedChecksum: written.checksum) { _ in throw LoadFailed() }
         }
         var damaged = data
         damaged[1 << 20] ^= 1
         try Data(damaged).write(to: URL(fileURLWithPath: path))
-        for body in [{ (source: ByteSource) in _ = try readAll(source) }, { _ in throw LoadFailed() }] {
+        let bodies = [{ (source: ByteSource) in _ = try readAll(source) }, { _ in throw LoadFailed() }]
+        for (body, checksum) in zip(bodies + bodies, [written.checksum, written.checksum, sha256Hex(data), sha256Hex(data)]) {
             do {
-                try SnapshotFile.read(path, expectedSHA256: written.sha256, body)
+                try SnapshotFile.read(path, expectedChecksum: checksum, body)
                 Issue.record("a damaged file was read without complaint")
             } catch let error as SnapshotFileError {
                 #expect(error.isChecksumMismatch, "\(error)")
             }
         }
+    }
+
+    @Test func anUnknownChecksumIsRefusedBeforeReading() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/s.qevm"
+        _ = try SnapshotFile.write(to: path) { sink in try bytes(100).withUnsafeBytes { try sink.write($0) } }
+        var read = false
+        #expect(throws: SnapshotFileError.self) {
+            try SnapshotFile.read(path, expectedChecksum: "md5:0123") { _ in read = true }
+        }
+        #expect(!read)
     }
 
     @Test func failedWriteLeavesNoFile() throws {

@@ -3,6 +3,7 @@
 // guest's own memory check passing afterwards; what QEMU refuses, refused up front.
 import Crypto
 import EmulatorCore
+import CXXHash
 import Foundation
 import Migration
 import Testing
@@ -11,8 +12,14 @@ import VMState
 
 @Suite(.serialized, .enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
 struct SnapshotTests {
-    static func sha256(_ path: String) throws -> String {
-        SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
+    /// What `xxh128sum` prints for the file, the checksum built-in snapshots carry too.
+    static func checksum(_ path: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let hash = data.withUnsafeBytes { XXH3_128bits($0.baseAddress, $0.count) }
+        return "xxh128:" + [hash.high64, hash.low64].map { value in
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }.joined()
     }
 
     @Test func aRunningGuestIsSavedAndRestoredWithItsMemoryIntact() throws {
@@ -28,7 +35,7 @@ struct SnapshotTests {
         // The file is complete, hashed like a built-in snapshot, and nothing temporary is left.
         #expect(saved.stats.status == "completed")
         #expect(saved.file.sizeBytes == Int64(try FileManager.default.attributesOfItem(atPath: path)[.size] as! UInt64))
-        #expect(saved.file.sha256 == (try Self.sha256(path)))
+        #expect(saved.file.checksum == (try Self.checksum(path)))
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("snapshots")) == ["first.qevm"])
         #expect(saved.stats.total >= 32 << 20)
         #expect(saved.stats.transferred > 16 << 20)
@@ -44,7 +51,7 @@ struct SnapshotTests {
         #expect(inspection.machineType == "virt")
         #expect(inspection.devices.contains { $0.name == "cpu" })
 
-        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: path, sha256: saved.file.sha256,
+        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: path, sha256: saved.file.checksum,
                                                                 in: scratch)
         defer { restored.kill() }
         #expect(try restored.runState() == "running")
@@ -89,7 +96,7 @@ struct SnapshotTests {
         guest.stop()
 
         let (restored, restoredRecorder) = try Recorder.restore(configuration, from: scratch.sub("paused.qevm"),
-                                                                sha256: saved.file.sha256, in: scratch, paused: true)
+                                                                sha256: saved.file.checksum, in: scratch, paused: true)
         defer { restored.kill() }
         #expect(try restored.runState() == "paused")
         try restored.resume()
@@ -111,7 +118,7 @@ struct SnapshotTests {
         #expect(try guest.runState() == "running")
         guest.stop()
         #expect(try SnapshotInspection.inspect(path: scratch.sub("q35.qevm")).machineType == "pc-q35-7.2")
-        let (restored, _) = try Recorder.restore(configuration, from: scratch.sub("q35.qevm"), sha256: saved.file.sha256,
+        let (restored, _) = try Recorder.restore(configuration, from: scratch.sub("q35.qevm"), sha256: saved.file.checksum,
                                                  in: scratch)
         defer { restored.kill() }
         #expect(try restored.runState() == "running")
@@ -151,7 +158,7 @@ struct SnapshotTests {
         var bigger = configuration
         bigger.memoryMiB = 64
         let error = #expect(throws: QEMUError.self) {
-            try QEMUGuest.restore(bigger, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: saved.file.sha256,
+            try QEMUGuest.restore(bigger, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: saved.file.checksum,
                                   directory: scratch.sub("bigger"), logPath: scratch.sub("bigger.log"))
         }
         guard case .incomingFailed(let reason, let exit) = error else { Issue.record("\(String(describing: error))"); return }
