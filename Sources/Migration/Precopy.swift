@@ -37,6 +37,10 @@ public struct TransferStats: Sendable, Equatable {
     public var mbps: Double = 0
     public var dirtySyncCount: UInt64 = 0
     public var iterations: Int = 0
+    /// The limits in force at the last report (QEMU's `downtime-limit` and `max-bandwidth`
+    /// parameters), so a result can be read against them.
+    public var downtimeLimitMs: UInt64 = 0
+    public var maxBandwidth: UInt64 = 0
     /// This transfer parked a running guest for the switch-over (and returned with it parked), as
     /// opposed to finding it paused already: only then is resuming it the caller's job.
     public var parkedGuest = false
@@ -79,7 +83,10 @@ extension LiveMachine {
         do {
             let migration = try state.value.startMigration(to: sink)
             stats.total = state.value.ramBlocks.reduce(0) { $0 + UInt64($1.memory.count) }
+            // What the first pass has to send, so the first report's progress is not "done".
+            stats.remaining = UInt64(populated.count) * pageSize
             stats.setupTimeMs = milliseconds(since: start)
+            update(&stats, migration, transfer, since: start)
             stats.status = "active"
             progress(stats)
 
@@ -93,9 +100,9 @@ extension LiveMachine {
                 var dirtied = Set<RAMPage>()
                 var lastReport = start
                 var lastTest = start
+                var meter = BandwidthMeter(bytesSent: sink.bytesSent)
                 passes: while !pass.isEmpty {
                     let passStart = ContinuousClock.now
-                    let passBytesBefore = sink.bytesSent
                     stats.iterations += 1
                     while sent < pass.count {
                         if transfer.isCancelled { throw MigrationCancelled() }
@@ -105,16 +112,17 @@ extension LiveMachine {
                         // A large guest would sync thousands of times a pass; once a millisecond is enough.
                         guard sent == pass.count || ContinuousClock.now - lastTest >= Self.minimumTestInterval else { continue }
                         lastTest = .now
-                        let seconds = max(1e-6, Self.seconds(ContinuousClock.now - passStart))
-                        let bandwidth = Double(sink.bytesSent - passBytesBefore) / seconds
+                        meter.observe(bytesSent: sink.bytesSent)
+                        let bandwidth = meter.bytesPerSecond
                         dirtied.formUnion(try onCPU { $0.takeDirtyPages() })
                         stats.dirtySyncCount += 1
-                        stats.dirtyPagesRate = UInt64(Double(dirtied.count) / seconds)
+                        // Over at least 100 ms, for the same reason as the bandwidth.
+                        stats.dirtyPagesRate = UInt64(Double(dirtied.count) / max(0.1, Self.seconds(ContinuousClock.now - passStart)))
                         // An upper bound: a page both unsent and dirtied counts twice.
                         stats.remaining = UInt64(pass.count - sent + dirtied.count) * pageSize
                         stats.mbps = bandwidth * 8 / 1e6
                         stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(Double(stats.remaining) / bandwidth * 1000) : 0
-                        update(&stats, migration, since: start)
+                        update(&stats, migration, transfer, since: start)
                         if ContinuousClock.now - lastReport >= .milliseconds(100) {
                             lastReport = .now
                             progress(stats)
@@ -143,7 +151,11 @@ extension LiveMachine {
                 stats.downtimeMs = 0
             }
             stats.remaining = 0
-            update(&stats, migration, since: start)
+            update(&stats, migration, transfer, since: start)
+            // QEMU's figure at completion: everything sent over the time after setup.
+            if stats.totalTimeMs > stats.setupTimeMs {
+                stats.mbps = Double(stats.transferred) * 8 / Double(stats.totalTimeMs - stats.setupTimeMs) / 1000
+            }
             stats.status = "completed"
             progress(stats)
             return stats
@@ -159,7 +171,10 @@ extension LiveMachine {
 
     static func streamOrder(_ a: RAMPage, _ b: RAMPage) -> Bool { (a.block, a.index) < (b.block, b.index) }
 
-    private func update(_ stats: inout TransferStats, _ migration: OutgoingMigration, since start: ContinuousClock.Instant) {
+    private func update(_ stats: inout TransferStats, _ migration: OutgoingMigration, _ transfer: TransferControl,
+                        since start: ContinuousClock.Instant) {
+        stats.downtimeLimitMs = transfer.downtimeLimitMs.load(ordering: .relaxed)
+        stats.maxBandwidth = transfer.maxBandwidth.load(ordering: .relaxed)
         stats.transferred = migration.bytesWritten
         stats.duplicate = migration.ramStats.duplicatePages
         stats.normal = migration.ramStats.normalPages

@@ -8,6 +8,9 @@ extension TransferStats {
             "total-time": .number(Double(totalTimeMs)),
             "setup-time": .number(Double(setupTimeMs)),
             "expected-downtime": .number(Double(expectedDowntimeMs)),
+            // QEMU keeps these in query-migrate-parameters; beside the figures, a result reads against them.
+            "downtime-limit": .number(Double(downtimeLimitMs)),
+            "max-bandwidth": .number(Double(maxBandwidth)),
             "ram": [
                 "transferred": .number(Double(transferred)),
                 "remaining": .number(Double(remaining)),
