@@ -21,7 +21,7 @@ extension Emupanel {
         @Option(help: "Kernel: ELF at its addresses, or raw binary at RAM + 2 MiB after firmware.")
         var kernel: String?
 
-        @Option(help: "RAM in MiB.")
+        @Option(help: "RAM in MiB (1...\(VirtMachine.maximumMemoryMiB), what the virt board maps).")
         var memory: Int = 128
 
         @Flag(help: "Deterministic clock: time follows retired instructions (QEMU's -icount).")
@@ -49,7 +49,10 @@ extension Emupanel {
             guard (saveAt == nil) == (save == nil) else {
                 throw ValidationError("--save-at and --save go together")
             }
-            guard (1...4096).contains(memory) else { throw ValidationError("--memory must be 1...4096 MiB") }
+            // The board's own bound, the one the panel's limits (GET /host) come from too.
+            guard (1...VirtMachine.maximumMemoryMiB).contains(memory) else {
+                throw ValidationError("--memory must be 1...\(VirtMachine.maximumMemoryMiB) MiB")
+            }
         }
 
         func run() throws {
