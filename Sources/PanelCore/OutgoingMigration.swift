@@ -119,7 +119,9 @@ public final class OutgoingMigrations: Sendable {
         let transfer = migration.transfer
         handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
         let report: @Sendable (TransferStats) -> Void = { handle.progress($0.progress, detail: $0.queryMigrate) }
+        handle.log("offering guest \(migration.guest.name) (\(migration.type.name)) to \(migration.peer.baseURL.absoluteString)")
         let socket = try connect(migration)
+        handle.log("the destination checked the offer and took the ticket; streaming state")
         try markMigrating(migration)
         var sentGO = false
         defer { if !sentGO { runOnHere(after: migration) } }
@@ -136,7 +138,9 @@ public final class OutgoingMigrations: Sendable {
         }
         // From here the guest may run there: it never runs here again unless a person says so.
         sentGO = true
+        handle.log("the destination loaded the whole stream; sending GO")
         let destinationID = try sendGO(migration, on: socket)
+        handle.log("the destination started the guest as \(destinationID)")
         // 4. Only the destination's STARTED lets go of the copy here.
         try handOver(migration)
         stats.status = "completed"

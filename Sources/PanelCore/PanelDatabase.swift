@@ -73,6 +73,16 @@ public final class PanelDatabase: Sendable {
         migrator.registerMigration("4-guest-incoming") { db in
             try db.alter(table: "guest") { t in t.add(column: "incoming", .boolean).notNull().defaults(to: false) }
         }
+        migrator.registerMigration("5-task-log") { db in
+            // Each task's log lines (TaskLog.swift), removed with their task.
+            try db.create(table: "taskLog") { t in
+                t.column("taskId", .text).notNull().references("task", onDelete: .cascade)
+                t.column("seq", .integer).notNull()
+                t.column("time", .datetime).notNull()
+                t.column("message", .text).notNull()
+                t.primaryKey(["taskId", "seq"])
+            }
+        }
         return migrator
     }
 

@@ -74,6 +74,7 @@ public final class SnapshotService: Sendable {
             // Only a guest this task parked runs on; one that was paused stays paused.
             if stats.parkedGuest { runtime.resume() }
         }
+        handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, sha256 \(written.sha256)")
         let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
                                     machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
                                     checksum: written.sha256, file: (path as NSString).lastPathComponent, createdAt: started)
@@ -117,6 +118,7 @@ public final class SnapshotService: Sendable {
     private func restore(_ record: SnapshotRecord, into guest: GuestRecord, handle: TaskHandle) throws -> JSON {
         let (id, name) = (guest.id, record.name)
         let fresh = try lifecycle.makeRuntime(for: guest)
+        handle.log("loading snapshot '\(name)' into a fresh machine, checking its sha256 on the way")
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
