@@ -8,7 +8,7 @@ RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev opensbi u-boot-qemu
 TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc device-tree-compiler curl chromium chromium-driver python3-venv eslint
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 
-.PHONY: run build test test-browser test-tsan lint fuzz deps test-deps bench bench-http clean
+.PHONY: run build test test-browser screenshots test-tsan lint fuzz deps test-deps bench bench-http clean
 
 run: deps build
 	.build/release/emupanel serve --config $(CONFIG)
@@ -42,6 +42,12 @@ fuzz:
 test-browser: test-deps
 	$(SWIFT) build --product emupanel
 	./scripts/browser-tests
+
+# The browser tests again, writing their screenshots over the tracked ones in docs/screenshots
+# (a plain run writes them under the ignored .build-browser/screenshots).
+screenshots: test-deps
+	$(SWIFT) build --product emupanel
+	EMUPANEL_SCREENSHOTS=$(CURDIR)/docs/screenshots ./scripts/browser-tests
 
 # Every figure of bench/RESULTS.md, each script running its anchor side by side.
 bench: bench-deps
