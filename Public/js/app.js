@@ -51,6 +51,8 @@ function focusHeading() {
 }
 
 async function show({ keepFocus = false } = {}) {
+  // A refresh still pending belongs to the page being left.
+  clearTimeout(refreshTimer);
   const { page, item } = route();
   const generation = ++rendering;
   if (current && current.dispose) current.dispose();

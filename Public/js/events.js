@@ -98,7 +98,9 @@ export function watchConsole(guestId, since, onOutput) {
   return () => {
     if (consoleWatch !== watch) return;
     consoleWatch = null;
-    // The stream may keep sending it until it is next opened; those messages are dropped.
+    // Reopened without it unless another console is watched meanwhile (guest to guest); until
+    // then its messages are dropped.
+    setTimeout(() => { if (consoleWatch === null && source && source.url.includes("console=")) connect(); }, 1000);
   };
 }
 

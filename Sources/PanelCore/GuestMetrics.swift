@@ -146,6 +146,9 @@ public final class GuestMetrics: Sendable {
 
     /// A guest's sample, or nil on its first round (rates need two points) or when its machine is gone.
     private func sample(_ id: String, _ machine: LiveMachine, paused: Bool, time: Double, now: ContinuousClock.Instant) -> MetricsSample? {
+        // Only a machine on its CPU thread: `onCPU` runs the body right here for one that is not,
+        // and one not started yet may be loading a stream on another thread.
+        guard machine.isRunning else { return nil }
         let identity = ObjectIdentifier(machine)
         let previous = state.withLock { $0.baselines[id] }
         guard let previous, previous.machine == identity else {
@@ -153,7 +156,7 @@ public final class GuestMetrics: Sendable {
             guard let first = try? machine.onCPU({ board -> (UInt64, Int32?) in
                 board.setDirtyPageCounting(true)
                 return (board.hart.state.retired, ThreadStat.currentThreadID())
-            }) else { return nil }
+            }), machine.isRunning else { return nil } // ended meanwhile: the thread id may not be its CPU's
             let ticks = first.1.flatMap(ThreadStat.cpuTicks(thread:)) ?? 0
             state.withLock { $0.baselines[id] = Baseline(machine: identity, threadID: first.1, retired: first.0, cpuTicks: ticks, at: now) }
             return nil
@@ -169,7 +172,8 @@ public final class GuestMetrics: Sendable {
         state.withLock { $0.baselines[id] = Baseline(machine: identity, threadID: previous.threadID, retired: retired, cpuTicks: ticks, at: now) }
         return MetricsSample(
             time: time,
-            instructionsPerSecond: Double(retired &- previous.retired) / seconds,
+            // A reset starts the count again from 0: then all it retired is since the reset.
+            instructionsPerSecond: Double(retired >= previous.retired ? retired - previous.retired : retired) / seconds,
             dirtyPagesPerSecond: Double(dirty) / seconds,
             cpuPercent: Double(ticks &- previous.cpuTicks) / ThreadStat.ticksPerSecond / seconds * 100,
             rssBytes: machine.machine.ram.residentBytes())

@@ -184,6 +184,12 @@ public final class TaskManager: Sendable {
         update(task.id) { $0.status = .running }
         log(task.id, "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? ""), guestId: task.guestId)
         let outcome = Result { try work(handle) }
+        // The log's last line is written before the task is finished, so a reader who sees it finished sees that line.
+        switch outcome {
+        case .success: log(task.id, "\(task.kind) succeeded", guestId: task.guestId)
+        case .failure(let error):
+            log(task.id, "\(task.kind) \(handle.isCancelled ? "cancelled" : "failed"): \(error)", guestId: task.guestId)
+        }
         update(task.id) { task in
             switch outcome {
             case .success(let detail):
@@ -194,11 +200,6 @@ public final class TaskManager: Sendable {
                 task.status = handle.isCancelled ? .cancelled : .failed
                 task.error = String(describing: error)
             }
-        }
-        switch outcome {
-        case .success: log(task.id, "\(task.kind) succeeded", guestId: task.guestId)
-        case .failure(let error):
-            log(task.id, "\(task.kind) \(handle.isCancelled ? "cancelled" : "failed"): \(error)", guestId: task.guestId)
         }
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
         release(task)

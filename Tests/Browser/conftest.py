@@ -84,6 +84,23 @@ class Panel:
             guest = self.api(f"/guests/{guest['id']}/start", "POST")
         return guest
 
+    def wait_for_task(self, task, seconds=60):
+        """Polls a task until it has finished; returns it."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            current = self.api(f"/tasks/{task['id']}")
+            if current["status"] in ("succeeded", "failed", "cancelled"):
+                return current
+            time.sleep(0.1)
+        raise AssertionError(f"task {task['id']} did not finish in {seconds} s")
+
+    def snapshot(self, guest, name, restore=False):
+        """Takes (or with `restore`, restores) a snapshot of a guest and waits for the task; returns it."""
+        path = f"/guests/{guest['id']}/snapshots" + (f"/{name}/restore" if restore else "")
+        task = self.wait_for_task(self.api(path, "POST", None if restore else {"name": name, "description": ""})["task"])
+        assert task["status"] == "succeeded", task
+        return task
+
     def remove_guests(self):
         """Stops and deletes every guest (each test starts from an empty list)."""
         for guest in self.api("/guests")["items"]:

@@ -47,3 +47,20 @@ def test_a_reason_shared_by_two_checks_is_said_once(panel, browser):
     assert shown["text"].count("is newer than") == 1, shown
     assert "static check 1.2 → 1.1 and static check 1.1 → 1.2" in shown["text"]
     assert "No go" in shown["text"] and "1 check passed" in shown["text"]
+
+
+def test_overview_shows_the_hosts_warnings_and_reads_its_limits(panel, browser):
+    """Issue 15 item 11: GET /host `warnings` (what start-up recovery found) are shown, and the
+    memory range comes from `limits`; while a panel sends neither, nothing is made up."""
+    login(browser, panel)
+    host = {"warnings": ["guest g-1a2b3c4d has no directory", "orphan file guests/x/y.qevm"],
+            "limits": {"memoryMiB": {"min": 16, "max": 2048}, "maxGuests": None, "maxTotalMemoryMiB": 4096, "maxSnapshotBytes": None}}
+    card = render(browser, "/js/pages/overview.js", "warningsCard", host)
+    assert "Warnings (2)" in card["text"] and "orphan file guests/x/y.qevm" in card["text"], card
+    assert render(browser, "/js/pages/overview.js", "warningsCard", {})["text"] == ""
+    limits = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/js/host-info.js').then((m) => done([
+            m.memoryLimits(arguments[0], { minimumMemoryMiB: 64 }),
+            m.memoryLimits({}, { minimumMemoryMiB: 1 })]));""", host)
+    assert limits == [{"min": 64, "max": 2048}, {"min": 16, "max": None}]

@@ -37,7 +37,6 @@ def test_create_run_snapshot_restore_migrate(panel, panel_b, browser):
     screenshot(browser, "machine-types")
     browser.find_element(By.LINK_TEXT, "virt-1.0").click()
     wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "virt-1.0"))
-    screenshot(browser, "machine-type")
     browser.get(panel.url + "/#/compatibility")
     wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "table.matrix")))
     screenshot(browser, "compatibility")

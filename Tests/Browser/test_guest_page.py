@@ -26,8 +26,7 @@ def test_stop_reset_restore_and_delete_ask_first_naming_what_is_lost(panel, brow
     """Issue 15 item 6: Restore, Stop, Reset and Delete acted at once."""
     panel.remove_guests()
     guest = panel.guest("careful", image="uart-echo", start=True)
-    task = panel.api(f"/guests/{guest['id']}/snapshots", "POST", {"name": "base", "description": ""})["task"]
-    wait(browser, 60).until(lambda d: panel.api(f"/tasks/{task['id']}")["status"] == "succeeded")
+    panel.snapshot(guest, "base")
     login(browser, panel)
     open_page(browser, panel, f"guests/{guest['id']}", "careful")
     state = lambda: panel.api(f"/guests/{guest['id']}")["state"]

@@ -129,11 +129,9 @@ def test_guests_list_updates_only_the_changed_row_and_keeps_the_form(panel, brow
 def test_tasks_list_searches_filters_sorts_and_opens_a_log(panel, browser):
     panel.remove_guests()
     guest = panel.guest("tasked", image="uart-echo", start=True)
-    for name in ("first", "second"):
-        task = panel.api(f"/guests/{guest['id']}/snapshots", "POST", {"name": name, "description": ""})["task"]
-        wait(browser, 60).until(lambda d: panel.api(f"/tasks/{task['id']}")["status"] == "succeeded")
-    restore = panel.api(f"/guests/{guest['id']}/snapshots/first/restore", "POST")["task"]
-    wait(browser, 60).until(lambda d: panel.api(f"/tasks/{restore['id']}")["status"] == "succeeded")
+    panel.snapshot(guest, "first")
+    panel.snapshot(guest, "second")
+    restore = panel.snapshot(guest, "first", restore=True)
     login(browser, panel)
     open_page(browser, panel, "tasks", "Tasks")
     rows = lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#tasks-table tbody tr") if r.is_displayed()]
@@ -186,8 +184,7 @@ def test_no_page_shows_null_or_undefined(panel, browser):
     """Issue 15 item 4: a literal "null" appeared on pages (a section left out was shown as text)."""
     panel.remove_guests()
     guest = panel.guest("plain", image="uart-echo", start=True)
-    task = panel.api(f"/guests/{guest['id']}/snapshots", "POST", {"name": "s", "description": ""})["task"]
-    wait(browser, 60).until(lambda d: panel.api(f"/tasks/{task['id']}")["status"] == "succeeded")
+    task = panel.snapshot(guest, "s")
     login(browser, panel)
     pages = [("", "Overview"), ("guests", "Guests"), (f"guests/{guest['id']}", "plain"), ("tasks", "Tasks"),
              ("machine-types", "Machine types"), ("machine-types/virt-1.0", "virt-1.0"),

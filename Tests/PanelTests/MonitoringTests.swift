@@ -60,6 +60,12 @@ struct MonitoringTests {
         let paused = try self.sample(panel, id) { $0["instructionsPerSecond"] as? Double == 0 || $0["instructionsPerSecond"] as? Int == 0 }
         #expect(paused["dirtyPagesPerSecond"] as? Double == 0 || paused["dirtyPagesPerSecond"] as? Int == 0)
 
+        // A reset starts the retired count again: no wrap-around into 10^19 instructions a second.
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/resume").status == 200)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/reset").status == 200)
+        let afterReset = try self.sample(panel, id) { ($0["instructionsPerSecond"] as? Double ?? 0) > 0 }
+        #expect((afterReset["instructionsPerSecond"] as? Double ?? .infinity) < 1e10)
+
         #expect(try panel.get("/api/v1/guests/g-nothere/metrics").status == 404)
     }
 

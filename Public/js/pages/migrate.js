@@ -111,9 +111,12 @@ export function migratePanel(guest, snapshots) {
     askedLimit = Number(downtime.value);
     try {
       const { task } = await api("POST", `/guests/${guest.id}/migrate`, { target: target(), ...limits() });
-      taskId = task.id;
-      progress.hidden = false;
-      render(task);
+      // Its events may have come first (then they are newer than this answer).
+      if (taskId !== task.id) {
+        taskId = task.id;
+        progress.hidden = false;
+        render(task);
+      }
     } catch (failure) {
       error.textContent = failure.message;
       start.disabled = false;

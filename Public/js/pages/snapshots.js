@@ -16,6 +16,9 @@ export function snapshotsStayText(count) {
 export function snapshotPanel(guest) {
   let current = guest;
   let items = [];
+  // Tasks whose end was already heard: a POST's answer can come after its task's last event.
+  const ended = new Set();
+  const started = (task, text) => { if (!ended.has(task.id)) fill(progress, text, h("a", { href: `#/tasks/${task.id}` }, "View log")); };
   const countListeners = [];
   const tree = h("div", { id: "snapshot-tree" });
   const note = h("p", { class: "muted small", id: "snapshot-note" });
@@ -39,7 +42,7 @@ export function snapshotPanel(guest) {
     name.removeAttribute("aria-invalid");
     try {
       const { task } = await api("POST", `/guests/${guest.id}/snapshots`, { name: name.value, description: description.value });
-      fill(progress, `Taking snapshot "${name.value}"… `, h("a", { href: `#/tasks/${task.id}` }, "View log"));
+      started(task, `Taking snapshot "${name.value}"… `);
       name.value = "";
       description.value = "";
     } catch (failure) {
@@ -96,7 +99,7 @@ export function snapshotPanel(guest) {
       if (!(await confirmAction(restoreQuestion(item)))) return;
       try {
         const { task } = await api("POST", `/guests/${guest.id}/snapshots/${encodeURIComponent(item.name)}/restore`);
-        fill(progress, `Restoring "${item.name}"… `, h("a", { href: `#/tasks/${task.id}` }, "View log"));
+        started(task, `Restoring "${item.name}"… `);
       } catch (failure) { rowError.textContent = failure.message; }
     });
     const remove = h("button", { class: "danger", type: "button", "aria-label": `Delete snapshot ${item.name}` }, "Delete");
@@ -134,6 +137,7 @@ export function snapshotPanel(guest) {
       if (task.kind !== "snapshot" && task.kind !== "restore") return;
       const verb = task.kind === "snapshot" ? "Snapshot" : "Restore";
       const log = h("a", { href: `#/tasks/${task.id}` }, "View log");
+      if (["succeeded", "failed", "cancelled"].includes(task.status)) ended.add(task.id);
       if (task.status === "succeeded") { fill(progress, `${verb} finished. `, log); refresh(); }
       else if (task.status === "failed") { progress.replaceChildren(); error.textContent = `${verb} failed: ${task.error}`; }
       else if (task.status === "cancelled") fill(progress, `${verb} cancelled. `, log);
