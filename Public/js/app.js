@@ -82,14 +82,15 @@ function showLogin(token = "") {
   if (current && current.dispose) current.dispose();
   current = null;
   nav.hidden = true;
-  logoutButton.hidden = true;
+  logoutButton.hidden = helpButton.hidden = true;
   stopEvents();
+  live.textContent = "";
   renderLogin(main, enter, token);
 }
 
 function enter() {
   nav.hidden = false;
-  logoutButton.hidden = false;
+  logoutButton.hidden = helpButton.hidden = false;
   if (tokenFromHash()) history.replaceState(null, "", location.pathname + "#/");
   // Again on every login: the events loop ends when the session does.
   startEvents({
