@@ -5,8 +5,11 @@ import { h, svg, setText } from "./dom.js";
 const WIDTH = 300;
 const HEIGHT = 80;
 
-/** `format(value)` renders a value with its unit; `span` is how many seconds the x axis shows. */
-export function lineGraph({ id, title, format, span = 300 }) {
+/**
+ * `format(value)` renders a value with its unit; `span` is how many seconds the x axis shows;
+ * `clock()` is the server's time now (seconds), or null while it is not known.
+ */
+export function lineGraph({ id, title, format, span = 300, staleAfter = 5, clock = () => null }) {
   const line = svg("polyline", { class: "graph-line", points: "", fill: "none" });
   const area = svg("polygon", { class: "graph-area", points: "" });
   const top = h("span", { class: "graph-max muted small" });
@@ -30,6 +33,16 @@ export function lineGraph({ id, title, format, span = 300 }) {
     line.setAttribute("points", text);
     area.setAttribute("points", xy.length ? `${xy[0][0].toFixed(1)},${HEIGHT} ${text} ${WIDTH},${HEIGHT}` : "");
     const current = shown[shown.length - 1].value;
+    // Samples that stopped coming (the guest stopped or went away) are history, not "now". The
+    // server's clock says so (a browser's may differ from it).
+    const serverNow = clock();
+    if (serverNow !== null && serverNow - end > staleAfter) {
+      setText(now, "—");
+      setText(top, `max ${format(max)}; no samples since ${new Date(end * 1000).toLocaleTimeString()}`);
+      figure.setAttribute("data-samples", String(points.length));
+      figure.setAttribute("aria-label", `${title}: no current samples; at most ${format(max)} before ${new Date(end * 1000).toLocaleTimeString()}`);
+      return;
+    }
     setText(now, format(current));
     setText(top, `max ${format(max)}`);
     figure.setAttribute("data-samples", String(points.length));
@@ -40,6 +53,8 @@ export function lineGraph({ id, title, format, span = 300 }) {
     element: figure,
     /** Replaces the history: [{time (s), value}], oldest first. */
     set(list) { points = list.slice(); draw(); },
+    /** Draws again, so a graph whose samples stopped says so. */
+    refresh() { draw(); },
     push(point) {
       if (points.length && point.time <= points[points.length - 1].time) return;
       points.push(point);

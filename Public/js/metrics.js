@@ -18,7 +18,10 @@ const FIGURES = [
  */
 export function resourceGraphs({ guestId = null, heading = "Resources", subject = "" }) {
   const prefix = guestId ? "guest" : "host";
-  const graphs = FIGURES.map(([key, title, , format]) => lineGraph({ id: `${prefix}-graph-${key}`, title, format }));
+  // The server's time, from the newest round: the panel samples itself every round, so it ticks.
+  let serverNow = null;
+  const clock = () => serverNow;
+  const graphs = FIGURES.map(([key, title, , format]) => lineGraph({ id: `${prefix}-graph-${key}`, title, format, clock }));
   const status = h("p", { class: "muted small", role: "status" });
   const element = h("section", { class: "card", "aria-labelledby": `${prefix}-graphs-h` },
     h("h2", { id: `${prefix}-graphs-h` }, heading),
@@ -32,8 +35,9 @@ export function resourceGraphs({ guestId = null, heading = "Resources", subject 
   }).catch((failure) => { status.textContent = failure.message; });
   const stop = onEvent((event) => {
     if (event.type !== "metrics") return;
+    serverNow = event.data.host.time;
     const sample = guestId ? event.data.guests[guestId] : event.data.host;
-    if (!sample) return;
+    if (!sample) { graphs.forEach((graph) => graph.refresh()); return; }
     status.textContent = "";
     take(sample);
   });

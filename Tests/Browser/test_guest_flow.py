@@ -48,10 +48,10 @@ def test_create_run_snapshot_restore_migrate(panel, panel_b, browser):
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "create-error"), "1–40"))
     assert name.get_attribute("aria-invalid") == "true"
+    screenshot(browser, "guest-create")
     name.clear()
     name.send_keys("uboot-e2e")
     Select(browser.find_element(By.ID, "guest-image")).select_by_value("uboot")
-    screenshot(browser, "guest-create")
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "uboot-e2e"))
 

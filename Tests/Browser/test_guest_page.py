@@ -156,5 +156,6 @@ def test_task_log_follows_live_and_a_finished_task_is_notified(panel, panel_b, b
     assert "Migration of slow-mover cancelled" in toast.text
     assert toast.find_element(By.LINK_TEXT, "View log").get_attribute("href").endswith(f"#/tasks/{started['id']}")
     assert panel.api(f"/guests/{guest['id']}")["state"] == "running"
+    browser.execute_script("document.getElementById('task-facts-h').scrollIntoView()")
     screenshot(browser, "task-log", toasts=True)
     panel.api(f"/guests/{guest['id']}/stop", "POST")

@@ -211,6 +211,7 @@ def test_phone_width_keeps_actions_and_errors_on_screen(panel, browser):
         right = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return r.right", stop)
         assert right <= width, f"the Stop button ends at {right}px on a {width}px screen"
         assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        browser.execute_script("arguments[0].scrollIntoView({block: 'end'})", stop)
         screenshot(browser, "guests-phone")
         open_page(browser, panel, "tasks", "Tasks")
         assert browser.execute_script("return document.documentElement.scrollWidth") <= width

@@ -14,6 +14,7 @@ export async function renderTask(main, id) {
   const heading = h("h1", {});
   const facts = h("dl", { class: "kv" });
   const figures = h("dl", { class: "kv small", id: "task-figures" });
+  const figuresCard = h("section", { class: "card", "aria-labelledby": "task-figures-h" }, h("h2", { id: "task-figures-h" }, "Transfer"), figures);
   const bar = h("progress", { max: 1, value: 0, "aria-label": "Progress" });
   const error = h("p", { class: "error", role: "alert" });
   const cancel = h("button", { class: "danger", type: "button", id: "task-cancel" }, "Cancel task");
@@ -33,7 +34,10 @@ export async function renderTask(main, id) {
       h("dt", {}, "Result"), h("dd", {}, value.error ? h("span", { class: "error" }, value.error) : (summary(value) || (value.status === "succeeded" ? "done" : "—"))));
     bar.value = value.progress || 0;
     const transfer = value.detail && (value.detail.ram ? value.detail : value.detail.transfer);
-    fill(figures, ...(transfer ? migrationFigures(transfer, value.status) : []));
+    // A transfer cancelled before it measured anything reports only zeros: nothing to show.
+    const measured = transfer && transfer.ram && transfer.ram.total > 0;
+    fill(figures, ...(measured ? migrationFigures(transfer, value.status) : []));
+    figuresCard.hidden = !measured;
     cancel.hidden = value.status !== "queued" && value.status !== "running";
   }
 
@@ -67,12 +71,13 @@ export async function renderTask(main, id) {
   fill(main,
     h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")),
     heading,
-    h("section", { class: "card", "aria-labelledby": "task-facts-h" }, h("h2", { id: "task-facts-h" }, "Details"), facts, bar, figures,
+    h("section", { class: "card", "aria-labelledby": "task-facts-h" }, h("h2", { id: "task-facts-h" }, "Details"), facts, bar,
       h("div", { class: "actions" }, cancel), error),
     h("section", { class: "card", "aria-labelledby": "task-log-h" },
       h("h2", { id: "task-log-h" }, "Log"),
       h("label", { class: "inline small" }, follow, " Follow new lines"),
-      lines));
+      lines),
+    figuresCard);
 
   return {
     onEvent: async (event) => {
