@@ -188,7 +188,8 @@ public final class TaskManager: Sendable {
         switch outcome {
         case .success: log(task.id, "\(task.kind) succeeded", guestId: task.guestId)
         case .failure(let error):
-            log(task.id, "\(task.kind) \(handle.isCancelled ? "cancelled" : "failed"): \(error)", guestId: task.guestId)
+            let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
+            log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
         }
         update(task.id) { task in
             switch outcome {
