@@ -10,7 +10,7 @@ BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 # The Linux guest (guests/linux/build.sh): kernel and initramfs, built once into ~/.cache/emupanel/linux.
 LINUX_PACKAGES = $(shell guests/linux/build.sh --packages)
 
-.PHONY: run build test test-browser test-tsan lint fuzz deps test-deps bench bench-http clean linux linux-deps
+.PHONY: run build test test-browser screenshots test-tsan lint fuzz deps test-deps bench bench-http clean linux linux-deps
 
 run: deps build linux
 	.build/release/emupanel serve --config $(CONFIG)
@@ -49,6 +49,12 @@ test-browser: test-deps
 # The Linux guest's kernel and initramfs: a no-op when the cache already holds this build.
 linux: linux-deps
 	@guests/linux/build.sh >/dev/null
+
+# The browser tests again, writing their screenshots over the tracked ones in docs/screenshots
+# (a plain run writes them under the ignored .build-browser/screenshots).
+screenshots: test-deps
+	$(SWIFT) build --product emupanel
+	EMUPANEL_SCREENSHOTS=$(CURDIR)/docs/screenshots ./scripts/browser-tests
 
 # Every figure of bench/RESULTS.md, each script running its anchor side by side.
 bench: bench-deps linux

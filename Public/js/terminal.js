@@ -5,8 +5,14 @@
 const ESC = "\x1b";
 
 export class Terminal {
-  constructor(element, { cols = 100, rows = 30, scrollback = 2000, onData = () => {} } = {}) {
-    this.element = element;
+  /**
+   * The whole interface the console page uses (so another terminal can take its place): build it
+   * on a <pre>, put `element` in the page, `write` output, get typed input from `onData`,
+   * `dispose` it. Keys go to a hidden textarea over the screen, which is what lets a phone open its
+   * soft keyboard (a <pre> never does) and receives what the keyboard or an IME types.
+   */
+  constructor(screen, { cols = 100, rows = 30, scrollback = 2000, onData = () => {} } = {}) {
+    this.screen = screen;
     this.cols = cols;
     this.rows = rows;
     this.scrollback = scrollback;
@@ -17,16 +23,40 @@ export class Terminal {
     this.state = "text";
     this.params = "";
     this.pending = false;
-    element.classList.add("terminal");
-    element.tabIndex = 0;
-    element.setAttribute("role", "log");
-    element.setAttribute("aria-live", "off");
-    element.addEventListener("keydown", (event) => this.keydown(event));
-    element.addEventListener("paste", (event) => {
+    screen.classList.add("terminal");
+    screen.setAttribute("role", "log");
+    screen.setAttribute("aria-live", "off");
+    this.input = document.createElement("textarea");
+    this.input.className = "terminal-input";
+    this.input.id = `${screen.id || "terminal"}-input`;
+    this.input.setAttribute("aria-label", screen.getAttribute("aria-label") || "Terminal input");
+    this.input.setAttribute("autocapitalize", "off");
+    this.input.setAttribute("autocomplete", "off");
+    this.input.setAttribute("autocorrect", "off");
+    this.input.setAttribute("spellcheck", "false");
+    this.input.setAttribute("enterkeyhint", "send");
+    this.element = document.createElement("div");
+    this.element.className = "terminal-wrap";
+    screen.replaceWith(this.element);
+    this.element.append(screen, this.input);
+    this.input.addEventListener("keydown", (event) => this.keydown(event));
+    this.input.addEventListener("input", (event) => this.typed(event));
+    this.input.addEventListener("compositionend", (event) => { this.send(event.data || ""); this.input.value = ""; });
+    this.input.addEventListener("paste", (event) => {
       event.preventDefault();
       this.onData(event.clipboardData.getData("text").replace(/\r?\n/g, "\r"));
     });
+    // A click that selected nothing (to copy) means "type here".
+    screen.addEventListener("click", () => { if (String(window.getSelection()) === "") this.focus(); });
     this.render();
+  }
+
+  focus() {
+    this.input.focus({ preventScroll: true });
+  }
+
+  dispose() {
+    this.onData = () => {};
   }
 
   /** The text on screen, for tests and screen readers' "copy all". */
@@ -130,7 +160,7 @@ export class Terminal {
   }
 
   keydown(event) {
-    if (event.metaKey || (event.ctrlKey && event.key === "v")) return; // let paste through
+    if (event.isComposing || event.metaKey || (event.ctrlKey && event.key === "v")) return; // IME, paste
     const keys = { Enter: "\r", Backspace: "\x7f", Tab: "\t", Escape: ESC, ArrowUp: `${ESC}[A`, ArrowDown: `${ESC}[B`,
       ArrowRight: `${ESC}[C`, ArrowLeft: `${ESC}[D`, Home: `${ESC}[H`, End: `${ESC}[F`, Delete: `${ESC}[3~` };
     let data = keys[event.key];
@@ -138,10 +168,24 @@ export class Terminal {
       data = String.fromCharCode(event.key.toUpperCase().charCodeAt(0) - 64);
     }
     if (!data && !event.ctrlKey && !event.altKey && event.key.length === 1) data = event.key;
+    // Soft keyboards send "Unidentified" keys and deliver the text as input events (typed()).
     if (!data) return;
     if (event.key === "Tab" && event.shiftKey) return; // keep Shift+Tab for leaving the terminal
     event.preventDefault();
     this.onData(data);
+  }
+
+  /** Text a soft keyboard, dictation or an IME put into the textarea (no key event for it). */
+  typed(event) {
+    if (event.isComposing) return;
+    if (event.inputType && event.inputType.startsWith("delete")) this.send("\x7f");
+    else if (event.inputType === "insertLineBreak") this.send("\r");
+    else this.send(this.input.value);
+    this.input.value = "";
+  }
+
+  send(text) {
+    if (text) this.onData(text.replace(/\r?\n/g, "\r"));
   }
 
   scheduleRender() {
@@ -167,8 +211,8 @@ export class Terminal {
       }
       if (row < this.lines.length - 1) fragment.append("\n");
     });
-    const atBottom = this.element.scrollTop + this.element.clientHeight >= this.element.scrollHeight - 4;
-    this.element.replaceChildren(fragment);
-    if (atBottom) this.element.scrollTop = this.element.scrollHeight;
+    const atBottom = this.screen.scrollTop + this.screen.clientHeight >= this.screen.scrollHeight - 4;
+    this.screen.replaceChildren(fragment);
+    if (atBottom) this.screen.scrollTop = this.screen.scrollHeight;
   }
 }

@@ -131,7 +131,9 @@ public final class OutgoingMigrations: Sendable {
 
     private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
         let transfer = migration.transfer
+        handle.log("offering guest \(migration.guest.name) (\(migration.type.name)) to \(migration.peer.baseURL.absoluteString)")
         let socket = try connect(migration)
+        handle.log("the destination checked the offer and took the ticket; streaming state")
         // A cancel acts at once, even on a write or read blocked on a silent destination.
         handle.onCancel {
             transfer.cancelled.store(true, ordering: .relaxed)
@@ -142,7 +144,7 @@ public final class OutgoingMigrations: Sendable {
             // The guest parks for the switch-over: from here a silent destination may hold it only
             // for the downtime limit plus the grace.
             if stats.status == "device" { watchdog.arm() }
-            handle.progress(stats.progress, detail: Self.detail(stats, transfer))
+            handle.progress(stats.progress, detail: stats.queryMigrate(under: transfer))
         }
         try markMigrating(migration)
         var sentGO = false
@@ -171,12 +173,14 @@ public final class OutgoingMigrations: Sendable {
         // until the destination has said whether it runs it.
         try handOvers.begin(guestId: migration.id, peer: migration.peer, migrationId: migration.migrationId)
         sentGO = true
+        handle.log("the destination loaded the whole stream; sending GO")
         let destinationID = try sendGO(migration, on: socket)
+        handle.log("the destination started the guest as \(destinationID)")
         // 4. Only the destination's STARTED lets go of the copy here.
         try handOver(migration, destinationGuestId: destinationID)
         stats.status = "completed"
         report(stats)
-        var detail = Self.detail(stats, transfer)
+        var detail = stats.queryMigrate(under: transfer)
         if case .object(var object) = detail {
             object["destination"] = .string(migration.peer.baseURL.absoluteString)
             object["destinationGuestId"] = .string(destinationID)
@@ -184,14 +188,6 @@ public final class OutgoingMigrations: Sendable {
         }
         events.publish("guest.migrated-out", subject: migration.id, data: GuestRegistry.eventData(try store.get(migration.id)))
         return detail
-    }
-
-    /// The task's figures: query-migrate's, with the limits in force beside them.
-    private static func detail(_ stats: TransferStats, _ transfer: TransferControl) -> JSON {
-        guard case .object(var object) = stats.queryMigrate else { return stats.queryMigrate }
-        object["downtime-limit"] = .number(Double(transfer.downtimeLimitMs.load(ordering: .relaxed)))
-        object["max-bandwidth"] = .number(Double(transfer.maxBandwidth.load(ordering: .relaxed)))
-        return .object(object)
     }
 
     /// 1. The destination checks again and hands out a one-time ticket for its stream port.

@@ -89,6 +89,16 @@ public final class PanelDatabase: Sendable {
                 t.column("migrationId", .text).notNull()
             }
         }
+        migrator.registerMigration("6-task-log") { db in
+            // Each task's log lines (TaskLog.swift), removed with their task.
+            try db.create(table: "taskLog") { t in
+                t.column("taskId", .text).notNull().references("task", onDelete: .cascade)
+                t.column("seq", .integer).notNull()
+                t.column("time", .datetime).notNull()
+                t.column("message", .text).notNull()
+                t.primaryKey(["taskId", "seq"])
+            }
+        }
         return migrator
     }
 

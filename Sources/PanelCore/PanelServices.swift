@@ -20,10 +20,12 @@ public final class PanelServices: Sendable {
     public let recovery: Recovery
     public let quotas: Quotas
     public let handOvers: HandOvers
+    /// The resource graphs' sampler; `start()` it once the guests are recovered.
+    public let metrics: GuestMetrics
 
     /// `listenHost` is where incoming migration streams are accepted (the panel's own address).
     public init(settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
-                logger: Logger = Logger(label: "emupanel")) throws {
+                metricsInterval: Double = 1, logger: Logger = Logger(label: "emupanel")) throws {
         try settings.validate()
         self.settings = settings
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true,
@@ -42,6 +44,7 @@ public final class PanelServices: Sendable {
         outgoing = OutgoingMigrations(registry: guests, tasks: tasks, handOvers: handOvers, peers: settings.peers, logger: logger)
         incoming = IncomingMigrations(registry: guests, lifecycle: lifecycle, listenHost: listenHost, logger: logger)
         recovery = Recovery(registry: guests, lifecycle: lifecycle, settings: settings, logger: logger)
+        metrics = GuestMetrics(registry: guests, interval: metricsInterval)
     }
 
     /// What the overview counts.
@@ -59,6 +62,7 @@ public final class PanelServices: Sendable {
     /// Cancels running tasks and waits for them (a migration past its hand-over finishes; one
     /// before it gives the guest back), then saves every started guest for the next start.
     public func shutdown(logger: Logger) {
+        metrics.stop()
         if !tasks.cancelAllAndWait(timeout: 60) {
             logger.warning("tasks still running after 60 s; saving guests anyway")
         }

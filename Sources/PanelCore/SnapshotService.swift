@@ -66,7 +66,7 @@ public final class SnapshotService: Sendable {
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
             let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot) { stats in
-                handle.progress(stats.progress * 0.95, detail: stats.queryMigrate)
+                handle.progress(stats.progress * 0.95, detail: stats.queryMigrate(under: transfer))
             }
             final = stats
             // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
@@ -75,6 +75,7 @@ public final class SnapshotService: Sendable {
             // there was too much to hold: then it is parked until here. One that was paused stays paused.
             if stats.parkedGuest { runtime.resume() }
         }
+        handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, checksum \(written.checksum)")
         let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
                                     machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
                                     checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
@@ -89,7 +90,7 @@ public final class SnapshotService: Sendable {
                        data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
         return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
                 "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
-                "transfer": final.queryMigrate]
+                "transfer": final.queryMigrate(under: transfer)]
     }
 
     /// Restores a snapshot: the file's checksum and every device section are checked, the state is
@@ -118,6 +119,7 @@ public final class SnapshotService: Sendable {
     private func restore(_ record: SnapshotRecord, into guest: GuestRecord, handle: TaskHandle) throws -> JSON {
         let (id, name) = (guest.id, record.name)
         let fresh = try lifecycle.makeRuntime(for: guest)
+        handle.log("loading snapshot '\(name)' into a fresh machine, checking its checksum on the way")
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.

@@ -64,13 +64,17 @@ public struct TaskInfo: Sendable, Codable, Equatable, FetchableRecord, Persistab
 /// What running work can do with its task: report progress, notice cancellation.
 public final class TaskHandle: Sendable {
     public let id: String
-    private let manager: TaskManager
+    let guestId: String?
+    let manager: TaskManager
     private let cancelled = Atomic<Bool>(false)
+    /// The transfer status the log last told of (a line per change, not per report).
+    private let loggedStatus = Mutex<String?>(nil)
     /// Settings a client may change while the task runs (PATCH /tasks/{id}), e.g. a migration's downtime limit.
     let adjust: (@Sendable (JSON) throws -> Void)?
 
-    init(id: String, manager: TaskManager, adjust: (@Sendable (JSON) throws -> Void)?) {
+    init(id: String, guestId: String?, manager: TaskManager, adjust: (@Sendable (JSON) throws -> Void)?) {
         self.id = id
+        self.guestId = guestId
         self.manager = manager
         self.adjust = adjust
     }
@@ -104,6 +108,10 @@ public final class TaskHandle: Sendable {
             task.progress = min(1, max(task.progress, fraction))
             if let detail { task.detail = detail }
         }
+        if let detail, let (status, line) = TransferLogLines.line(for: detail),
+           loggedStatus.withLock({ logged in defer { logged = status }; return logged != status }) {
+            log(line)
+        }
     }
 }
 
@@ -111,8 +119,9 @@ public final class TaskHandle: Sendable {
 /// guests), one task per guest at a time, persisting every change and announcing it as an event.
 public final class TaskManager: Sendable {
     private let database: PanelDatabase
-    private let events: EventBus
-    private let logger: Logger
+    let events: EventBus
+    let logger: Logger
+    let logStore: TaskLogStore
 
     private struct Live {
         var handles: [String: TaskHandle] = [:]
@@ -127,6 +136,7 @@ public final class TaskManager: Sendable {
         self.database = database
         self.events = events
         self.logger = logger
+        logStore = TaskLogStore(database: database)
         // Work that was running when the panel stopped did not finish.
         try database.write { db in
             try db.execute(sql: """
@@ -140,7 +150,7 @@ public final class TaskManager: Sendable {
     public func start(kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
                       work: @escaping @Sendable (TaskHandle) throws -> JSON?) throws -> TaskInfo {
         let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
-        let handle = TaskHandle(id: id, manager: self, adjust: adjust)
+        let handle = TaskHandle(id: id, guestId: guestId, manager: self, adjust: adjust)
         if let guestId {
             let busy = live.withLock { live -> String? in
                 if let other = live.busyGuests[guestId] { return other }
@@ -172,7 +182,15 @@ public final class TaskManager: Sendable {
 
     private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSON?) {
         update(task.id) { $0.status = .running }
+        log(task.id, "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? ""), guestId: task.guestId)
         let outcome = Result { try work(handle) }
+        // The log's last line is written before the task is finished, so a reader who sees it finished sees that line.
+        switch outcome {
+        case .success: log(task.id, "\(task.kind) succeeded", guestId: task.guestId)
+        case .failure(let error):
+            let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
+            log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
+        }
         update(task.id) { task in
             switch outcome {
             case .success(let detail):
@@ -241,6 +259,7 @@ public final class TaskManager: Sendable {
         guard !task.isFinished, let handle = live.withLock({ $0.handles[id] }) else {
             throw PanelError(.conflict, code: "task_finished", message: "task \(id) is already \(task.status.rawValue)")
         }
+        log(id, "cancel requested", guestId: task.guestId)
         handle.cancel()
         events.publish("task.cancelling", subject: id, data: Self.eventData(task))
         return task
@@ -256,6 +275,12 @@ public final class TaskManager: Sendable {
             throw PanelError(.invalid, code: "not_adjustable", message: "a \(task.kind) task has no settings to change")
         }
         try adjust(settings)
+        if case .object(let changes) = settings, !changes.isEmpty {
+            let text = changes.keys.sorted().map { key in
+                if case .number(let value)? = changes[key] { "\(key) = \(value.rounded() == value ? String(Int64(value)) : String(value))" } else { key }
+            }
+            log(id, "settings changed: " + text.joined(separator: ", "), guestId: task.guestId)
+        }
         return try get(id)
     }
 

@@ -24,4 +24,13 @@ extension TransferStats {
         if let downtime = downtimeMs { object["downtime"] = .number(Double(downtime)) }
         return .object(object)
     }
+
+    /// The figures with the limits in force beside them (QEMU keeps those in
+    /// query-migrate-parameters): a result reads against them.
+    func queryMigrate(under transfer: TransferControl) -> JSON {
+        guard case .object(var object) = queryMigrate else { return queryMigrate }
+        object["downtime-limit"] = .number(Double(transfer.downtimeLimitMs.load(ordering: .relaxed)))
+        object["max-bandwidth"] = .number(Double(transfer.maxBandwidth.load(ordering: .relaxed)))
+        return .object(object)
+    }
 }

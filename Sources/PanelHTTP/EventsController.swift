@@ -5,6 +5,8 @@ import PanelCore
 /// Every change as numbered events: long poll and Server-Sent Events.
 struct EventsController: Sendable {
     let events: EventBus
+    let metrics: GuestMetrics
+    let guests: GuestRegistry
 
     func addRoutes(to api: RouteGroup) {
         api.get("/events", summary: "Events after `since`; waits up to `wait` seconds for the next one (long poll)",
@@ -13,7 +15,8 @@ struct EventsController: Sendable {
             let wait = try request.queryInt("wait", default: 0, range: 0...60)
             return LongPoll.respond(events, after: UInt64(since), wait: Double(wait))
         }
-        api.get("/events/stream", summary: "Events as Server-Sent Events; honours Last-Event-ID", doc: .eventStream(query: [.since])) { request in
+        api.get("/events/stream", summary: "Events as Server-Sent Events; honours Last-Event-ID. Optionally also live metrics and one guest's console (unnumbered messages)",
+                doc: .eventStream(query: [.since, .metrics, .console, .consoleSince])) { request in
             let since: Int
             if let last = request.headers["Last-Event-ID"] {
                 guard let value = Int(last), value >= 0 else {
@@ -23,7 +26,18 @@ struct EventsController: Sendable {
             } else {
                 since = try request.queryInt("since", default: Int(events.nextSeq) - 1, range: 0...Int.max)
             }
-            return Self.stream(events, since: UInt64(since))
+            // Everything is checked before anything subscribes: a refused request leaves nothing behind.
+            let withMetrics = try request.queryBool("metrics")
+            let console = try request.query["console"].map { id in
+                (id: id, buffer: try guests.console(id), since: try request.queryInt("consoleSince", default: 0, range: 0...Int.max))
+            }
+            let response = Self.stream(events, since: UInt64(since))
+            guard case .stream(let stream) = response.body else { return response }
+            if withMetrics { LiveFeeds.forwardMetrics(metrics, epoch: events.epoch, to: stream) }
+            if let console {
+                LiveFeeds.forwardConsole(console.buffer, guestId: console.id, since: UInt64(console.since), epoch: events.epoch, to: stream)
+            }
+            return response
         }
     }
 
@@ -52,4 +66,21 @@ struct EventsController: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
+}
+
+extension RouteDocumentation.QueryParameter {
+    static let metrics = Self("metrics", .boolean, "Also send each sampling round of the resource graphs as a `metrics` message")
+    static let console = Self("console", .string, "Also send this guest's serial output as `console.output` messages")
+    static let consoleSince = Self("consoleSince", .integer, "The console byte offset to start from (the last message's `next`)")
+}
+
+extension Request {
+    /// A flag in the query: `true`/`1` or `false`/`0`; absent is false.
+    func queryBool(_ name: String) throws -> Bool {
+        switch query[name] {
+        case nil, "false", "0": return false
+        case "true", "1", "": return true
+        default: throw HTTPError(.badRequest, code: "invalid_query", message: "\(name) must be true or false")
+        }
+    }
 }

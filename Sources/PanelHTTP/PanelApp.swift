@@ -60,7 +60,9 @@ public final class PanelApp: Sendable {
             .addRoutes(to: api.group("", tag: "migration"))
         ImagesController(images: services.images).addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token.value, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
-        EventsController(events: services.events).addRoutes(to: api.group("", tag: "events"))
+        EventsController(events: services.events, metrics: services.metrics, guests: services.guests)
+            .addRoutes(to: api.group("", tag: "events"))
+        MetricsController(metrics: services.metrics).addRoutes(to: api.group("", tag: "metrics"))
         openAPI.addRoutes(to: api.group("", tag: "docs"))
 
         let publicFiles = StaticFiles(root: configuration.publicDir)
@@ -83,6 +85,7 @@ public final class PanelApp: Sendable {
         boundAddress.port.store(server.port, ordering: .relaxed)
         services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers)
         startupGate.openUp()
+        services.metrics.start()
         events.publish("host.started", data: ["release": .string(Release.current)])
     }
 

@@ -43,8 +43,24 @@ public final class GuestRAM {
     /// TLB hit costs nothing extra).
     let dirtyBits: UnsafeMutablePointer<UInt64>
     let dirtyWords: Int
+    /// The same marks again, for counting (the panel's dirty-pages-per-second graph): a transfer
+    /// takes `dirtyBits`, the counter takes these, so neither steals pages from the other.
+    let sampleBits: UnsafeMutablePointer<UInt64>
     // Read on every slow-path store; never written while a store runs (only by the CPU thread itself).
     @exclusivity(unchecked) public internal(set) var dirtyLogging = false
+    /// Who wants stores logged: a transfer (its log is taken by syncs) and the dirty-page counter.
+    @exclusivity(unchecked) private(set) var transferLogging = false
+    @exclusivity(unchecked) private(set) var sampling = false
+
+    func setLogging(transfer on: Bool) {
+        transferLogging = on
+        dirtyLogging = transferLogging || sampling
+    }
+
+    func setSampling(_ on: Bool) {
+        sampling = on
+        dirtyLogging = transferLogging || sampling
+    }
 
     /// Decoded-instruction pages, one slot per halfword; nil until the page is
     /// first executed. A page with a cache is a "code page": the write TLB never
@@ -65,6 +81,8 @@ public final class GuestRAM {
         dirtyWords = (pageCount + 63) / 64
         dirtyBits = .allocate(capacity: dirtyWords)
         dirtyBits.initialize(repeating: 0, count: dirtyWords)
+        sampleBits = .allocate(capacity: dirtyWords)
+        sampleBits.initialize(repeating: 0, count: dirtyWords)
         codePages = .allocate(capacity: pageCount)
         codePages.initialize(repeating: nil, count: pageCount)
     }
@@ -72,6 +90,7 @@ public final class GuestRAM {
     deinit {
         munmap(bytes, size)
         dirtyBits.deallocate()
+        sampleBits.deallocate()
         for i in 0..<pageCount { codePages[i]?.deallocate() }
         codePages.deallocate()
     }
@@ -130,7 +149,10 @@ public final class GuestRAM {
     public func clear() {
         if dirtyLogging {
             let populated = populatedBitmap()
-            for word in 0..<dirtyWords { dirtyBits[word] |= populated[word] }
+            for word in 0..<dirtyWords {
+                if transferLogging { dirtyBits[word] |= populated[word] }
+                sampleBits[word] |= populated[word]
+            }
         }
         if madvise(bytes, size, MADV_DONTNEED) != 0 {
             bytes.initializeMemory(as: UInt8.self, repeating: 0, count: size)
@@ -182,7 +204,9 @@ public final class GuestRAM {
 
     @inline(__always)
     func markDirty(pageIndex i: Int) {
-        dirtyBits[i >> 6] |= 1 << UInt64(i & 63)
+        // The counter's bits are cleared when counting starts, so marking them always is harmless.
+        if transferLogging { dirtyBits[i >> 6] |= 1 << UInt64(i & 63) }
+        sampleBits[i >> 6] |= 1 << UInt64(i & 63)
     }
 
     /// The dirty bitmap (bit i of word i/64 = page i), cleared as it is read.
@@ -192,5 +216,28 @@ public final class GuestRAM {
         let out = Array(UnsafeBufferPointer(start: dirtyBits, count: dirtyWords))
         dirtyBits.update(repeating: 0, count: dirtyWords)
         return out
+    }
+
+    /// How many pages were written since the last call (while counting is on), cleared as it is
+    /// read; the same rules as `takeDirtyBitmap` (CPU thread, write TLB flushed with it).
+    func takeDirtySampleCount() -> Int {
+        var count = 0
+        for word in 0..<dirtyWords {
+            count += sampleBits[word].nonzeroBitCount
+            sampleBits[word] = 0
+        }
+        return count
+    }
+
+    // MARK: Residency
+
+    /// Bytes of guest RAM the host holds in memory now (`mincore`): the guest's share of the
+    /// panel's RSS. Safe from any thread: it asks the kernel, not the guest.
+    public func residentBytes() -> UInt64 {
+        let hostPageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (size + hostPageSize - 1) / hostPageSize
+        var vector = [UInt8](repeating: 0, count: pages)
+        guard mincore(bytes, size, &vector) == 0 else { return 0 }
+        return UInt64(vector.reduce(0) { $0 + Int($1 & 1) }) * UInt64(hostPageSize)
     }
 }

@@ -254,9 +254,23 @@ public final class VirtMachine {
     // MARK: Dirty pages (call on the CPU thread, or while it is stopped)
 
     public func setDirtyLogging(_ on: Bool) {
-        ram.dirtyLogging = on
+        ram.setLogging(transfer: on)
         _ = ram.takeDirtyBitmap()
         hart.flushWriteTLB()
+    }
+
+    /// Counting written pages for the panel's graphs, independent of any transfer's log: with it
+    /// on, each page costs one slow-path store per `takeDirtyPageCount` interval.
+    public func setDirtyPageCounting(_ on: Bool) {
+        ram.setSampling(on)
+        _ = ram.takeDirtySampleCount()
+        hart.flushWriteTLB()
+    }
+
+    /// Pages written since the last call (0 while counting is off).
+    public func takeDirtyPageCount() -> Int {
+        hart.flushWriteTLB()
+        return ram.takeDirtySampleCount()
     }
 
     /// Pages written since the last call: bit i of word i/64 = page i of RAM.

@@ -30,7 +30,7 @@ extension Emupanel {
         @Option(help: ArgumentHelp("Disk image on virtio-blk (QEMU's -drive): FILE, or file=FILE[,format=qcow2|raw][,readonly=on]. Repeatable; needs virt-1.2 or newer.", valueName: "drive"))
         var drive: [String] = []
 
-        @Option(help: "RAM in MiB.")
+        @Option(help: "RAM in MiB (1...\(VirtMachine.maximumMemoryMiB), what the virt board maps).")
         var memory: Int = 128
 
         @Flag(help: "Deterministic clock: time follows retired instructions (QEMU's -icount).")
@@ -58,7 +58,10 @@ extension Emupanel {
             guard (saveAt == nil) == (save == nil) else {
                 throw ValidationError("--save-at and --save go together")
             }
-            guard (1...4096).contains(memory) else { throw ValidationError("--memory must be 1...4096 MiB") }
+            // The board's own bound, the one the panel's limits (GET /host) come from too.
+            guard (1...VirtMachine.maximumMemoryMiB).contains(memory) else {
+                throw ValidationError("--memory must be 1...\(VirtMachine.maximumMemoryMiB) MiB")
+            }
             guard initrd == nil || kernel != nil else { throw ValidationError("--initrd needs --kernel") }
         }
 

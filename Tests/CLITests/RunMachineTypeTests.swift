@@ -54,4 +54,14 @@ struct RunMachineTypeTests {
         #expect(forward.status == 0 && forward.stdout.isEmpty, "\(forward.stdout)")
         #expect(backward.status == 0 && backward.stdout.isEmpty, "\(backward.stdout)")
     }
+
+    /// The board maps at most 2048 MiB: `run` refuses more up front (it once allowed 4096, which the
+    /// board then refused), and takes the maximum itself.
+    @Test func memoryRangeIsTheBoards() throws {
+        let over = try emupanel("run", "--machine", "virt", "--bios", "none", "--kernel", Self.guest("uartfifo.elf"), "--memory", "2049")
+        #expect(over.status == 64)
+        #expect(over.stderr.contains("1...2048"), "\(over.stderr)")
+        let most = try emupanel("run", "--machine", "virt", "--bios", "none", "--kernel", Self.guest("uartfifo.elf"), "--memory", "2048")
+        #expect(most.status == 0, "\(most.stderr)")
+    }
 }

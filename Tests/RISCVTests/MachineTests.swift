@@ -106,6 +106,30 @@ import Testing
         _ = m.run(maxInstructions: 9_000_000)
         #expect(m.fetchAndClearDirtyPages().allSatisfy { $0 == 0 })
     }
+
+    /// The panel counts written pages for its graphs while a transfer takes the log: each sees every page.
+    @Test func countingAndATransferEachSeeEveryPage() throws {
+        let m = try bootGuest("mempattern-forever.elf", icount: true)
+        m.console = SerialConsole { _ in }
+        m.setDirtyPageCounting(true)
+        _ = m.run(maxInstructions: 3_000_000)
+        #expect(m.takeDirtyPageCount() >= 4096)
+        #expect(m.takeDirtyPageCount() == 0)
+        m.setDirtyLogging(true)
+        _ = m.run(maxInstructions: 6_000_000)
+        let logged = m.fetchAndClearDirtyPages().reduce(0) { $0 + $1.nonzeroBitCount }
+        #expect(logged >= 4096)
+        #expect(m.takeDirtyPageCount() >= logged)
+        // The transfer ends; counting goes on.
+        m.setDirtyLogging(false)
+        _ = m.run(maxInstructions: 9_000_000)
+        #expect(m.takeDirtyPageCount() >= 4096)
+        #expect(m.fetchAndClearDirtyPages().allSatisfy { $0 == 0 })
+        m.setDirtyPageCounting(false)
+        _ = m.run(maxInstructions: 12_000_000)
+        #expect(m.takeDirtyPageCount() == 0)
+        #expect(m.ram.residentBytes() >= 16 << 20)
+    }
 }
 
 @Suite struct RunControlTests {

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { h } from "../dom.js";
+import { h, fill } from "../dom.js";
 import { tierBadge } from "./machine-types.js";
 
 const STATUS = {
@@ -18,7 +18,7 @@ export async function renderCompatibility(main) {
   const matrix = await api("GET", "/compatibility");
   const releases = matrix.releases || [];
   const rows = matrix.items || [];
-  main.replaceChildren(
+  fill(main,
     h("p", {}, h("a", { href: "#/machine-types" }, "← Machine types")),
     h("h1", {}, "Compatibility"),
     h("p", {}, `Whether a guest's state moves between this release (${matrix.currentRelease}) and each frozen release, both directions, as the static checker finds it.`),

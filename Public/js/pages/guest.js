@@ -1,34 +1,54 @@
 import { api } from "../api.js";
-import { h, formatBytes } from "../dom.js";
+import { h, formatBytes, formatTime, fill } from "../dom.js";
+import { confirmAction } from "../dialog.js";
+import { watchConsole } from "../events.js";
+import { resourceGraphs } from "../metrics.js";
+import { learnGuests } from "../names.js";
 import { Terminal } from "../terminal.js";
 import { stateBadge, guestActions } from "./guest-actions.js";
+import { tierBadge, TIER_PROMISE } from "./machine-types.js";
 import { migratePanel } from "./migrate.js";
 import { snapshotPanel } from "./snapshots.js";
 
-/** One guest: state and actions, live console, snapshot tree, migration. */
+/** One guest: state and actions, where it went, resources, live console, snapshots, migration, its tasks. */
 export async function renderGuest(main, id) {
-  const guest = await api("GET", `/guests/${id}`);
+  const [guest, tasks] = await Promise.all([api("GET", `/guests/${id}`), api("GET", `/tasks?guestId=${encodeURIComponent(id)}`).catch(() => ({ items: [] }))]);
+  learnGuests([guest]);
+  let type = null;
   const header = h("div", { class: "guest-header" });
+  const whereabouts = h("div", { id: "guest-whereabouts" });
   const details = h("dl", { class: "kv" });
   const deleteError = h("span", { class: "error", role: "alert" });
-  const deleteButton = h("button", { class: "danger", type: "button" }, "Delete guest");
+  const deleteButton = h("button", { class: "danger", type: "button", id: "guest-delete" }, "Delete guest");
+  let current = guest;
+  let taskList = tasks.items;
 
-  function fill(current) {
-    header.replaceChildren(h("h1", {}, current.name, " ", stateBadge(current.state)), guestActions(current));
-    details.replaceChildren(
-      h("dt", {}, "Machine type"), h("dd", {}, h("a", { href: `#/machine-types/${encodeURIComponent(current.machineType)}` }, current.machineType)),
-      h("dt", {}, "Image"), h("dd", {}, current.image),
-      h("dt", {}, "Memory"), h("dd", {}, formatBytes(current.memoryMiB * 1048576)),
-      h("dt", {}, "Clock"), h("dd", {}, current.icount ? "deterministic (icount)" : "real time"),
-      h("dt", {}, "Id"), h("dd", {}, h("code", {}, current.id)));
-    deleteButton.disabled = !(current.state === "stopped" || current.state === "migrated");
+  function showGuest(value) {
+    current = value;
+    fill(header, h("h1", {}, value.name, " ", stateBadge(value.state)), guestActions(value));
+    fill(details,
+      h("dt", {}, "Machine type"), h("dd", {}, h("a", { href: `#/machine-types/${encodeURIComponent(value.machineType)}` }, value.machineType)),
+      h("dt", {}, "Migration tier"), h("dd", { id: "guest-tier" }, type ? [tierBadge(type.tier), " ", TIER_PROMISE[type.tier] || ""] : "—"),
+      h("dt", {}, "Image"), h("dd", {}, value.image),
+      h("dt", {}, "Memory"), h("dd", {}, formatBytes(value.memoryMiB * 1048576)),
+      h("dt", {}, "Clock"), h("dd", {}, value.icount ? "deterministic (icount)" : "real time"),
+      h("dt", {}, "State descends from"), h("dd", {}, value.currentSnapshot ? `snapshot ${value.currentSnapshot}` : "a fresh start"),
+      h("dt", {}, "Id"), h("dd", {}, h("code", {}, value.id)));
+    deleteButton.disabled = !(value.state === "stopped" || value.state === "migrated");
     deleteButton.title = deleteButton.disabled ? "Stop the guest first" : "";
+    fill(whereabouts, migratedNotice(value, taskList) || "");
   }
-  fill(guest);
+  showGuest(guest);
+  // The tier comes with the machine type; the page does not wait for it.
+  api("GET", `/machine-types/${encodeURIComponent(guest.machineType)}`).then((value) => { type = value; showGuest(current); }).catch(() => {});
 
   deleteButton.addEventListener("click", async () => {
     deleteError.textContent = "";
-    if (!window.confirm(`Delete guest "${guest.name}" and all its snapshots? This cannot be undone.`)) return;
+    const snapshots = await api("GET", `/guests/${id}/snapshots`).then((list) => list.items).catch(() => []);
+    const lost = [current.state === "migrated" ? "this host's record of the migrated guest (the guest itself runs on where it went)" : "the guest and its settings"];
+    if (snapshots.length) lost.push(`${snapshots.length} snapshot${snapshots.length === 1 ? "" : "s"}: ${snapshots.map((s) => s.name).join(", ")}`);
+    const sure = await confirmAction({ title: `Delete ${current.name}?`, message: "This cannot be undone. Lost:", lost, confirm: "Delete guest" });
+    if (!sure) return;
     try {
       await api("DELETE", `/guests/${id}`);
       location.hash = "#/guests";
@@ -37,35 +57,62 @@ export async function renderGuest(main, id) {
     }
   });
 
-  const console = consolePanel(guest);
+  const graphs = resourceGraphs({ guestId: id, heading: "Resources",
+    subject: "Host CPU is the guest's CPU thread (100 % = one core); resident memory is the guest RAM the host holds." });
+  const serial = consolePanel(guest);
   const snapshots = snapshotPanel(guest);
-  const migrate = migratePanel(guest);
-  main.replaceChildren(
+  const migrate = migratePanel(guest, snapshots);
+  const recent = h("ul", { id: "guest-tasks" });
+  const fillTasks = () => fill(recent, ...(taskList.length === 0 ? [h("li", { class: "muted" }, "None yet.")]
+    : taskList.slice(0, 8).map((task) => h("li", {}, h("a", { href: `#/tasks/${task.id}` }, task.kind), " ",
+      h("span", { class: `status ${task.status}` }, task.status), " ", h("span", { class: "muted small" }, formatTime(task.createdAt))))));
+  fillTasks();
+  fill(main,
     h("p", {}, h("a", { href: "#/guests" }, "← Guests")),
-    header,
+    header, whereabouts,
     h("section", { class: "card", "aria-labelledby": "details-h" }, h("h2", { id: "details-h" }, "Details"), details,
       h("p", {}, deleteButton, " ", deleteError)),
-    console.element, snapshots.element, migrate.element);
+    graphs.element, serial.element, snapshots.element, migrate.element,
+    h("section", { class: "card", "aria-labelledby": "guest-tasks-h" }, h("h2", { id: "guest-tasks-h" }, "Recent tasks"), recent,
+      h("p", {}, h("a", { href: "#/tasks" }, "All tasks →"))));
+
+  async function refreshTasks() {
+    try { taskList = (await api("GET", `/tasks?guestId=${encodeURIComponent(id)}`)).items; fillTasks(); showGuest(current); } catch { /* keep */ }
+  }
 
   return {
     // Updates in place: the console keeps its scroll position and focus.
     onEvent: async (event) => {
       if (event.subject === id && event.type.startsWith("guest.")) {
-        try { const current = await api("GET", `/guests/${id}`); fill(current); migrate.update(current); } catch { /* deleted */ }
+        try { const value = await api("GET", `/guests/${id}`); showGuest(value); migrate.update(value); snapshots.update(value); } catch { /* deleted */ }
       }
       if (event.type.startsWith("snapshot.") && event.data.guestId === id) snapshots.refresh();
-      if (event.type.startsWith("task.") && event.data.guestId === id) { snapshots.task(event.data); migrate.task(event.data); }
+      if (event.type.startsWith("task.") && event.type !== "task.log" && event.data.guestId === id) {
+        snapshots.task(event.data);
+        migrate.task(event.data);
+        if (event.type !== "task.progress") refreshTasks();
+      }
     },
-    dispose: () => console.dispose(),
+    dispose: () => { serial.dispose(); graphs.dispose(); },
   };
+}
+
+/** A migrated guest's record says where the guest went, with a link to it there. */
+function migratedNotice(guest, tasks) {
+  if (guest.state !== "migrated") return null;
+  const done = tasks.find((task) => task.kind === "migrate" && task.status === "succeeded" && task.detail && task.detail.destination);
+  if (!done) return h("p", { class: "card notice" }, "This guest was migrated to another host; it no longer runs here.");
+  const base = String(done.detail.destination).replace(/\/+$/, "");
+  const there = done.detail.destinationGuestId ? `${base}/#/guests/${encodeURIComponent(done.detail.destinationGuestId)}` : `${base}/`;
+  return h("p", { class: "card notice", id: "migrated-to" },
+    "This guest now runs on ", h("a", { href: there, id: "migrated-to-link" }, base),
+    done.detail.destinationGuestId ? [" as ", h("code", {}, done.detail.destinationGuestId)] : null,
+    `, since ${formatTime(done.updatedAt)}. This host keeps its record and its snapshots.`);
 }
 
 function consolePanel(guest) {
   const screen = h("pre", { id: "console", "aria-label": "Serial console; type here when focused" });
-  const status = h("p", { class: "muted small", role: "status" });
   const error = h("p", { class: "error", role: "alert" });
-  let next = 0;
-  let alive = true;
   let inputQueue = Promise.resolve();
   const terminal = new Terminal(screen, {
     onData: (data) => {
@@ -74,26 +121,14 @@ function consolePanel(guest) {
         .catch((failure) => { error.textContent = failure.message; });
     },
   });
-  async function poll() {
-    while (alive) {
-      try {
-        const chunk = await api("GET", `/guests/${guest.id}/console?since=${next}&wait=20`);
-        if (!alive) return;
-        if (chunk.truncated) terminal.write("\r\n[… earlier output dropped …]\r\n");
-        terminal.write(chunk.data);
-        next = chunk.next;
-        status.textContent = "";
-      } catch (failure) {
-        if (!alive) return;
-        status.textContent = `Console: ${failure.message}; retrying…`;
-        await new Promise((resolve) => setTimeout(resolve, 2000));
-      }
-    }
-  }
-  poll();
+  // On the tab's one event stream (no connection of its own), from the first byte kept.
+  const stop = watchConsole(guest.id, 0, (chunk) => {
+    if (chunk.truncated) terminal.write("\r\n[… earlier output dropped …]\r\n");
+    terminal.write(chunk.data);
+  });
   const element = h("section", { class: "card", "aria-labelledby": "console-h" },
     h("h2", { id: "console-h" }, "Serial console"),
-    h("p", { class: "muted small" }, "Click the console or tab to it, then type. Shift+Tab leaves it."),
-    screen, status, error);
-  return { element, terminal, dispose: () => { alive = false; } };
+    h("p", { class: "muted small" }, "Click or tap the console, or tab to it, then type. Shift+Tab leaves it."),
+    terminal.element, error);
+  return { element, terminal, dispose: () => { stop(); terminal.dispose(); } };
 }

@@ -1,31 +1,144 @@
 import { api } from "../api.js";
-import { h } from "../dom.js";
-import { stateBadge, guestActions } from "./guest-actions.js";
+import { h, formatCount, fill } from "../dom.js";
+import { confirmAction, askValue } from "../dialog.js";
+import { hostInfo, memoryLimits } from "../host-info.js";
+import { listView } from "../list.js";
+import { learnGuests } from "../names.js";
+import { stateBadge, guestActions, stateSince } from "./guest-actions.js";
 
 const NAME = /^[A-Za-z0-9._-]{1,40}$/;
+const STATES = ["running", "paused", "stopped", "migrating", "migrated"];
 
-/** Guests: the list with actions, and the create form. */
+/** Guests: the list (search, filter, sort, bulk actions, live CPU) and the create form. */
 export async function renderGuests(main) {
-  const [guests, images, types] = await Promise.all([
+  const [guests, images, types, host] = await Promise.all([
     api("GET", "/guests"), api("GET", "/images"), api("GET", "/machine-types").catch(() => ({ items: [] })),
+    hostInfo().catch(() => null),
   ]);
-  const table = guests.items.length === 0
-    ? h("p", { class: "muted" }, "No guests yet. Create one below.")
-    : h("table", {},
-        h("caption", { class: "sr-only" }, "Guests"),
-        h("thead", {}, h("tr", {}, ["Name", "Image", "Machine type", "Memory", "State", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, guests.items.map((guest) => h("tr", {},
-          h("td", {}, h("a", { href: `#/guests/${guest.id}` }, guest.name)),
-          h("td", {}, guest.image),
-          h("td", {}, guest.machineType),
-          h("td", {}, `${guest.memoryMiB} MiB`),
-          h("td", {}, stateBadge(guest.state)),
-          h("td", {}, guestActions(guest, { compact: true }))))));
-  main.replaceChildren(h("h1", {}, "Guests"), table, createForm(images.items, types.items));
-  return { refreshOn: (event) => event.type.startsWith("guest.") };
+  learnGuests(guests.items);
+  // Live figures keep their own elements, reused when a row is rebuilt.
+  const cpu = new Map();
+  const cpuCell = (guest) => {
+    if (!cpu.has(guest.id)) cpu.set(guest.id, { value: -1, element: h("span", { class: "cpu" }, "—") });
+    return cpu.get(guest.id).element;
+  };
+  const list = listView({
+    name: "guests", caption: "Guests", selectable: true, emptyText: "No guests yet. Create one below.",
+    searchLabel: "Search guests (name, image, machine type)",
+    searchText: (guest) => `${guest.name}\n${guest.image}\n${guest.machineType}\n${guest.id}`,
+    filters: [{ id: "state", label: "State", options: [["", "All states"], ...STATES.map((s) => [s, s])], test: (guest, state) => guest.state === state }],
+    columns: [
+      { key: "name", label: "Name", value: (g) => g.name, cell: (g) => h("a", { href: `#/guests/${g.id}` }, g.name) },
+      { key: "image", label: "Image", value: (g) => g.image, cell: (g) => g.image },
+      { key: "machineType", label: "Machine type", value: (g) => g.machineType, cell: (g) => g.machineType },
+      { key: "memory", label: "Memory", value: (g) => g.memoryMiB, cell: (g) => `${g.memoryMiB} MiB` },
+      { key: "state", label: "State", value: (g) => g.state, cell: (g) => stateBadge(g.state) },
+      { key: "cpu", label: "Host CPU", value: (g) => (cpu.has(g.id) ? cpu.get(g.id).value : -1), cell: cpuCell },
+      { key: "actions", label: "Actions", sortable: false, value: () => "", cell: (g) => guestActions(g, { compact: true }) },
+    ],
+  });
+  list.set(guests.items);
+
+  const bulk = bulkActions(list);
+  fill(main, h("h1", {}, "Guests"), bulk.element, list.element, createForm(images.items, types.items, host));
+
+  async function refreshGuest(id) {
+    try {
+      const guest = await api("GET", `/guests/${id}`);
+      learnGuests([guest]);
+      list.update(guest);
+    } catch (failure) {
+      if (failure.status === 404) list.remove(id);
+    }
+  }
+
+  return {
+    // Only the row that changed is touched: the create form and the selection stay as they are.
+    onEvent: (event) => {
+      if (event.type === "metrics") {
+        for (const [id, entry] of cpu) {
+          const sample = event.data.guests[id];
+          entry.value = sample ? sample.cpuPercent : -1;
+          const text = sample ? `${sample.cpuPercent.toFixed(0)} % · ${formatCount(sample.instructionsPerSecond)} IPS` : "—";
+          if (entry.element.textContent !== text) entry.element.textContent = text;
+        }
+        return;
+      }
+      // A snapshot taken or restored changes what the guest's state descends from.
+      if (!(event.type.startsWith("guest.") || event.type.startsWith("snapshot.")) || !event.subject) return;
+      if (event.type === "guest.deleted") list.remove(event.subject);
+      else refreshGuest(event.subject);
+    },
+  };
 }
 
-function createForm(images, types) {
+/** Start, stop or snapshot every selected guest that can, saying which were skipped and why. */
+function bulkActions(list) {
+  const status = h("p", { class: "small", id: "bulk-status", role: "status" });
+  const count = h("span", { class: "muted small", id: "bulk-count" }, "Select guests to act on several at once.");
+  const start = h("button", { class: "secondary", type: "button", id: "bulk-start", disabled: true }, "Start");
+  const stop = h("button", { class: "danger", type: "button", id: "bulk-stop", disabled: true }, "Stop");
+  const snapshot = h("button", { class: "secondary", type: "button", id: "bulk-snapshot", disabled: true }, "Snapshot…");
+  list.onSelectionChange((selected) => {
+    start.disabled = stop.disabled = snapshot.disabled = selected.length === 0;
+    count.textContent = selected.length ? `${selected.length} selected:` : "Select guests to act on several at once.";
+  });
+
+  async function run(label, guests, act) {
+    const results = await Promise.allSettled(guests.map(act));
+    const failed = results.map((result, i) => [result, guests[i]]).filter(([result]) => result.status === "rejected");
+    return `${label} ${guests.length - failed.length}` +
+      (failed.length ? `; failed: ${failed.map(([result, guest]) => `${guest.name} (${result.reason.message})`).join(", ")}` : "");
+  }
+
+  function skippedText(skipped, why) {
+    return skipped.length ? `; skipped ${skipped.map((g) => g.name).join(", ")} (${why})` : "";
+  }
+
+  start.addEventListener("click", async () => {
+    const selected = list.selected();
+    const able = selected.filter((g) => g.state === "stopped");
+    status.textContent = "Starting…";
+    status.textContent = await run("Started", able, (g) => api("POST", `/guests/${g.id}/start`)) +
+      skippedText(selected.filter((g) => g.state !== "stopped"), "not stopped");
+  });
+
+  stop.addEventListener("click", async () => {
+    const selected = list.selected();
+    const able = selected.filter((g) => g.state === "running" || g.state === "paused");
+    const skipped = skippedText(selected.filter((g) => !able.includes(g)), "not running or paused");
+    if (able.length === 0) { status.textContent = `Nothing to stop${skipped}.`; return; }
+    const confirmed = await confirmAction({
+      title: `Stop ${able.length} guest${able.length === 1 ? "" : "s"}?`, confirm: "Stop guests",
+      message: "Stopping ends each guest at once, like pulling the plug. Their snapshots are kept. Lost:",
+      lost: able.map((g) => `${g.name}: ${stateSince(g)}`),
+    });
+    if (!confirmed) return;
+    status.textContent = "Stopping…";
+    status.textContent = await run("Stopped", able, (g) => api("POST", `/guests/${g.id}/stop`)) + skipped;
+  });
+
+  snapshot.addEventListener("click", async () => {
+    const selected = list.selected();
+    const able = selected.filter((g) => g.state === "running" || g.state === "paused");
+    const skipped = skippedText(selected.filter((g) => !able.includes(g)), "a stopped guest has no state to save");
+    if (able.length === 0) { status.textContent = `Nothing to snapshot${skipped}.`; return; }
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 13);
+    const name = await askValue({
+      title: `Snapshot ${able.length} guest${able.length === 1 ? "" : "s"}`, label: "Snapshot name", value: `snap-${stamp}`,
+      hint: `Each of ${able.map((g) => g.name).join(", ")} gets a snapshot of this name.`, confirm: "Take snapshots",
+      check: (value) => (NAME.test(value) ? "" : "Snapshot names are 1–40 letters, digits, '-', '_' or '.'."),
+    });
+    if (name === null) return;
+    status.textContent = "Taking snapshots…";
+    status.textContent = await run("Snapshots started for", able,
+      (g) => api("POST", `/guests/${g.id}/snapshots`, { name, description: "taken for several guests at once" })) + skipped;
+  });
+
+  return { element: h("div", { class: "bulk actions", "aria-label": "Selected guests" }, count, start, stop, snapshot, status) };
+}
+
+function createForm(images, types, host) {
   const error = h("p", { class: "error", role: "alert", id: "create-error" });
   const available = images.filter((image) => image.available);
   const name = h("input", { id: "guest-name", name: "name", required: true, maxlength: 40, autocomplete: "off",
@@ -36,36 +149,48 @@ function createForm(images, types) {
   const machineType = h("select", { id: "guest-machine", name: "machineType", required: true },
     types.map((type) =>
       h("option", { value: type.name }, `${type.name}${type.alias ? ` (${type.alias})` : ""} — ${type.tier}${type.deprecated ? ", deprecated" : ""}`)));
-  const memory = h("input", { id: "guest-memory", name: "memoryMiB", type: "number", min: 16, max: 4096, step: 1, required: true });
+  const memory = h("input", { id: "guest-memory", name: "memoryMiB", type: "number", step: 1, required: true, "aria-describedby": "guest-memory-help" });
+  const memoryHelp = h("p", { class: "muted small", id: "guest-memory-help" });
   const icount = h("input", { id: "guest-icount", name: "icount", type: "checkbox" });
-  const setDefaultMemory = () => {
-    const chosen = available.find((item) => item.id === image.value);
-    if (chosen) { memory.value = chosen.defaultMemoryMiB; memory.min = chosen.minimumMemoryMiB; }
+  const limits = () => memoryLimits(host, available.find((item) => item.id === image.value));
+  const setMemoryRange = () => {
+    const { min, max } = limits();
+    memory.min = min;
+    if (max !== null) memory.max = max; else memory.removeAttribute("max");
+    memoryHelp.textContent = max !== null ? `${min}–${max} MiB on this host.` : `At least ${min} MiB.`;
   };
-  image.addEventListener("change", setDefaultMemory);
-  setDefaultMemory();
+  image.addEventListener("change", () => {
+    const chosen = available.find((item) => item.id === image.value);
+    if (chosen) memory.value = chosen.defaultMemoryMiB;
+    setMemoryRange();
+  });
+  const chosen = available.find((item) => item.id === image.value);
+  if (chosen) memory.value = chosen.defaultMemoryMiB;
+  setMemoryRange();
   const newest = types.find((type) => type.alias);
   if (newest) machineType.value = newest.name;
 
-  const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "create-h" },
+  const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "create-h", id: "create-guest" },
     h("h2", { id: "create-h" }, "Create a guest"),
     h("label", { for: "guest-name" }, "Name"), name,
     h("p", { class: "muted small", id: "guest-name-help" }, "1–40 letters, digits, '-', '_' or '.'"),
     h("label", { for: "guest-image" }, "Image"), image,
     unavailable.length ? h("p", { class: "muted small" }, `Not available here: ${unavailable.map((item) => `${item.name} (${item.unavailableReason})`).join("; ")}`) : null,
     h("label", { for: "guest-machine" }, "Machine type"), machineType,
-    h("label", { for: "guest-memory" }, "Memory (MiB)"), memory,
+    h("label", { for: "guest-memory" }, "Memory (MiB)"), memory, memoryHelp,
     h("label", { class: "inline" }, icount, " Deterministic clock (icount): time follows retired instructions"),
     error,
     h("p", {}, h("button", { class: "primary", type: "submit" }, "Create")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
+    const { min, max } = limits();
+    const mib = Number(memory.value);
     const problem = !NAME.test(name.value) ? [name, "The name must be 1–40 letters, digits, '-', '_' or '.'."]
       : !image.value ? [image, "Choose an image."]
       : !machineType.value ? [machineType, "Choose a machine type."]
-      : !(Number(memory.value) >= Number(memory.min) && Number(memory.value) <= 4096 && Number.isInteger(Number(memory.value)))
-        ? [memory, `Memory must be a whole number of MiB from ${memory.min} to 4096.`] : null;
+      : !(Number.isInteger(mib) && mib >= min && (max === null || mib <= max))
+        ? [memory, max !== null ? `Memory must be a whole number of MiB from ${min} to ${max}.` : `Memory must be a whole number of MiB, at least ${min}.`] : null;
     for (const field of [name, image, machineType, memory]) field.removeAttribute("aria-invalid");
     if (problem) {
       problem[0].setAttribute("aria-invalid", "true");
@@ -75,8 +200,7 @@ function createForm(images, types) {
     }
     try {
       const guest = await api("POST", "/guests", {
-        name: name.value, image: image.value, machineType: machineType.value,
-        memoryMiB: Number(memory.value), icount: icount.checked,
+        name: name.value, image: image.value, machineType: machineType.value, memoryMiB: mib, icount: icount.checked,
       });
       location.hash = `#/guests/${guest.id}`;
     } catch (failure) {

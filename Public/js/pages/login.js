@@ -1,5 +1,5 @@
 import { login } from "../api.js";
-import { h } from "../dom.js";
+import { h, fill } from "../dom.js";
 
 export function renderLogin(main, onSuccess, presetToken = "") {
   const error = h("p", { class: "error", role: "alert", id: "login-error" });
@@ -23,7 +23,7 @@ export function renderLogin(main, onSuccess, presetToken = "") {
       input.focus();
     }
   });
-  main.replaceChildren(form);
+  fill(main, form);
   input.focus();
   if (presetToken) form.requestSubmit();
 }

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { h } from "../dom.js";
+import { h, fill } from "../dom.js";
 
 export const TIER_PROMISE = {
   versioned: "Migrates and restores across releases, forward and backward.",
@@ -14,7 +14,7 @@ export function tierBadge(tier) {
 /** Every machine type with its tier and what the tier promises. */
 export async function renderMachineTypes(main) {
   const { items } = await api("GET", "/machine-types");
-  main.replaceChildren(
+  fill(main,
     h("h1", {}, "Machine types"),
     h("p", {}, h("a", { href: "#/compatibility" }, "Compatibility across releases →")),
     items.length === 0 ? h("p", { class: "muted" }, "No machine types are registered.") :
@@ -30,34 +30,47 @@ export async function renderMachineTypes(main) {
   return {};
 }
 
+/** How a device's state travels, in words: its VMState description and versions, or why it cannot. */
+export function deviceStateText(device) {
+  if (device.migration === "vmstate" && device.state) return `${device.state.name} (VMState)`;
+  if (device.migration === "stateless") return "no state to move";
+  if (device.migration === "unmigratable") return `cannot migrate: ${device.blocker || "it holds host state"}`;
+  return device.migration || "—";
+}
+
 /** One machine type: tier and why, devices with state versions, blockers, compat properties. */
 export async function renderMachineType(main, name) {
   const type = await api("GET", `/machine-types/${encodeURIComponent(name)}`);
   const devices = type.devices || [];
   const blockers = type.blockers || [];
-  const compat = type.compatProperties || type.compatProps || [];
-  main.replaceChildren(
+  const compat = type.compatProperties || [];
+  const deprecation = type.deprecated
+    ? `yes${type.deprecationReason ? ` — ${type.deprecationReason}` : ""}${type.deprecatedSince ? ` (since ${new Date(type.deprecatedSince).toLocaleDateString()})` : ""}`
+    : "no";
+  fill(main,
     h("p", {}, h("a", { href: "#/machine-types" }, "← Machine types")),
     h("h1", {}, type.name, " ", tierBadge(type.tier)),
     h("section", { class: "card" },
       h("p", {}, h("strong", {}, TIER_PROMISE[type.tier] || "")),
-      type.tierReason ? h("p", {}, type.tierReason) : null,
+      type.tierReason ? h("p", { id: "tier-reason" }, type.tierReason) : null,
       h("dl", { class: "kv" },
         type.alias ? [h("dt", {}, "Alias"), h("dd", {}, `${type.alias} → ${type.name}`)] : [],
-        h("dt", {}, "Description"), h("dd", {}, type.description || ""),
+        h("dt", {}, "Description"), h("dd", {}, type.description || "—"),
         type.release ? [h("dt", {}, "Since release"), h("dd", {}, type.release)] : [],
-        h("dt", {}, "Deprecated"), h("dd", {}, type.deprecated ? `yes${type.deprecation && type.deprecation.reason ? ` — ${type.deprecation.reason}` : ""}` : "no"))),
+        h("dt", {}, "Deprecated"), h("dd", {}, deprecation))),
     blockers.length ? h("section", { class: "card", "aria-labelledby": "blockers-h" },
       h("h2", { id: "blockers-h" }, "Migration blockers"),
-      h("ul", {}, blockers.map((b) => h("li", {}, typeof b === "string" ? b : `${b.device}: ${b.reason}`)))) : null,
+      h("ul", { id: "blockers" }, blockers.map((b) => h("li", { "data-device": b.deviceId },
+        h("strong", {}, b.deviceId), ` (${b.driver}): ${b.reason}`)))) : null,
     h("section", { class: "card", "aria-labelledby": "devices-h" },
       h("h2", { id: "devices-h" }, "Devices"),
-      h("table", {},
+      h("table", { id: "devices" },
         h("thead", {}, h("tr", {}, ["Device", "Driver", "State", "Version", "Oldest loadable"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, devices.map((d) => h("tr", {},
-          h("td", {}, d.id), h("td", {}, d.driver || ""),
-          h("td", {}, d.migration === "unmigratable" ? h("span", { class: "error" }, `unmigratable: ${d.reason || ""}`) : (d.vmstate || d.stateName || d.migration || "")),
-          h("td", {}, d.versionID ?? d.versionId ?? "—"), h("td", {}, d.minimumVersionID ?? d.minimumVersionId ?? "—")))))),
+        h("tbody", {}, devices.map((d) => h("tr", { "data-device": d.id },
+          h("td", {}, d.id), h("td", {}, d.driver || "—"),
+          h("td", { class: d.migration === "unmigratable" ? "error" : null }, deviceStateText(d)),
+          h("td", {}, d.state ? String(d.state.versionId) : "—"),
+          h("td", {}, d.state ? String(d.state.minimumVersionId) : "—")))))),
     h("section", { class: "card", "aria-labelledby": "compat-h" },
       h("h2", { id: "compat-h" }, "Compat properties"),
       compat.length === 0 ? h("p", { class: "muted" }, "None: this is the newest behaviour.") :
