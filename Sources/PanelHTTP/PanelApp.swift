@@ -83,7 +83,8 @@ public final class PanelApp: Sendable {
         // consumed). Changes wait at the gate until recovery is done, so none can race it.
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
-        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers)
+        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers,
+                                  tasks: services.tasks)
         startupGate.openUp()
         services.metrics.start()
         events.publish("host.started", data: ["release": .string(Release.current)])
