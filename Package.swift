@@ -78,8 +78,8 @@ let package = Package(
         // The devices of the tests' small boards, shared by the test targets that build one.
         .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState", "Block"]),
+        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "TestBoards", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "TestBoards", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash",
                                                 .product(name: "GRDB", package: "GRDB.swift")]),
@@ -91,7 +91,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "VMStateTests", dependencies: [
-            "VMState",
+            "VMState", "TestBoards",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EmulatorCoreTests", dependencies: [
