@@ -24,8 +24,10 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        // libmicrohttpd's own error answers in the server's JSON shape (answers.c says how).
+        .target(name: "CMicroHTTPDAnswers", dependencies: ["CMicroHTTPD"]),
         .target(name: "HTTPServer", dependencies: [
-            "CMicroHTTPD",
+            "CMicroHTTPD", "CMicroHTTPDAnswers",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "VMState"),

@@ -27,9 +27,23 @@ public final class RawHTTPConnection {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    public init(port: UInt16, host: String = "127.0.0.1", timeout: Double = 10) throws {
+    /// `source` binds the client end to another loopback address (127.0.0.2 …), so one test can
+    /// speak as several clients, as per-address limits see them.
+    public init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHTTPError.io("socket") }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(fd)
+                throw TestHTTPError.io("bind to \(source)")
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -61,8 +75,10 @@ public final class RawHTTPConnection {
     }
 
     public func send(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8]? = nil) throws {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        // `Host: localhost` unless the test names its own (an empty value sends none).
+        let host = headers.first { $0.key.lowercased() == "host" }?.value ?? "localhost"
+        var head = "\(method) \(path) HTTP/1.1\r\n" + (host.isEmpty ? "" : "Host: \(host)\r\n")
+        for (name, value) in headers where name.lowercased() != "host" { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         try send(raw: Array(head.utf8) + (body ?? []))
@@ -117,7 +133,8 @@ public final class RawHTTPConnection {
     private func readSome() throws -> [UInt8]? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if count == 0 { return nil }
+        // A reset is a close too: a server that closes with request bytes unread sends one.
+        if count == 0 || (count < 0 && errno == ECONNRESET) { return nil }
         guard count > 0 else { throw TestHTTPError.timeout }
         return Array(chunk[..<count])
     }
@@ -173,8 +190,8 @@ public enum TestHTTPError: Error {
 
 /// One request on a fresh connection.
 public func httpRequest(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:],
-                        body: [UInt8]? = nil) throws -> RawHTTPConnection.Reply {
-    try RawHTTPConnection(port: port).request(method, path, headers: headers, body: body)
+                        body: [UInt8]? = nil, source: String? = nil) throws -> RawHTTPConnection.Reply {
+    try RawHTTPConnection(port: port, source: source).request(method, path, headers: headers, body: body)
 }
 
 public func jsonBody(_ object: [String: Any]) -> [UInt8] {

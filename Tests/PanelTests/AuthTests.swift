@@ -25,7 +25,7 @@ struct AuthTests {
         let panel = try PanelFixture()
         // Only the head is sent: a 401 can only come from the head, so the body was never buffered.
         let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n".utf8))
+        try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500000\r\n\r\n".utf8))
         let reply = try connection.readReply()
         #expect(reply.status == 401)
         #expect(reply.errorCode == "unauthorized")
