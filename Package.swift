@@ -46,6 +46,7 @@ let package = Package(
             "EmulatorCore", "RISCV", "Migration", "Headless", "VMState",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The services over HTTP: controllers, auth, the one error → status mapping, long poll and SSE.
         .target(name: "PanelHTTP", dependencies: [

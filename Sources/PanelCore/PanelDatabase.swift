@@ -73,6 +73,15 @@ public final class PanelDatabase: Sendable {
         migrator.registerMigration("4-guest-incoming") { db in
             try db.alter(table: "guest") { t in t.add(column: "incoming", .boolean).notNull().defaults(to: false) }
         }
+        migrator.registerMigration("5-sessions") { db in
+            // Browser sessions, by the SHA-256 of their id (SessionRecords).
+            try db.create(table: "session") { t in
+                t.primaryKey("idHash", .text)
+                t.column("csrfToken", .text).notNull()
+                t.column("expires", .datetime).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 

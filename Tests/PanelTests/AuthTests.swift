@@ -86,7 +86,7 @@ struct AuthTests {
 
     @Test func unknownSessionCookieIs401() throws {
         let panel = try PanelFixture()
-        let reply = try panel.get("/api/v1/host", token: nil, headers: ["Cookie": "emupanel_session=forged"])
+        let reply = try panel.get("/api/v1/host", token: nil, headers: ["Cookie": "\(panel.app.sessionCookieName)=forged"])
         #expect(reply.status == 401)
     }
 
