@@ -10,9 +10,7 @@ struct BodyLimitTests {
     @Test func aRouteWithASmallerLimitRefusesFromTheHead() throws {
         let test = try TestServer()
         // Only the head: a 413 can only come from it.
-        let announced = try RawHTTPConnection(port: test.port)
-        try announced.send(raw: Array("POST /api/v1/small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n".utf8))
-        let refused = try announced.readReply()
+        let refused = try rawExchange(port: test.port, "POST /api/v1/small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n").reply
         #expect(refused.status == 413)
         #expect(refused.errorCode == "payload_too_large")
         #expect(refused.text.contains("4096"))
@@ -42,9 +40,7 @@ struct BodyLimitTests {
                                 + [UInt8](repeating: 66, count: size / 2))
         }
         // A third cannot be promised its 30 KiB: refused from its head, nothing buffered.
-        let third = try RawHTTPConnection(port: test.port)
-        try third.send(raw: Array("POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(size)\r\n\r\n".utf8))
-        let busy = try third.readReply()
+        let busy = try rawExchange(port: test.port, "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(size)\r\n\r\n").reply
         #expect(busy.status == 503)
         #expect(busy.errorCode == "busy")
         #expect(busy.header("Retry-After") != nil)

@@ -73,9 +73,7 @@ struct ProtocolErrorTests {
 
     @Test func repeatedEqualContentLengthIsOneLength() throws {
         let server = try TestServer()
-        let connection = try RawHTTPConnection(port: server.port)
-        try connection.send(raw: Array("POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc".utf8))
-        let reply = try connection.readReply()
+        let reply = try rawExchange(port: server.port, "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").reply
         #expect(reply.status == 200)
         #expect(reply.text == "abc")
     }

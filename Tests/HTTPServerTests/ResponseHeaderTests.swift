@@ -69,9 +69,7 @@ struct ResponseHeaderTests {
     func otherHostsAreMisdirected(host: String) throws {
         let test = try TestServer { $0.hostNames = ["panel.example"] }
         for path in ["/api/v1/hello", "/", "/api/v1/nope"] {
-            let connection = try RawHTTPConnection(port: test.port)
-            try connection.send(raw: Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n".utf8))
-            let reply = try connection.readReply()
+            let reply = try rawExchange(port: test.port, "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n").reply
             if host.isEmpty {
                 #expect(reply.status == 400, "empty Host on \(path)")
             } else {
@@ -84,14 +82,10 @@ struct ResponseHeaderTests {
 
     @Test func http11WithoutHostIs400AndHTTP10WithoutHostIsServed() throws {
         let test = try TestServer()
-        let eleven = try RawHTTPConnection(port: test.port)
-        try eleven.send(raw: Array("GET /api/v1/hello HTTP/1.1\r\n\r\n".utf8))
-        let refused = try eleven.readReply()
+        let refused = try rawExchange(port: test.port, "GET /api/v1/hello HTTP/1.1\r\n\r\n").reply
         #expect(refused.status == 400)
         #expect(refused.errorCode == "bad_request")
-        let ten = try RawHTTPConnection(port: test.port)
-        try ten.send(raw: Array("GET /api/v1/hello HTTP/1.0\r\n\r\n".utf8))
-        #expect(try ten.readReply().status == 200)
+        #expect(try rawExchange(port: test.port, "GET /api/v1/hello HTTP/1.0\r\n\r\n").reply.status == 200)
     }
 
     @Test(arguments: ["/.env", "/.git/config", "/.git/", "/js/.hidden.js", "/%2eenv", "/.well-known/x", "/dotlink.txt", "/.git"])

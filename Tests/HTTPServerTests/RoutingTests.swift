@@ -91,9 +91,7 @@ struct RoutingTests {
     @Test func oversizedBodyIs413AndTheServerKeepsServing() throws {
         let test = try TestServer { $0.maxBodyBytes = 4096 }
         // Announced too large: refused from the headers, before the body is sent (as curl sees it).
-        let announced = try RawHTTPConnection(port: test.port)
-        try announced.send(raw: Array("POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n".utf8))
-        let declared = try announced.readReply()
+        let declared = try rawExchange(port: test.port, "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n").reply
         #expect(declared.status == 413)
         #expect(declared.errorCode == "payload_too_large")
 
@@ -111,20 +109,14 @@ struct RoutingTests {
     @Test func bodyWithoutCredentialsIsRefusedBeforeItIsRead() throws {
         let test = try TestServer()
         // Only the head is sent: the 401 can only come from the head, the body is never read.
-        let announced = try RawHTTPConnection(port: test.port)
-        try announced.send(raw: Array("POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n".utf8))
-        let refused = try announced.readReply()
+        let refused = try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n").reply
         #expect(refused.status == 401)
         #expect(refused.errorCode == "unauthorized")
-        let chunked = try RawHTTPConnection(port: test.port)
-        try chunked.send(raw: Array("POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
-        #expect(try chunked.readReply().status == 401)
+        #expect(try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n").reply.status == 401)
         #expect(test.hooks.authChecks.load(ordering: .sequentiallyConsistent) == 0, "the middleware's full check never ran")
 
         // Wrong credentials are refused from the head too: only the head is sent.
-        let wrongHead = try RawHTTPConnection(port: test.port)
-        try wrongHead.send(raw: Array("POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer nope\r\nContent-Length: 900000\r\n\r\n".utf8))
-        #expect(try wrongHead.readReply().errorCode == "invalid_token")
+        #expect(try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer nope\r\nContent-Length: 900000\r\n\r\n").reply.errorCode == "invalid_token")
         #expect(test.hooks.authChecks.load(ordering: .sequentiallyConsistent) == 0)
 
         // With the right credentials the body is read and the middleware checks again.

@@ -32,26 +32,22 @@ public final class RawHTTPConnection {
     public init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHTTPError.io("socket") }
-        if let source {
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            inet_pton(AF_INET, source, &local.sin_addr)
-            let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else {
-                close(fd)
-                throw TestHTTPError.io("bind to \(source)")
-            }
+        let fd = fd
+        /// `call` (bind or connect) on an IPv4 address; false when it failed.
+        func on(_ host: String, _ port: UInt16, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Bool {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            inet_pton(AF_INET, host, &address.sin_addr)
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        if let source, !on(source, 0, bind) {
+            close(fd)
+            throw TestHTTPError.io("bind to \(source)")
         }
-        guard connected == 0 else {
+        guard on(host, port, connect) else {
             close(fd)
             throw TestHTTPError.io("connect to \(host):\(port)")
         }
@@ -192,6 +188,14 @@ public enum TestHTTPError: Error {
 public func httpRequest(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:],
                         body: [UInt8]? = nil, source: String? = nil) throws -> RawHTTPConnection.Reply {
     try RawHTTPConnection(port: port, source: source).request(method, path, headers: headers, body: body)
+}
+
+/// Sends `raw` — a request as the test spells it, often only its head — on a fresh connection and
+/// reads one reply; the connection is returned for what the test checks next.
+public func rawExchange(port: UInt16, _ raw: String) throws -> (reply: RawHTTPConnection.Reply, connection: RawHTTPConnection) {
+    let connection = try RawHTTPConnection(port: port)
+    try connection.send(raw: Array(raw.utf8))
+    return (try connection.readReply(), connection)
 }
 
 public func jsonBody(_ object: [String: Any]) -> [UInt8] {

@@ -33,9 +33,7 @@ struct HTTPHardeningTests {
         let cookie = "\(panel.app.sessionCookieName)=0123456789abcdef"
         for (header, code) in [("Authorization: Bearer wrong-token-here", "invalid_token"), ("Authorization: Basic abc", "invalid_token"),
                                ("Cookie: \(cookie)", "unauthorized")] {
-            let connection = try RawHTTPConnection(port: panel.port)
-            try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\n\(header)\r\nContent-Length: 900000\r\n\r\n".utf8))
-            let reply = try connection.readReply()
+            let reply = try rawExchange(port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\n\(header)\r\nContent-Length: 900000\r\n\r\n").reply
             #expect(reply.status == 401, "\(header)")
             #expect(reply.errorCode == code, "\(header)")
         }
@@ -45,18 +43,14 @@ struct HTTPHardeningTests {
         let panel = try PanelFixture()
         let login = try panel.send("POST", "/api/v1/session", json: ["token": PanelFixture.token], token: nil)
         let cookie = try #require(login.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
-        let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nCookie: \(cookie)\r\nContent-Length: 900000\r\n\r\n".utf8))
-        let reply = try connection.readReply()
+        let reply = try rawExchange(port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nCookie: \(cookie)\r\nContent-Length: 900000\r\n\r\n").reply
         #expect(reply.status == 403)
         #expect(reply.errorCode == "csrf_required")
     }
 
     @Test func loginBodiesAreCappedAt4KiB() throws {
         let panel = try PanelFixture()
-        let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send(raw: Array("POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n".utf8))
-        let reply = try connection.readReply()
+        let reply = try rawExchange(port: panel.port, "POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n").reply
         #expect(reply.status == 413)
         #expect(reply.errorCode == "payload_too_large")
         let padded = "{\"token\": \"\(PanelFixture.token)\"" + String(repeating: " ", count: 3000) + "}"

@@ -13,8 +13,10 @@ import Testing
 struct PeerClientTests {
     /// Item 14: a peer that answers with a redirect does not get its token sent elsewhere.
     @Test func peerRedirectsAreNotFollowed() throws {
-        let trap = try RecordingServer()
-        let redirector = try RedirectingServer(to: "http://127.0.0.1:\(trap.port)")
+        let trap = try FakePeer { _ in .json(["go": true]) }
+        let redirector = try FakePeer { [port = trap.port] request in
+            Response(status: HTTPStatus(307), headers: HTTPHeaders([("Location", "http://127.0.0.1:\(port)\(request.path)")]))
+        }
         let panel = try PanelFixture(machines: VirtMachineTypes.registry)
         let created = try panel.send("POST", "/api/v1/guests", json: ["name": "mover", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
         let id = try #require(try created.json()["id"] as? String)
@@ -23,54 +25,31 @@ struct PeerClientTests {
         #expect(preflight.status == 200)
         #expect(try preflight.json()["go"] as? Bool == false)
         #expect(preflight.text.contains("redirect"), "\(preflight.text)")
-        #expect(redirector.requests.count >= 1, "the peer was asked")
-        #expect(trap.requests.count == 0, "the redirect target was never contacted")
+        #expect(redirector.requests >= 1, "the peer was asked")
+        #expect(trap.requests == 0, "the redirect target was never contacted")
     }
 }
 
-/// Requests a test server received.
-final class RequestCount: Sendable {
-    private let value = Atomic<Int>(0)
-    func add() { value.add(1, ordering: .sequentiallyConsistent) }
-    var count: Int { value.load(ordering: .sequentiallyConsistent) }
-}
+/// A stand-in for another host: answers every request with `answer`, counting them.
+final class FakePeer: Sendable {
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
-/// A peer that answers everything with 307 to another address.
-final class RedirectingServer: Sendable {
     let server: HTTPServer
-    let requests = RequestCount()
+    private let counter: Counter
     var port: UInt16 { server.port }
+    var requests: Int { counter.value.load(ordering: .sequentiallyConsistent) }
 
-    init(to base: String) throws {
+    init(_ answer: @escaping @Sendable (Request) -> Response) throws {
         var configuration = ServerConfiguration()
         configuration.port = 0
         let builder = RouterBuilder()
-        let requests = requests
+        let counter = Counter()
+        self.counter = counter
         builder.setFallback { request in
-            requests.add()
-            return Response(status: HTTPStatus(307), headers: HTTPHeaders([("Location", base + request.path)]))
-        }
-        server = HTTPServer(configuration: configuration, router: builder.build(apiPrefix: "/none/"))
-        try server.start()
-    }
-
-    deinit { server.stop() }
-}
-
-/// Where the redirect points: it must never be asked.
-final class RecordingServer: Sendable {
-    let server: HTTPServer
-    let requests = RequestCount()
-    var port: UInt16 { server.port }
-
-    init() throws {
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        let builder = RouterBuilder()
-        let requests = requests
-        builder.setFallback { _ in
-            requests.add()
-            return .json(["go": true])
+            counter.value.add(1, ordering: .sequentiallyConsistent)
+            return answer(request)
         }
         server = HTTPServer(configuration: configuration, router: builder.build(apiPrefix: "/none/"))
         try server.start()
