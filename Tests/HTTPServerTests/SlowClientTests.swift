@@ -34,6 +34,7 @@ struct SlowClientTests {
         let closedAfter = try trickleHeaders(port: test.port, interval: 0.2, limit: 8)
         let seconds = try #require(closedAfter, "a trickled head was still open after 8 s")
         #expect(seconds >= 0.9)
+        #expect(test.server.cutConnections == 1)
         #expect(try httpRequest(port: test.port, "GET", "/api/v1/hello").status == 200)
     }
 
@@ -82,6 +83,7 @@ struct SlowClientTests {
             #expect(reply.status == 200, "from \(source)")
             #expect(Date().timeIntervalSince(start) < 5, "from \(source)")
         }
+        #expect(test.server.cutConnections >= 3, "room was made by cutting the slow heads")
         withExtendedLifetime(held) {}
     }
 }
