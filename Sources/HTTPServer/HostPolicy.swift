@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Which `Host` values name this server (RFC 9110 §7.2). A page on an attacker's domain can have
 /// its name re-resolved to 127.0.0.1 (DNS rebinding) and then talk to the panel as a same-origin
@@ -23,6 +24,7 @@ struct HostPolicy: Sendable {
     }
 
     private let listen: Listen
+    private let interfaces = InterfaceAddresses()
     private let names: Set<String>
     /// The spellings seen on almost every request, compared as bytes before anything is parsed.
     private let quickNames: [[UInt8]]
@@ -93,7 +95,7 @@ struct HostPolicy: Sendable {
         case .address(let listening):
             return address == listening || (listening.isLoopback && address.isLoopback)
         case .everywhere:
-            return address.isLoopback || IPAddress.interfaceAddresses().contains(address)
+            return address.isLoopback || interfaces.contains(address)
         }
     }
 
@@ -109,6 +111,28 @@ struct HostPolicy: Sendable {
                   label.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else { return nil }
         }
         return name
+    }
+}
+
+/// This machine's interface addresses, read again at most every few seconds: interfaces come
+/// and go, and a server on every address reached by its LAN address asks on every request.
+private final class InterfaceAddresses: Sendable {
+    private struct Snapshot {
+        var addresses: Set<IPAddress> = []
+        var taken: ContinuousClock.Instant?
+    }
+
+    private let snapshot = Mutex(Snapshot())
+
+    func contains(_ address: IPAddress) -> Bool {
+        let now = ContinuousClock.now
+        return snapshot.withLock { snapshot in
+            if snapshot.taken.map({ now - $0 > .seconds(5) }) ?? true {
+                snapshot.addresses = IPAddress.interfaceAddresses()
+                snapshot.taken = now
+            }
+            return snapshot.addresses.contains(address)
+        }
     }
 }
 
@@ -151,8 +175,7 @@ struct IPAddress: Hashable, Sendable {
         return isIPv6 ? "[\(text)]" : text
     }
 
-    /// This machine's interface addresses, asked each time: interfaces come and go, and only a
-    /// literal address that is not the listen address takes this path.
+    /// This machine's interface addresses (getifaddrs).
     static func interfaceAddresses() -> Set<IPAddress> {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return [] }

@@ -80,6 +80,16 @@ struct ResponseHeaderTests {
         }
     }
 
+    @Test func onEveryAddressLocalNamesAreServedAndOthersMisdirected() throws {
+        let test = try TestServer { $0.host = "0.0.0.0" }
+        for host in ["localhost", "127.0.0.1:\(test.port)", "127.0.0.2", "[::1]"] {
+            #expect(try httpRequest(port: test.port, "GET", "/api/v1/hello", headers: ["Host": host]).status == 200, "\(host)")
+        }
+        for host in ["203.0.113.9", "[2001:db8::1]:8080", "evil.example"] {
+            #expect(try httpRequest(port: test.port, "GET", "/api/v1/hello", headers: ["Host": host]).errorCode == "misdirected", "\(host)")
+        }
+    }
+
     @Test func http11WithoutHostIs400AndHTTP10WithoutHostIsServed() throws {
         let test = try TestServer()
         let refused = try rawExchange(port: test.port, "GET /api/v1/hello HTTP/1.1\r\n\r\n").reply
