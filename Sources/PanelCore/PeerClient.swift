@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -67,7 +66,7 @@ struct PeerError: Error, CustomStringConvertible {
 /// a peer's bearer token must never reach another host, and Foundation would resend the
 /// `Authorization` header to wherever a 3xx points. Tasks are delegate-driven because
 /// swift-corelibs-foundation follows redirects of completion-handler tasks without asking.
-final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable { // the only mutable state, `pending`, is behind its Mutex; `session` is set once in init
+final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable { // `pendingTasks` is only touched under `lock`; `session` is set once in init
     static let shared = PeerSession()
 
     struct Reply: Sendable {
@@ -83,8 +82,17 @@ final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
     }
 
-    private let pending = Mutex<[Int: Pending]>([:])
+    /// A pthread lock rather than `Mutex`: the sender and URLSession's delegate thread meet here
+    /// on every call, and ThreadSanitizer cannot see `Mutex`'s contended hand-off.
+    private let lock = NSLock()
+    private var pendingTasks: [Int: Pending] = [:]
     private var session: URLSession!
+
+    private func pending<T>(_ body: (inout [Int: Pending]) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&pendingTasks)
+    }
 
     private override init() {
         super.init()
@@ -95,30 +103,30 @@ final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     func send(_ request: URLRequest, timeout: Double) -> Reply? {
         let task = session.dataTask(with: request)
         let id = task.taskIdentifier
-        let done = pending.withLock { pending in
+        let done = pending { pending in
             let entry = Pending()
             pending[id] = entry
             return entry.done
         }
         task.resume()
         let answered = done.wait(timeout: .now() + timeout) == .success
-        let reply = pending.withLock { $0.removeValue(forKey: id)?.reply }
+        let reply = pending { $0.removeValue(forKey: id)?.reply }
         if !answered { task.cancel() }
         return answered ? reply : nil
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                     newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
-        pending.withLock { $0[task.taskIdentifier]?.reply.location = request.url?.absoluteString }
+        pending { $0[task.taskIdentifier]?.reply.location = request.url?.absoluteString }
         completionHandler(nil)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        pending.withLock { $0[dataTask.taskIdentifier]?.reply.data.append(data) }
+        pending { $0[dataTask.taskIdentifier]?.reply.data.append(data) }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        pending.withLock { pending in
+        pending { pending in
             guard var entry = pending[task.taskIdentifier] else { return }
             entry.reply.status = (task.response as? HTTPURLResponse)?.statusCode
             entry.reply.error = error.map { $0.localizedDescription }
