@@ -131,8 +131,9 @@ final class ConnectionTracker: @unchecked Sendable { // `state` is only touched 
     private func cut(_ connection: Connection, _ state: inout State) {
         connection.isCut.store(true, ordering: .relaxed)
         uncount(connection, &state)
+        // Counted first: the shutdown wakes the client, which may look at the count at once.
+        cutCount.add(1, ordering: .sequentiallyConsistent)
         shutdown(connection.socket, Int32(SHUT_RDWR))
-        cutCount.add(1, ordering: .relaxed)
     }
 
     private func uncount(_ connection: Connection, _ state: inout State) {

@@ -47,7 +47,7 @@ public final class HTTPServer: Sendable {
     public var bufferedBodyBytes: Int { bufferedBody.load(ordering: .relaxed) }
 
     /// Connections cut because their request did not arrive in time or to make room.
-    public var cutConnections: Int { connections.cutCount.load(ordering: .relaxed) }
+    public var cutConnections: Int { connections.cutCount.load(ordering: .sequentiallyConsistent) }
 
     /// Promises `bytes` of the body budget; false (nothing promised) when they do not fit.
     func reserveBody(_ bytes: Int) -> Bool {
