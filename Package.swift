@@ -24,8 +24,10 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        // libmicrohttpd's own error answers in the server's JSON shape (answers.c says how).
+        .target(name: "CMicroHTTPDAnswers", dependencies: ["CMicroHTTPD"]),
         .target(name: "HTTPServer", dependencies: [
-            "CMicroHTTPD",
+            "CMicroHTTPD", "CMicroHTTPDAnswers",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "VMState"),
@@ -59,6 +61,7 @@ let package = Package(
             "EmulatorCore", "RISCV", "Migration", "Headless", "VMState",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The services over HTTP: controllers, auth, the one error → status mapping, long poll and SSE.
         .target(name: "PanelHTTP", dependencies: [

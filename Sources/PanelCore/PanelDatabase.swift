@@ -99,6 +99,15 @@ public final class PanelDatabase: Sendable {
                 t.primaryKey(["taskId", "seq"])
             }
         }
+        migrator.registerMigration("7-sessions") { db in
+            // Browser sessions, by the SHA-256 of their id (SessionRecords).
+            try db.create(table: "session") { t in
+                t.primaryKey("idHash", .text)
+                t.column("csrfToken", .text).notNull()
+                t.column("expires", .datetime).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
