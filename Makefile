@@ -28,6 +28,7 @@ test: test-deps linux
 # Swift sources with the project's .swift-format.
 lint: test-deps
 	NODE_PATH=/usr/share/nodejs eslint --no-eslintrc -c .eslintrc.json 'Public/js/**/*.js'
+	$(SWIFT) format lint --strict --configuration .swift-format -r Sources Tests Package.swift
 
 # The HTTP server and panel tests under ThreadSanitizer, in their own scratch path (CI runs it).
 # TSAN_FILTER=MigrationTests adds the two-process migration tests, whose deadlines the tenfold

@@ -63,9 +63,10 @@ public final class GuestLifecycle: Sendable {
         try Self.checkMemory(memoryMiB, image: image)
         try quotas.checkGuest(memoryMiB: memoryMiB)
         let now = Date()
-        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
-                                machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
-                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+        let guest = GuestRecord(
+            id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
+            machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
+            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
@@ -110,8 +111,9 @@ public final class GuestLifecycle: Sendable {
     static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image) throws {
         let range = max(memoryRange.lowerBound, image.minimumMemoryMiB)...memoryRange.upperBound
         guard range.contains(memoryMiB) else {
-            throw PanelError(.invalid, code: "invalid_memory",
-                             message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
+            throw PanelError(
+                .invalid, code: "invalid_memory",
+                message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
         }
     }
 
@@ -121,8 +123,11 @@ public final class GuestLifecycle: Sendable {
         try registry.withLifecycle(id) { slot in
             let guest = try store.get(id)
             if guest.state == .handoverUnknown {
-                throw PanelError(.conflict, code: "handover_unknown",
-                                 message: "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)")
+                throw PanelError(
+                    .conflict, code: "handover_unknown",
+                    message:
+                        "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)"
+                )
             }
             guard action.allowedFrom.contains(guest.state) else {
                 throw PanelError.invalidState("cannot \(action.rawValue) a guest that is \(guest.state.rawValue)")
@@ -182,8 +187,9 @@ public final class GuestLifecycle: Sendable {
         if let checksum = guest.managedSave {
             guard FileManager.default.fileExists(atPath: saved) else {
                 try forgetManagedSave(of: id)
-                throw PanelError(.conflict, code: "saved_state_missing",
-                                 message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
+                throw PanelError(
+                    .conflict, code: "saved_state_missing",
+                    message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
             }
             do {
                 try runtime.restore(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
@@ -194,8 +200,11 @@ public final class GuestLifecycle: Sendable {
                 try? FileManager.default.removeItem(atPath: aside)
                 try? FileManager.default.moveItem(atPath: saved, toPath: aside)
                 try forgetManagedSave(of: id)
-                throw PanelError(.invalid, code: "saved_state_rejected",
-                                 message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
+                throw PanelError(
+                    .invalid, code: "saved_state_rejected",
+                    message:
+                        "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh"
+                )
             }
         }
         // Recorded before the CPU starts: a guest that powers off at once reports it after this.
@@ -210,7 +219,8 @@ public final class GuestLifecycle: Sendable {
             do {
                 try FileManager.default.removeItem(atPath: saved)
             } catch {
-                logger.warning("could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                logger.warning(
+                    "could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
             }
         }
         registry.register(runtime, for: id)
@@ -221,7 +231,9 @@ public final class GuestLifecycle: Sendable {
     }
 
     private func forgetManagedSave(of id: String) throws {
-        try store.update(id) { $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false }
+        try store.update(id) {
+            $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false
+        }
     }
 
     func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
@@ -242,9 +254,13 @@ public final class GuestLifecycle: Sendable {
             guard let ended = exit.runtime, registry.unregister(id, ifStill: ended) else { return }
             do {
                 let guest = try store.update(id) { $0.state = .stopped }
-                events.publish("guest.state", subject: id, data: GuestRegistry.eventData(guest, extra: [
-                    "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
-                ]))
+                events.publish(
+                    "guest.state", subject: id,
+                    data: GuestRegistry.eventData(
+                        guest,
+                        extra: [
+                            "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
+                        ]))
             } catch {
                 logger.error("could not record that a guest stopped", metadata: ["guest": "\(id)", "error": "\(error)"])
             }
@@ -265,8 +281,9 @@ public final class GuestLifecycle: Sendable {
             throw PanelError.invalidState("the guest is \(guest.state.rawValue); start it to type")
         }
         guard runtime.type(bytes) else {
-            throw PanelError(.conflict, code: "input_full",
-                             message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
+            throw PanelError(
+                .conflict, code: "input_full",
+                message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
         }
     }
 }

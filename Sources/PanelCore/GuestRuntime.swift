@@ -16,11 +16,15 @@ final class GuestRuntime: Sendable {
         var instructions: UInt64
     }
 
-    init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
-         onExit: @escaping @Sendable (Exit) -> Void) throws {
+    init(
+        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
+        onExit: @escaping @Sendable (Exit) -> Void
+    ) throws {
         serial = SerialConsole { console.append($0) }
-        let board = try VirtMachine.booted(machineType, configuration: MachineConfiguration(
-            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+        let board = try VirtMachine.booted(
+            machineType,
+            configuration: MachineConfiguration(
+                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
         board.console = serial
         let owner = Owner()
         machine = LiveMachine(board) { outcome in
@@ -53,6 +57,6 @@ final class GuestRuntime: Sendable {
 
 /// Lets the exit callback name the runtime it belongs to, so a replaced machine's late exit can be
 /// told apart from the registered one's (set right after the machine is built).
-private final class Owner: @unchecked Sendable { // written once before the CPU thread starts, read after it ended
+private final class Owner: @unchecked Sendable {  // written once before the CPU thread starts, read after it ended
     weak var runtime: GuestRuntime?
 }

@@ -21,29 +21,32 @@ final class QEMUInstance: Sendable {
     /// `line` passes are QEMU's from here on: they are closed in this process as soon as QEMU
     /// has them (or the start failed), so a QEMU that dies early leaves nothing listening and
     /// the connections waiting on it fail at once.
-    static func launch(_ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
-                       timeout: Duration = .seconds(30),
-                       onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
-                       onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }) throws -> QEMUInstance {
+    static func launch(
+        _ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
+        timeout: Duration = .seconds(30),
+        onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
+        onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }
+    ) throws -> QEMUInstance {
         var line = line
         let listening: Int32
         do { listening = try UnixSocket.listen(at: monitorPath) } catch {
-            line.inherited.forEach { close($0) }
+            for fd in line.inherited { close(fd) }
             throw error
         }
         line.monitor(listening: listening)
         let identity = UnixSocket.identity(ofSocketAt: monitorPath)
         let client: Int32
         do { client = try UnixSocket.connect(to: monitorPath) } catch {
-            line.inherited.forEach { close($0) }
+            for fd in line.inherited { close(fd) }
             unlink(monitorPath)
             throw error
         }
         let process: QEMUProcess
         do {
-            defer { line.inherited.forEach { close($0) } }
-            process = try QEMUProcess(executable: line.executable, arguments: line.arguments, directory: directory,
-                                      logPath: logPath, inherited: line.inherited, onExit: onExit)
+            defer { for fd in line.inherited { close(fd) } }
+            process = try QEMUProcess(
+                executable: line.executable, arguments: line.arguments, directory: directory,
+                logPath: logPath, inherited: line.inherited, onExit: onExit)
         } catch {
             close(client)
             unlink(monitorPath)

@@ -76,8 +76,9 @@ struct MonitoringTests {
         #expect(try panel.get("/api/v1/events/stream?metrics=maybe").status == 400)
 
         let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send("GET", "/api/v1/events/stream?metrics=true&console=\(id)&consoleSince=0",
-                            headers: ["Authorization": "Bearer \(PanelFixture.token)"])
+        try connection.send(
+            "GET", "/api/v1/events/stream?metrics=true&console=\(id)&consoleSince=0",
+            headers: ["Authorization": "Bearer \(PanelFixture.token)"])
         var seen: Set<String> = []
         var console = ""
         var lastID: String?
@@ -131,10 +132,12 @@ struct MonitoringTests {
 
     @Test func cancelAndSettingsChangesAreLogged() throws {
         let panel = try panel()
-        let task = try panel.app.tasks.start(kind: "loop", guestId: nil, adjust: { _ in }) { handle in
-            while !handle.isCancelled { usleep(1000) }
-            throw CancelledHere()
-        }
+        let task = try panel.app.tasks.start(
+            kind: "loop", guestId: nil, adjust: { _ in },
+            work: { handle in
+                while !handle.isCancelled { usleep(1000) }
+                throw CancelledHere()
+            })
         let deadline = Date().addingTimeInterval(10)
         while try panel.app.tasks.log(of: task.id).isEmpty, Date() < deadline { usleep(1000) }
         #expect(try panel.send("PATCH", "/api/v1/tasks/\(task.id)", json: ["downtimeLimitMs": 120]).status == 200)
