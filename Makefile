@@ -30,10 +30,9 @@ lint: test-deps
 	NODE_PATH=/usr/share/nodejs eslint --no-eslintrc -c .eslintrc.json 'Public/js/**/*.js'
 	$(SWIFT) format lint --strict --configuration .swift-format -r Sources Tests Package.swift
 
-# The HTTP server and panel tests under ThreadSanitizer, in their own scratch path (CI runs it).
-# TSAN_FILTER=MigrationTests adds the two-process migration tests, whose deadlines the tenfold
-# slower guests can exceed (docs/DECISIONS.md).
-TSAN_FILTER ?= HTTPServerTests|PanelTests
+# The HTTP server, panel and migration tests under ThreadSanitizer, in their own scratch path
+# (CI runs it; about ten minutes with a warm scratch path, docs/DECISIONS.md).
+TSAN_FILTER ?= HTTPServerTests|PanelTests|MigrationTests
 test-tsan: test-deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \

@@ -41,8 +41,9 @@ extension GuestTests {
             guard !old.machine.isRunning else { return nil }
             // What a restore does under the lock, while the old machine's exit report waits for it.
             guests.register(fresh, for: id)
+            let before = Int(console.total)  // read before it starts, or its banner may come first
             fresh.start()
-            return Int(console.total)
+            return before
         }
         let freshOutput = try #require(swapped, "the old machine powered off")
         // The old machine's exit report runs now that the lock is free.
