@@ -29,6 +29,13 @@ extension MigrationTests {
         #expect(pause <= 50 + Self.schedulingAllowanceMs, "\(detail)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
         try expectStillChecking(id, on: a)
+        // The file's checksum is what reached the file, though the guest rewrote its pages while
+        // they went out: the restore checks it.
+        let restoring = try a.send("POST", "/guests/\(id)/snapshots/hot/restore")
+        let restoreID = try #require((try restoring.json()["task"] as? [String: Any])?["id"] as? String, "\(restoring.text)")
+        let restored = try a.waitForTask(restoreID, timeout: 60)
+        #expect(restored["status"] as? String == "succeeded", "\(restored)")
+        try expectStillChecking(id, on: a)
         #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
     }
 
