@@ -191,7 +191,9 @@ public final class TaskManager: Sendable {
             let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
             log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
         }
-        update(task.id) { task in
+        // The guest is free before the final event goes out: a client acting on that event (a
+        // resume after a restore) must not be told the guest is still busy.
+        update(task.id, beforeAnnouncing: { self.release(task) }) { task in
             switch outcome {
             case .success(let detail):
                 task.status = .succeeded
@@ -203,7 +205,6 @@ public final class TaskManager: Sendable {
             }
         }
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
-        release(task)
     }
 
     private func release(_ task: TaskInfo) {
@@ -215,7 +216,7 @@ public final class TaskManager: Sendable {
 
     /// Applies a change in one transaction, persists it and announces it. A task's progress must
     /// not fail the work it describes, so a database error is logged (with what was lost), not thrown.
-    func update(_ id: String, _ change: @escaping @Sendable (inout TaskInfo) -> Void) {
+    func update(_ id: String, beforeAnnouncing: () -> Void = {}, _ change: @escaping @Sendable (inout TaskInfo) -> Void) {
         let outcome = Result {
             try database.write { db -> (before: TaskInfo, after: TaskInfo)? in
                 guard var task = try TaskInfo.fetchOne(db, key: id) else { return nil }
@@ -227,6 +228,7 @@ public final class TaskManager: Sendable {
                 return (before, task)
             }
         }
+        beforeAnnouncing()
         switch outcome {
         case .success(let change?):
             let type = change.after.status != change.before.status ? "task.\(change.after.status.rawValue)" : "task.progress"
