@@ -13,12 +13,17 @@ extension MigrationTests {
     /// algorithm, is what this margin is for.
     static let schedulingAllowanceMs = 250
 
+    /// Starts a task with `method path body` on `host` and waits for its end.
+    func runTask(on host: ServeProcess, _ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> [String: Any] {
+        let started = try host.send(method, path, body)
+        let id = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        return try host.waitForTask(id, timeout: 60)
+    }
+
     @Test func hotGuestSnapshotConvergesWithinItsPauseTarget() throws {
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/snapshots", ["name": "hot"])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
+        let task = try runTask(on: a, "POST", "/guests/\(id)/snapshots", ["name": "hot"])
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let detail = try #require(task["detail"] as? [String: Any])
         let transfer = try #require(detail["transfer"] as? [String: Any], "\(detail)")
@@ -31,9 +36,7 @@ extension MigrationTests {
         try expectStillChecking(id, on: a)
         // The file's checksum is what reached the file, though the guest rewrote its pages while
         // they went out: the restore checks it.
-        let restoring = try a.send("POST", "/guests/\(id)/snapshots/hot/restore")
-        let restoreID = try #require((try restoring.json()["task"] as? [String: Any])?["id"] as? String, "\(restoring.text)")
-        let restored = try a.waitForTask(restoreID, timeout: 60)
+        let restored = try runTask(on: a, "POST", "/guests/\(id)/snapshots/hot/restore")
         #expect(restored["status"] as? String == "succeeded", "\(restored)")
         try expectStillChecking(id, on: a)
         #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
@@ -46,11 +49,9 @@ extension MigrationTests {
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
         let limit = 5
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
+        let task = try runTask(on: a, "POST", "/guests/\(id)/migrate", [
             "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "downtimeLimitMs": limit,
         ])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let detail = try #require(task["detail"] as? [String: Any])
         let throttle = try #require(detail["cpu-throttle-percentage"] as? Double, "\(detail)")
