@@ -109,7 +109,10 @@ public final class TaskHandle: Sendable {
             if let detail { task.detail = detail }
         }
         if let detail, let (status, line) = TransferLogLines.line(for: detail),
-           loggedStatus.withLock({ logged in defer { logged = status }; return logged != status }) {
+            loggedStatus.withLock({ logged in
+                defer { logged = status }; return logged != status
+            })
+        {
             log(line)
         }
     }
@@ -139,16 +142,19 @@ public final class TaskManager: Sendable {
         logStore = TaskLogStore(database: database)
         // Work that was running when the panel stopped did not finish.
         try database.write { db in
-            try db.execute(sql: "UPDATE task SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('queued', 'running')",
-                           arguments: [Self.interruptedError, Date()])
+            try db.execute(
+                sql: "UPDATE task SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('queued', 'running')",
+                arguments: [Self.interruptedError, Date()])
         }
     }
 
     static let interruptedError = "interrupted: the panel stopped while this task ran"
 
     /// Starts `work` as a task; a guest already busy with another task answers 409.
-    public func start(kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
-                      work: @escaping @Sendable (TaskHandle) throws -> JSON?) throws -> TaskInfo {
+    public func start(
+        kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
+        work: @escaping @Sendable (TaskHandle) throws -> JSON?
+    ) throws -> TaskInfo {
         let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
         let handle = TaskHandle(id: id, guestId: guestId, manager: self, adjust: adjust)
         if let guestId {
@@ -193,7 +199,7 @@ public final class TaskManager: Sendable {
         }
         // The guest is free before the final event goes out: a client acting on that event (a
         // resume after a restore) must not be told the guest is still busy.
-        update(task.id, beforeAnnouncing: { self.release(task) }) { task in
+        let finish: @Sendable (inout TaskInfo) -> Void = { task in
             switch outcome {
             case .success(let detail):
                 task.status = .succeeded
@@ -204,6 +210,7 @@ public final class TaskManager: Sendable {
                 task.error = String(describing: error)
             }
         }
+        update(task.id, finish, beforeAnnouncing: { self.release(task) })
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
     }
 
@@ -216,7 +223,7 @@ public final class TaskManager: Sendable {
 
     /// Applies a change in one transaction, persists it and announces it. A task's progress must
     /// not fail the work it describes, so a database error is logged (with what was lost), not thrown.
-    func update(_ id: String, beforeAnnouncing: () -> Void = {}, _ change: @escaping @Sendable (inout TaskInfo) -> Void) {
+    func update(_ id: String, _ change: @escaping @Sendable (inout TaskInfo) -> Void, beforeAnnouncing: () -> Void = {}) {
         let outcome = Result {
             try database.write { db -> (before: TaskInfo, after: TaskInfo)? in
                 guard var task = try TaskInfo.fetchOne(db, key: id) else { return nil }
@@ -299,7 +306,11 @@ public final class TaskManager: Sendable {
         try adjust(settings)
         if case .object(let changes) = settings, !changes.isEmpty {
             let text = changes.keys.sorted().map { key in
-                if case .number(let value)? = changes[key] { "\(key) = \(value.rounded() == value ? String(Int64(value)) : String(value))" } else { key }
+                if case .number(let value)? = changes[key] {
+                    "\(key) = \(value.rounded() == value ? String(Int64(value)) : String(value))"
+                } else {
+                    key
+                }
             }
             log(id, "settings changed: " + text.joined(separator: ", "), guestId: task.guestId)
         }

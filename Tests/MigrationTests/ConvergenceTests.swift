@@ -49,9 +49,11 @@ extension MigrationTests {
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
         let limit = 5
-        let task = try runTask(on: a, "POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "downtimeLimitMs": limit,
-        ])
+        let task = try runTask(
+            on: a, "POST", "/guests/\(id)/migrate",
+            [
+                "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "downtimeLimitMs": limit,
+            ])
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let detail = try #require(task["detail"] as? [String: Any])
         let throttle = try #require(detail["cpu-throttle-percentage"] as? Double, "\(detail)")
