@@ -197,9 +197,10 @@ public final class TaskManager: Sendable {
             let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
             log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
         }
-        // The guest is free before the final event goes out: a client acting on that event (a
-        // resume after a restore) must not be told the guest is still busy.
-        let finish: @Sendable (inout TaskInfo) -> Void = { task in
+        // The guest is free before the task is recorded finished and its final event goes out: a
+        // client acting on either (a resume right after a restore) must not be told it is busy.
+        release(task)
+        update(task.id) { task in
             switch outcome {
             case .success(let detail):
                 task.status = .succeeded
@@ -210,7 +211,6 @@ public final class TaskManager: Sendable {
                 task.error = String(describing: error)
             }
         }
-        update(task.id, finish, beforeAnnouncing: { self.release(task) })
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
     }
 
@@ -223,7 +223,7 @@ public final class TaskManager: Sendable {
 
     /// Applies a change in one transaction, persists it and announces it. A task's progress must
     /// not fail the work it describes, so a database error is logged (with what was lost), not thrown.
-    func update(_ id: String, _ change: @escaping @Sendable (inout TaskInfo) -> Void, beforeAnnouncing: () -> Void = {}) {
+    func update(_ id: String, _ change: @escaping @Sendable (inout TaskInfo) -> Void) {
         let outcome = Result {
             try database.write { db -> (before: TaskInfo, after: TaskInfo)? in
                 guard var task = try TaskInfo.fetchOne(db, key: id) else { return nil }
@@ -235,7 +235,6 @@ public final class TaskManager: Sendable {
                 return (before, task)
             }
         }
-        beforeAnnouncing()
         switch outcome {
         case .success(let change?):
             let type = change.after.status != change.before.status ? "task.\(change.after.status.rawValue)" : "task.progress"
