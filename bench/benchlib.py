@@ -1,7 +1,7 @@
 """What bench/snapshot.sh and bench/migrate.sh share: emupanel over its HTTP API, QEMU over
 QMP, and the processes both start. Completion is learnt from events on both sides (emupanel's
 /events long poll, QEMU's MIGRATION event), so no client busy-loop competes for the cores."""
-import json, os, re, resource, signal, socket, subprocess, sys, time, urllib.error, urllib.request
+import atexit, json, os, re, resource, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 
 procs = []
 
@@ -14,6 +14,8 @@ def cleanup(*_):
 
 
 signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
+# A run that stops on a SystemExit (a failed check) leaves no panel or QEMU behind either.
+atexit.register(cleanup)
 
 
 def settings():

@@ -10,5 +10,10 @@ OUT=bench/out/$BENCH
 rm -rf "$OUT"; mkdir -p "$OUT"
 trap 'rm -rf "$OUT"' EXIT
 
-swift build -c release --product emupanel >/dev/null
-BIN="$(swift build -c release --show-bin-path)/emupanel"
+# EMUPANEL_BIN runs a binary built elsewhere (an A/B against another commit) instead.
+if [ -n "${EMUPANEL_BIN:-}" ]; then
+  BIN=$EMUPANEL_BIN
+else
+  swift build -c release --product emupanel >/dev/null
+  BIN="$(swift build -c release --show-bin-path)/emupanel"
+fi

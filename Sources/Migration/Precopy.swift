@@ -194,7 +194,7 @@ public struct Precopy {
         let pageSize = UInt64(QEMUFileFormat.targetPageSize)
         var pass = firstPass
         var dirtied = RAMPageBitmap(pageCount: pass.pageCount)
-        var converge = Convergence(autoConverge, now: start, bytesSent: stream.bytesWritten, pageCount: pass.pageCount)
+        var converge = Convergence(autoConverge, now: start, bytesSent: stream.bytesWritten)
         var lastReport = start
         var lastTest = start
         var meter = BandwidthMeter(window: bandwidthWindow, now: clock.now(), bytes: stream.bytesWritten)
@@ -218,11 +218,16 @@ public struct Precopy {
                 guard cursor == pass.pageCount || now - lastTest >= testInterval else { continue }
                 lastTest = now
                 let synced = try machine.syncDirtyLog()
-                dirtied.formUnion(synced)
                 stats.dirtySyncCount += 1
                 // What the switch-over would send now: the rest of this pass and everything dirtied.
                 var left = dirtied
                 left.formUnion(pass, from: cursor)
+                // Auto-converge counts the pages this sync makes pending again, as QEMU's
+                // num_dirty_pages_period counts the bits a sync newly sets: a page rewritten after
+                // it went counts each time, one still waiting to go does not.
+                let newlyDirtied = left.countAdded(by: synced)
+                dirtied.formUnion(synced)
+                left.formUnion(synced)
                 let seconds = max(1e-6, (now - passStart).seconds)
                 meter.record(bytes: stream.bytesWritten, at: now)
                 stats.dirtyPagesRate = UInt64(Double(dirtied.count) / seconds)
@@ -232,7 +237,7 @@ public struct Precopy {
                 // On the wire a page is its data and an 8-byte header.
                 let wireBytes = Double(left.count) * Double(pageSize + 8)
                 stats.expectedDowntimeMs = bandwidth > 0 ? UInt64(wireBytes / bandwidth * 1000) : 0
-                if let percentage = converge.synced(synced, now: now, bytesSent: stream.bytesWritten) {
+                if let percentage = converge.synced(dirtiedPages: newlyDirtied, now: now, bytesSent: stream.bytesWritten) {
                     machine.throttleCPU(percentage: percentage)
                     stats.cpuThrottlePercentage = percentage
                 }
@@ -302,33 +307,35 @@ struct BandwidthMeter {
     var isSettled: Bool { windows >= 2 }
 }
 
-/// Auto-converge's bookkeeping: the pages dirtied in the current period (counted once however
-/// often they were written), the bytes sent in it, and how many periods ran hot.
+/// Auto-converge's bookkeeping: the pages made pending again in the current period (QEMU's
+/// num_dirty_pages_period: a page counts each time a sync finds it dirtied after it went, so a
+/// small working set rewritten after every pass counts as often as it is resent), the bytes sent
+/// in it, and how many periods ran hot.
 struct Convergence {
     let settings: AutoConverge
     private var periodStart: Duration
     private var bytesAtPeriodStart: UInt64
-    private var dirtiedInPeriod: RAMPageBitmap
+    private var dirtiedInPeriod = 0
     private var hotPeriods = 0
     private(set) var percentage = 0.0
 
-    init(_ settings: AutoConverge, now: Duration, bytesSent: UInt64, pageCount: Int) {
+    init(_ settings: AutoConverge, now: Duration, bytesSent: UInt64) {
         self.settings = settings
         periodStart = now
         bytesAtPeriodStart = bytesSent
-        dirtiedInPeriod = RAMPageBitmap(pageCount: pageCount)
     }
 
-    /// After a sync: the new throttle percentage when it changes.
-    mutating func synced(_ pages: RAMPageBitmap, now: Duration, bytesSent: UInt64) -> Double? {
+    /// After a sync that made `dirtiedPages` pages pending again: the new throttle percentage
+    /// when it changes.
+    mutating func synced(dirtiedPages: Int, now: Duration, bytesSent: UInt64) -> Double? {
         guard settings.enabled else { return nil }
-        dirtiedInPeriod.formUnion(pages)
+        dirtiedInPeriod += dirtiedPages
         guard now - periodStart >= settings.period else { return nil }
-        let dirtyBytes = Double(dirtiedInPeriod.count * QEMUFileFormat.targetPageSize)
+        let dirtyBytes = Double(dirtiedInPeriod * QEMUFileFormat.targetPageSize)
         let sentBytes = Double(bytesSent - bytesAtPeriodStart)
         periodStart = now
         bytesAtPeriodStart = bytesSent
-        dirtiedInPeriod.removeAll()
+        dirtiedInPeriod = 0
         guard dirtyBytes > sentBytes * settings.triggerThreshold / 100 else { return nil }
         hotPeriods += 1
         guard hotPeriods >= 2 else { return nil }

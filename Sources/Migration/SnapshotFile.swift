@@ -7,9 +7,11 @@ import VMState
 
 /// One snapshot file on disk: written to a temporary file beside its final name, fsynced,
 /// renamed, and the directory fsynced, so a crash or a full disk never leaves a half file
-/// under a snapshot's name. Its checksum is computed on another thread that reads the file back
-/// from the page cache just behind the writer (and starts its writeback), so hashing stays out
-/// of the guest's pause and overlaps the fsync.
+/// under a snapshot's name. Its checksum is checked from the bytes as they are read, and computed
+/// from the bytes as they are written when nothing can change them meanwhile (a parked guest);
+/// otherwise a thread reads the file back just behind the writer and hashes what reached it.
+/// Another thread (that one, or one of its own) starts the file's writeback behind the writer, so
+/// the closing fsync has little left to wait for.
 public enum SnapshotFile {
     public struct Written: Sendable, Equatable {
         public var sizeBytes: Int64
@@ -17,31 +19,41 @@ public enum SnapshotFile {
         public var checksum: String
     }
 
-    public static func write(to path: String, _ body: (ByteSink) throws -> Void) throws -> Written {
+    /// `unchangingSource`: nothing changes the bytes handed to the sink while they are written
+    /// (a paused or parked guest's RAM, a buffer), so they are hashed on the way, while they are
+    /// in the cache. A running guest's pages may change between a hash and the write's copy (the
+    /// page is dirty and goes again, but the file holds what the copy saw): those are hashed from
+    /// the file, by a thread reading it back from the page cache behind the writer.
+    public static func write(to path: String, unchangingSource: Bool = false, _ body: (ByteSink) throws -> Void) throws -> Written {
         let parent = (path as NSString).deletingLastPathComponent
         let directory = parent.isEmpty ? "." : parent
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
         let temporary = directory + "/." + (path as NSString).lastPathComponent + partialMarker + UUID().uuidString.prefix(partialTagLength)
-        // Readable too: the hasher reads back behind the writer.
+        // Readable too: a trailing hasher reads back behind the writer.
         let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotFileError.io("create \(temporary)", errno) }
         var renamed = false
         defer {
             if !renamed { unlink(temporary) }
         }
-        let hasher = TrailingHasher(fileDescriptor: fd, path: temporary, algorithm: .xxh128, startsWriteback: true)
-        let sink = HashedFileSink(fileDescriptor: fd, hasher: hasher)
+        let hasher = unchangingSource ? nil : TrailingHasher(fileDescriptor: fd, path: temporary, algorithm: .xxh128, startsWriteback: true)
+        let writeback = unchangingSource ? WritebackStarter(fileDescriptor: fd) : nil
+        let sink = HashedFileSink(
+            fileDescriptor: fd, digest: unchangingSource ? SnapshotChecksum.xxh128.makeDigest() : nil,
+            follower: hasher ?? writeback!)
         let checksum: String
         do {
             try body(sink)
-            // The hasher finishes its last stretch while fsync waits for the disk.
+            writeback?.stop()
+            // A trailing hasher finishes its last stretch while fsync waits for the disk.
             let synced = fsync(fd) == 0 ? 0 : errno
-            checksum = try hasher.finish(at: sink.count)
+            checksum = try hasher?.finish(at: sink.count) ?? sink.finalize()
             guard synced == 0 else { throw SnapshotFileError.io("fsync \(temporary)", synced) }
         } catch {
-            hasher.abandon()
+            writeback?.stop()
+            hasher?.abandon()
             close(fd)
             throw error
         }
@@ -57,10 +69,11 @@ public enum SnapshotFile {
         return Written(sizeBytes: Int64(sink.count), checksum: checksum)
     }
 
-    /// Reads a snapshot file through `body` while another thread hashes it; when the checksum is
-    /// not `expectedChecksum` (`SnapshotChecksum`'s forms) this throws `checksumMismatch` after
-    /// `body` ran (whatever it threw), so the caller must load into something it can throw away
-    /// (a fresh machine).
+    /// Reads a snapshot file through `body`, hashing what it reads as it reads it (and then
+    /// whatever it left unread); when the checksum is not `expectedChecksum` (`SnapshotChecksum`'s
+    /// forms) this throws `checksumMismatch` after `body` ran (whatever it threw), so the caller
+    /// must load into something it can throw away (a fresh machine). `body` reads in order and
+    /// never seeks.
     @discardableResult
     public static func read<T>(_ path: String, expectedChecksum: String?, _ body: (ByteSource) throws -> T) throws -> T {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -70,13 +83,10 @@ public enum SnapshotFile {
         guard let algorithm = SnapshotChecksum(recorded: expectedChecksum) else {
             throw SnapshotFileError(description: "\(path): unknown checksum '\(expectedChecksum.prefix(80))'")
         }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SnapshotFileError.io("stat \(path)", errno) }
-        let hasher = TrailingHasher(fileDescriptor: fd, path: path, algorithm: algorithm)
-        hasher.fileGrew(to: Int(info.st_size))
-        let outcome = Result { try body(FileDescriptorSource(fileDescriptor: fd)) }
+        let source = HashedFileSource(fileDescriptor: fd, digest: algorithm.makeDigest())
+        let outcome = Result { try body(source) }
         // A damaged file is reported as damaged, even when the damage also made the load fail.
-        guard try hasher.finish(at: Int(info.st_size)) == expectedChecksum else {
+        guard try source.finalizeReadingTheRest() == expectedChecksum else {
             throw SnapshotFileError.checksumMismatch(path)
         }
         return try outcome.get()
@@ -141,27 +151,71 @@ public struct SnapshotFileError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes a snapshot's bytes to its file and tells the hasher how far the file has grown.
+/// What follows a file as it is written, on its own thread: `TrailingHasher`, `WritebackStarter`.
+protocol FileFollower: Sendable {
+    func fileGrew(to count: Int)
+}
+
+/// Writes a snapshot's bytes to its file — hashing them on the way, with a `digest`, while they
+/// are in the cache (a page just checked for zeros, a header just encoded) — and tells its
+/// follower how far the file has grown.
 final class HashedFileSink: ByteSink {
     private let file: FileDescriptorSink
-    private let hasher: TrailingHasher
+    private var digest: (any FileDigest)?
+    private let follower: any FileFollower
     private(set) var count = 0
 
-    init(fileDescriptor: Int32, hasher: TrailingHasher) {
+    init(fileDescriptor: Int32, digest: (any FileDigest)?, follower: any FileFollower) {
         file = FileDescriptorSink(fileDescriptor: fileDescriptor)
-        self.hasher = hasher
+        self.digest = digest
+        self.follower = follower
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
+        digest?.update(bytes)
         try file.write(bytes)
         count += bytes.count
-        hasher.fileGrew(to: count)
+        follower.fileGrew(to: count)
     }
 
     func write(gathering pieces: [UnsafeRawBufferPointer]) throws {
+        var total = 0
+        for piece in pieces {
+            digest?.update(piece)
+            total += piece.count
+        }
         try file.write(gathering: pieces)
-        count += pieces.reduce(0) { $0 + $1.count }
-        hasher.fileGrew(to: count)
+        count += total
+        follower.fileGrew(to: count)
+    }
+
+    /// The checksum of what was written (only with a digest).
+    func finalize() -> String { digest!.finalize() }
+}
+
+/// Reads a snapshot file in order, hashing every byte it hands out.
+final class HashedFileSource: ByteSource {
+    private let file: FileDescriptorSource
+    private var digest: any FileDigest
+
+    init(fileDescriptor: Int32, digest: any FileDigest) {
+        file = FileDescriptorSource(fileDescriptor: fileDescriptor)
+        self.digest = digest
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try file.read(into: buffer)
+        digest.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        return n
+    }
+
+    /// Hashes what the reader left (the rest after a stream's end, or after a load that failed
+    /// part way); the checksum of the whole file.
+    func finalizeReadingTheRest() throws -> String {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while try read(into: buffer) > 0 {}
+        return digest.finalize()
     }
 }
 
@@ -225,9 +279,65 @@ struct SHA256Digest: FileDigest {
     mutating func finalize() -> String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
 }
 
+/// Starts the writeback of a file being written, every few MiB, on its own thread: with the disk
+/// busy, sync_file_range waits for room in the device's queue, and the writer may be holding a
+/// guest parked. The closing fsync then has little left to wait for.
+final class WritebackStarter: FileFollower {
+    private struct Progress {
+        var written = 0
+        var stopped = false
+    }
+    private let progress = Mutex(Progress())
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    private static let step = 4 << 20
+
+    init(fileDescriptor fd: Int32) {
+        let thread = Thread { [self] in
+            run(fd: fd)
+            done.signal()
+        }
+        thread.name = "emupanel-snapshot-writeback"
+        thread.start()
+    }
+
+    func fileGrew(to count: Int) {
+        let due = progress.withLock { progress -> Bool in
+            let due = count / Self.step != progress.written / Self.step
+            progress.written = count
+            return due
+        }
+        if due { wake.signal() }
+    }
+
+    /// Ends the thread and waits for it (it uses the descriptor); safe to call again.
+    func stop() {
+        progress.withLock { $0.stopped = true }
+        wake.signal()
+        done.wait()
+        done.signal()
+    }
+
+    private func run(fd: Int32) {
+        var started = 0
+        while true {
+            let now = progress.withLock { $0 }
+            if now.stopped { return }
+            let end = now.written / Self.step * Self.step
+            if end > started {
+                // Advisory: a failure here shows up again, and is reported, at fsync.
+                _ = emupanel_start_writeback(fd, off_t(started), off_t(end - started))
+                started = end
+            } else {
+                wake.wait()
+            }
+        }
+    }
+}
+
 /// The checksum of a file being written, computed on its own thread from what the writer has
 /// already written (pread from the page cache), so the writer never waits for it.
-final class TrailingHasher: Sendable {
+final class TrailingHasher: FileFollower {
     private struct Progress {
         var written = 0
         var end: Int?

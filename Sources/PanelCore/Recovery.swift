@@ -53,7 +53,8 @@ public final class Recovery: Sendable {
                 runtime.pause()
                 let path = registry.managedSavePath(id)
                 let transfer = TransferControl()
-                let written = try SnapshotFile.write(to: path) { sink in
+                // Paused first, so its RAM cannot change under the writer.
+                let written = try SnapshotFile.write(to: path, unchangingSource: true) { sink in
                     _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
                 }
                 try store.update(id) { record in

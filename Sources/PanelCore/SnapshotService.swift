@@ -68,7 +68,10 @@ public final class SnapshotService: Sendable {
         // The task names its snapshot from the start: a restart that finds the task interrupted
         // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
         handle.progress(0, detail: ["snapshot": .string(name)])
-        let written = try SnapshotFile.write(to: path) { sink in
+        // A paused guest stays paused while a task runs (pause and resume wait for it): its RAM
+        // cannot change under the writer, so the file is hashed on the way.
+        let paused = !runtime.machine.isRunning || runtime.machine.control.isPaused
+        let written = try SnapshotFile.write(to: path, unchangingSource: paused) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
             let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot) { stats in
                 var detail = stats.queryMigrate(under: transfer)

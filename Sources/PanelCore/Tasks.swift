@@ -197,6 +197,9 @@ public final class TaskManager: Sendable {
             let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
             log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
         }
+        // The guest is free before the task is recorded finished and its final event goes out: a
+        // client acting on either (a resume right after a restore) must not be told it is busy.
+        release(task)
         update(task.id) { task in
             switch outcome {
             case .success(let detail):
@@ -209,7 +212,6 @@ public final class TaskManager: Sendable {
             }
         }
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
-        release(task)
     }
 
     private func release(_ task: TaskInfo) {

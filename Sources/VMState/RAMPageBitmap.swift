@@ -62,6 +62,14 @@ public struct RAMPageBitmap: Equatable, Sendable {
         for i in words.indices { words[i] |= other.words[i] }
     }
 
+    /// Pages set in `other` that are not set here: what a union with it would add.
+    public func countAdded(by other: RAMPageBitmap) -> Int {
+        precondition(other.pageCount == pageCount)
+        var n = 0
+        for i in words.indices { n += (other.words[i] & ~words[i]).nonzeroBitCount }
+        return n
+    }
+
     /// Adds the pages of `other` at `page` or after it.
     public mutating func formUnion(_ other: RAMPageBitmap, from page: Int) {
         precondition(other.pageCount == pageCount)

@@ -41,18 +41,27 @@ struct SnapshotFileTests {
         }
     }
 
-    @Test(arguments: [0, 1, 4095, 9 << 20 + 17])
-    func checksumIsTheFilesXXH128(size: Int) throws {
+    /// Hashed by a thread reading the file back, or on the way (`unchangingSource`): the same
+    /// checksum, the file's.
+    @Test(arguments: [0, 1, 4095, 9 << 20 + 17], [false, true])
+    func checksumIsTheFilesXXH128(size: Int, unchangingSource: Bool) throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let data = bytes(size)
         let path = directory + "/s.qevm"
-        let written = try SnapshotFile.write(to: path) { sink in
-            // Uneven writes, as the stream writer's flushes and large pages make them.
+        let written = try SnapshotFile.write(to: path, unchangingSource: unchangingSource) { sink in
+            // Uneven writes, as the stream writer's flushes and large pages make them; the
+            // largest gathered from pieces, as its flushes of RAM pages are.
             var offset = 0
             for size in [1, 7, 65536, 1 << 20].cycled() {
                 guard offset < data.count else { break }
                 let n = min(data.count - offset, size)
-                try data[offset..<(offset + n)].withUnsafeBytes { try sink.write($0) }
+                try data[offset..<(offset + n)].withUnsafeBytes { bytes in
+                    if n > 8 {
+                        try sink.write(gathering: [UnsafeRawBufferPointer(rebasing: bytes[..<8]), UnsafeRawBufferPointer(rebasing: bytes[8...])])
+                    } else {
+                        try sink.write(bytes)
+                    }
+                }
                 offset += n
             }
         }

@@ -46,6 +46,29 @@ struct TaskTests {
         #expect(try panel.app.tasks.wait(for: again.id, timeout: 10).status == .succeeded)
     }
 
+    /// A client that acts on a task's final event (a resume right after a restore's
+    /// `task.succeeded`) finds the guest free: it once got 409 `guest_busy` from the bench.
+    @Test func theGuestIsFreeWhenTheFinalEventGoesOut() throws {
+        let panel = try PanelFixture()
+        let busyAtEvent = Mutex<[String: Bool]>([:])
+        let announced = DispatchSemaphore(value: 0)
+        let tasks = panel.app.tasks
+        let subscription = panel.app.events.subscribe(since: panel.app.events.nextSeq) { event in
+            guard ["task.succeeded", "task.failed"].contains(event.type), let id = event.subject else { return }
+            busyAtEvent.withLock { $0[id] = tasks.isBusy(guestId: "g1") }
+            announced.signal()
+        }
+        defer { panel.app.events.unsubscribe(subscription) }
+        let succeeded = try tasks.start(kind: "test", guestId: "g1") { _ in nil }
+        _ = try tasks.wait(for: succeeded.id, timeout: 10)
+        struct Broken: Error {}
+        let failed = try tasks.start(kind: "test", guestId: "g1") { _ in throw Broken() }
+        _ = try tasks.wait(for: failed.id, timeout: 10)
+        // The task is recorded finished just before its event goes out: wait for both events.
+        for _ in 0..<2 { #expect(announced.wait(timeout: .now() + 10) == .success) }
+        #expect(busyAtEvent.withLock { $0 } == [succeeded.id: false, failed.id: false])
+    }
+
     @Test func cancelAndFailureAreRecorded() throws {
         let panel = try PanelFixture()
         let running = try panel.app.tasks.start(kind: "loop", guestId: nil) { handle in
