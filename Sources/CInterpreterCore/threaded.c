@@ -34,7 +34,13 @@ typedef struct {
 
 #define LIKELY(c) __builtin_expect(!!(c), 1)
 #define UNLIKELY(c) __builtin_expect(!!(c), 0)
+// preserve_none arrived in clang 19 (x86-64, AArch64); older compilers still get correct, if
+// slower, tail calls.
+#if __has_attribute(preserve_none)
 #define PRESERVE_NONE __attribute__((preserve_none))
+#else
+#define PRESERVE_NONE
+#endif
 #define MUSTTAIL __attribute__((musttail))
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)(uint32_t)v; }
