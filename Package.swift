@@ -36,7 +36,9 @@ let package = Package(
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
         // Disk images: qcow2 (with backing chains) and raw, behind one BlockDevice protocol.
         .target(name: "Block"),
-        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState", "Block"]),
+        // The interpreter's threaded core: the common integer ops with one indirect jump per op.
+        .target(name: "CInterpreterCore"),
+        .target(name: "RISCV", dependencies: ["EmulatorCore", "VMState", "Block", "CInterpreterCore"]),
         // sync_file_range, which Swift's Glibc module does not declare.
         .target(name: "CFileSync"),
         // Debian's libxxhash: XXH3-128, the checksum snapshot files are written and checked with.
@@ -95,7 +97,8 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
         .testTarget(
             name: "MigrationTests", dependencies: ["HTTPTestSupport", "TestBoards", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "TestBoards", "EmulatorCore", "VMState", "Block"]),
+        .testTarget(
+            name: "RISCVTests", dependencies: ["RISCV", "CInterpreterCore", "Headless", "TestBoards", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(
             name: "PanelTests",

@@ -102,6 +102,9 @@ public final class Hart {
     let straddlerSlots: UnsafeMutablePointer<Op>
     let bus: Bus
     public let hartID: UInt64 = 0
+    /// Whether `run` hands the common integer ops to the threaded C core (CInterpreterCore).
+    /// Off, the Swift loop runs every op: the reference the core is tested against.
+    @exclusivity(unchecked) var usesThreadedCore = true
 
     init(ram: GuestRAM, bus: Bus) {
         self.ram = ram

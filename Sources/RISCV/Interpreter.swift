@@ -1,8 +1,12 @@
 // The interpreter loop: runs decoded instructions from per-page caches with
-// the pc, the budget and every table pointer in locals. Loads and stores hit
-// the software TLB inline (one compare, one add); everything rarer is an
-// @inline(never) slow path. Interrupts, timers and run control are checked by
-// the caller between slices, never inside this loop.
+// the pc, the budget and every table pointer in locals. The common integer ops
+// run in the threaded C core (CInterpreterCore), which hands back every op it
+// does not run; this loop runs those, and is the reference for what the core
+// does. Loads and stores hit the software TLB inline (one compare, one add);
+// everything rarer is an @inline(never) slow path. Interrupts, timers and run
+// control are checked by the caller between slices, never inside this loop.
+
+import CInterpreterCore
 
 @inline(__always) private func sext32(_ v: UInt64) -> UInt64 {
     UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: v)))
@@ -45,7 +49,32 @@ extension Hart {
         scratch.pointee.endSlice = false
         scratch.pointee.sliceEnd = base &+ UInt64(budget)
 
+        let threaded = usesThreadedCore
+        var core = emu_hart_loop(
+            x: x, slot: UnsafeMutableRawPointer(lookup), page: page, page_ops: UnsafeMutableRawPointer(lookup),
+            page_host: pageHost, pc: pc, remaining: remaining, tlb: UnsafeRawPointer(tlb), tlb_fetch: UnsafeRawPointer(tlbF),
+            lookup: UnsafeMutableRawPointer(lookup))
+
         execution: while true {
+            if threaded && remaining > 0 {
+                // The threaded core runs on until an op it leaves to this loop (not yet run), a
+                // TLB miss or the budget's end; the switch below then runs that one op.
+                core.slot = UnsafeMutableRawPointer(slot)
+                core.page = page
+                core.page_ops = UnsafeMutableRawPointer(pageOps)
+                core.page_host = pageHost
+                core.pc = pc
+                core.remaining = remaining
+                core.tlb = UnsafeRawPointer(tlb)
+                core.tlb_fetch = UnsafeRawPointer(tlbF)
+                emu_hart_run_threaded(&core)
+                slot = core.slot.assumingMemoryBound(to: Op.self)
+                page = core.page
+                pageOps = core.page_ops.assumingMemoryBound(to: Op.self)
+                pageHost = core.page_host
+                pc = core.pc
+                remaining = core.remaining
+            }
             guard remaining > 0 else {
                 // Out of budget: the pc of the slot we stopped at (every slot but `lookup` knows it).
                 if slot.pointee.kind != .lookup { pc = page &+ UInt64(slot.pointee.offset) }
