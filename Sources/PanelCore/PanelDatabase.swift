@@ -99,6 +99,13 @@ public final class PanelDatabase: Sendable {
                 t.primaryKey(["taskId", "seq"])
             }
         }
+        migrator.registerMigration("7-guest-backend") { db in
+            // Which backend runs the guest (SPEC §8), and for QEMU guests the binary's name.
+            try db.alter(table: "guest") { t in
+                t.add(column: "backend", .text).notNull().defaults(to: "builtin")
+                t.add(column: "binary", .text)
+            }
+        }
         return migrator
     }
 

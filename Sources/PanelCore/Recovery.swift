@@ -50,12 +50,7 @@ public final class Recovery: Sendable {
         for (id, runtime) in registry.takeAllRuntimes() {
             guard let guest = try? store.get(id) else { runtime.stop(); continue }
             do {
-                runtime.pause()
-                let path = registry.managedSavePath(id)
-                let transfer = TransferControl()
-                let written = try SnapshotFile.write(to: path) { sink in
-                    _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
-                }
+                let written = try runtime.saveForShutdown(to: registry.managedSavePath(id))
                 try store.update(id) { record in
                     record.managedSave = written.checksum
                     // A guest whose hand-over is unknown keeps that state: its save waits for the
@@ -234,7 +229,7 @@ public final class Recovery: Sendable {
     /// else the memory-pattern test guest.
     func createDemoGuestIfEmpty() {
         guard allGuests("create the demo guest").isEmpty else { return }
-        let images = registry.images.images
+        let images = registry.images.images.filter { $0.backends.contains(.builtin) }
         let image = images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available }
         let machines = registry.machines.machineTypes
         guard let image, let type = machines.first(where: { $0.alias != nil }) ?? machines.first else { return }

@@ -48,7 +48,8 @@ public final class PanelApp: Sendable {
         let api = builder.group("/api/v1", middleware: [PanelErrorMapping(), startupGate, AuthMiddleware(token: token.value, sessions: sessions)])
         let openAPI = OpenAPIDocument()
         HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
-                       counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings })
+                       counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings },
+                       qemu: { services.qemu.summary() })
             .addRoutes(to: api.group("", tag: "host"))
         MachineTypesController(catalog: services.machineTypes, workers: workers).addRoutes(to: api.group("", tag: "machine-types"))
         TasksController(tasks: services.tasks).addRoutes(to: api.group("", tag: "tasks"))
@@ -83,6 +84,7 @@ public final class PanelApp: Sendable {
         // consumed). Changes wait at the gate until recovery is done, so none can race it.
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
+        services.qemu.startDiscovery()
         services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers)
         startupGate.openUp()
         services.metrics.start()
