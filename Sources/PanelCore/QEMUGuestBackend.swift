@@ -18,7 +18,10 @@ struct QEMUGuestBackend: GuestBackend {
     var memoryRange: ClosedRange<Int> { 16...max(16, Int(ProcessInfo.processInfo.physicalMemory >> 20)) }
 
     func place(machineType: String, binary: String?, image: ImageCatalog.Image) throws -> GuestPlacement {
-        let (found, type) = try host.machineType(machineType, binary: binary, arch: binary == nil ? image.arch : nil)
+        // A binary of the image's architecture first; else the type wherever it is, so a type that
+        // exists only for another architecture is refused as the image's mismatch, not as unknown.
+        let matching = binary == nil ? try? host.machineType(machineType, arch: image.arch) : nil
+        let (found, type) = try matching ?? host.machineType(machineType, binary: binary)
         try refuseUnlessBootable(image, arch: found.arch)
         return GuestPlacement(machineType: type.name, binary: found.name)
     }

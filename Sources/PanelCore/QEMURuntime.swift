@@ -63,8 +63,11 @@ final class QEMURuntime: GuestRuntime {
                 guard !flags.stopping.load(ordering: .acquiring) else { return }
                 let shutdown = flags.shutdownReason.withLock { $0 }
                 let reason: String
-                if let shutdown, exit.status == 0 {
-                    reason = shutdown == "guest-shutdown" ? "powered off" : "QEMU shut down (\(shutdown))"
+                if exit.status == 0, shutdown == nil || shutdown == "guest-shutdown" {
+                    // The test finisher's pass ends QEMU with status 0, with or without SHUTDOWN first.
+                    reason = "powered off"
+                } else if let shutdown, exit.status == 0 {
+                    reason = "QEMU shut down (\(shutdown))"
                 } else {
                     reason = "QEMU \(exit)"
                 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Migration
+import QEMUBackend
 import Synchronization
 
 /// What the panel does when it starts and stops, so a restart loses nothing (libvirt's managed
@@ -83,6 +84,7 @@ public final class Recovery: Sendable {
         discardIncomingReservations()
         removeInterruptedWrites()
         reconcileFiles()
+        endOrphanQEMUs()
         resumeManagedSaves()
         if createDemoGuest { createDemoGuestIfEmpty() }
         let unknown = allGuests("find unknown hand-overs").filter { $0.state == .handoverUnknown }
@@ -193,6 +195,17 @@ public final class Recovery: Sendable {
                 logger.warning("removed an unfinished incoming migration", metadata: ["guest": "\(guest.name)"])
             } catch {
                 warn("could not remove the unfinished incoming migration of guest \(guest.name): \(error)")
+            }
+        }
+    }
+
+    /// QEMU guests do not outlive the panel (docs/DECISIONS.md): a clean stop saves and quits
+    /// them, and the QEMU a killed panel left behind is ended here, before anything starts in its
+    /// directory; its guest is then stopped like a built-in guest of a killed panel.
+    func endOrphanQEMUs() {
+        for guest in allGuests("end QEMUs a killed panel left") where guest.backend == .qemu {
+            if QEMUOrphan.quit(in: registry.guestDirectory(guest.id)) {
+                warn("the QEMU of guest \(guest.name) was still running after the panel was killed; it was ended")
             }
         }
     }
