@@ -44,6 +44,26 @@ struct QEMUGuestTests {
         #expect(try panel.get("/api/v1/machine-types?backend=kvm").status == 400)
     }
 
+    /// x86_64: versioned PC types, and SeaBIOS with no disk on the serial console.
+    @Test(.enabled(if: QEMUPanel.x86_64, "qemu-system-x86_64 is not installed"))
+    func pcTypesAreVersionedAndSeaBIOSTalksOnTheConsole() throws {
+        let panel = try QEMUPanel.panel(binaries: ["qemu-system-x86_64"])
+        try QEMUPanel.waitForDiscovery(panel)
+        let items = try #require(try panel.get("/api/v1/machine-types?backend=qemu").json()["items"] as? [[String: Any]])
+        let q35 = try #require(items.first { $0["name"] as? String == "pc-q35-7.2" })
+        #expect(q35["tier"] as? String == "versioned" && q35["arch"] as? String == "x86_64", "\(q35)")
+        let created = try panel.send("POST", "/api/v1/guests", json: [
+            "name": "pc", "image": "seabios", "machineType": "q35", "memoryMiB": 128, "backend": "qemu",
+        ])
+        #expect(created.status == 201, "\(created.text)")
+        let guest = try created.json()
+        #expect(guest["machineType"] as? String != "q35", "the alias is resolved to the type it names: \(guest)")
+        let id = try #require(guest["id"] as? String)
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        _ = try helpers.waitForConsole(panel, id, "SeaBIOS")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
     @Test func createRefusesWhatQEMUCannotRun() throws {
         let panel = try QEMUPanel.panel()
         let valid: [String: Any] = ["name": "q", "image": "uart-echo", "machineType": "virt", "memoryMiB": 64, "backend": "qemu"]

@@ -29,6 +29,17 @@ enum QEMUPanel {
         }
     }
 
+    /// Waits until the panel's discovery has probed its binaries (the first probe of
+    /// qemu-system-x86_64's sixty-odd machine types takes a while on a busy host).
+    static func waitForDiscovery(_ panel: PanelFixture, timeout: Double = 180) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try panel.get("/api/v1/host").json()["qemu"] as? [String: Any])?["status"] as? String == "ready" { return }
+            usleep(50_000)
+        }
+        Issue.record("QEMU discovery did not finish within \(timeout) s")
+    }
+
     /// Creates and starts a QEMU guest; its id.
     static func started(_ panel: PanelFixture, name: String, image: String, machineType: String = "virt",
                         memoryMiB: Int = 64) throws -> String {

@@ -1,0 +1,58 @@
+import Foundation
+import HTTPTestSupport
+@testable import PanelCore
+import QEMUBackend
+import Testing
+
+/// Pre-flight for QEMU guests (issue 12 item 6): the tier's promise on the two QEMU versions,
+/// and the destination's refusals with their reasons before any RAM moves.
+@Suite("QEMU pre-flight")
+struct QEMUPreflightTests {
+    let q72 = QEMUVersion(major: 7, minor: 2, micro: 0)
+    let q80 = QEMUVersion(major: 8, minor: 0, micro: 0)
+
+    @Test func versionedTypesMoveForwardOnly() {
+        let type = QEMUMachineType(name: "pc-q35-7.2", alias: "q35")
+        #expect(QEMUGuestBackend.tierCheck(type, ours: q80, theirs: q72).ok, "7.2 → 8.0 is forward")
+        #expect(QEMUGuestBackend.tierCheck(type, ours: q72, theirs: q72).ok)
+        let back = QEMUGuestBackend.tierCheck(type, ours: q72, theirs: q80)
+        #expect(!back.ok && back.detail.contains("older"), "\(back.detail)")
+    }
+
+    @Test func unversionedTypesMoveBetweenTheSameQEMUOnly() {
+        let type = QEMUMachineType(name: "virt")
+        #expect(QEMUGuestBackend.tierCheck(type, ours: q72, theirs: q72).ok)
+        for (ours, theirs) in [(q80, q72), (q72, q80)] {
+            let check = QEMUGuestBackend.tierCheck(type, ours: ours, theirs: theirs)
+            #expect(!check.ok && check.detail.contains("same QEMU version"), "\(check.detail)")
+        }
+    }
+
+    @Test func aBlockerIsNamed() {
+        let type = QEMUMachineType(name: "pc-q35-7.2", blockers: [QEMUMigrationBlocker(qemuReason: "non-migratable device: 0000:00:03.0/nvme")])
+        let check = QEMUGuestBackend.tierCheck(type, ours: q72, theirs: q72)
+        #expect(!check.ok && check.detail.contains("nvme"), "\(check.detail)")
+    }
+
+    /// A destination with no QEMU for the guest's architecture, or another QEMU version for an
+    /// unversioned type, refuses before any RAM moves, saying why.
+    @Test(.enabled(if: QEMUPanel.riscv64 && QEMUPanel.x86_64, "needs qemu-system-riscv64 and qemu-system-x86_64"))
+    func destinationsRefuseWithTheirReasons() throws {
+        let source = try QEMUPanel.panel()
+        let id = try QEMUPanel.started(source, name: "echo", image: "uart-echo")
+        let onlyX86 = try QEMUPanel.panel(binaries: ["qemu-system-x86_64"])
+        try QEMUPanel.waitForDiscovery(onlyX86)
+        let answer = try source.send("POST", "/api/v1/guests/\(id)/migrate/preflight",
+                                     json: ["target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token]]).json()
+        #expect(answer["go"] as? Bool == false)
+        let reasons = (answer["reasons"] as? [String] ?? []).joined(separator: "; ")
+        #expect(reasons.contains("no QEMU for riscv64"), "\(reasons)")
+        let migrate = try GuestTests().waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
+            "target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token],
+        ]))
+        #expect(migrate["status"] as? String == "failed")
+        #expect((migrate["error"] as? String ?? "").contains("no QEMU for riscv64"), "\(migrate)")
+        #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        #expect(try source.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+}
