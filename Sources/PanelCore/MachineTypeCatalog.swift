@@ -12,10 +12,12 @@ public final class MachineTypeCatalog: Sendable {
     let policy: DeprecationPolicy
     let fixturesDir: String
     let qemu: QEMUHost
+    let peers: [PanelSettings.Peer]
     private let dumps = Mutex<[String: String]>([:])
     private let matrix = Mutex<CompatibilityDocument?>(nil)
 
-    init(machines: MachineRegistry, policy: DeprecationPolicy, fixturesDir: String, qemu: QEMUHost) {
+    init(machines: MachineRegistry, policy: DeprecationPolicy, fixturesDir: String, qemu: QEMUHost, peers: [PanelSettings.Peer] = []) {
+        self.peers = peers
         self.machines = machines
         self.policy = policy
         self.fixturesDir = fixturesDir
@@ -70,9 +72,9 @@ public final class MachineTypeCatalog: Sendable {
         return document
     }
 
-    /// Machine type × QEMU version (item 6): filled in below.
+    /// Machine type × QEMU version, this host's QEMUs and its peers' (QEMUCompatibility).
     public func qemuCompatibility() throws -> CompatibilityDocument {
-        throw PanelError(.invalid, code: "not_implemented", message: "not yet")
+        try QEMUCompatibility(host: qemu, peers: peers).document()
     }
 
     private func qemuType(_ name: String, binary: String?) throws -> (QEMUBinary, QEMUMachineType) {

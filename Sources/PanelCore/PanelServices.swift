@@ -38,7 +38,7 @@ public final class PanelServices: Sendable {
         images = ImageCatalog(guestsDir: settings.guestsDir)
         qemu = QEMUHost(settings: settings, logger: logger)
         machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir,
-                                          qemu: qemu)
+                                          qemu: qemu, peers: settings.peers)
         let dataDir = settings.dataDir
         var backends: [Backend: any GuestBackend] = [.builtin: BuiltinBackend(machines: machines)]
         if settings.qemu.enabled {

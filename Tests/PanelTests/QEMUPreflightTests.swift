@@ -55,4 +55,29 @@ struct QEMUPreflightTests {
         #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
         #expect(try source.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
     }
+
+    /// Machine type × QEMU version from this host's dumps and a peer's, checked both ways; a peer
+    /// that does not answer is named, not fatal.
+    @Test(.enabled(if: QEMUPanel.riscv64, "needs qemu-system-riscv64"))
+    func compatibilityMatrixHasAColumnPerQEMU() throws {
+        let peer = try QEMUPanel.panel()
+        let panel = try PanelFixture(machines: .empty) { configuration in
+            configuration.settings.qemu = .init(enabled: true, binaries: ["qemu-system-riscv64"], cacheDir: QEMUPanel.cache)
+            configuration.settings.peers = [.init(name: "b", url: "http://127.0.0.1:\(peer.port)", token: PanelFixture.token),
+                                            .init(name: "gone", url: "http://127.0.0.1:9", token: "x")]
+        }
+        // Every dump read and checked: longer than the client's usual 10 s on a busy debug build.
+        let reply = try RawHTTPConnection(port: panel.port, timeout: 120)
+            .request("GET", "/api/v1/compatibility?backend=qemu", headers: ["Authorization": "Bearer \(PanelFixture.token)"])
+        #expect(reply.status == 200, "\(reply.text.prefix(300))")
+        let document = try reply.json()
+        let columns = try #require(document["releases"] as? [String])
+        #expect(columns.count == 2 && columns[1].hasPrefix("b: qemu-system-riscv64 "), "\(columns)")
+        #expect((document["unreachablePeers"] as? [String])?.first?.hasPrefix("gone") == true)
+        let rows = try #require(document["items"] as? [[String: Any]])
+        let virt = try #require(rows.first { $0["machineType"] as? String == "virt" })
+        let cells = try #require(virt["cells"] as? [[String: Any]])
+        #expect(cells.map { $0["status"] as? String } == ["same", "compatible"], "\(cells)")
+        #expect(cells[1]["forward"] as? Bool == true && cells[1]["backward"] as? Bool == true)
+    }
 }
