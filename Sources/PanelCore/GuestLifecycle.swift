@@ -226,15 +226,8 @@ public final class GuestLifecycle: Sendable {
             }
         }
         registry.register(runtime, for: id)
-        do {
-            // A guest saved paused comes back parked before its first instruction.
-            try runtime.start(paused: state == .paused)
-        } catch {
-            _ = registry.unregister(id, ifStill: runtime)
-            runtime.stop()
-            try? registry.setState(id, .stopped)
-            throw error
-        }
+        // A guest saved paused comes back parked before its first instruction.
+        try registry.startRegistered(runtime, for: id, paused: state == .paused)
         return started
     }
 

@@ -118,6 +118,20 @@ public final class GuestRegistry: Sendable {
         }
     }
 
+    /// Runs the guest's registered `runtime` (parked before its first instruction when `paused`);
+    /// one that will not run (a QEMU that refuses `cont`) is taken off the books, ended and recorded
+    /// stopped. The caller holds the guest's lifecycle lock.
+    func startRegistered(_ runtime: any GuestRuntime, for id: String, paused: Bool) throws {
+        do {
+            try runtime.start(paused: paused)
+        } catch {
+            _ = unregister(id, ifStill: runtime)
+            runtime.stop()
+            try? setState(id, .stopped)
+            throw error
+        }
+    }
+
     /// Whether `runtime` is the machine registered for the guest now.
     func isRegistered(_ runtime: any GuestRuntime, for id: String) -> Bool {
         slot(id).runtime.withLock { $0 === runtime }

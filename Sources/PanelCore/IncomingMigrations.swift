@@ -287,15 +287,8 @@ public final class IncomingMigrations: Sendable {
             let running = try store.update(guest.id) { $0.incoming = false; $0.state = .running }
             events.publish("guest.state", subject: guest.id, data: GuestRegistry.eventData(running))
             registry.register(runtime, for: guest.id)
-            do {
-                try runtime.start(paused: false)
-            } catch {
-                // Past GO the guest is this host's: one whose machine will not run is recorded stopped here.
-                _ = registry.unregister(guest.id, ifStill: runtime)
-                runtime.stop()
-                try? registry.setState(guest.id, .stopped)
-                throw error
-            }
+            // Past GO the guest is this host's: one whose machine will not run is recorded stopped here.
+            try registry.startRegistered(runtime, for: guest.id, paused: false)
             return running
         }
     }

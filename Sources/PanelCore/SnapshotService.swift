@@ -124,14 +124,7 @@ public final class SnapshotService: Sendable {
             // A stop ends it without an exit report; one it sent already names the old machine and is ignored.
             old?.stop()
             let state: GuestState = current.state == .paused ? .paused : .running
-            do {
-                try fresh.start(paused: state == .paused)
-            } catch {
-                _ = registry.unregister(id, ifStill: fresh)
-                fresh.stop()
-                try? registry.setState(id, .stopped)
-                throw error
-            }
+            try registry.startRegistered(fresh, for: id, paused: state == .paused)
             let restored = try store.update(id) { $0.currentSnapshot = name; $0.state = state }
             events.publish("guest.state", subject: id, data: GuestRegistry.eventData(restored))
         }
