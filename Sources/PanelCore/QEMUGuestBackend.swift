@@ -63,27 +63,9 @@ struct QEMUGuestBackend: GuestBackend {
         let (binary, type) = try lookup(guest)
         return ["machineType": .string(type.name), "release": .string(Release.current), "binary": .string(binary.name),
                 "arch": .string(binary.arch), "qemuVersion": .string(binary.version.description),
-                "vmstate": .string(Self.withoutWhitespace(try host.vmstateDump(binary, machineType: type.name)))]
+                "vmstate": .string(JSON.withoutWhitespace(try host.vmstateDump(binary, machineType: type.name)))]
     }
 
-    /// QEMU's dump as it is, less the indentation that makes up half of it: every device QEMU
-    /// knows is in it (1.2 MB for riscv64), and an offer is held to the request body limit.
-    static func withoutWhitespace(_ json: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(json.utf8.count / 2)
-        var inString = false, escaped = false
-        for byte in json.utf8 {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-            } else if byte == UInt8(ascii: "\"") {
-                inString = true
-            } else if byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 {
-                continue
-            }
-            out.append(byte)
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     func localChecks(for guest: GuestRecord) -> [IncomingMigrations.Check] {
         do {
