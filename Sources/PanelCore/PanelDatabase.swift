@@ -99,7 +99,16 @@ public final class PanelDatabase: Sendable {
                 t.primaryKey(["taskId", "seq"])
             }
         }
-        migrator.registerMigration("7-guest-backend") { db in
+        migrator.registerMigration("7-sessions") { db in
+            // Browser sessions, by the SHA-256 of their id (SessionRecords).
+            try db.create(table: "session") { t in
+                t.primaryKey("idHash", .text)
+                t.column("csrfToken", .text).notNull()
+                t.column("expires", .datetime).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
+        migrator.registerMigration("8-guest-backend") { db in
             // Which backend runs the guest (SPEC §8), and for QEMU guests the binary's name.
             try db.alter(table: "guest") { t in
                 t.add(column: "backend", .text).notNull().defaults(to: "builtin")

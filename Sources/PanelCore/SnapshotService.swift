@@ -61,8 +61,13 @@ public final class SnapshotService: Sendable {
         let transfer = TransferControl(downtimeLimitMs: 50)
         handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
         let started = Date()
+        // The task names its snapshot from the start: a restart that finds the task interrupted
+        // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
+        handle.progress(0, detail: ["snapshot": .string(name)])
         let saved = try runtime.saveSnapshot(to: path, transfer: transfer) { stats in
-            handle.progress(stats.progress * 0.95, detail: stats.queryMigrate(under: transfer))
+            var detail = stats.queryMigrate(under: transfer)
+            if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
+            handle.progress(stats.progress * 0.95, detail: detail)
         }
         let (written, final) = (saved.file, saved.stats)
         handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, checksum \(written.checksum)")
@@ -78,7 +83,7 @@ public final class SnapshotService: Sendable {
         }
         events.publish("snapshot.created", subject: id,
                        data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-        return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+        return ["name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
                 "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
                 "transfer": final.queryMigrate(under: transfer)]
     }
