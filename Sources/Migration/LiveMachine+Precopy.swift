@@ -9,8 +9,10 @@ extension LiveMachine {
     /// the guest parked when `parkedGuest` says so — the caller resumes it (snapshot) or hands it
     /// over (migration); `Precopy.snapshot` lets it run on by itself when it can. On error the
     /// guest is resumed if this call parked it.
-    public func streamState(to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
-                            progress: (TransferStats) -> Void) throws -> TransferStats {
+    public func streamState(
+        to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
+        progress: (TransferStats) -> Void
+    ) throws -> TransferStats {
         guard !transferring.exchange(true, ordering: .acquiringAndReleasing) else { throw LiveMachineError.transferInProgress }
         defer { transferring.store(false, ordering: .releasing) }
         return try precopy.run(StreamedLiveMachine(self), to: sink, transfer: transfer, progress: progress)
@@ -74,7 +76,7 @@ extension OutgoingMigration: PrecopyStream {
 }
 
 /// Carries a MachineState off the CPU thread; it is used only while the transfer runs.
-final class MachineStateBox: @unchecked Sendable { // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
+final class MachineStateBox: @unchecked Sendable {  // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
     let value: MachineState
     init(_ value: MachineState) { self.value = value }
 }

@@ -24,10 +24,11 @@ public enum APIExamples {
         return task
     }()
 
-    public static let snapshot = SnapshotView(SnapshotRecord(
-        guestId: guest.id, name: "before-upgrade", parent: "fresh", description: "U-Boot at its prompt",
-        machineType: "virt-1.1", release: Release.current, sizeBytes: 17_825_792, checksum: String(repeating: "ab", count: 32),
-        file: "before-upgrade.qevm", createdAt: date), current: true)
+    public static let snapshot = SnapshotView(
+        SnapshotRecord(
+            guestId: guest.id, name: "before-upgrade", parent: "fresh", description: "U-Boot at its prompt",
+            machineType: "virt-1.1", release: Release.current, sizeBytes: 17_825_792, checksum: String(repeating: "ab", count: 32),
+            file: "before-upgrade.qevm", createdAt: date), current: true)
 
     public static let image = ImageCatalog.Image(
         id: "uboot", name: "OpenSBI + U-Boot", description: "Boots to an interactive => prompt.", minimumMemoryMiB: 64,
@@ -36,8 +37,9 @@ public enum APIExamples {
 
     public static let consoleChunk = ConsoleBuffer.ConsoleChunk(data: "=> ", next: 1024, truncated: false)
 
-    public static let event = PanelEvent(seq: 7, epoch: "0a1b2c3d", time: "2026-12-03T20:00:00.000Z", type: "guest.state",
-                                         subject: guest.id, data: ["state": "running"])
+    public static let event = PanelEvent(
+        seq: 7, epoch: "0a1b2c3d", time: "2026-12-03T20:00:00.000Z", type: "guest.state",
+        subject: guest.id, data: ["state": "running"])
 
     public static let eventsPage = EventBus.EventsPage(items: [event], next: 7, truncated: false, epoch: "0a1b2c3d")
 
@@ -66,8 +68,11 @@ public enum APIExamples {
 
     public static let qemuHost = QEMUHostSummary(
         status: .ready,
-        binaries: [.init(name: "qemu-system-x86_64", path: "/usr/bin/qemu-system-x86_64", version: "7.2.22",
-                         package: "Debian 1:7.2+dfsg-7+deb12u18+b3", arch: "x86_64", sandbox: true, machineTypes: 58)],
+        binaries: [
+            .init(
+                name: "qemu-system-x86_64", path: "/usr/bin/qemu-system-x86_64", version: "7.2.22",
+                package: "Debian 1:7.2+dfsg-7+deb12u18+b3", arch: "x86_64", sandbox: true, machineTypes: 58)
+        ],
         failures: [.init(path: "/usr/bin/qemu-system-alpha", reason: "exited with status 1")])
 
     public static let compatibility: CompatibilityDocument = {

@@ -17,8 +17,9 @@ struct BuiltinBackend: GuestBackend {
         do {
             return try machines.resolve(machineType)
         } catch {
-            throw PanelError(.invalid, code: "unknown_machine_type",
-                             message: "unknown machine type '\(machineType)'; known: \(machines.machineTypes.map(\.name).joined(separator: ", "))")
+            throw PanelError(
+                .invalid, code: "unknown_machine_type",
+                message: "unknown machine type '\(machineType)'; known: \(machines.machineTypes.map(\.name).joined(separator: ", "))")
         }
     }
 
@@ -33,14 +34,18 @@ struct BuiltinBackend: GuestBackend {
     func refuseIfUnmigratable(_ guest: GuestRecord, action: String) throws {
         let type = try resolve(guest.machineType)
         guard type.tier == .none else { return }
-        throw PanelError(.invalid, code: "not_migratable",
-                         message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
+        throw PanelError(
+            .invalid, code: "not_migratable",
+            message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
     }
 
-    func makeRuntime(for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
-                     reports: RuntimeReports) throws -> any GuestRuntime {
-        try BuiltinRuntime(guest: guest, image: image, machineType: try resolve(guest.machineType), console: console,
-                           reports: reports)
+    func makeRuntime(
+        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) throws -> any GuestRuntime {
+        try BuiltinRuntime(
+            guest: guest, image: image, machineType: try resolve(guest.machineType), console: console,
+            reports: reports)
     }
 
     func offer(for guest: GuestRecord) throws -> [String: JSON] {
@@ -52,21 +57,30 @@ struct BuiltinBackend: GuestBackend {
         guard let type = try? resolve(guest.machineType) else {
             return [.init(name: "machine type", ok: false, detail: "\(guest.machineType) is unknown here")]
         }
-        return [.init(name: "tier", ok: type.tier != .none,
-                      detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)")]
+        return [
+            .init(
+                name: "tier", ok: type.tier != .none,
+                detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)")
+        ]
     }
 
     func checks(of offer: IncomingMigrations.IncomingOffer) -> [IncomingMigrations.Check] {
         var checks: [IncomingMigrations.Check] = []
         let type = machines.machineTypes.first { $0.name == offer.machineType }
-        checks.append(.init(name: "machine type", ok: type != nil,
-                            detail: type != nil ? "\(offer.machineType) is known here (release \(Release.current))"
-                                : "release \(Release.current) here does not know \(offer.machineType)"))
+        checks.append(
+            .init(
+                name: "machine type", ok: type != nil,
+                detail: type != nil
+                    ? "\(offer.machineType) is known here (release \(Release.current))"
+                    : "release \(Release.current) here does not know \(offer.machineType)"))
         guard let type else { return checks }
-        checks.append(.init(name: "tier", ok: type.tier != .none,
-                            detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
-        checks += IncomingMigrations.staticChecks(theirs: offer.vmstate, theirLabel: offer.release,
-                                                  ours: type.vmstateDump(), ourLabel: Release.current)
+        checks.append(
+            .init(
+                name: "tier", ok: type.tier != .none,
+                detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
+        checks += IncomingMigrations.staticChecks(
+            theirs: offer.vmstate, theirLabel: offer.release,
+            ours: type.vmstateDump(), ourLabel: Release.current)
         return checks
     }
 

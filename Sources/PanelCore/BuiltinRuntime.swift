@@ -12,17 +12,23 @@ final class BuiltinRuntime: GuestRuntime {
     /// The CPU thread's kernel id, read on that thread at the first metrics round.
     private let cpuThread = Mutex<Int32?>(nil)
 
-    init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
-         reports: RuntimeReports) throws {
+    init(
+        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) throws {
         serial = SerialConsole { console.append($0) }
-        let board = try VirtMachine.booted(machineType, configuration: MachineConfiguration(
-            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+        let board = try VirtMachine.booted(
+            machineType,
+            configuration: MachineConfiguration(
+                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
         board.console = serial
         let owner = RuntimeOwner()
         machine = LiveMachine(board) { outcome in
             let runtime = owner.runtime as? BuiltinRuntime
-            reports.exited(RuntimeExit(runtime: runtime, reason: Self.reason(outcome),
-                                       instructions: runtime?.machine.instructionsRetired ?? 0))
+            reports.exited(
+                RuntimeExit(
+                    runtime: runtime, reason: Self.reason(outcome),
+                    instructions: runtime?.machine.instructionsRetired ?? 0))
         }
         owner.runtime = self
     }
@@ -57,8 +63,10 @@ final class BuiltinRuntime: GuestRuntime {
         try machine.load(fromFile: path, expectedChecksum: expectedChecksum)
     }
 
-    func saveSnapshot(to path: String, transfer: TransferControl,
-                      progress: @escaping @Sendable (TransferStats) -> Void) throws -> SavedState {
+    func saveSnapshot(
+        to path: String, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> SavedState {
         var final = TransferStats()
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
@@ -81,8 +89,10 @@ final class BuiltinRuntime: GuestRuntime {
         }
     }
 
-    func send(over socket: TCPSocket, transfer: TransferControl,
-              progress: @escaping @Sendable (TransferStats) -> Void) throws -> TransferStats {
+    func send(
+        over socket: TCPSocket, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> TransferStats {
         try machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: progress)
     }
 
@@ -97,10 +107,12 @@ final class BuiltinRuntime: GuestRuntime {
         var retired: UInt64?
         var dirty: UInt64 = 0
         if first {
-            guard let read = try? machine.onCPU({ board -> (UInt64, Int32?) in
-                board.setDirtyPageCounting(true)
-                return (board.hart.state.retired, ThreadStat.currentThreadID())
-            }), machine.isRunning else { return nil } // ended meanwhile: the thread id may not be its CPU's
+            guard
+                let read = try? machine.onCPU({ board -> (UInt64, Int32?) in
+                    board.setDirtyPageCounting(true)
+                    return (board.hart.state.retired, ThreadStat.currentThreadID())
+                }), machine.isRunning
+            else { return nil }  // ended meanwhile: the thread id may not be its CPU's
             cpuThread.withLock { $0 = read.1 }
             retired = read.0
         } else if !paused {
@@ -109,8 +121,9 @@ final class BuiltinRuntime: GuestRuntime {
             retired = read.0
             dirty = UInt64(read.1)
         }
-        return RuntimeCounters(retired: retired, dirtyPages: dirty,
-                               cpuTicks: cpuThread.withLock { $0 }.flatMap(ThreadStat.cpuTicks(thread:)),
-                               rssBytes: machine.machine.ram.residentBytes())
+        return RuntimeCounters(
+            retired: retired, dirtyPages: dirty,
+            cpuTicks: cpuThread.withLock { $0 }.flatMap(ThreadStat.cpuTicks(thread:)),
+            rssBytes: machine.machine.ram.residentBytes())
     }
 }

@@ -31,8 +31,10 @@ protocol GuestBackend: Sendable {
     func refuseIfUnmigratable(_ guest: GuestRecord, action: String) throws
 
     /// The guest's machine, not running yet.
-    func makeRuntime(for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
-                     reports: RuntimeReports) throws -> any GuestRuntime
+    func makeRuntime(
+        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) throws -> any GuestRuntime
 
     /// The backend's part of a migration offer (machine type, state descriptions, versions).
     func offer(for guest: GuestRecord) throws -> [String: JSON]
@@ -51,9 +53,10 @@ extension GuestBackend {
     /// Whether `image` boots on this backend (and, for QEMU, `arch`).
     func refuseUnlessBootable(_ image: ImageCatalog.Image, arch: String) throws {
         guard image.backends.contains(kind), image.arch == arch else {
-            throw PanelError(.invalid, code: "image_mismatch",
-                             message: "image '\(image.id)' is a \(image.arch) image for the \(image.backends.map(\.rawValue).joined(separator: " and ")) backend; "
-                                 + "this guest is a \(arch) \(kind.rawValue) guest")
+            throw PanelError(
+                .invalid, code: "image_mismatch",
+                message: "image '\(image.id)' is a \(image.arch) image for the \(image.backends.map(\.rawValue).joined(separator: " and ")) backend; "
+                    + "this guest is a \(arch) \(kind.rawValue) guest")
         }
     }
 }

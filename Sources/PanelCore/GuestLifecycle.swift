@@ -56,22 +56,26 @@ public final class GuestLifecycle: Sendable {
 
     // MARK: Records
 
-    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
-                       backend kind: Backend = .builtin, binary: String? = nil) throws -> GuestRecord {
+    public func create(
+        name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
+        backend kind: Backend = .builtin, binary: String? = nil
+    ) throws -> GuestRecord {
         try Names.validate(name, what: "guest")
         let image = try registry.images.image(imageID)
         let backend = try registry.backends(kind)
         let placement = try backend.place(machineType: machineType, binary: binary, image: image)
         guard !icount || kind == .builtin else {
-            throw PanelError(.invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
+            throw PanelError(
+                .invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
         }
         try Self.checkMemory(memoryMiB, image: image, range: backend.memoryRange)
         try quotas.checkGuest(memoryMiB: memoryMiB)
         let now = Date()
-        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
-                                machineType: placement.machineType, memoryMiB: memoryMiB, state: .stopped, icount: icount,
-                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now,
-                                backend: kind, binary: placement.binary)
+        let guest = GuestRecord(
+            id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
+            machineType: placement.machineType, memoryMiB: memoryMiB, state: .stopped, icount: icount,
+            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now,
+            backend: kind, binary: placement.binary)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
@@ -87,11 +91,13 @@ public final class GuestLifecycle: Sendable {
                 }
             }
             if icount == true, current.backend != .builtin {
-                throw PanelError(.invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
+                throw PanelError(
+                    .invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
             }
             if let memoryMiB {
-                try Self.checkMemory(memoryMiB, image: try registry.images.image(current.image),
-                                     range: try registry.backend(of: current).memoryRange)
+                try Self.checkMemory(
+                    memoryMiB, image: try registry.images.image(current.image),
+                    range: try registry.backend(of: current).memoryRange)
                 try quotas.checkGuest(memoryMiB: memoryMiB, changing: id)
             }
             return try store.update(id) { guest in
@@ -120,8 +126,9 @@ public final class GuestLifecycle: Sendable {
     static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image, range backendRange: ClosedRange<Int>) throws {
         let range = max(backendRange.lowerBound, image.minimumMemoryMiB)...max(backendRange.upperBound, image.minimumMemoryMiB)
         guard range.contains(memoryMiB) else {
-            throw PanelError(.invalid, code: "invalid_memory",
-                             message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
+            throw PanelError(
+                .invalid, code: "invalid_memory",
+                message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
         }
     }
 
@@ -131,8 +138,11 @@ public final class GuestLifecycle: Sendable {
         try registry.withLifecycle(id) { slot in
             let guest = try store.get(id)
             if guest.state == .handoverUnknown {
-                throw PanelError(.conflict, code: "handover_unknown",
-                                 message: "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)")
+                throw PanelError(
+                    .conflict, code: "handover_unknown",
+                    message:
+                        "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)"
+                )
             }
             guard action.allowedFrom.contains(guest.state) else {
                 throw PanelError.invalidState("cannot \(action.rawValue) a guest that is \(guest.state.rawValue)")
@@ -192,8 +202,9 @@ public final class GuestLifecycle: Sendable {
         if let checksum = guest.managedSave {
             guard FileManager.default.fileExists(atPath: saved) else {
                 try forgetManagedSave(of: id)
-                throw PanelError(.conflict, code: "saved_state_missing",
-                                 message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
+                throw PanelError(
+                    .conflict, code: "saved_state_missing",
+                    message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
             }
             do {
                 try runtime.load(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
@@ -204,8 +215,11 @@ public final class GuestLifecycle: Sendable {
                 try? FileManager.default.removeItem(atPath: aside)
                 try? FileManager.default.moveItem(atPath: saved, toPath: aside)
                 try forgetManagedSave(of: id)
-                throw PanelError(.invalid, code: "saved_state_rejected",
-                                 message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
+                throw PanelError(
+                    .invalid, code: "saved_state_rejected",
+                    message:
+                        "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh"
+                )
             }
         } else {
             try runtime.prepare()
@@ -222,7 +236,8 @@ public final class GuestLifecycle: Sendable {
             do {
                 try FileManager.default.removeItem(atPath: saved)
             } catch {
-                logger.warning("could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                logger.warning(
+                    "could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
             }
         }
         registry.register(runtime, for: id)
@@ -232,13 +247,16 @@ public final class GuestLifecycle: Sendable {
     }
 
     private func forgetManagedSave(of id: String) throws {
-        try store.update(id) { $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false }
+        try store.update(id) {
+            $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false
+        }
     }
 
     func makeRuntime(for guest: GuestRecord) throws -> any GuestRuntime {
         let image = try registry.images.image(guest.image)
-        return try registry.backend(of: guest).makeRuntime(for: guest, image: image, console: registry.slot(guest.id).console,
-                                                           reports: reports(for: guest.id))
+        return try registry.backend(of: guest).makeRuntime(
+            for: guest, image: image, console: registry.slot(guest.id).console,
+            reports: reports(for: guest.id))
     }
 
     /// Where a guest's machine reports what it did by itself.
@@ -262,9 +280,13 @@ public final class GuestLifecycle: Sendable {
             guard let ended = exit.runtime, registry.unregister(id, ifStill: ended) else { return }
             do {
                 let guest = try store.update(id) { $0.state = .stopped }
-                events.publish("guest.state", subject: id, data: GuestRegistry.eventData(guest, extra: [
-                    "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
-                ]))
+                events.publish(
+                    "guest.state", subject: id,
+                    data: GuestRegistry.eventData(
+                        guest,
+                        extra: [
+                            "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
+                        ]))
             } catch {
                 logger.error("could not record that a guest stopped", metadata: ["guest": "\(id)", "error": "\(error)"])
             }
@@ -277,8 +299,9 @@ public final class GuestLifecycle: Sendable {
     func runStateChanged(_ id: String, _ runtime: any GuestRuntime) {
         registry.withLifecycle(id) { _ in
             guard registry.isRegistered(runtime, for: id), !tasks.isBusy(guestId: id),
-                  let guest = try? store.get(id), guest.state == .running || guest.state == .paused,
-                  let running = runtime.runsNow else { return }
+                let guest = try? store.get(id), guest.state == .running || guest.state == .paused,
+                let running = runtime.runsNow
+            else { return }
             let state: GuestState = running ? .running : .paused
             guard state != guest.state else { return }
             do {
@@ -303,8 +326,9 @@ public final class GuestLifecycle: Sendable {
             throw PanelError.invalidState("the guest is \(guest.state.rawValue); start it to type")
         }
         guard runtime.type(bytes) else {
-            throw PanelError(.conflict, code: "input_full",
-                             message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
+            throw PanelError(
+                .conflict, code: "input_full",
+                message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
         }
     }
 }

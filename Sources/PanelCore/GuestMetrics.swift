@@ -115,7 +115,8 @@ public final class GuestMetrics: Sendable {
             var samples: [String: MetricsSample] = [:]
             for guest in guests where guest.state == .running || guest.state == .paused || guest.state == .migrating {
                 guard let runtime = try? registry.runtime(guest.id),
-                      let sample = sample(guest.id, runtime, paused: guest.state == .paused, time: time, now: now) else { continue }
+                    let sample = sample(guest.id, runtime, paused: guest.state == .paused, time: time, now: now)
+                else { continue }
                 samples[guest.id] = sample
             }
             let known = Set(guests.map(\.id))
@@ -177,10 +178,11 @@ public final class GuestMetrics: Sendable {
         if let previousTicks, let previousAt {
             cpu = Double(ticks &- previousTicks) / ThreadStat.ticksPerSecond / max(0.001, ThreadStat.seconds(now - previousAt)) * 100
         }
-        return MetricsSample(time: time,
-                             instructionsPerSecond: guests.reduce(0) { $0 + $1.instructionsPerSecond },
-                             dirtyPagesPerSecond: guests.reduce(0) { $0 + $1.dirtyPagesPerSecond },
-                             cpuPercent: cpu, rssBytes: ThreadStat.processRSSBytes() ?? 0)
+        return MetricsSample(
+            time: time,
+            instructionsPerSecond: guests.reduce(0) { $0 + $1.instructionsPerSecond },
+            dirtyPagesPerSecond: guests.reduce(0) { $0 + $1.dirtyPagesPerSecond },
+            cpuPercent: cpu, rssBytes: ThreadStat.processRSSBytes() ?? 0)
     }
 
     // MARK: Reading
@@ -212,7 +214,8 @@ public final class GuestMetrics: Sendable {
 }
 
 extension APIExamples {
-    public static let metricsSample = MetricsSample(time: date.timeIntervalSince1970, instructionsPerSecond: 2.5e8,
-                                                    dirtyPagesPerSecond: 120, cpuPercent: 99.5, rssBytes: 17_825_792)
+    public static let metricsSample = MetricsSample(
+        time: date.timeIntervalSince1970, instructionsPerSecond: 2.5e8,
+        dirtyPagesPerSecond: 120, cpuPercent: 99.5, rssBytes: 17_825_792)
     public static let metricsSeries = MetricsSeries(intervalSeconds: 1, samples: [metricsSample])
 }

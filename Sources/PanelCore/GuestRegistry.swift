@@ -30,8 +30,10 @@ public final class GuestRegistry: Sendable {
 
     private let slots = Mutex<[String: Slot]>([:])
 
-    init(database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, backends: GuestBackends, events: EventBus,
-         dataDir: String, logger: Logger) {
+    init(
+        database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, backends: GuestBackends, events: EventBus,
+        dataDir: String, logger: Logger
+    ) {
         store = GuestStore(database: database)
         snapshots = SnapshotStore(database: database)
         self.images = images
@@ -149,10 +151,12 @@ public final class GuestRegistry: Sendable {
     /// Every registered machine, taken out of the books (the panel is stopping).
     func takeAllRuntimes() -> [(id: String, runtime: any GuestRuntime)] {
         let all = slots.withLock { Array($0) }
-        return all.compactMap { id, slot in slot.runtime.withLock { current in
-            defer { current = nil }
-            return current.map { (id, $0) }
-        } }
+        return all.compactMap { id, slot in
+            slot.runtime.withLock { current in
+                defer { current = nil }
+                return current.map { (id, $0) }
+            }
+        }
     }
 
     // MARK: Files

@@ -32,14 +32,18 @@ protocol GuestRuntime: AnyObject, Sendable {
     func load(fromFile path: String, expectedChecksum: String?) throws
     /// Writes a snapshot to `path` while the guest runs; it pauses only for the switch-over and a
     /// running guest runs on afterwards, a paused one stays paused.
-    func saveSnapshot(to path: String, transfer: TransferControl,
-                      progress: @escaping @Sendable (TransferStats) -> Void) throws -> SavedState
+    func saveSnapshot(
+        to path: String, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> SavedState
     /// Parks the guest and writes its state to `path` (the panel is stopping).
     func saveForShutdown(to path: String) throws -> SnapshotFile.Written
     /// The source side of a migration: the state goes over `socket` (the ticket already sent), and
     /// the guest is left parked at the end for the hand-over. A cancel throws `MigrationCancelled`.
-    func send(over socket: TCPSocket, transfer: TransferControl,
-              progress: @escaping @Sendable (TransferStats) -> Void) throws -> TransferStats
+    func send(
+        over socket: TCPSocket, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> TransferStats
     /// The destination side: the stream from `socket` (after its ticket line) is loaded into a
     /// machine that never ran.
     func receive(from socket: TCPSocket) throws
@@ -88,6 +92,6 @@ struct RuntimeReports: Sendable {
 
 /// Lets a machine's callbacks name the runtime they belong to, so a replaced machine's late report
 /// can be told apart from the registered one's (set right after the runtime is built).
-final class RuntimeOwner: @unchecked Sendable { // written once before the machine runs, read after
+final class RuntimeOwner: @unchecked Sendable {  // written once before the machine runs, read after
     weak var runtime: (any GuestRuntime)?
 }

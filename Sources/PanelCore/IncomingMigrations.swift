@@ -69,16 +69,19 @@ public final class IncomingMigrations: Sendable {
         // The same build describes the same state: nothing to compare (QEMU's dump takes the
         // checker a while, and pre-flight and the offer each run it both ways).
         if JSON.withoutWhitespace(theirs) == JSON.withoutWhitespace(ours) {
-            return [Check(name: "static check \(theirLabel) → \(ourLabel)", ok: true, detail: "identical state descriptions"),
-                    Check(name: "static check \(ourLabel) → \(theirLabel)", ok: true, detail: "identical state descriptions")]
+            return [
+                Check(name: "static check \(theirLabel) → \(ourLabel)", ok: true, detail: "identical state descriptions"),
+                Check(name: "static check \(ourLabel) → \(theirLabel)", ok: true, detail: "identical state descriptions"),
+            ]
         }
         return [("static check \(theirLabel) → \(ourLabel)", theirs, ours), ("static check \(ourLabel) → \(theirLabel)", ours, theirs)]
             .map { label, old, new in
                 do {
                     let result = try VMStateCheck.check(old: old, new: new)
                     let blocking = result.problems.filter { !$0.isMissingSubsection }
-                    return Check(name: label, ok: blocking.isEmpty,
-                                 detail: result.problems.isEmpty ? "no problems" : result.problems.map(\.message).prefix(3).joined(separator: "; "))
+                    return Check(
+                        name: label, ok: blocking.isEmpty,
+                        detail: result.problems.isEmpty ? "no problems" : result.problems.map(\.message).prefix(3).joined(separator: "; "))
                 } catch {
                     return Check(name: label, ok: false, detail: "a state description is unreadable: \(error)")
                 }
@@ -103,19 +106,28 @@ public final class IncomingMigrations: Sendable {
 
     public func verdict(_ offer: IncomingOffer) -> Verdict {
         let backend = try? registry.backends(offer.backendKind)
-        var checks = backend?.checks(of: offer)
+        var checks =
+            backend?.checks(of: offer)
             ?? [Check(name: "backend", ok: false, detail: "this host has no \(offer.backendKind.rawValue) backend")]
         let image = registry.images.images.first { $0.id == offer.guest.image }
         let bootable = image.map { $0.backends.contains(offer.backendKind) && (offer.arch == nil || offer.arch == $0.arch) } ?? false
-        checks.append(Check(name: "image", ok: image?.available == true && bootable,
-                            detail: image.map { !bootable ? "\($0.name) does not boot on \(offer.backendKind.rawValue) \(offer.arch ?? "")"
-                                : $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
-                                ?? "no image '\(offer.guest.image)' here"))
+        checks.append(
+            Check(
+                name: "image", ok: image?.available == true && bootable,
+                detail: image.map {
+                    !bootable
+                        ? "\($0.name) does not boot on \(offer.backendKind.rawValue) \(offer.arch ?? "")"
+                        : $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable")
+                }
+                    ?? "no image '\(offer.guest.image)' here"))
         let nameValid = (try? Names.validate(offer.guest.name, what: "guest")) != nil
         let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
-        checks.append(Check(name: "name", ok: nameValid && !taken,
-                            detail: !nameValid ? "'\(offer.guest.name)' is not a valid guest name"
-                                : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        checks.append(
+            Check(
+                name: "name", ok: nameValid && !taken,
+                detail: !nameValid
+                    ? "'\(offer.guest.name)' is not a valid guest name"
+                    : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
         do {
             try lifecycle.quotas.checkGuest(memoryMiB: offer.guest.memoryMiB)
             checks.append(Check(name: "capacity", ok: true, detail: "within this host's limits"))
@@ -125,8 +137,10 @@ public final class IncomingMigrations: Sendable {
         let range = backend?.memoryRange ?? GuestLifecycle.memoryRange
         let minimum = max(range.lowerBound, image?.minimumMemoryMiB ?? 0)
         let memoryOK = minimum <= range.upperBound && (minimum...range.upperBound).contains(offer.guest.memoryMiB)
-        checks.append(Check(name: "memory", ok: memoryOK,
-                            detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(range.upperBound) here)")))
+        checks.append(
+            Check(
+                name: "memory", ok: memoryOK,
+                detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(range.upperBound) here)")))
         return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
     }
 
@@ -233,7 +247,8 @@ public final class IncomingMigrations: Sendable {
     /// What became of the migration `id` here, for its source (SPEC §8 "Hand-over unknown").
     public func status(_ id: String) throws -> HandOverStatus {
         guard let guest = try store.all().first(where: { $0.migrationId == id }) else {
-            throw PanelError(.notFound, code: "unknown_migration", message: "no migration \(id) came here (or it was discarded before its guest started)")
+            throw PanelError(
+                .notFound, code: "unknown_migration", message: "no migration \(id) came here (or it was discarded before its guest started)")
         }
         return HandOverStatus(migrationId: id, guestId: guest.id, state: guest.incoming ? .migrating : guest.state)
     }
@@ -277,11 +292,12 @@ public final class IncomingMigrations: Sendable {
         let placement = try registry.backends(offer.backendKind).placement(of: offer)
         let image = try registry.images.image(offer.guest.image)
         let now = Date()
-        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
-                                machineType: placement.machineType, memoryMiB: offer.guest.memoryMiB, state: .migrating,
-                                icount: offer.guest.icount, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
-                                migrationId: offer.migrationId, createdAt: now, updatedAt: now,
-                                backend: offer.backendKind, binary: placement.binary)
+        let guest = GuestRecord(
+            id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
+            machineType: placement.machineType, memoryMiB: offer.guest.memoryMiB, state: .migrating,
+            icount: offer.guest.icount, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
+            migrationId: offer.migrationId, createdAt: now, updatedAt: now,
+            backend: offer.backendKind, binary: placement.binary)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
@@ -290,7 +306,9 @@ public final class IncomingMigrations: Sendable {
     /// Records the guest running and starts its CPU, as `perform(.start)` does.
     private func start(incoming guest: GuestRecord, _ runtime: any GuestRuntime) throws -> GuestRecord {
         try registry.withLifecycle(guest.id) { _ in
-            let running = try store.update(guest.id) { $0.incoming = false; $0.state = .running }
+            let running = try store.update(guest.id) {
+                $0.incoming = false; $0.state = .running
+            }
             events.publish("guest.state", subject: guest.id, data: GuestRegistry.eventData(running))
             registry.register(runtime, for: guest.id)
             // Past GO the guest is this host's: one whose machine will not run is recorded stopped here.

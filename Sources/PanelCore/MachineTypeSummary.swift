@@ -52,7 +52,8 @@ public struct MachineTypeSummary: Encodable, Sendable {
     init(_ type: QEMUMachineType, of binary: QEMUBinary) {
         name = type.name
         alias = type.alias
-        description = "\(binary.name) \(binary.version)" + (type.isDefault ? ", its default machine" : "")
+        description =
+            "\(binary.name) \(binary.version)" + (type.isDefault ? ", its default machine" : "")
             + (type.probeError.map { "; does not start with its default devices: \($0)" } ?? "")
         backend = .qemu
         arch = binary.arch
@@ -68,8 +69,11 @@ public struct MachineTypeSummary: Encodable, Sendable {
     }
 
     /// The list in registry order (the board module lists families newest version first).
-    public static func list(_ registry: MachineRegistry, policy: DeprecationPolicy = .qemu, now: Date = Date())
-        -> Items<MachineTypeSummary> {
+    public static func list(
+        _ registry: MachineRegistry, policy: DeprecationPolicy = .qemu, now: Date = Date()
+    )
+        -> Items<MachineTypeSummary>
+    {
         Items(items: registry.machineTypes.map { MachineTypeSummary($0, deprecation: $0.deprecation(asOf: now, policy: policy)) })
     }
 

@@ -37,8 +37,10 @@ public final class OutgoingMigrations: Sendable {
     /// descriptions (the destination runs the same checks on them as pre-flight).
     func offer(for guest: GuestRecord, migrationId: String? = nil) throws -> JSON {
         var fields: [String: JSON] = [
-            "guest": ["name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
-                      "icount": .bool(guest.icount)],
+            "guest": [
+                "name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
+                "icount": .bool(guest.icount),
+            ],
             "backend": .string(guest.backend.rawValue),
         ]
         fields.merge(try registry.backend(of: guest).offer(for: guest)) { $1 }
@@ -52,8 +54,10 @@ public final class OutgoingMigrations: Sendable {
         var local: [JSON] = try registry.backend(of: guest).localChecks(for: guest).map { check in
             ["name": .string(check.name), "ok": .bool(check.ok), "detail": .string(check.detail)]
         }
-        local.append(["name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
-                      "detail": .string("the guest is \(guest.state.rawValue)")])
+        local.append([
+            "name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
+            "detail": .string("the guest is \(guest.state.rawValue)"),
+        ])
         let peer = try PeerClient.resolve(target, peers: peers)
         var remote: JSON = ["go": false, "checks": []]
         do {
@@ -68,8 +72,10 @@ public final class OutgoingMigrations: Sendable {
             if case .string(let name)? = check["name"], case .string(let detail)? = check["detail"] { return .string("\(name): \(detail)") }
             return nil
         }
-        return ["go": .bool(reasons.isEmpty), "checks": .array(checks), "reasons": .array(reasons),
-                "destination": ["url": .string(peer.baseURL.absoluteString), "release": remote["release"] ?? .null]]
+        return [
+            "go": .bool(reasons.isEmpty), "checks": .array(checks), "reasons": .array(reasons),
+            "destination": ["url": .string(peer.baseURL.absoluteString), "release": remote["release"] ?? .null],
+        ]
     }
 
     public func migrate(_ id: String, target: MigrationTarget, downtimeLimitMs: UInt64, maxBandwidth: UInt64) throws -> TaskInfo {
@@ -81,12 +87,14 @@ public final class OutgoingMigrations: Sendable {
                 throw PanelError.invalidState("only a running or paused guest migrates (it is \(guest.state.rawValue))")
             }
             guard Self.downtimeLimits.contains(downtimeLimitMs), Self.bandwidthLimits.contains(maxBandwidth) else {
-                throw PanelError(.invalid, code: "invalid_transfer_limits",
-                                message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
+                throw PanelError(
+                    .invalid, code: "invalid_transfer_limits",
+                    message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
             }
-            let migration = OutgoingMigration(guest: guest, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
-                                              transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
-                                              migrationId: Secrets.randomHex(bytes: 16))
+            let migration = OutgoingMigration(
+                guest: guest, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
+                transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
+                migrationId: Secrets.randomHex(bytes: 16))
             return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
                 try send(migration, handle: handle)
             }
@@ -188,7 +196,8 @@ public final class OutgoingMigrations: Sendable {
     private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
         let ticket = try migration.peer.post("/migrations/incoming", try offer(for: migration.guest, migrationId: migration.migrationId))
         guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
-              let port = portNumber.wholeNumber(in: 1...65_535) else {
+            let port = portNumber.wholeNumber(in: 1...65_535)
+        else {
             throw PeerError(status: 0, message: "the destination sent no usable ticket and port")
         }
         let socket = try TCPSocket.connect(host: migration.peer.host, port: UInt16(port), timeout: 30)
@@ -197,8 +206,10 @@ public final class OutgoingMigrations: Sendable {
     }
 
     /// 2. Pre-copy, then the guest parks for the last pages and the devices.
-    private static func stream(_ migration: OutgoingMigration, to socket: TCPSocket,
-                               report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog) throws -> TransferStats {
+    private static func stream(
+        _ migration: OutgoingMigration, to socket: TCPSocket,
+        report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog
+    ) throws -> TransferStats {
         let transfer = migration.transfer
         do {
             return try migration.runtime.send(over: socket, transfer: transfer, progress: report)
@@ -231,8 +242,9 @@ public final class OutgoingMigrations: Sendable {
         } catch {
             silence = error
         }
-        let record = HandOverRecord(guestId: migration.id, peerURL: migration.peer.baseURL.absoluteString,
-                                    peerToken: migration.peer.token, migrationId: migration.migrationId)
+        let record = HandOverRecord(
+            guestId: migration.id, peerURL: migration.peer.baseURL.absoluteString,
+            peerToken: migration.peer.token, migrationId: migration.migrationId)
         // The destination settles it within moments when it can (a stream that broke after OK is
         // discarded there at once): a few tries before leaving it to the background resolver.
         var verdict = handOvers.ask(record)
@@ -250,9 +262,11 @@ public final class OutgoingMigrations: Sendable {
         case .undecided:
             keepParkedHere(migration)
             handOvers.startResolving()
-            throw PeerError(status: 0, message: "did not confirm that it started the guest (\(silence)); the guest is parked here "
-                                + "in state handoverUnknown until \(migration.peer.baseURL.absoluteString) says whether it runs it, "
-                                + "or until you confirm where it runs (POST /guests/\(migration.id)/resolve)")
+            throw PeerError(
+                status: 0,
+                message: "did not confirm that it started the guest (\(silence)); the guest is parked here "
+                    + "in state handoverUnknown until \(migration.peer.baseURL.absoluteString) says whether it runs it, "
+                    + "or until you confirm where it runs (POST /guests/\(migration.id)/resolve)")
         }
     }
 
@@ -316,8 +330,9 @@ public final class OutgoingMigrations: Sendable {
             guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
             try? migration.runtime.pause()
         }
-        logger.error("the destination did not confirm a migrated guest started; it is parked here until that is settled",
-                     metadata: ["guest": "\(migration.guest.name)"])
+        logger.error(
+            "the destination did not confirm a migrated guest started; it is parked here until that is settled",
+            metadata: ["guest": "\(migration.guest.name)"])
     }
 
     /// The destination runs the guest: the copy here stops for good.
@@ -349,15 +364,19 @@ final class SwitchOverWatchdog: Sendable {
     var fired: Bool { state.withLock { $0.fired } }
 
     var timeout: PeerError {
-        PeerError(status: 0, message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
-                      + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
+        PeerError(
+            status: 0,
+            message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
+                + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
     }
 
     func arm() {
-        guard state.withLock({ state -> Bool in
-            defer { state.armed = true }
-            return !state.armed && !state.done
-        }) else { return }
+        guard
+            state.withLock({ state -> Bool in
+                defer { state.armed = true }
+                return !state.armed && !state.done
+            })
+        else { return }
         let limit = Double(transfer.downtimeLimitMs.load(ordering: .relaxed)) / 1000
         DispatchQueue.global().asyncAfter(deadline: .now() + limit + grace) { [self] in
             let fire = state.withLock { state -> Bool in

@@ -26,26 +26,31 @@ public final class PanelServices: Sendable {
     public let metrics: GuestMetrics
 
     /// `listenHost` is where incoming migration streams are accepted (the panel's own address).
-    public init(settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
-                metricsInterval: Double = 1, logger: Logger = Logger(label: "emupanel")) throws {
+    public init(
+        settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
+        metricsInterval: Double = 1, logger: Logger = Logger(label: "emupanel")
+    ) throws {
         try settings.validate()
         self.settings = settings
-        try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: settings.dataDir, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         database = try PanelDatabase(path: settings.dataDir + "/emupanel.sqlite")
         events = EventBus()
         tasks = try TaskManager(database: database, events: events, logger: logger)
         images = ImageCatalog(guestsDir: settings.guestsDir)
         qemu = QEMUHost(settings: settings, logger: logger)
-        machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir,
-                                          qemu: qemu, peers: settings.peers)
+        machineTypes = MachineTypeCatalog(
+            machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir,
+            qemu: qemu, peers: settings.peers)
         let dataDir = settings.dataDir
         var backends: [Backend: any GuestBackend] = [.builtin: BuiltinBackend(machines: machines)]
         if settings.qemu.enabled {
             backends[.qemu] = QEMUGuestBackend(host: qemu, guestDirectory: { GuestRegistry.guestDirectory($0, dataDir: dataDir) })
         }
-        guests = GuestRegistry(database: database, images: images, machines: machines, backends: GuestBackends(all: backends), events: events,
-                               dataDir: settings.dataDir, logger: logger)
+        guests = GuestRegistry(
+            database: database, images: images, machines: machines, backends: GuestBackends(all: backends), events: events,
+            dataDir: settings.dataDir, logger: logger)
         quotas = Quotas(limits: settings.limits, registry: guests)
         lifecycle = GuestLifecycle(registry: guests, tasks: tasks, quotas: quotas, logger: logger)
         snapshots = SnapshotService(registry: guests, lifecycle: lifecycle, tasks: tasks)

@@ -25,8 +25,9 @@ struct QEMUCompatibility: Sendable {
     func document() throws -> CompatibilityDocument {
         let binaries = try host.binaries()
         var columns = binaries.map { binary in
-            Column(label: "\(binary.name) \(binary.version)", arch: binary.arch, version: binary.version, binary: binary.name, peer: nil,
-                   machineTypes: Dictionary(binary.machineTypes.map { ($0.name, $0.tier.rawValue) }) { first, _ in first })
+            Column(
+                label: "\(binary.name) \(binary.version)", arch: binary.arch, version: binary.version, binary: binary.name, peer: nil,
+                machineTypes: Dictionary(binary.machineTypes.map { ($0.name, $0.tier.rawValue) }) { first, _ in first })
         }
         var unreachable: [String] = []
         for peer in peers {
@@ -48,8 +49,9 @@ struct QEMUCompatibility: Sendable {
                 rows.append(.init(machineType: type.name, tier: type.tier.rawValue, cells: cells, binary: binary.name, arch: binary.arch))
             }
         }
-        return CompatibilityDocument(currentRelease: binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", "),
-                                     releases: columns.map(\.label), items: rows, unreachablePeers: unreachable)
+        return CompatibilityDocument(
+            currentRelease: binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", "),
+            releases: columns.map(\.label), items: rows, unreachablePeers: unreachable)
     }
 
     /// A peer's QEMU binaries and their machine types.
@@ -59,21 +61,26 @@ struct QEMUCompatibility: Sendable {
         guard case .array(let types)? = try peer.get("/machine-types?backend=qemu", timeout: 90)["items"] else { return [] }
         return binaries.compactMap { binary -> Column? in
             guard case .string(let binaryName)? = binary["name"], case .string(let arch)? = binary["arch"],
-                  case .string(let versionText)? = binary["version"], let version = QEMUVersion(text: versionText) else { return nil }
+                case .string(let versionText)? = binary["version"], let version = QEMUVersion(text: versionText)
+            else { return nil }
             var machineTypes: [String: String] = [:]
             for type in types where type["binary"] == .string(binaryName) {
                 if case .string(let typeName)? = type["name"], case .string(let tier)? = type["tier"] { machineTypes[typeName] = tier }
             }
-            return Column(label: "\(name): \(binaryName) \(versionText)", arch: arch, version: version, binary: binaryName,
-                          peer: peer, machineTypes: machineTypes)
+            return Column(
+                label: "\(name): \(binaryName) \(versionText)", arch: arch, version: version, binary: binaryName,
+                peer: peer, machineTypes: machineTypes)
         }
     }
 
     private func cell(_ type: QEMUMachineType, of binary: QEMUBinary, against column: Column, same: Bool) -> CompatibilityDocument.Cell {
-        func cell(_ status: String, forward: Bool? = nil, backward: Bool? = nil, reason: String?,
-                  forwardProblems: [String] = [], backwardProblems: [String] = []) -> CompatibilityDocument.Cell {
-            .init(release: column.label, status: status, forward: forward, backward: backward, reason: reason,
-                  forwardProblems: forwardProblems, backwardProblems: backwardProblems)
+        func cell(
+            _ status: String, forward: Bool? = nil, backward: Bool? = nil, reason: String?,
+            forwardProblems: [String] = [], backwardProblems: [String] = []
+        ) -> CompatibilityDocument.Cell {
+            .init(
+                release: column.label, status: status, forward: forward, backward: backward, reason: reason,
+                forwardProblems: forwardProblems, backwardProblems: backwardProblems)
         }
         if type.tier == .none {
             return cell("blocked", reason: type.blockers.map(\.description).joined(separator: "; "))
@@ -83,7 +90,8 @@ struct QEMUCompatibility: Sendable {
             return cell("absent", reason: "\(column.label) has no \(type.name)")
         }
         if theirTier == "none" { return cell("blocked", reason: "\(type.name) has a migration blocker in \(column.label)") }
-        let ours: String, theirs: String
+        let ours: String
+        let theirs: String
         do {
             ours = try host.vmstateDump(binary, machineType: type.name)
             theirs = try dump(type.name, in: column)
@@ -94,10 +102,13 @@ struct QEMUCompatibility: Sendable {
         let forward = ours == theirs ? [] : Self.problems(old: ours, new: theirs)
         let backward = ours == theirs ? [] : Self.problems(old: theirs, new: ours)
         let tier = QEMUGuestBackend.tierCheck(type, ours: column.version, theirs: binary.version)
-        let status = forward.isEmpty && backward.isEmpty ? (tier.ok ? "compatible" : "conditional")
+        let status =
+            forward.isEmpty && backward.isEmpty
+            ? (tier.ok ? "compatible" : "conditional")
             : forward.isEmpty ? "forwardOnly" : "incompatible"
-        return cell(status, forward: forward.isEmpty, backward: backward.isEmpty, reason: tier.ok ? nil : tier.detail,
-                    forwardProblems: forward, backwardProblems: backward)
+        return cell(
+            status, forward: forward.isEmpty, backward: backward.isEmpty, reason: tier.ok ? nil : tier.detail,
+            forwardProblems: forward, backwardProblems: backward)
     }
 
     private func dump(_ machineType: String, in column: Column) throws -> String {

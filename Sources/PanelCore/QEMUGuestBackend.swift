@@ -37,8 +37,9 @@ struct QEMUGuestBackend: GuestBackend {
     func refuseIfUnmigratable(_ guest: GuestRecord, action: String) throws {
         let (binary, type) = try lookup(guest)
         guard type.tier == .none else { return }
-        throw PanelError(.invalid, code: "not_migratable",
-                         message: "\(type.name) of \(binary.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
+        throw PanelError(
+            .invalid, code: "not_migratable",
+            message: "\(type.name) of \(binary.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
     }
 
     func configuration(for guest: GuestRecord, image: ImageCatalog.Image) throws -> QEMUGuestConfiguration {
@@ -47,32 +48,41 @@ struct QEMUGuestBackend: GuestBackend {
         // Firmware and kernel from the catalogue: OpenSBI + U-Boot, a test guest started in M-mode
         // with `-bios none`, or (no paths) QEMU's own firmware.
         let kernel = image.kernelPath.isEmpty ? nil : image.kernelPath
-        return QEMUGuestConfiguration(binary: binary.path, machineType: type.name, memoryMiB: guest.memoryMiB,
-                                      bios: image.biosPath ?? (kernel == nil ? nil : "none"), kernel: kernel,
-                                      name: guest.name, sandbox: binary.sandbox)
+        return QEMUGuestConfiguration(
+            binary: binary.path, machineType: type.name, memoryMiB: guest.memoryMiB,
+            bios: image.biosPath ?? (kernel == nil ? nil : "none"), kernel: kernel,
+            name: guest.name, sandbox: binary.sandbox)
     }
 
-    func makeRuntime(for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
-                     reports: RuntimeReports) throws -> any GuestRuntime {
+    func makeRuntime(
+        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) throws -> any GuestRuntime {
         let directory = guestDirectory(guest.id)
-        return QEMURuntime(configuration: try configuration(for: guest, image: image), directory: directory,
-                           logPath: directory + "/qemu.log", console: console, reports: reports)
+        return QEMURuntime(
+            configuration: try configuration(for: guest, image: image), directory: directory,
+            logPath: directory + "/qemu.log", console: console, reports: reports)
     }
 
     func offer(for guest: GuestRecord) throws -> [String: JSON] {
         let (binary, type) = try lookup(guest)
-        return ["machineType": .string(type.name), "release": .string(Release.current), "binary": .string(binary.name),
-                "arch": .string(binary.arch), "qemuVersion": .string(binary.version.description),
-                "vmstate": .string(JSON.withoutWhitespace(try host.vmstateDump(binary, machineType: type.name)))]
+        return [
+            "machineType": .string(type.name), "release": .string(Release.current), "binary": .string(binary.name),
+            "arch": .string(binary.arch), "qemuVersion": .string(binary.version.description),
+            "vmstate": .string(JSON.withoutWhitespace(try host.vmstateDump(binary, machineType: type.name))),
+        ]
     }
-
 
     func localChecks(for guest: GuestRecord) -> [IncomingMigrations.Check] {
         do {
             let (binary, type) = try lookup(guest)
-            return [.init(name: "tier", ok: type.tier != .none,
-                          detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ")
-                              : "\(type.name) of \(binary.name) \(binary.version) is \(type.tier.rawValue)")]
+            return [
+                .init(
+                    name: "tier", ok: type.tier != .none,
+                    detail: type.tier == .none
+                        ? type.blockers.map(\.description).joined(separator: "; ")
+                        : "\(type.name) of \(binary.name) \(binary.version) is \(type.tier.rawValue)")
+            ]
         } catch {
             return [.init(name: "QEMU", ok: false, detail: (error as? PanelError)?.message ?? "\(error)")]
         }
@@ -95,19 +105,22 @@ struct QEMUGuestBackend: GuestBackend {
             return [.init(name: "QEMU", ok: false, detail: "this host has no QEMU for \(arch)")]
         }
         var checks: [IncomingMigrations.Check] = [
-            .init(name: "QEMU", ok: true, detail: binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", ")),
+            .init(name: "QEMU", ok: true, detail: binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", "))
         ]
         guard let (binary, type) = try? destination(of: offer, arch: arch), type.name == offer.machineType else {
-            checks.append(.init(name: "machine type", ok: false,
-                                detail: "no \(arch) QEMU here (\(binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", "))) has \(offer.machineType)"))
+            checks.append(
+                .init(
+                    name: "machine type", ok: false,
+                    detail: "no \(arch) QEMU here (\(binaries.map { "\($0.name) \($0.version)" }.joined(separator: ", "))) has \(offer.machineType)"))
             return checks
         }
         checks.append(.init(name: "machine type", ok: true, detail: "\(type.name) is in \(binary.name) \(binary.version) here"))
         checks.append(Self.tierCheck(type, ours: binary.version, theirs: theirVersion))
         do {
-            checks += IncomingMigrations.staticChecks(theirs: offer.vmstate, theirLabel: "QEMU \(theirVersion)",
-                                                      ours: try host.vmstateDump(binary, machineType: type.name),
-                                                      ourLabel: "QEMU \(binary.version)")
+            checks += IncomingMigrations.staticChecks(
+                theirs: offer.vmstate, theirLabel: "QEMU \(theirVersion)",
+                ours: try host.vmstateDump(binary, machineType: type.name),
+                ourLabel: "QEMU \(binary.version)")
         } catch {
             checks.append(.init(name: "static check", ok: false, detail: (error as? PanelError)?.message ?? "\(error)"))
         }
@@ -118,15 +131,20 @@ struct QEMUGuestBackend: GuestBackend {
     static func tierCheck(_ type: QEMUMachineType, ours: QEMUVersion, theirs: QEMUVersion) -> IncomingMigrations.Check {
         switch type.tier {
         case .none:
-            return .init(name: "tier", ok: false, detail: "\(type.name) is not migratable: " + type.blockers.map(\.description).joined(separator: "; "))
+            return .init(
+                name: "tier", ok: false, detail: "\(type.name) is not migratable: " + type.blockers.map(\.description).joined(separator: "; "))
         case .versioned:
             return ours >= theirs
                 ? .init(name: "tier", ok: true, detail: "\(type.name) is versioned: QEMU \(theirs) → \(ours) is forward")
-                : .init(name: "tier", ok: false, detail: "\(type.name) is versioned, which QEMU promises only forward: QEMU \(ours) here is older than the source's \(theirs)")
+                : .init(
+                    name: "tier", ok: false,
+                    detail: "\(type.name) is versioned, which QEMU promises only forward: QEMU \(ours) here is older than the source's \(theirs)")
         case .unversioned:
             return ours == theirs
                 ? .init(name: "tier", ok: true, detail: "\(type.name) is unversioned and both hosts run QEMU \(ours)")
-                : .init(name: "tier", ok: false, detail: "\(type.name) is unversioned: it migrates between the same QEMU version only (source \(theirs), here \(ours))")
+                : .init(
+                    name: "tier", ok: false,
+                    detail: "\(type.name) is unversioned: it migrates between the same QEMU version only (source \(theirs), here \(ours))")
         }
     }
 

@@ -39,8 +39,9 @@ public final class QEMUHost: Sendable {
             names = nil
             return
         }
-        discovery = QEMUDiscovery(cacheDirectory: settings.qemu.cacheDir ?? settings.dataDir + "/qemu",
-                                  searchPath: settings.qemu.searchPath)
+        discovery = QEMUDiscovery(
+            cacheDirectory: settings.qemu.cacheDir ?? settings.dataDir + "/qemu",
+            searchPath: settings.qemu.searchPath)
         names = settings.qemu.binaries.map(Set.init)
     }
 
@@ -54,10 +55,12 @@ public final class QEMUHost: Sendable {
             for failure in failures {
                 logger.warning("a QEMU binary could not be probed", metadata: ["binary": "\(failure.path)", "reason": "\(failure.reason)"])
             }
-            logger.info("QEMU discovery finished", metadata: [
-                "binaries": "\(result.binaries.map(\.name).joined(separator: " "))",
-                "seconds": "\(String(format: "%.2f", ThreadStat.seconds(ContinuousClock.now - began)))",
-            ])
+            logger.info(
+                "QEMU discovery finished",
+                metadata: [
+                    "binaries": "\(result.binaries.map(\.name).joined(separator: " "))",
+                    "seconds": "\(String(format: "%.2f", ThreadStat.seconds(ContinuousClock.now - began)))",
+                ])
             found.withLock { $0 = Found(binaries: result.binaries, failures: failures) }
             finished.signal()
         }
@@ -95,8 +98,9 @@ public final class QEMUHost: Sendable {
             throw PanelError(.invalid, code: "qemu_disabled", message: "the QEMU backend is off on this host (qemu.enabled)")
         }
         guard let binary = try binaries().first(where: { $0.name == name }) else {
-            throw PanelError(.invalid, code: "qemu_missing",
-                             message: "this host has no \(name); found: \(((try? binaries()) ?? []).map(\.name).joined(separator: ", "))")
+            throw PanelError(
+                .invalid, code: "qemu_missing",
+                message: "this host has no \(name); found: \(((try? binaries()) ?? []).map(\.name).joined(separator: ", "))")
         }
         return binary
     }
@@ -109,14 +113,16 @@ public final class QEMUHost: Sendable {
         let all = try binaries()
         let binaries = all.filter { (binary == nil || $0.name == binary) && (arch == nil || $0.arch == arch) }
         if let binary, !all.contains(where: { $0.name == binary }) {
-            throw PanelError(.invalid, code: "qemu_missing",
-                             message: "this host has no \(binary); found: \(all.map(\.name).joined(separator: ", "))")
+            throw PanelError(
+                .invalid, code: "qemu_missing",
+                message: "this host has no \(binary); found: \(all.map(\.name).joined(separator: ", "))")
         }
         let candidates = binaries.compactMap { binary in binary.machineType(name).map { (binary, $0) } }
         guard let best = candidates.min(by: { Self.preference($0) < Self.preference($1) }) else {
             let place = binary ?? arch.map { "the \($0) QEMU binaries" } ?? "any QEMU binary"
-            throw PanelError(.invalid, code: "unknown_machine_type",
-                             message: "\(place) here \(all.isEmpty ? "(none were found)" : "has") no machine type '\(name)'")
+            throw PanelError(
+                .invalid, code: "unknown_machine_type",
+                message: "\(place) here \(all.isEmpty ? "(none were found)" : "has") no machine type '\(name)'")
         }
         return best
     }
@@ -131,8 +137,9 @@ public final class QEMUHost: Sendable {
         do {
             return try discovery.vmstateDump(binary: binary.path, machineType: machineType)
         } catch {
-            throw PanelError(.invalid, code: "vmstate_unavailable",
-                             message: "\(binary.name) did not dump the state descriptions of \(machineType): \(error)")
+            throw PanelError(
+                .invalid, code: "vmstate_unavailable",
+                message: "\(binary.name) did not dump the state descriptions of \(machineType): \(error)")
         }
     }
 
@@ -142,8 +149,9 @@ public final class QEMUHost: Sendable {
         return QEMUHostSummary(
             status: status,
             binaries: (found?.binaries ?? []).map {
-                .init(name: $0.name, path: $0.path, version: $0.version.description, package: $0.version.package, arch: $0.arch,
-                      sandbox: $0.sandbox, machineTypes: $0.machineTypes.count)
+                .init(
+                    name: $0.name, path: $0.path, version: $0.version.description, package: $0.version.package, arch: $0.arch,
+                    sandbox: $0.sandbox, machineTypes: $0.machineTypes.count)
             },
             failures: found?.failures ?? [])
     }

@@ -25,8 +25,10 @@ final class QEMURuntime: GuestRuntime {
         let shutdownReason = Mutex<String?>(nil)
     }
 
-    init(configuration: QEMUGuestConfiguration, directory: String, logPath: String, console: ConsoleBuffer,
-         reports: RuntimeReports) {
+    init(
+        configuration: QEMUGuestConfiguration, directory: String, logPath: String, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) {
         self.configuration = configuration
         self.directory = directory
         self.logPath = logPath
@@ -126,13 +128,16 @@ final class QEMURuntime: GuestRuntime {
 
     func load(fromFile path: String, expectedChecksum: String?) throws {
         try adopt {
-            try QEMUGuest.restore(configuration, fromSnapshot: path, expectedSHA256: expectedChecksum, directory: directory,
-                                  logPath: logPath, events: events, paused: true)
+            try QEMUGuest.restore(
+                configuration, fromSnapshot: path, expectedSHA256: expectedChecksum, directory: directory,
+                logPath: logPath, events: events, paused: true)
         }
     }
 
-    func saveSnapshot(to path: String, transfer: TransferControl,
-                      progress: @escaping @Sendable (TransferStats) -> Void) throws -> SavedState {
+    func saveSnapshot(
+        to path: String, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> SavedState {
         let guest = try running()
         let result = try Self.qemuErrors(cancelled: transfer) {
             try guest.saveSnapshot(to: path, transfer: transfer, progress: progress)
@@ -152,8 +157,10 @@ final class QEMURuntime: GuestRuntime {
     /// copy through the panel. A destination that fails says `ERR …` on the same connection while
     /// the stream still flows (QEMU's source has no return path and never reads it), so the
     /// transfer is given up at once and the caller reads the reason.
-    func send(over socket: TCPSocket, transfer: TransferControl,
-              progress: @escaping @Sendable (TransferStats) -> Void) throws -> TransferStats {
+    func send(
+        over socket: TCPSocket, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> TransferStats {
         let guest = try running()
         let descriptor = socket.fileDescriptor
         // QEMU waits on the socket itself; the panel's timeouts are put back for the verdict.
@@ -189,16 +196,18 @@ final class QEMURuntime: GuestRuntime {
             socket.setTimeouts(30)
         }
         try adopt {
-            try QEMUIncomingMigration.receive(configuration, from: descriptor, directory: directory, logPath: logPath,
-                                              events: events)
+            try QEMUIncomingMigration.receive(
+                configuration, from: descriptor, directory: directory, logPath: logPath,
+                events: events)
         }
     }
 
     func counters(first: Bool, paused: Bool) -> RuntimeCounters? {
         guard let guest, guest.process.exit == nil else { return nil }
         let pid = guest.process.pid
-        return RuntimeCounters(retired: nil, dirtyPages: 0, cpuTicks: ThreadStat.cpuTicks(statFile: "/proc/\(pid)/stat"),
-                               rssBytes: ThreadStat.rssBytes(statm: "/proc/\(pid)/statm") ?? 0)
+        return RuntimeCounters(
+            retired: nil, dirtyPages: 0, cpuTicks: ThreadStat.cpuTicks(statFile: "/proc/\(pid)/stat"),
+            rssBytes: ThreadStat.rssBytes(statm: "/proc/\(pid)/statm") ?? 0)
     }
 
     // MARK: Helpers

@@ -54,8 +54,10 @@ public final class SnapshotService: Sendable {
         }
     }
 
-    private func writeSnapshot(_ name: String, description: String, of guest: GuestRecord,
-                               runtime: any GuestRuntime, handle: TaskHandle) throws -> JSON {
+    private func writeSnapshot(
+        _ name: String, description: String, of guest: GuestRecord,
+        runtime: any GuestRuntime, handle: TaskHandle
+    ) throws -> JSON {
         let id = guest.id
         let path = registry.snapshotPath(id, name: name)
         let transfer = TransferControl(downtimeLimitMs: 50)
@@ -71,9 +73,10 @@ public final class SnapshotService: Sendable {
         }
         let (written, final) = (saved.file, saved.stats)
         handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, checksum \(written.checksum)")
-        let record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
-                                    machineType: guest.machineType, release: Release.current, sizeBytes: written.sizeBytes,
-                                    checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
+        let record = SnapshotRecord(
+            guestId: id, name: name, parent: guest.currentSnapshot, description: description,
+            machineType: guest.machineType, release: Release.current, sizeBytes: written.sizeBytes,
+            checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
         do {
             // One transaction: the record exists exactly when the guest descends from it.
             try snapshots.insert(record, current: true)
@@ -81,11 +84,14 @@ public final class SnapshotService: Sendable {
             unlink(path)
             throw error
         }
-        events.publish("snapshot.created", subject: id,
-                       data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-        return ["name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
-                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
-                "transfer": final.queryMigrate(under: transfer)]
+        events.publish(
+            "snapshot.created", subject: id,
+            data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
+        return [
+            "name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+            "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
+            "transfer": final.queryMigrate(under: transfer),
+        ]
     }
 
     /// Restores a snapshot: the file's checksum and every device section are checked, the state is
@@ -97,8 +103,9 @@ public final class SnapshotService: Sendable {
             let guest = try store.get(id)
             let record = try snapshots.get(guestId: id, name: name)
             guard record.machineType == guest.machineType else {
-                throw PanelError(.invalid, code: "machine_type_mismatch",
-                                message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
+                throw PanelError(
+                    .invalid, code: "machine_type_mismatch",
+                    message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
             }
             try registry.backend(of: guest).refuseIfUnmigratable(guest, action: "restore")
             guard guest.state != .migrating, guest.state != .migrated else {
@@ -119,8 +126,9 @@ public final class SnapshotService: Sendable {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
             try fresh.load(fromFile: registry.snapshotPath(id, name: name), expectedChecksum: record.checksum)
         } catch let error as SnapshotFileError where error.isChecksumMismatch {
-            throw PanelError(.invalid, code: "snapshot_corrupt",
-                            message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
+            throw PanelError(
+                .invalid, code: "snapshot_corrupt",
+                message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
         }
         handle.progress(0.9)
         try registry.withLifecycle(id) { _ in
@@ -130,7 +138,9 @@ public final class SnapshotService: Sendable {
             old?.stop()
             let state: GuestState = current.state == .paused ? .paused : .running
             try registry.startRegistered(fresh, for: id, paused: state == .paused)
-            let restored = try store.update(id) { $0.currentSnapshot = name; $0.state = state }
+            let restored = try store.update(id) {
+                $0.currentSnapshot = name; $0.state = state
+            }
             events.publish("guest.state", subject: id, data: GuestRegistry.eventData(restored))
         }
         events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
@@ -187,4 +197,3 @@ public struct SnapshotView: Encodable, Sendable {
         try container.encode(current, forKey: .current)
     }
 }
-

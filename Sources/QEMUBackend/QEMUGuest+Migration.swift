@@ -12,16 +12,19 @@ extension QEMUGuest {
     /// reports `completed`. A failed or cancelled migration leaves the guest running as before
     /// (QEMU resumes it) and throws `migrationFailed` / `migrationCancelled`. After `maxPasses`
     /// passes the guest is paused for the rest, as for snapshots.
-    public func migrate(toHost host: String, port: UInt16, transfer: TransferControl = TransferControl(),
-                        maxPasses: UInt64 = 30, timeout: Duration? = nil,
-                        progress: (TransferStats) -> Void = { _ in }) throws -> TransferStats {
+    public func migrate(
+        toHost host: String, port: UInt16, transfer: TransferControl = TransferControl(),
+        maxPasses: UInt64 = 30, timeout: Duration? = nil,
+        progress: (TransferStats) -> Void = { _ in }
+    ) throws -> TransferStats {
         let uri = try Self.tcpURI(host: host, port: port)
         try beginTransfer(transfer)
         defer { endTransfer() }
         do {
             try qmp.execute("migrate", ["uri": .string(uri)])
-            return try followMigration(transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
-                                       progress: progress)
+            return try followMigration(
+                transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
+                progress: progress)
         } catch {
             settleMigration()
             throw error
@@ -34,9 +37,11 @@ extension QEMUGuest {
     /// destination before and after. `abandon` returning true cancels (the destination said it
     /// failed). Otherwise as `migrate(toHost:port:)`: the guest is left in `postmigrate` on
     /// `completed`, running as before on a failure or cancel.
-    public func migrate(over descriptor: Int32, transfer: TransferControl = TransferControl(), maxPasses: UInt64 = 30,
-                        timeout: Duration? = nil, progress: (TransferStats) -> Void = { _ in },
-                        abandon: () -> Bool = { false }) throws -> TransferStats {
+    public func migrate(
+        over descriptor: Int32, transfer: TransferControl = TransferControl(), maxPasses: UInt64 = 30,
+        timeout: Duration? = nil, progress: (TransferStats) -> Void = { _ in },
+        abandon: () -> Bool = { false }
+    ) throws -> TransferStats {
         try beginTransfer(transfer)
         defer { endTransfer() }
         try qmp.execute("getfd", ["fdname": .string(Self.migrationDescriptorName)], passing: descriptor)
@@ -47,8 +52,9 @@ extension QEMUGuest {
             throw error
         }
         do {
-            return try followMigration(transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
-                                       progress: progress, abandon: abandon)
+            return try followMigration(
+                transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
+                progress: progress, abandon: abandon)
         } catch {
             settleMigration()
             throw error

@@ -1,7 +1,8 @@
 import Foundation
 import HTTPTestSupport
-@testable import PanelCore
 import Testing
+
+@testable import PanelCore
 
 /// QEMU as the panel's second backend (issue 12), against the installed qemu-system-riscv64:
 /// discovery through the API, a guest's whole life over QMP, its console in the same buffer,
@@ -52,9 +53,11 @@ struct QEMUGuestTests {
         let items = try #require(try panel.get("/api/v1/machine-types?backend=qemu").json()["items"] as? [[String: Any]])
         let q35 = try #require(items.first { $0["name"] as? String == "pc-q35-7.2" })
         #expect(q35["tier"] as? String == "versioned" && q35["arch"] as? String == "x86_64", "\(q35)")
-        let created = try panel.send("POST", "/api/v1/guests", json: [
-            "name": "pc", "image": "seabios", "machineType": "q35", "memoryMiB": 128, "backend": "qemu",
-        ])
+        let created = try panel.send(
+            "POST", "/api/v1/guests",
+            json: [
+                "name": "pc", "image": "seabios", "machineType": "q35", "memoryMiB": 128, "backend": "qemu",
+            ])
         #expect(created.status == 201, "\(created.text)")
         let guest = try created.json()
         #expect(guest["machineType"] as? String != "q35", "the alias is resolved to the type it names: \(guest)")
@@ -125,8 +128,11 @@ struct QEMUGuestTests {
         let panel = try QEMUPanel.panel()
         let id = try QEMUPanel.started(panel, name: "pattern", image: "memory-pattern")
         var console = try helpers.waitForConsole(panel, id, "pass 32 ok")
-        let first = try helpers.waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots",
-                                                                  json: ["name": "one", "description": "running"]))
+        let first = try helpers.waitForTask(
+            panel,
+            try panel.send(
+                "POST", "/api/v1/guests/\(id)/snapshots",
+                json: ["name": "one", "description": "running"]))
         #expect(first["status"] as? String == "succeeded", "\(first)")
         #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running", "a running guest runs on")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").status == 200)

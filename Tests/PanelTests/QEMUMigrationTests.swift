@@ -31,11 +31,15 @@ struct QEMUMigrationTests {
         let preflight = try source.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: ["target": target(destination)]).json()
         #expect(preflight["go"] as? Bool == true, "\(preflight)")
         let names = (preflight["checks"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-        #expect(names.contains("tier") && names.contains("machine type") && names.filter { $0.hasPrefix("static check QEMU") }.count == 2,
-                "the tier rule and QEMU's dumps checked both ways: \(names)")
+        #expect(
+            names.contains("tier") && names.contains("machine type") && names.filter { $0.hasPrefix("static check QEMU") }.count == 2,
+            "the tier rule and QEMU's dumps checked both ways: \(names)")
 
-        let task = try helpers.waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate",
-                                                                   json: ["target": target(destination), "downtimeLimitMs": 300]))
+        let task = try helpers.waitForTask(
+            source,
+            try source.send(
+                "POST", "/api/v1/guests/\(id)/migrate",
+                json: ["target": target(destination), "downtimeLimitMs": 300]))
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let detail = try #require(task["detail"] as? [String: Any])
         #expect(detail["status"] as? String == "completed")
@@ -54,8 +58,9 @@ struct QEMUMigrationTests {
         let source = try QEMUPanel.panel()
         let id = try startedPattern(on: source)
         // 1 MiB/s: 64 MiB of RAM take a minute.
-        let started = try source.send("POST", "/api/v1/guests/\(id)/migrate",
-                                      json: ["target": target(destination), "maxBandwidth": 1 << 20])
+        let started = try source.send(
+            "POST", "/api/v1/guests/\(id)/migrate",
+            json: ["target": target(destination), "maxBandwidth": 1 << 20])
         #expect(started.status == 202, "\(started.text)")
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
         let deadline = Date().addingTimeInterval(30)
@@ -73,7 +78,8 @@ struct QEMUMigrationTests {
         let task = try helpers.waitForTask(source, started)
         #expect(task["status"] as? String == "cancelled", "\(task)")
         #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
-        let console = try helpers.waitForConsole(source, id, " ok", since: try source.get("/api/v1/guests/\(id)/console?since=0").json()["next"] as? Int ?? 0)
+        let console = try helpers.waitForConsole(
+            source, id, " ok", since: try source.get("/api/v1/guests/\(id)/console?since=0").json()["next"] as? Int ?? 0)
         #expect(!console.text.contains("holds"))
         try waitForNoGuests(destination)
     }
@@ -85,25 +91,31 @@ struct QEMUMigrationTests {
         let wrappers = NSTemporaryDirectory() + "emupanel-qemu-wrapper-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: wrappers) }
         try FileManager.default.createDirectory(atPath: wrappers, withIntermediateDirectories: true)
-        let real = try #require((ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
-            .map { "\($0)/qemu-system-riscv64" }.first { FileManager.default.isExecutableFile(atPath: $0) })
+        let real = try #require(
+            (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+                .map { "\($0)/qemu-system-riscv64" }.first { FileManager.default.isExecutableFile(atPath: $0) })
         let wrapper = wrappers + "/qemu-system-riscv64"
         try "#!/bin/sh\nexec \(real) \"$@\" -m 128M\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
         chmod(wrapper, 0o755)
         let destination = try PanelFixture(machines: .empty) { configuration in
-            configuration.settings.qemu = .init(enabled: true, binaries: ["qemu-system-riscv64"],
-                                                cacheDir: wrappers + "/cache", searchPath: wrappers)
+            configuration.settings.qemu = .init(
+                enabled: true, binaries: ["qemu-system-riscv64"],
+                cacheDir: wrappers + "/cache", searchPath: wrappers)
         }
         let source = try QEMUPanel.panel()
         let id = try startedPattern(on: source)
-        let task = try helpers.waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate",
-                                                                   json: ["target": target(destination)]))
+        let task = try helpers.waitForTask(
+            source,
+            try source.send(
+                "POST", "/api/v1/guests/\(id)/migrate",
+                json: ["target": target(destination)]))
         #expect(task["status"] as? String == "failed", "\(task)")
         let error = task["error"] as? String ?? ""
         #expect(error.contains("mismatch") || error.contains("ram"), "QEMU's own reason from the destination: \(error)")
         #expect(!error.contains("Broken pipe"), "\(error)")
         #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
-        let console = try helpers.waitForConsole(source, id, " ok", since: try source.get("/api/v1/guests/\(id)/console?since=0").json()["next"] as? Int ?? 0)
+        let console = try helpers.waitForConsole(
+            source, id, " ok", since: try source.get("/api/v1/guests/\(id)/console?since=0").json()["next"] as? Int ?? 0)
         #expect(!console.text.contains("holds"))
         try waitForNoGuests(destination)
     }

@@ -41,11 +41,15 @@ enum QEMUPanel {
     }
 
     /// Creates and starts a QEMU guest; its id.
-    static func started(_ panel: PanelFixture, name: String, image: String, machineType: String = "virt",
-                        memoryMiB: Int = 64) throws -> String {
-        let created = try panel.send("POST", "/api/v1/guests", json: [
-            "name": name, "image": image, "machineType": machineType, "memoryMiB": memoryMiB, "backend": "qemu",
-        ])
+    static func started(
+        _ panel: PanelFixture, name: String, image: String, machineType: String = "virt",
+        memoryMiB: Int = 64
+    ) throws -> String {
+        let created = try panel.send(
+            "POST", "/api/v1/guests",
+            json: [
+                "name": name, "image": image, "machineType": machineType, "memoryMiB": memoryMiB, "backend": "qemu",
+            ])
         #expect(created.status == 201, "\(created.text)")
         let id = try #require(try created.json()["id"] as? String, "\(created.text)")
         let start = try panel.send("POST", "/api/v1/guests/\(id)/start")

@@ -1,8 +1,9 @@
 import Foundation
 import HTTPTestSupport
-@testable import PanelCore
 import QEMUBackend
 import Testing
+
+@testable import PanelCore
 
 /// Pre-flight for QEMU guests (issue 12 item 6): the tier's promise on the two QEMU versions,
 /// and the destination's refusals with their reasons before any RAM moves.
@@ -42,14 +43,20 @@ struct QEMUPreflightTests {
         let id = try QEMUPanel.started(source, name: "echo", image: "uart-echo")
         let onlyX86 = try QEMUPanel.panel(binaries: ["qemu-system-x86_64"])
         try QEMUPanel.waitForDiscovery(onlyX86)
-        let answer = try source.send("POST", "/api/v1/guests/\(id)/migrate/preflight",
-                                     json: ["target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token]]).json()
+        let answer = try source.send(
+            "POST", "/api/v1/guests/\(id)/migrate/preflight",
+            json: ["target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token]]
+        ).json()
         #expect(answer["go"] as? Bool == false)
         let reasons = (answer["reasons"] as? [String] ?? []).joined(separator: "; ")
         #expect(reasons.contains("no QEMU for riscv64"), "\(reasons)")
-        let migrate = try GuestTests().waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
-            "target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token],
-        ]))
+        let migrate = try GuestTests().waitForTask(
+            source,
+            try source.send(
+                "POST", "/api/v1/guests/\(id)/migrate",
+                json: [
+                    "target": ["url": "http://127.0.0.1:\(onlyX86.port)", "token": PanelFixture.token]
+                ]))
         #expect(migrate["status"] as? String == "failed")
         #expect((migrate["error"] as? String ?? "").contains("no QEMU for riscv64"), "\(migrate)")
         #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
@@ -63,8 +70,10 @@ struct QEMUPreflightTests {
         let peer = try QEMUPanel.panel()
         let panel = try PanelFixture(machines: .empty) { configuration in
             configuration.settings.qemu = .init(enabled: true, binaries: ["qemu-system-riscv64"], cacheDir: QEMUPanel.cache)
-            configuration.settings.peers = [.init(name: "b", url: "http://127.0.0.1:\(peer.port)", token: PanelFixture.token),
-                                            .init(name: "gone", url: "http://127.0.0.1:9", token: "x")]
+            configuration.settings.peers = [
+                .init(name: "b", url: "http://127.0.0.1:\(peer.port)", token: PanelFixture.token),
+                .init(name: "gone", url: "http://127.0.0.1:9", token: "x"),
+            ]
         }
         // Every dump read and checked: longer than the client's usual 10 s on a busy debug build.
         let reply = try RawHTTPConnection(port: panel.port, timeout: 120)
