@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "PanelCore",
             dependencies: [
-                "EmulatorCore", "RISCV", "Migration", "Headless", "VMState",
+                "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "QEMUBackend",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -59,7 +59,9 @@ class Panel:
         os.makedirs(self.dir)
         self.token = "bench-token-" + name + "-0123456789"
         cfg = {"listen": "127.0.0.1:0", "dataDir": self.dir, "publicDir": os.path.abspath("Public"),
-               "guestsDir": os.path.abspath("guests")}
+               "guestsDir": os.path.abspath("guests"),
+               # QEMU guests (the qemu-via-panel rows) on the QEMU the bench compares with; no other probed.
+               "qemu": {"binaries": [os.path.basename(os.environ.get("QEMU", "qemu-system-riscv64"))]}}
         with open(self.dir + "/config.json", "w") as f:
             json.dump(cfg, f)
         self.log_path = self.dir + "/serve.out"
@@ -105,10 +107,11 @@ class Panel:
     def console(self, gid):
         return self.req("GET", f"/guests/{gid}/console?since=0&wait=0")["data"]
 
-    def start_guest(self, name, workload, run_seconds, paused=False):
-        """Creates and starts a 1 GiB guest of `workload`, lets it get its memory ready; its id."""
+    def start_guest(self, name, workload, run_seconds, paused=False, backend="builtin"):
+        """Creates and starts a 1 GiB guest of `workload` (on the built-in core or QEMU), lets it
+        get its memory ready; its id."""
         gid = self.req("POST", "/guests", {"name": name, "image": workload.image, "machineType": "virt",
-                                           "memoryMiB": 1024})["id"]
+                                           "memoryMiB": 1024, "backend": backend})["id"]
         self.req("POST", f"/guests/{gid}/start")
         if workload.ready:
             wait_for(lambda: self.console(gid), workload.ready, 120, f"emupanel guest {name}")

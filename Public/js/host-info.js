@@ -7,9 +7,10 @@ export async function hostInfo() {
   return api("GET", "/host");
 }
 
-/** {min, max} MiB of guest memory; max is null when the host does not say. */
-export function memoryLimits(host, image) {
-  const range = host && host.limits && host.limits.memoryMiB ? host.limits.memoryMiB : {};
+/** {min, max} MiB of guest memory on `backend`; max is null when the host does not say. */
+export function memoryLimits(host, image, backend = "builtin") {
+  const limits = host && host.limits ? host.limits : {};
+  const range = (limits.backendMemoryMiB && limits.backendMemoryMiB[backend]) || limits.memoryMiB || {};
   const imageMin = image && image.minimumMemoryMiB ? image.minimumMemoryMiB : 1;
   const min = Math.max(imageMin, Number.isInteger(range.min) ? range.min : 16);
   const max = Number.isInteger(range.max) ? range.max : null;

@@ -8,7 +8,8 @@ import Foundation
 import Synchronization
 
 /// A running libmicrohttpd daemon.
-struct Daemon: @unchecked Sendable {  // the pointer is only used to stop, once, under the server's lock
+// @unchecked Sendable: the pointer is only used to stop, once, under the server's lock
+struct Daemon: @unchecked Sendable {
     let pointer: OpaquePointer
     let boundPort: UInt16
 
@@ -84,7 +85,8 @@ struct ConnectionHandle: SuspendableConnection, @unchecked Sendable {
 }
 
 /// One request's state across libmicrohttpd's calls to the access handler.
-final class RequestContext: @unchecked Sendable {  // body fields are touched only by the daemon thread owning the connection; `parking` is locked
+// @unchecked Sendable: body fields are touched only by the daemon thread owning the connection; `parking` is locked
+final class RequestContext: @unchecked Sendable {
     var body: [UInt8] = []
     var answered = false
     /// The most body this request may bring (its route's limit, or the server's).

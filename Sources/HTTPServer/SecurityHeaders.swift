@@ -14,7 +14,8 @@ import Foundation
 ///   they carry guest state and CSRF tokens that must not stay in caches.
 enum SecurityHeaders {
     /// A header as C strings, made once: libmicrohttpd copies them into each response.
-    struct Header: @unchecked Sendable {  // both pointers come from strdup at first use and are never freed or written
+    // @unchecked Sendable: both pointers come from strdup at first use and are never freed or written
+    struct Header: @unchecked Sendable {
         let name: UnsafePointer<CChar>
         let value: UnsafePointer<CChar>
         init(_ name: String, _ value: String) {

@@ -76,7 +76,8 @@ extension OutgoingMigration: PrecopyStream {
 }
 
 /// Carries a MachineState off the CPU thread; it is used only while the transfer runs.
-final class MachineStateBox: @unchecked Sendable {  // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
+// @unchecked Sendable: built on the CPU thread, then used by the one transfer thread; device reads happen while parked
+final class MachineStateBox: @unchecked Sendable {
     let value: MachineState
     init(_ value: MachineState) { self.value = value }
 }

@@ -116,12 +116,40 @@ public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable {
         }
     }
 
+    /// Reads one `\n`-terminated line a byte at a time, so nothing after it is taken from the
+    /// socket: what follows is left for whoever reads next — another process, when the descriptor
+    /// is handed on (a QEMU that loads the stream after the panel checked its ticket). Nil at end
+    /// of stream.
+    public func readLineExactly(maximum: Int = 4096) throws -> String? {
+        var line: [UInt8] = lineBuffer
+        lineBuffer = []
+        var byte: UInt8 = 0
+        while true {
+            if let newline = line.firstIndex(of: UInt8(ascii: "\n")) {
+                lineBuffer = Array(line[(newline + 1)...])
+                return String(decoding: line[..<newline], as: UTF8.self)
+            }
+            guard line.count <= maximum else { throw SocketError(message: "line longer than \(maximum) bytes") }
+            let n = recv(fileDescriptor, &byte, 1, 0)
+            if n == 0 { return nil }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SocketError("recv")
+            }
+            line.append(byte)
+        }
+    }
+
+    /// Bytes read ahead of a line and not consumed yet (nothing a second process could see).
+    public var hasBufferedInput: Bool { !lineBuffer.isEmpty }
+
     /// Ends both directions at once; a thread blocked in send/recv on it returns with an error.
     public func shutdown() { Glibc.shutdown(fileDescriptor, Int32(SHUT_RDWR)) }
 }
 
 /// A listening socket on an ephemeral port.
-public final class TCPListener: @unchecked Sendable {  // accept runs on one thread; `close` from another wakes it via shutdown
+// @unchecked Sendable: accept runs on one thread; `close` from another wakes it via shutdown
+public final class TCPListener: @unchecked Sendable {
     public let fileDescriptor: Int32
     public let port: UInt16
 

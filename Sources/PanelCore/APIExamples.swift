@@ -1,5 +1,6 @@
 import EmulatorCore
 import Foundation
+import QEMUBackend
 import RISCV
 
 /// A representative value of each type the API answers with, every optional field set where the
@@ -9,10 +10,10 @@ public enum APIExamples {
     static let date = Date(timeIntervalSince1970: 1_796_000_000)
 
     public static let guest = GuestRecord(
-        id: "g-1a2b3c4d", name: "demo", image: "uboot", machineType: "virt-1.1", memoryMiB: 128, state: .running,
+        id: "g-1a2b3c4d", name: "demo", image: "uboot", machineType: "virt", memoryMiB: 128, state: .running,
         icount: false, resumeAtStart: false, managedSave: "xxh128:0123456789abcdef0123456789abcdef", pausedAtSave: false,
         currentSnapshot: "before-upgrade", incoming: false, peer: "http://127.0.0.1:8081", peerGuestId: "g-5e6f7a8b",
-        migrationId: "0123456789abcdef", createdAt: date, updatedAt: date)
+        migrationId: "0123456789abcdef", createdAt: date, updatedAt: date, backend: .qemu, binary: "qemu-system-riscv64")
 
     public static let task: TaskInfo = {
         var task = TaskInfo(id: "t-0123456789ab", kind: "migrate", guestId: guest.id)
@@ -42,13 +43,49 @@ public enum APIExamples {
 
     public static let eventsPage = EventBus.EventsPage(items: [event], next: 7, truncated: false, epoch: "0a1b2c3d")
 
-    public static let machineTypeSummary = MachineTypeSummary(VirtMachineTypes.newest, deprecation: "older than 3 years")
+    /// A QEMU type, so the QEMU-only fields are in the schema too.
+    public static let machineTypeSummary = MachineTypeSummary(qemuMachineType, of: qemuBinary)
 
-    public static let machineTypeDetail = MachineTypeDetail(
-        try! VirtMachineTypes.registry.resolve("sandbox-hostrng"), requested: "sandbox-hostrng", policy: .qemu)
+    public static let machineTypeDetail: MachineTypeDetail = {
+        var detail = MachineTypeDetail(try! VirtMachineTypes.registry.resolve("sandbox-hostrng"), requested: "sandbox-hostrng", policy: .qemu)
+        // Set for QEMU types only; shown here so the document knows them.
+        detail.binary = qemuBinary.name
+        detail.qemuVersion = qemuBinary.version.description
+        detail.probeError = "qemu-system-riscv64: Unable to load the RISC-V firmware"
+        return detail
+    }()
 
-    public static let compatibility = CompatibilityDocument(
-        CompatibilityMatrix(registry: VirtMachineTypes.registry, currentRelease: Release.current, frozen: []))
+    static let qemuMachineType = QEMUMachineType(
+        name: "pc-q35-7.2", alias: "q35", deprecated: false,
+        blockers: [QEMUMigrationBlocker(qemuReason: "non-migratable device: 0000:00:03.0/nvme")],
+        probeError: "qemu-system-x86_64: -device nvme: drive property not set")
+
+    static let qemuBinary = QEMUBinary(
+        path: "/usr/bin/qemu-system-x86_64",
+        identity: QEMUBinaryIdentity(path: "/usr/bin/qemu-system-x86_64", size: 1, modificationTimeNanoseconds: 0),
+        version: QEMUVersion(major: 7, minor: 2, micro: 22, package: "Debian 1:7.2+dfsg-7+deb12u18+b3"),
+        machineTypes: [qemuMachineType], sandbox: true)
+
+    public static let qemuHost = QEMUHostSummary(
+        status: .ready,
+        binaries: [
+            .init(
+                name: "qemu-system-x86_64", path: "/usr/bin/qemu-system-x86_64", version: "7.2.22",
+                package: "Debian 1:7.2+dfsg-7+deb12u18+b3", arch: "x86_64", sandbox: true, machineTypes: 58)
+        ],
+        failures: [.init(path: "/usr/bin/qemu-system-alpha", reason: "exited with status 1")])
+
+    public static let compatibility: CompatibilityDocument = {
+        var document = CompatibilityDocument(
+            CompatibilityMatrix(registry: VirtMachineTypes.registry, currentRelease: Release.current, frozen: []))
+        // Set in QEMU's matrix only (`?backend=qemu`); shown here so the document knows them.
+        document.unreachablePeers = ["b: cannot reach http://127.0.0.1:8081"]
+        if !document.items.isEmpty {
+            document.items[0].binary = "qemu-system-riscv64"
+            document.items[0].arch = "riscv64"
+        }
+        return document
+    }()
 
     public static let verdict = IncomingMigrations.Verdict(
         go: true, release: Release.current, checks: [.init(name: "machine type", ok: true, detail: "virt-1.1 is known here")])

@@ -1,16 +1,23 @@
 import EmulatorCore
 
 /// `GET /compatibility` as JSON: columns are releases (oldest first, the current last),
-/// rows machine types, each cell says whether state moves each way and, if not, why.
+/// rows machine types, each cell says whether state moves each way and, if not, why. For QEMU
+/// (`?backend=qemu`, QEMUCompatibility) the columns are QEMU binaries and versions, this host's
+/// and its peers', and each row names its binary.
 public struct CompatibilityDocument: Encodable, Sendable {
     var currentRelease: String
     var releases: [String]
     var items: [Row]
+    /// QEMU: peers whose QEMUs could not be read, with why.
+    var unreachablePeers: [String]? = nil
 
     struct Row: Encodable, Sendable {
         var machineType: String
         var tier: String?
         var cells: [Cell]
+        /// QEMU rows: the binary the type is in, and its architecture.
+        var binary: String? = nil
+        var arch: String? = nil
     }
 
     struct Cell: Encodable, Sendable {
@@ -21,6 +28,13 @@ public struct CompatibilityDocument: Encodable, Sendable {
         var reason: String?
         var forwardProblems: [String]
         var backwardProblems: [String]
+    }
+
+    init(currentRelease: String, releases: [String], items: [Row], unreachablePeers: [String]? = nil) {
+        self.currentRelease = currentRelease
+        self.releases = releases
+        self.items = items
+        self.unreachablePeers = unreachablePeers
     }
 
     init(_ matrix: CompatibilityMatrix) {

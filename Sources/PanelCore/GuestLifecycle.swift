@@ -56,17 +56,26 @@ public final class GuestLifecycle: Sendable {
 
     // MARK: Records
 
-    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool) throws -> GuestRecord {
+    public func create(
+        name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
+        backend kind: Backend = .builtin, binary: String? = nil
+    ) throws -> GuestRecord {
         try Names.validate(name, what: "guest")
         let image = try registry.images.image(imageID)
-        let type = try registry.resolve(machineType)
-        try Self.checkMemory(memoryMiB, image: image)
+        let backend = try registry.backends(kind)
+        let placement = try backend.place(machineType: machineType, binary: binary, image: image)
+        guard !icount || kind == .builtin else {
+            throw PanelError(
+                .invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
+        }
+        try Self.checkMemory(memoryMiB, image: image, range: backend.memoryRange)
         try quotas.checkGuest(memoryMiB: memoryMiB)
         let now = Date()
         let guest = GuestRecord(
             id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
-            machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
-            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+            machineType: placement.machineType, memoryMiB: memoryMiB, state: .stopped, icount: icount,
+            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now,
+            backend: kind, binary: placement.binary)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
@@ -81,8 +90,14 @@ public final class GuestLifecycle: Sendable {
                     throw PanelError.invalidState("memory and clock change only while the guest is stopped (it is \(current.state.rawValue))")
                 }
             }
+            if icount == true, current.backend != .builtin {
+                throw PanelError(
+                    .invalid, code: "invalid_clock", message: "the deterministic clock (icount) is the built-in core's; QEMU guests run on real time")
+            }
             if let memoryMiB {
-                try Self.checkMemory(memoryMiB, image: try registry.images.image(current.image))
+                try Self.checkMemory(
+                    memoryMiB, image: try registry.images.image(current.image),
+                    range: try registry.backend(of: current).memoryRange)
                 try quotas.checkGuest(memoryMiB: memoryMiB, changing: id)
             }
             return try store.update(id) { guest in
@@ -108,8 +123,8 @@ public final class GuestLifecycle: Sendable {
         }
     }
 
-    static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image) throws {
-        let range = max(memoryRange.lowerBound, image.minimumMemoryMiB)...memoryRange.upperBound
+    static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image, range backendRange: ClosedRange<Int>) throws {
+        let range = max(backendRange.lowerBound, image.minimumMemoryMiB)...max(backendRange.upperBound, image.minimumMemoryMiB)
         guard range.contains(memoryMiB) else {
             throw PanelError(
                 .invalid, code: "invalid_memory",
@@ -142,20 +157,20 @@ public final class GuestLifecycle: Sendable {
                 return try start(guest)
             case .pause:
                 let runtime = try registry.runtime(id)
-                runtime.pause()
+                try runtime.pause()
                 do {
                     return try registry.setState(id, .paused)
                 } catch {
-                    runtime.resume()
+                    try? runtime.resume()
                     throw error
                 }
             case .resume:
                 let runtime = try registry.runtime(id)
-                runtime.resume()
+                try runtime.resume()
                 do {
                     return try registry.setState(id, .running)
                 } catch {
-                    runtime.pause()
+                    try? runtime.pause()
                     throw error
                 }
             case .stop:
@@ -192,7 +207,7 @@ public final class GuestLifecycle: Sendable {
                     message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
             }
             do {
-                try runtime.restore(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
+                try runtime.load(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
             } catch {
                 // E.g. an unversioned type whose state a new release refuses (SPEC §1), or a damaged
                 // file: say so once, keep the file for the user, and let the next start boot afresh.
@@ -206,6 +221,8 @@ public final class GuestLifecycle: Sendable {
                         "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh"
                 )
             }
+        } else {
+            try runtime.prepare()
         }
         // Recorded before the CPU starts: a guest that powers off at once reports it after this.
         let started = try store.update(id) { guest in
@@ -225,8 +242,7 @@ public final class GuestLifecycle: Sendable {
         }
         registry.register(runtime, for: id)
         // A guest saved paused comes back parked before its first instruction.
-        if state == .paused { runtime.machine.control.pause() }
-        runtime.start()
+        try registry.startRegistered(runtime, for: id, paused: state == .paused)
         return started
     }
 
@@ -236,18 +252,28 @@ public final class GuestLifecycle: Sendable {
         }
     }
 
-    func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
+    func makeRuntime(for guest: GuestRecord) throws -> any GuestRuntime {
         let image = try registry.images.image(guest.image)
-        let type = try registry.resolve(guest.machineType)
-        return try GuestRuntime(guest: guest, image: image, machineType: type, console: registry.slot(guest.id).console) { [weak self] exit in
-            self?.guestExited(guest.id, exit)
-        }
+        return try registry.backend(of: guest).makeRuntime(
+            for: guest, image: image, console: registry.slot(guest.id).console,
+            reports: reports(for: guest.id))
+    }
+
+    /// Where a guest's machine reports what it did by itself.
+    private func reports(for id: String) -> RuntimeReports {
+        RuntimeReports(
+            exited: { [weak self] exit in self?.guestExited(id, exit) },
+            runStateChanged: { [weak self] runtime in self?.runStateChanged(id, runtime) },
+            event: { [weak self] type, data in
+                guard let self, let guest = try? store.get(id) else { return }
+                events.publish(type, subject: id, data: GuestRegistry.eventData(guest, extra: data))
+            })
     }
 
     /// The guest powered off (finisher) or failed: it is stopped now — if the machine that ended is
     /// still the guest's. A machine a restore replaced may report its end after the swap, and must
     /// not take the fresh one's place in the books (its CPU thread would run on, orphaned).
-    func guestExited(_ id: String, _ exit: GuestRuntime.Exit) {
+    func guestExited(_ id: String, _ exit: RuntimeExit) {
         defer { exitReports.add(1, ordering: .releasing) }
         // Under the guest's lock, so it lands after whatever action started the guest.
         registry.withLifecycle(id) { _ in
@@ -263,6 +289,25 @@ public final class GuestLifecycle: Sendable {
                         ]))
             } catch {
                 logger.error("could not record that a guest stopped", metadata: ["guest": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The machine paused or resumed by itself (QEMU's STOP and RESUME that the panel did not ask
+    /// for: a guest panic, an I/O error): the record follows what the machine says now — unless a
+    /// task is under way, which records its own outcome, or the machine is no longer the guest's.
+    func runStateChanged(_ id: String, _ runtime: any GuestRuntime) {
+        registry.withLifecycle(id) { _ in
+            guard registry.isRegistered(runtime, for: id), !tasks.isBusy(guestId: id),
+                let guest = try? store.get(id), guest.state == .running || guest.state == .paused,
+                let running = runtime.runsNow
+            else { return }
+            let state: GuestState = running ? .running : .paused
+            guard state != guest.state else { return }
+            do {
+                try registry.setState(id, state)
+            } catch {
+                logger.error("could not record a guest's run state", metadata: ["guest": "\(id)", "error": "\(error)"])
             }
         }
     }

@@ -50,7 +50,6 @@ public final class GuestMetrics: Sendable {
     /// Where the last sample of a started guest left its counters.
     private struct Baseline {
         var machine: ObjectIdentifier
-        var threadID: Int32?
         var retired: UInt64
         var cpuTicks: UInt64
         var at: ContinuousClock.Instant
@@ -116,7 +115,7 @@ public final class GuestMetrics: Sendable {
             var samples: [String: MetricsSample] = [:]
             for guest in guests where guest.state == .running || guest.state == .paused || guest.state == .migrating {
                 guard let runtime = try? registry.runtime(guest.id),
-                    let sample = sample(guest.id, runtime.machine, paused: guest.state == .paused, time: time, now: now)
+                    let sample = sample(guest.id, runtime, paused: guest.state == .paused, time: time, now: now)
                 else { continue }
                 samples[guest.id] = sample
             }
@@ -146,41 +145,27 @@ public final class GuestMetrics: Sendable {
     }
 
     /// A guest's sample, or nil on its first round (rates need two points) or when its machine is gone.
-    private func sample(_ id: String, _ machine: LiveMachine, paused: Bool, time: Double, now: ContinuousClock.Instant) -> MetricsSample? {
-        // Only a machine on its CPU thread: `onCPU` runs the body right here for one that is not,
-        // and one not started yet may be loading a stream on another thread.
-        guard machine.isRunning else { return nil }
-        let identity = ObjectIdentifier(machine)
+    private func sample(_ id: String, _ runtime: any GuestRuntime, paused: Bool, time: Double, now: ContinuousClock.Instant) -> MetricsSample? {
+        let identity = ObjectIdentifier(runtime)
         let previous = state.withLock { $0.baselines[id] }
         guard let previous, previous.machine == identity else {
             // A new machine (started, restored, arrived): count from here.
-            guard
-                let first = try? machine.onCPU({ board -> (UInt64, Int32?) in
-                    board.setDirtyPageCounting(true)
-                    return (board.hart.state.retired, ThreadStat.currentThreadID())
-                }), machine.isRunning
-            else { return nil }  // ended meanwhile: the thread id may not be its CPU's
-            let ticks = first.1.flatMap(ThreadStat.cpuTicks(thread:)) ?? 0
-            state.withLock { $0.baselines[id] = Baseline(machine: identity, threadID: first.1, retired: first.0, cpuTicks: ticks, at: now) }
+            guard let first = runtime.counters(first: true, paused: paused) else { return nil }
+            state.withLock { $0.baselines[id] = Baseline(machine: identity, retired: first.retired ?? 0, cpuTicks: first.cpuTicks ?? 0, at: now) }
             return nil
         }
-        // A paused guest retires nothing and writes nothing: its parked CPU is not woken to say so.
-        var retired = previous.retired
-        var dirty = 0
-        if !paused {
-            guard let read = try? machine.onCPU({ board in (board.hart.state.retired, board.takeDirtyPageCount()) }) else { return nil }
-            (retired, dirty) = read
-        }
-        let ticks = previous.threadID.flatMap(ThreadStat.cpuTicks(thread:)) ?? previous.cpuTicks
+        guard let read = runtime.counters(first: false, paused: paused) else { return nil }
+        let retired = read.retired ?? previous.retired
+        let ticks = read.cpuTicks ?? previous.cpuTicks
         let seconds = max(0.001, ThreadStat.seconds(now - previous.at))
-        state.withLock { $0.baselines[id] = Baseline(machine: identity, threadID: previous.threadID, retired: retired, cpuTicks: ticks, at: now) }
+        state.withLock { $0.baselines[id] = Baseline(machine: identity, retired: retired, cpuTicks: ticks, at: now) }
         return MetricsSample(
             time: time,
             // A reset starts the count again from 0: then all it retired is since the reset.
             instructionsPerSecond: Double(retired >= previous.retired ? retired - previous.retired : retired) / seconds,
-            dirtyPagesPerSecond: Double(dirty) / seconds,
+            dirtyPagesPerSecond: Double(read.dirtyPages) / seconds,
             cpuPercent: Double(ticks &- previous.cpuTicks) / ThreadStat.ticksPerSecond / seconds * 100,
-            rssBytes: machine.machine.ram.residentBytes())
+            rssBytes: read.rssBytes)
     }
 
     private func hostSample(time: Double, now: ContinuousClock.Instant, guests: some Collection<MetricsSample>) -> MetricsSample {

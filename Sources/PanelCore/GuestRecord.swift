@@ -42,6 +42,10 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     public var migrationId: String? = nil
     public var createdAt: Date
     public var updatedAt: Date
+    /// What runs it (SPEC §8 "Backends"); with `machineType` the pair a guest records.
+    public var backend: Backend = .builtin
+    /// The QEMU binary a QEMU guest runs on (`qemu-system-riscv64`), by name; nil for built-in guests.
+    public var binary: String? = nil
 
     public static let databaseTableName = "guest"
 

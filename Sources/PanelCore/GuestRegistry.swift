@@ -12,6 +12,8 @@ public final class GuestRegistry: Sendable {
     let snapshots: SnapshotStore
     let images: ImageCatalog
     let machines: MachineRegistry
+    /// What runs guests: each guest's record names its backend.
+    let backends: GuestBackends
     let events: EventBus
     let dataDir: String
     let logger: Logger
@@ -22,17 +24,21 @@ public final class GuestRegistry: Sendable {
         /// reservation, the report of its machine's end.
         let lifecycle = Mutex<Void>(())
         /// The machine of a running or paused guest; read without waiting for a change in progress.
-        let runtime = Mutex<GuestRuntime?>(nil)
+        let runtime = Mutex<(any GuestRuntime)?>(nil)
         let console = ConsoleBuffer()
     }
 
     private let slots = Mutex<[String: Slot]>([:])
 
-    init(database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, events: EventBus, dataDir: String, logger: Logger) {
+    init(
+        database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, backends: GuestBackends, events: EventBus,
+        dataDir: String, logger: Logger
+    ) {
         store = GuestStore(database: database)
         snapshots = SnapshotStore(database: database)
         self.images = images
         self.machines = machines
+        self.backends = backends
         self.events = events
         self.dataDir = dataDir
         self.logger = logger
@@ -50,15 +56,8 @@ public final class GuestRegistry: Sendable {
         return slot(id).console
     }
 
-    func resolve(_ machineType: String) throws -> MachineType {
-        do {
-            return try machines.resolve(machineType)
-        } catch {
-            throw PanelError(
-                .invalid, code: "unknown_machine_type",
-                message: "unknown machine type '\(machineType)'; known: \(machines.machineTypes.map(\.name).joined(separator: ", "))")
-        }
-    }
+    /// The backend that runs `guest`.
+    func backend(of guest: GuestRecord) throws -> any GuestBackend { try backends(guest.backend) }
 
     @discardableResult
     func setState(_ id: String, _ state: GuestState) throws -> GuestRecord {
@@ -99,7 +98,7 @@ public final class GuestRegistry: Sendable {
     }
 
     /// The machine of a started guest, or a conflict naming why there is none.
-    func runtime(_ id: String) throws -> GuestRuntime {
+    func runtime(_ id: String) throws -> any GuestRuntime {
         guard let runtime = slot(id).runtime.withLock({ $0 }) else {
             throw PanelError.invalidState("guest \(id) is not running")
         }
@@ -107,27 +106,41 @@ public final class GuestRegistry: Sendable {
     }
 
     /// The machine of a running or paused guest, for a task to work on; the caller holds its lifecycle lock.
-    func registeredRuntime(of guest: GuestRecord) -> GuestRuntime? {
+    func registeredRuntime(of guest: GuestRecord) -> (any GuestRuntime)? {
         guard guest.state == .running || guest.state == .paused else { return nil }
         return slot(guest.id).runtime.withLock { $0 }
     }
 
     /// Makes `runtime` the guest's machine; returns the one it replaces.
     @discardableResult
-    func register(_ runtime: GuestRuntime?, for id: String) -> GuestRuntime? {
+    func register(_ runtime: (any GuestRuntime)?, for id: String) -> (any GuestRuntime)? {
         slot(id).runtime.withLock { current in
             defer { current = runtime }
             return current
         }
     }
 
+    /// Runs the guest's registered `runtime` (parked before its first instruction when `paused`);
+    /// one that will not run (a QEMU that refuses `cont`) is taken off the books, ended and recorded
+    /// stopped. The caller holds the guest's lifecycle lock.
+    func startRegistered(_ runtime: any GuestRuntime, for id: String, paused: Bool) throws {
+        do {
+            try runtime.start(paused: paused)
+        } catch {
+            _ = unregister(id, ifStill: runtime)
+            runtime.stop()
+            try? setState(id, .stopped)
+            throw error
+        }
+    }
+
     /// Whether `runtime` is the machine registered for the guest now.
-    func isRegistered(_ runtime: GuestRuntime, for id: String) -> Bool {
+    func isRegistered(_ runtime: any GuestRuntime, for id: String) -> Bool {
         slot(id).runtime.withLock { $0 === runtime }
     }
 
     /// Drops the guest's machine from the books only if it is `runtime`; true if it was.
-    func unregister(_ id: String, ifStill runtime: GuestRuntime) -> Bool {
+    func unregister(_ id: String, ifStill runtime: any GuestRuntime) -> Bool {
         slot(id).runtime.withLock { current in
             guard current === runtime else { return false }
             current = nil
@@ -136,7 +149,7 @@ public final class GuestRegistry: Sendable {
     }
 
     /// Every registered machine, taken out of the books (the panel is stopping).
-    func takeAllRuntimes() -> [(id: String, runtime: GuestRuntime)] {
+    func takeAllRuntimes() -> [(id: String, runtime: any GuestRuntime)] {
         let all = slots.withLock { Array($0) }
         return all.compactMap { id, slot in
             slot.runtime.withLock { current in
@@ -148,7 +161,9 @@ public final class GuestRegistry: Sendable {
 
     // MARK: Files
 
-    func guestDirectory(_ id: String) -> String { dataDir + "/guests/" + id }
+    func guestDirectory(_ id: String) -> String { Self.guestDirectory(id, dataDir: dataDir) }
+
+    static func guestDirectory(_ id: String, dataDir: String) -> String { dataDir + "/guests/" + id }
 
     func managedSavePath(_ id: String) -> String { guestDirectory(id) + "/managed-save.qevm" }
 
@@ -157,7 +172,7 @@ public final class GuestRegistry: Sendable {
     static func eventData(_ guest: GuestRecord, extra: [String: JSON] = [:]) -> JSON {
         var data: [String: JSON] = [
             "id": .string(guest.id), "name": .string(guest.name), "state": .string(guest.state.rawValue),
-            "machineType": .string(guest.machineType), "guestId": .string(guest.id),
+            "machineType": .string(guest.machineType), "guestId": .string(guest.id), "backend": .string(guest.backend.rawValue),
         ]
         data.merge(extra) { $1 }
         return .object(data)

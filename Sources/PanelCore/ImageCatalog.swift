@@ -14,13 +14,17 @@ public struct ImageCatalog: Sendable {
         public var available: Bool
         /// Why an image is unavailable (a Debian package missing, a guest not built).
         public var unavailableReason: String?
+        /// The guest architecture it is built for (`riscv64`, `x86_64`).
+        public var arch = "riscv64"
+        /// The backends that boot it.
+        public var backends: [Backend] = [.builtin, .qemu]
         /// Firmware loaded at the start of RAM, or nil to start the kernel directly (`-bios none`).
         let biosPath: String?
         /// Loaded at 0x80200000 after firmware, or at its ELF addresses without firmware.
         let kernelPath: String
 
         enum CodingKeys: String, CodingKey {
-            case id, name, description, minimumMemoryMiB, defaultMemoryMiB, available, unavailableReason
+            case id, name, description, minimumMemoryMiB, defaultMemoryMiB, available, unavailableReason, arch, backends
         }
     }
 
@@ -48,8 +52,22 @@ public struct ImageCatalog: Sendable {
                     unavailableReason: present ? nil : "\(guest.file) is not built (make -C guests)",
                     biosPath: nil, kernelPath: path))
         }
+        images.append(Self.seaBIOS)
         self.images = images
     }
+
+    /// QEMU's own PC firmware with no disk: SeaBIOS, then iPXE's prompt on the serial console.
+    /// No paths: QEMU loads its default firmware itself.
+    private static let seaBIOS: Image = {
+        let firmware = "/usr/share/seabios/bios-256k.bin"
+        let present = FileManager.default.isReadableFile(atPath: firmware)
+        return Image(
+            id: "seabios", name: "SeaBIOS (no disk)",
+            description: "QEMU's default PC firmware with no disk: SeaBIOS's banner, then iPXE (Ctrl-B for its prompt).",
+            minimumMemoryMiB: 16, defaultMemoryMiB: 128, available: present,
+            unavailableReason: present ? nil : "install Debian's qemu-system-x86 (it brings seabios)",
+            arch: "x86_64", backends: [.qemu], biosPath: nil, kernelPath: "")
+    }()
 
     private struct TestGuest {
         var id: String, file: String, name: String, description: String

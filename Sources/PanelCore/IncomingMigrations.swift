@@ -47,12 +47,45 @@ public final class IncomingMigrations: Sendable {
         /// The source's name for this migration; it asks about it by this id if the hand-over's
         /// answer is lost (absent from releases before 1.2's hand-over handling).
         var migrationId: String?
+        /// What runs the guest (absent from releases before backends: the built-in core).
+        var backend: Backend?
+        /// QEMU guests: the source's binary name, its architecture and QEMU version.
+        var binary: String?
+        var arch: String?
+        var qemuVersion: String?
+
+        var backendKind: Backend { backend ?? .builtin }
     }
 
     public struct Check: Encodable, Sendable {
         var name: String
         var ok: Bool
         var detail: String
+    }
+
+    /// QEMU's static checker both ways between the source's state descriptions and ours; a
+    /// subsection missing on one side is no refusal (it travels only when needed).
+    static func staticChecks(theirs: String, theirLabel: String, ours: String, ourLabel: String) -> [Check] {
+        // The same build describes the same state: nothing to compare (QEMU's dump takes the
+        // checker a while, and pre-flight and the offer each run it both ways).
+        if JSON.withoutWhitespace(theirs) == JSON.withoutWhitespace(ours) {
+            return [
+                Check(name: "static check \(theirLabel) → \(ourLabel)", ok: true, detail: "identical state descriptions"),
+                Check(name: "static check \(ourLabel) → \(theirLabel)", ok: true, detail: "identical state descriptions"),
+            ]
+        }
+        return [("static check \(theirLabel) → \(ourLabel)", theirs, ours), ("static check \(ourLabel) → \(theirLabel)", ours, theirs)]
+            .map { label, old, new in
+                do {
+                    let result = try VMStateCheck.check(old: old, new: new)
+                    let blocking = result.problems.filter { !$0.isMissingSubsection }
+                    return Check(
+                        name: label, ok: blocking.isEmpty,
+                        detail: result.problems.isEmpty ? "no problems" : result.problems.map(\.message).prefix(3).joined(separator: "; "))
+                } catch {
+                    return Check(name: label, ok: false, detail: "a state description is unreadable: \(error)")
+                }
+            }
     }
 
     public struct Verdict: Encodable, Sendable {
@@ -72,43 +105,20 @@ public final class IncomingMigrations: Sendable {
     }
 
     public func verdict(_ offer: IncomingOffer) -> Verdict {
-        var checks: [Check] = []
-        let type = registry.machines.machineTypes.first { $0.name == offer.machineType }
-        checks.append(
-            Check(
-                name: "machine type", ok: type != nil,
-                detail: type != nil
-                    ? "\(offer.machineType) is known here (release \(Release.current))"
-                    : "release \(Release.current) here does not know \(offer.machineType)"))
-        if let type {
-            checks.append(
-                Check(
-                    name: "tier", ok: type.tier != .none,
-                    detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
-            let local = type.vmstateDump()
-            for (label, old, new) in [
-                ("static check \(offer.release) → \(Release.current)", offer.vmstate, local),
-                ("static check \(Release.current) → \(offer.release)", local, offer.vmstate),
-            ] {
-                do {
-                    let result = try VMStateCheck.check(old: old, new: new)
-                    let blocking = result.problems.filter { !$0.isMissingSubsection }
-                    checks.append(
-                        Check(
-                            name: label, ok: blocking.isEmpty,
-                            detail: result.problems.isEmpty
-                                ? "no problems"
-                                : result.problems.map(\.message).prefix(3).joined(separator: "; ")))
-                } catch {
-                    checks.append(Check(name: label, ok: false, detail: "the source's state description is unreadable: \(error)"))
-                }
-            }
-        }
+        let backend = try? registry.backends(offer.backendKind)
+        var checks =
+            backend?.checks(of: offer)
+            ?? [Check(name: "backend", ok: false, detail: "this host has no \(offer.backendKind.rawValue) backend")]
         let image = registry.images.images.first { $0.id == offer.guest.image }
+        let bootable = image.map { $0.backends.contains(offer.backendKind) && (offer.arch == nil || offer.arch == $0.arch) } ?? false
         checks.append(
             Check(
-                name: "image", ok: image?.available == true,
-                detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
+                name: "image", ok: image?.available == true && bootable,
+                detail: image.map {
+                    !bootable
+                        ? "\($0.name) does not boot on \(offer.backendKind.rawValue) \(offer.arch ?? "")"
+                        : $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable")
+                }
                     ?? "no image '\(offer.guest.image)' here"))
         let nameValid = (try? Names.validate(offer.guest.name, what: "guest")) != nil
         let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
@@ -124,12 +134,13 @@ public final class IncomingMigrations: Sendable {
         } catch {
             checks.append(Check(name: "capacity", ok: false, detail: (error as? PanelError)?.message ?? "\(error)"))
         }
-        let minimum = max(GuestLifecycle.memoryRange.lowerBound, image?.minimumMemoryMiB ?? 0)
-        let memoryOK = (minimum...GuestLifecycle.memoryRange.upperBound).contains(offer.guest.memoryMiB)
+        let range = backend?.memoryRange ?? GuestLifecycle.memoryRange
+        let minimum = max(range.lowerBound, image?.minimumMemoryMiB ?? 0)
+        let memoryOK = minimum <= range.upperBound && (minimum...range.upperBound).contains(offer.guest.memoryMiB)
         checks.append(
             Check(
                 name: "memory", ok: memoryOK,
-                detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(GuestLifecycle.memoryRange.upperBound) here)")))
+                detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(range.upperBound) here)")))
         return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
     }
 
@@ -205,7 +216,8 @@ public final class IncomingMigrations: Sendable {
                 }
                 let connection = try listener.accept(timeout: left)
                 connection.setTimeouts(min(left, 10))
-                let hello = try? connection.readLine(maximum: 256)
+                // Not a byte past the line: the stream after it may be handed to QEMU as it is.
+                let hello = try? connection.readLineExactly(maximum: 256)
                 if let hello, Secrets.constantTimeEquals(hello, "EMUPANEL-MIGRATE 1 \(ticket)") {
                     socket = connection
                     break
@@ -252,10 +264,10 @@ public final class IncomingMigrations: Sendable {
         receiving.withLock { $0[guest.name] = connection }
         let cut = { [self] in _ = receiving.withLock { $0.removeValue(forKey: guest.name) } }
         if stopping.load(ordering: .acquiring) { connection.shutdown() }
-        let runtime: GuestRuntime
+        let runtime: any GuestRuntime
         do {
             runtime = try lifecycle.makeRuntime(for: guest)
-            _ = try runtime.machine.load(from: connection)
+            try runtime.receive(from: connection)
         } catch {
             cut()
             throw stopping.load(ordering: .acquiring) ? PanelError.busy("the destination is shutting down", retryAfter: 30) : error
@@ -277,28 +289,30 @@ public final class IncomingMigrations: Sendable {
 
     /// The incoming guest's record, inserted now so its name is held for the whole transfer.
     private func reserveIncoming(_ offer: IncomingOffer) throws -> GuestRecord {
-        let type = try registry.resolve(offer.machineType)
+        let placement = try registry.backends(offer.backendKind).placement(of: offer)
         let image = try registry.images.image(offer.guest.image)
         let now = Date()
         let guest = GuestRecord(
             id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
-            machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
-            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
-            migrationId: offer.migrationId, createdAt: now, updatedAt: now)
+            machineType: placement.machineType, memoryMiB: offer.guest.memoryMiB, state: .migrating,
+            icount: offer.guest.icount, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
+            migrationId: offer.migrationId, createdAt: now, updatedAt: now,
+            backend: offer.backendKind, binary: placement.binary)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
     }
 
     /// Records the guest running and starts its CPU, as `perform(.start)` does.
-    private func start(incoming guest: GuestRecord, _ runtime: GuestRuntime) throws -> GuestRecord {
+    private func start(incoming guest: GuestRecord, _ runtime: any GuestRuntime) throws -> GuestRecord {
         try registry.withLifecycle(guest.id) { _ in
             let running = try store.update(guest.id) {
                 $0.incoming = false; $0.state = .running
             }
             events.publish("guest.state", subject: guest.id, data: GuestRegistry.eventData(running))
             registry.register(runtime, for: guest.id)
-            runtime.start()
+            // Past GO the guest is this host's: one whose machine will not run is recorded stopped here.
+            try registry.startRegistered(runtime, for: guest.id, paused: false)
             return running
         }
     }

@@ -1,5 +1,6 @@
 import EmulatorCore
 import Foundation
+import QEMUBackend
 
 /// `GET /machine-types/{name}`: everything that decides whether a guest of this type moves.
 public struct MachineTypeDetail: Encodable, Sendable {
@@ -21,8 +22,14 @@ public struct MachineTypeDetail: Encodable, Sendable {
     var releaseDate: Date?
     var defaultRAMBytes: UInt64
     var devices: [DeviceInfo]
-    var blockers: [Blocker]
+    var blockers: [MachineTypeBlocker]
     var compatProperties: [CompatEntry]
+    var backend: Backend = .builtin
+    var arch = "riscv64"
+    /// QEMU types: the binary, its version, and why the blocker probe could not run (if it could not).
+    var binary: String?
+    var qemuVersion: String?
+    var probeError: String?
 
     struct DeviceInfo: Encodable, Sendable {
         var id: String
@@ -41,7 +48,6 @@ public struct MachineTypeDetail: Encodable, Sendable {
         var minimumVersionId: Int
     }
 
-    struct Blocker: Encodable, Sendable { var deviceId: String; var driver: String; var reason: String }
     struct CompatEntry: Encodable, Sendable { var driver: String; var property: String; var value: String }
 
     init(_ type: MachineType, requested: String, policy: DeprecationPolicy, now: Date = Date()) {
@@ -79,7 +85,35 @@ public struct MachineTypeDetail: Encodable, Sendable {
                 id: spec.id, driver: spec.driver, migration: migration, state: state,
                 blocker: spec.blockerReason, properties: properties)
         }
-        blockers = type.blockers.map { Blocker(deviceId: $0.deviceID, driver: $0.driver, reason: $0.reason) }
+        blockers = type.blockers.map { MachineTypeBlocker(deviceId: $0.deviceID, driver: $0.driver, reason: $0.reason) }
         compatProperties = type.compatProperties.map { CompatEntry(driver: $0.driver, property: $0.property, value: $0.value) }
+    }
+
+    /// A QEMU machine type as discovery found it in `binary`: what QEMU reports, nothing typed.
+    /// QEMU does not list a machine's devices or compat properties over QMP; its state
+    /// descriptions are at `/machine-types/{name}/vmstate?backend=qemu`.
+    init(_ type: QEMUMachineType, of binary: QEMUBinary, requested: String) {
+        name = type.name
+        self.requested = requested
+        canonical = type.name
+        alias = type.alias
+        version = type.version?.description
+        // `pc-q35-7.2` → `pc-q35`: the versions of one board.
+        family = type.version != nil ? type.name.lastIndex(of: "-").map { String(type.name[..<$0]) } ?? type.name : type.name
+        description = MachineTypeSummary(type, of: binary).description
+        tier = type.tier.rawValue
+        tierReason = type.tierReason
+        deprecated = type.deprecated
+        deprecationReason = type.deprecated ? "QEMU \(binary.version) marks it deprecated" : nil
+        release = binary.version.release
+        defaultRAMBytes = 128 << 20
+        devices = []
+        blockers = type.blockers.map { MachineTypeBlocker(deviceId: $0.device, driver: nil, reason: $0.reason) }
+        compatProperties = []
+        backend = .qemu
+        arch = binary.arch
+        self.binary = binary.name
+        qemuVersion = binary.version.description
+        probeError = type.probeError
     }
 }

@@ -33,42 +33,35 @@ public final class OutgoingMigrations: Sendable {
     private var store: GuestStore { registry.store }
     private var events: EventBus { registry.events }
 
-    func offer(for guest: GuestRecord, type: MachineType, migrationId: String? = nil) -> JSON {
-        var offer: JSON = [
+    /// What the destination is offered: the guest, and its backend's machine type and state
+    /// descriptions (the destination runs the same checks on them as pre-flight).
+    func offer(for guest: GuestRecord, migrationId: String? = nil) throws -> JSON {
+        var fields: [String: JSON] = [
             "guest": [
                 "name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
                 "icount": .bool(guest.icount),
             ],
-            "machineType": .string(type.name),
-            "release": .string(Release.current),
-            "vmstate": .string(type.vmstateDump()),
+            "backend": .string(guest.backend.rawValue),
         ]
-        if let migrationId, case .object(var fields) = offer {
-            fields["migrationId"] = .string(migrationId)
-            offer = .object(fields)
-        }
-        return offer
+        fields.merge(try registry.backend(of: guest).offer(for: guest)) { $1 }
+        if let migrationId { fields["migrationId"] = .string(migrationId) }
+        return .object(fields)
     }
 
     /// Go / no-go with reasons, before any RAM moves.
     public func preflight(_ id: String, target: MigrationTarget) throws -> JSON {
         let guest = try store.get(id)
-        let type = try registry.resolve(guest.machineType)
-        var local: [JSON] = [
-            [
-                "name": "tier", "ok": .bool(type.tier != .none),
-                "detail": .string(
-                    type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)"),
-            ],
-            [
-                "name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
-                "detail": .string("the guest is \(guest.state.rawValue)"),
-            ],
-        ]
+        var local: [JSON] = try registry.backend(of: guest).localChecks(for: guest).map { check in
+            ["name": .string(check.name), "ok": .bool(check.ok), "detail": .string(check.detail)]
+        }
+        local.append([
+            "name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
+            "detail": .string("the guest is \(guest.state.rawValue)"),
+        ])
         let peer = try PeerClient.resolve(target, peers: peers)
         var remote: JSON = ["go": false, "checks": []]
         do {
-            remote = try peer.post("/migrations/incoming/preflight", offer(for: guest, type: type))
+            remote = try peer.post("/migrations/incoming/preflight", try offer(for: guest))
         } catch {
             local.append(["name": "destination", "ok": false, "detail": .string(String(describing: error))])
         }
@@ -89,8 +82,7 @@ public final class OutgoingMigrations: Sendable {
         // Checked, looked up and reserved for the task under the guest's lock: no action or exit slips in between.
         try registry.withLifecycle(id) { _ in
             let guest = try store.get(id)
-            let type = try registry.resolve(guest.machineType)
-            try SnapshotService.refuseIfUnmigratable(type, action: "migrate")
+            try registry.backend(of: guest).refuseIfUnmigratable(guest, action: "migrate")
             guard let runtime = registry.registeredRuntime(of: guest) else {
                 throw PanelError.invalidState("only a running or paused guest migrates (it is \(guest.state.rawValue))")
             }
@@ -100,7 +92,7 @@ public final class OutgoingMigrations: Sendable {
                     message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
             }
             let migration = OutgoingMigration(
-                guest: guest, type: type, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
+                guest: guest, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
                 transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
                 migrationId: Secrets.randomHex(bytes: 16))
             return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
@@ -112,9 +104,8 @@ public final class OutgoingMigrations: Sendable {
     /// What a migration task works with, fixed when it was started.
     struct OutgoingMigration: Sendable {
         var guest: GuestRecord
-        var type: MachineType
         /// The machine streamed; the guest is handed over only while it is still the registered one.
-        var runtime: GuestRuntime
+        var runtime: any GuestRuntime
         var peer: PeerClient
         var transfer: TransferControl
         /// Names this migration on both hosts, so the source can ask what became of it.
@@ -142,7 +133,7 @@ public final class OutgoingMigrations: Sendable {
 
     private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
         let transfer = migration.transfer
-        handle.log("offering guest \(migration.guest.name) (\(migration.type.name)) to \(migration.peer.baseURL.absoluteString)")
+        handle.log("offering guest \(migration.guest.name) (\(migration.guest.machineType)) to \(migration.peer.baseURL.absoluteString)")
         let socket = try connect(migration)
         handle.log("the destination checked the offer and took the ticket; streaming state")
         // A cancel acts at once, even on a write or read blocked on a silent destination.
@@ -152,9 +143,9 @@ public final class OutgoingMigrations: Sendable {
         }
         let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace)
         let report: @Sendable (TransferStats) -> Void = { stats in
-            // The guest parks for the switch-over: from here a silent destination may hold it only
-            // for the downtime limit plus the grace.
-            if stats.status == "device" { watchdog.arm() }
+            // The guest parks for the switch-over (QEMU's source holds it from `completed` on):
+            // from here a silent destination may hold it only for the downtime limit plus the grace.
+            if stats.status == "device" || stats.status == "completed" { watchdog.arm() }
             handle.progress(stats.progress, detail: stats.queryMigrate(under: transfer))
         }
         try markMigrating(migration)
@@ -203,8 +194,7 @@ public final class OutgoingMigrations: Sendable {
 
     /// 1. The destination checks again and hands out a one-time ticket for its stream port.
     private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
-        let ticket = try migration.peer.post(
-            "/migrations/incoming", offer(for: migration.guest, type: migration.type, migrationId: migration.migrationId))
+        let ticket = try migration.peer.post("/migrations/incoming", try offer(for: migration.guest, migrationId: migration.migrationId))
         guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
             let port = portNumber.wholeNumber(in: 1...65_535)
         else {
@@ -222,7 +212,7 @@ public final class OutgoingMigrations: Sendable {
     ) throws -> TransferStats {
         let transfer = migration.transfer
         do {
-            return try migration.runtime.machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: report)
+            return try migration.runtime.send(over: socket, transfer: transfer, progress: report)
         } catch _ where watchdog.fired {
             throw watchdog.timeout
         } catch let error as MigrationCancelled {
@@ -294,14 +284,14 @@ public final class OutgoingMigrations: Sendable {
     /// Whether the guest is still on the machine this migration streams, with its CPU thread alive.
     private func isStillStreamed(_ migration: OutgoingMigration) -> Bool {
         registry.withLifecycle(migration.id) { _ in
-            registry.isRegistered(migration.runtime, for: migration.id) && migration.runtime.machine.isRunning
+            registry.isRegistered(migration.runtime, for: migration.id) && migration.runtime.isAlive
         }
     }
 
     /// Records the guest `migrating`, unless it stopped before the transfer began.
     private func markMigrating(_ migration: OutgoingMigration) throws {
         try registry.withLifecycle(migration.id) { _ in
-            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else {
+            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.isAlive else {
                 throw GuestEnded(during: "migration")
             }
             try registry.setState(migration.id, .migrating)
@@ -313,8 +303,14 @@ public final class OutgoingMigrations: Sendable {
     /// meanwhile was recorded stopped by its exit.
     private func runOnHere(after migration: OutgoingMigration, unknown: Bool = false) {
         registry.withLifecycle(migration.id) { _ in
-            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.machine.isRunning else { return }
-            if migration.guest.state == .running { migration.runtime.resume() }
+            guard registry.isRegistered(migration.runtime, for: migration.id), migration.runtime.isAlive else { return }
+            if migration.guest.state == .running {
+                do {
+                    try migration.runtime.resume()
+                } catch {
+                    logger.error("could not resume a guest after its migration failed", metadata: ["guest": "\(migration.id)", "error": "\(error)"])
+                }
+            }
             do {
                 if unknown {
                     try handOvers.finish(guestId: migration.id, state: migration.guest.state)
@@ -332,7 +328,7 @@ public final class OutgoingMigrations: Sendable {
     private func keepParkedHere(_ migration: OutgoingMigration) {
         registry.withLifecycle(migration.id) { _ in
             guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
-            migration.runtime.pause()
+            try? migration.runtime.pause()
         }
         logger.error(
             "the destination did not confirm a migrated guest started; it is parked here until that is settled",

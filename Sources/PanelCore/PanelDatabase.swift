@@ -108,6 +108,13 @@ public final class PanelDatabase: Sendable {
                 t.column("createdAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("8-guest-backend") { db in
+            // Which backend runs the guest (SPEC §8), and for QEMU guests the binary's name.
+            try db.alter(table: "guest") { t in
+                t.add(column: "backend", .text).notNull().defaults(to: "builtin")
+                t.add(column: "binary", .text)
+            }
+        }
         return migrator
     }
 

@@ -12,6 +12,8 @@ public final class PanelServices: Sendable {
     public let tasks: TaskManager
     public let images: ImageCatalog
     public let machineTypes: MachineTypeCatalog
+    /// The QEMUs of this host; `startDiscovery()` at start.
+    public let qemu: QEMUHost
     public let guests: GuestRegistry
     public let lifecycle: GuestLifecycle
     public let snapshots: SnapshotService
@@ -37,9 +39,17 @@ public final class PanelServices: Sendable {
         events = EventBus()
         tasks = try TaskManager(database: database, events: events, logger: logger)
         images = ImageCatalog(guestsDir: settings.guestsDir)
-        machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir)
+        qemu = QEMUHost(settings: settings, logger: logger)
+        machineTypes = MachineTypeCatalog(
+            machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir,
+            qemu: qemu, peers: settings.peers)
+        let dataDir = settings.dataDir
+        var backends: [Backend: any GuestBackend] = [.builtin: BuiltinBackend(machines: machines)]
+        if settings.qemu.enabled {
+            backends[.qemu] = QEMUGuestBackend(host: qemu, guestDirectory: { GuestRegistry.guestDirectory($0, dataDir: dataDir) })
+        }
         guests = GuestRegistry(
-            database: database, images: images, machines: machines, events: events,
+            database: database, images: images, machines: machines, backends: GuestBackends(all: backends), events: events,
             dataDir: settings.dataDir, logger: logger)
         quotas = Quotas(limits: settings.limits, registry: guests)
         lifecycle = GuestLifecycle(registry: guests, tasks: tasks, quotas: quotas, logger: logger)

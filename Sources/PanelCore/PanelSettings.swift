@@ -18,6 +18,35 @@ public struct PanelSettings: Sendable, Codable, Equatable {
     public var fixturesDir: String = "Tests/Fixtures/releases"
     /// Quotas this host enforces (all unlimited by default).
     public var limits = Limits()
+    /// The QEMU backend: which qemu-system-* binaries, and where discovery keeps what it found.
+    public var qemu = QEMUSettings()
+
+    /// SPEC §8 "Backends": QEMU guests beside the built-in core's.
+    public struct QEMUSettings: Sendable, Codable, Equatable {
+        /// Off: no discovery, no QEMU machine types, no QEMU guests.
+        public var enabled = true
+        /// Only these binaries, by name (`qemu-system-riscv64`); nil: every qemu-system-* found.
+        public var binaries: [String]?
+        /// Where probes and `-dump-vmstate` files are cached; nil: `<dataDir>/qemu`.
+        public var cacheDir: String?
+        /// A PATH-style list of directories to look in; nil: the panel's own PATH.
+        public var searchPath: String?
+
+        public init(enabled: Bool = true, binaries: [String]? = nil, cacheDir: String? = nil, searchPath: String? = nil) {
+            self.enabled = enabled
+            self.binaries = binaries
+            self.cacheDir = cacheDir
+            self.searchPath = searchPath
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+            binaries = try container.decodeIfPresent([String].self, forKey: .binaries)
+            cacheDir = try container.decodeIfPresent(String.self, forKey: .cacheDir)
+            searchPath = try container.decodeIfPresent(String.self, forKey: .searchPath)
+        }
+    }
 
     /// How much one host takes on (SPEC §8 "Limits"): nil is no limit.
     public struct Limits: Sendable, Codable, Equatable {
@@ -58,6 +87,7 @@ public struct PanelSettings: Sendable, Codable, Equatable {
         deprecationYears = try container.decodeIfPresent(Double.self, forKey: .deprecationYears) ?? defaults.deprecationYears
         fixturesDir = try container.decodeIfPresent(String.self, forKey: .fixturesDir) ?? defaults.fixturesDir
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
+        qemu = try container.decodeIfPresent(QEMUSettings.self, forKey: .qemu) ?? defaults.qemu
     }
 
     public func validate() throws {
@@ -70,6 +100,9 @@ public struct PanelSettings: Sendable, Codable, Equatable {
             ("maxSnapshotBytes", limits.maxSnapshotBytes),
         ] {
             if let value, value < 0 { throw ConfigurationError("limits.\(name) must not be negative") }
+        }
+        for name in qemu.binaries ?? [] where !name.hasPrefix("qemu-system-") || name.contains("/") {
+            throw ConfigurationError("qemu.binaries names qemu-system-* binaries by name, not '\(name)'")
         }
         var names = Set<String>()
         for peer in peers {

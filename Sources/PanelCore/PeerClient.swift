@@ -39,8 +39,23 @@ struct PeerClient: Sendable {
         try call("GET", path, body: nil, timeout: timeout)
     }
 
+    /// The answer's bytes as sent (a QEMU dump is compared and checked as text, never parsed here).
+    func getBytes(_ path: String, timeout: Double = 15) throws -> Data {
+        try exchange("GET", path, body: nil, timeout: timeout)
+    }
+
     private func call(_ method: String, _ path: String, body: JSON?, timeout: Double) throws -> JSON {
-        var request = URLRequest(url: baseURL.appendingPathComponent("api/v1" + path), timeoutInterval: timeout)
+        let data = try exchange(method, path, body: body, timeout: timeout)
+        return (try? JSONDecoder().decode(JSON.self, from: data)) ?? .null
+    }
+
+    private func exchange(_ method: String, _ path: String, body: JSON?, timeout: Double) throws -> Data {
+        // By text, not appendingPathComponent: a path may carry a query (`?backend=qemu`).
+        let base = baseURL.absoluteString.hasSuffix("/") ? String(baseURL.absoluteString.dropLast()) : baseURL.absoluteString
+        guard let url = URL(string: base + "/api/v1" + path) else {
+            throw PanelError(.invalid, code: "invalid_target", message: "\(base) with \(path) is no URL")
+        }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if let body {
@@ -60,13 +75,13 @@ struct PeerClient: Sendable {
                 message: "answered with a redirect (HTTP \(status))\(location), which is not followed: "
                     + "the peer's token would go with it; configure the peer's final URL")
         }
-        let json = (try? JSONDecoder().decode(JSON.self, from: reply.data)) ?? .null
         guard let status = reply.status, (200..<300).contains(status) else {
+            let json = (try? JSONDecoder().decode(JSON.self, from: reply.data)) ?? .null
             let message = json["error"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "HTTP \(reply.status ?? 0)"
             let code = json["error"]?["code"].flatMap { if case .string(let s) = $0 { s } else { nil } }
             throw PeerError(status: reply.status ?? 0, message: message, code: code)
         }
-        return json
+        return reply.data
     }
 }
 

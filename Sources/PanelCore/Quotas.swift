@@ -15,11 +15,17 @@ public struct Quotas: Sendable {
         }
         /// Memory a guest may have on this host's built-in core.
         public var memoryMiB: Range
+        /// Memory a guest may have, by backend (`builtin`, `qemu` when it is on).
+        public var backendMemoryMiB: [String: Range]
         public var maxGuests: Int?
         public var maxTotalMemoryMiB: Int?
         public var maxSnapshotBytes: Int64?
-        public init(memoryMiB: Range, maxGuests: Int?, maxTotalMemoryMiB: Int?, maxSnapshotBytes: Int64?) {
+        public init(
+            memoryMiB: Range, backendMemoryMiB: [String: Range] = [:], maxGuests: Int?, maxTotalMemoryMiB: Int?,
+            maxSnapshotBytes: Int64?
+        ) {
             self.memoryMiB = memoryMiB
+            self.backendMemoryMiB = backendMemoryMiB
             self.maxGuests = maxGuests
             self.maxTotalMemoryMiB = maxTotalMemoryMiB
             self.maxSnapshotBytes = maxSnapshotBytes
@@ -29,6 +35,9 @@ public struct Quotas: Sendable {
     public var description: Description {
         Description(
             memoryMiB: .init(min: GuestLifecycle.memoryRange.lowerBound, max: GuestLifecycle.memoryRange.upperBound),
+            backendMemoryMiB: registry.backends.all.reduce(into: [:]) { ranges, entry in
+                ranges[entry.key.rawValue] = .init(min: entry.value.memoryRange.lowerBound, max: entry.value.memoryRange.upperBound)
+            },
             maxGuests: limits.maxGuests, maxTotalMemoryMiB: limits.maxTotalMemoryMiB, maxSnapshotBytes: limits.maxSnapshotBytes)
     }
 

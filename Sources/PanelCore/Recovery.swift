@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Migration
+import QEMUBackend
 import Synchronization
 
 /// What the panel does when it starts and stops, so a restart loses nothing (libvirt's managed
@@ -50,13 +51,7 @@ public final class Recovery: Sendable {
         for (id, runtime) in registry.takeAllRuntimes() {
             guard let guest = try? store.get(id) else { runtime.stop(); continue }
             do {
-                runtime.pause()
-                let path = registry.managedSavePath(id)
-                let transfer = TransferControl()
-                // Paused first, so its RAM cannot change under the writer.
-                let written = try SnapshotFile.write(to: path, unchangingSource: true) { sink in
-                    _ = try runtime.machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
-                }
+                let written = try runtime.saveForShutdown(to: registry.managedSavePath(id))
                 try store.update(id) { record in
                     record.managedSave = written.checksum
                     // A guest whose hand-over is unknown keeps that state: its save waits for the
@@ -92,6 +87,7 @@ public final class Recovery: Sendable {
         removeInterruptedWrites()
         reconcileFiles()
         reconcileTasks(tasks)
+        endOrphanQEMUs()
         resumeManagedSaves()
         if createDemoGuest { createDemoGuestIfEmpty() }
         let unknown = allGuests("find unknown hand-overs").filter { $0.state == .handoverUnknown }
@@ -227,6 +223,17 @@ public final class Recovery: Sendable {
         }
     }
 
+    /// QEMU guests do not outlive the panel (docs/DECISIONS.md): a clean stop saves and quits
+    /// them, and the QEMU a killed panel left behind is ended here, before anything starts in its
+    /// directory; its guest is then stopped like a built-in guest of a killed panel.
+    func endOrphanQEMUs() {
+        for guest in allGuests("end QEMUs a killed panel left") where guest.backend == .qemu {
+            if QEMUOrphan.quit(in: registry.guestDirectory(guest.id)) {
+                warn("the QEMU of guest \(guest.name) was still running after the panel was killed; it was ended")
+            }
+        }
+    }
+
     /// Starts guests saved at the last shutdown (those saved paused come back parked, before their
     /// first instruction); guests the database still calls running or paused without a save (the
     /// panel was killed) are marked stopped.
@@ -260,7 +267,7 @@ public final class Recovery: Sendable {
     /// else the memory-pattern test guest.
     func createDemoGuestIfEmpty() {
         guard allGuests("create the demo guest").isEmpty else { return }
-        let images = registry.images.images
+        let images = registry.images.images.filter { $0.backends.contains(.builtin) }
         let image = images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available }
         let machines = registry.machines.machineTypes
         guard let image, let type = machines.first(where: { $0.alias != nil }) ?? machines.first else { return }

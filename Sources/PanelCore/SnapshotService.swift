@@ -40,8 +40,7 @@ public final class SnapshotService: Sendable {
         // Checked, looked up and reserved for the task under the guest's lock: no action or exit slips in between.
         return try registry.withLifecycle(id) { _ in
             let guest = try store.get(id)
-            let type = try registry.resolve(guest.machineType)
-            try Self.refuseIfUnmigratable(type, action: "snapshot")
+            try registry.backend(of: guest).refuseIfUnmigratable(guest, action: "snapshot")
             guard let runtime = registry.registeredRuntime(of: guest) else {
                 throw PanelError.invalidState("start the guest to snapshot it (it is \(guest.state.rawValue))")
             }
@@ -50,45 +49,33 @@ public final class SnapshotService: Sendable {
             }
             try lifecycle.quotas.checkSnapshot(of: guest)
             return try tasks.start(kind: "snapshot", guestId: id) { [self] handle in
-                try writeSnapshot(name, description: description, of: guest, type: type, runtime: runtime, handle: handle)
+                try writeSnapshot(name, description: description, of: guest, runtime: runtime, handle: handle)
             }
         }
     }
 
     private func writeSnapshot(
-        _ name: String, description: String, of guest: GuestRecord, type: MachineType,
-        runtime: GuestRuntime, handle: TaskHandle
+        _ name: String, description: String, of guest: GuestRecord,
+        runtime: any GuestRuntime, handle: TaskHandle
     ) throws -> JSON {
         let id = guest.id
         let path = registry.snapshotPath(id, name: name)
         let transfer = TransferControl(downtimeLimitMs: 50)
         handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
         let started = Date()
-        var final = TransferStats()
         // The task names its snapshot from the start: a restart that finds the task interrupted
         // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
         handle.progress(0, detail: ["snapshot": .string(name)])
-        // A paused guest stays paused while a task runs (pause and resume wait for it): its RAM
-        // cannot change under the writer, so the file is hashed on the way.
-        let paused = !runtime.machine.isRunning || runtime.machine.control.isPaused
-        let written = try SnapshotFile.write(to: path, unchangingSource: paused) { sink in
-            let throttled = ThrottledSink(sink, transfer: transfer)
-            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot) { stats in
-                var detail = stats.queryMigrate(under: transfer)
-                if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
-                handle.progress(stats.progress * 0.95, detail: detail)
-            }
-            final = stats
-            // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
-            guard runtime.machine.isRunning else { throw GuestEnded(during: "snapshot") }
-            // A running guest ran on once its last state was held in memory (Precopy.snapshot), unless
-            // there was too much to hold: then it is parked until here. One that was paused stays paused.
-            if stats.parkedGuest { runtime.resume() }
+        let saved = try runtime.saveSnapshot(to: path, transfer: transfer) { stats in
+            var detail = stats.queryMigrate(under: transfer)
+            if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
+            handle.progress(stats.progress * 0.95, detail: detail)
         }
+        let (written, final) = (saved.file, saved.stats)
         handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, checksum \(written.checksum)")
         let record = SnapshotRecord(
             guestId: id, name: name, parent: guest.currentSnapshot, description: description,
-            machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
+            machineType: guest.machineType, release: Release.current, sizeBytes: written.sizeBytes,
             checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
         do {
             // One transaction: the record exists exactly when the guest descends from it.
@@ -120,8 +107,7 @@ public final class SnapshotService: Sendable {
                     .invalid, code: "machine_type_mismatch",
                     message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
             }
-            let type = try registry.resolve(guest.machineType)
-            try Self.refuseIfUnmigratable(type, action: "restore")
+            try registry.backend(of: guest).refuseIfUnmigratable(guest, action: "restore")
             guard guest.state != .migrating, guest.state != .migrated else {
                 throw PanelError.invalidState("cannot restore a guest that is \(guest.state.rawValue)")
             }
@@ -138,7 +124,7 @@ public final class SnapshotService: Sendable {
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
-            try fresh.restore(fromFile: registry.snapshotPath(id, name: name), expectedChecksum: record.checksum)
+            try fresh.load(fromFile: registry.snapshotPath(id, name: name), expectedChecksum: record.checksum)
         } catch let error as SnapshotFileError where error.isChecksumMismatch {
             throw PanelError(
                 .invalid, code: "snapshot_corrupt",
@@ -151,8 +137,7 @@ public final class SnapshotService: Sendable {
             // A stop ends it without an exit report; one it sent already names the old machine and is ignored.
             old?.stop()
             let state: GuestState = current.state == .paused ? .paused : .running
-            if state == .paused { fresh.machine.control.pause() }
-            fresh.start()
+            try registry.startRegistered(fresh, for: id, paused: state == .paused)
             let restored = try store.update(id) {
                 $0.currentSnapshot = name; $0.state = state
             }
@@ -182,13 +167,6 @@ public final class SnapshotService: Sendable {
             unlink(registry.guestDirectory(id) + "/snapshots/" + record.file)
         }
         events.publish("snapshot.deleted", subject: id, data: ["guestId": .string(id), "name": .string(name)])
-    }
-
-    static func refuseIfUnmigratable(_ type: MachineType, action: String) throws {
-        guard type.tier == .none else { return }
-        throw PanelError(
-            .invalid, code: "not_migratable",
-            message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
     }
 }
 

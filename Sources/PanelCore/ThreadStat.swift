@@ -22,8 +22,11 @@ enum ThreadStat {
     }
 
     /// The process's resident set (`/proc/self/statm`, second field, in pages).
-    static func processRSSBytes() -> UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    static func processRSSBytes() -> UInt64? { rssBytes(statm: "/proc/self/statm") }
+
+    /// The resident set a `statm` file gives (another process's: a guest's QEMU).
+    static func rssBytes(statm path: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = UInt64(fields[1]) else { return nil }
         return pages * UInt64(max(1, sysconf(Int32(_SC_PAGESIZE))))

@@ -28,6 +28,10 @@ extension Items: APIExample where T: APIExample {
 }
 
 extension GuestState: SchemaEnumerable {}
+extension Backend: SchemaEnumerable {}
+extension QEMUHost.Status: SchemaEnumerable, CaseIterable {
+    public static var allCases: [QEMUHost.Status] { [.disabled, .discovering, .ready] }
+}
 extension TaskInfo.Status: SchemaEnumerable {}
 
 /// Free-form: events' payloads, task details, QEMU's dumps, pre-flight checks.

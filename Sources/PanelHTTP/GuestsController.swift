@@ -16,6 +16,11 @@ struct GuestsController: Sendable {
         var machineType: String
         var memoryMiB: Int
         var icount: Bool?
+        /// `builtin` (the default) or `qemu`.
+        var backend: Backend?
+        /// QEMU guests: the binary by name (`qemu-system-riscv64`); by default the one with the
+        /// machine type for the image's architecture.
+        var binary: String?
     }
 
     struct PatchGuest: Decodable {
@@ -29,14 +34,20 @@ struct GuestsController: Sendable {
     func addRoutes(to api: RouteGroup) {
         api.get("/guests", summary: "Guests", doc: .init(answer: Items<GuestRecord>.self)) { _ in .json(Items(items: try guests.list())) }
         api.post(
-            "/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?}",
+            "/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, backend?, binary?}",
             doc: .init(body: CreateGuest.self, answer: GuestRecord.self, status: .created)
         ) { request in
             let body = try request.decode(CreateGuest.self)
-            return .json(
-                try lifecycle.create(
-                    name: body.name, image: body.image, machineType: body.machineType,
-                    memoryMiB: body.memoryMiB, icount: body.icount ?? false), status: .created)
+            // A QEMU guest may wait for discovery to finish: off the server's threads.
+            return workers.respond {
+                respondMapped {
+                    .json(
+                        try lifecycle.create(
+                            name: body.name, image: body.image, machineType: body.machineType,
+                            memoryMiB: body.memoryMiB, icount: body.icount ?? false,
+                            backend: body.backend ?? .builtin, binary: body.binary), status: .created)
+                }
+            }
         }
         api.get("/guests/{id}", summary: "One guest", doc: .init(answer: GuestRecord.self)) { request in
             .json(try guests.get(try request.parameter("id")))

@@ -10,6 +10,7 @@ struct HostController: Sendable {
     let counts: @Sendable () -> HostCounts
     let limits: Quotas.Description
     let warnings: @Sendable () -> [String]
+    let qemu: @Sendable () -> QEMUHostSummary
 
     struct Health: APIExample {
         var status = "ok"
@@ -29,6 +30,8 @@ struct HostController: Sendable {
         var limits: Quotas.Description
         /// What start-up recovery found that a person should know.
         var warnings: [String]
+        /// The QEMU binaries found (SPEC §8), with their versions.
+        var qemu: QEMUHostSummary
     }
 
     struct PeerInfo: Encodable { var name: String; var url: String }
@@ -47,7 +50,7 @@ struct HostController: Sendable {
                     startedAt: startedAt.formatted(.iso8601),
                     uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
                     peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
-                    counts: counts(), limits: limits, warnings: warnings()))
+                    counts: counts(), limits: limits, warnings: warnings(), qemu: qemu()))
         }
     }
 }
@@ -57,7 +60,11 @@ extension HostController.HostInfo {
         Self(
             release: Release.current, hostname: "host-a", listen: "127.0.0.1:8080", startedAt: "2026-12-03T20:00:00Z",
             uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example,
-            limits: .init(memoryMiB: .init(min: 16, max: 2048), maxGuests: 32, maxTotalMemoryMiB: 16_384, maxSnapshotBytes: 1 << 36),
-            warnings: ["guest demo was left running without a saved state (the panel was killed); it is stopped"])
+            limits: .init(
+                memoryMiB: .init(min: 16, max: 2048),
+                backendMemoryMiB: ["builtin": .init(min: 16, max: 2048), "qemu": .init(min: 16, max: 7936)], maxGuests: 32, maxTotalMemoryMiB: 16_384,
+                maxSnapshotBytes: 1 << 36),
+            warnings: ["guest demo was left running without a saved state (the panel was killed); it is stopped"],
+            qemu: APIExamples.qemuHost)
     }
 }

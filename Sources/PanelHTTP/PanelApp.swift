@@ -58,7 +58,8 @@ public final class PanelApp: Sendable {
         let openAPI = OpenAPIDocument()
         HostController(
             configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
-            counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings }
+            counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings },
+            qemu: { services.qemu.summary() }
         )
         .addRoutes(to: api.group("", tag: "host"))
         MachineTypesController(catalog: services.machineTypes, workers: workers).addRoutes(to: api.group("", tag: "machine-types"))
@@ -97,6 +98,7 @@ public final class PanelApp: Sendable {
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
         sessions.servePort(server.port)
+        services.qemu.startDiscovery()
         services.recovery.recover(
             createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers,
             tasks: services.tasks)

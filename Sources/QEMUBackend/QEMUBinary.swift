@@ -14,6 +14,14 @@ public struct QEMUBinary: Sendable, Codable, Equatable {
     /// Whether the binary has `-sandbox` (seccomp); guests of it are started sandboxed if so.
     public var sandbox: Bool
 
+    public init(path: String, identity: QEMUBinaryIdentity, version: QEMUVersion, machineTypes: [QEMUMachineType], sandbox: Bool) {
+        self.path = path
+        self.identity = identity
+        self.version = version
+        self.machineTypes = machineTypes
+        self.sandbox = sandbox
+    }
+
     /// `qemu-system-riscv64`.
     public var name: String { (path as NSString).lastPathComponent }
 
@@ -35,6 +43,12 @@ public struct QEMUBinaryIdentity: Sendable, Codable, Equatable {
     public var path: String
     public var size: Int64
     public var modificationTimeNanoseconds: Int64
+
+    public init(path: String, size: Int64, modificationTimeNanoseconds: Int64) {
+        self.path = path
+        self.size = size
+        self.modificationTimeNanoseconds = modificationTimeNanoseconds
+    }
 
     public init(path: String) throws {
         var info = stat()

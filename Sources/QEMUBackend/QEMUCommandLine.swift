@@ -79,8 +79,10 @@ struct QEMUCommandLine {
         let consoleNumber = line.pass(console)
         // wait=on: QEMU accepts the panel's console connection (already queued) before it
         // creates the machine, so no output can be written before anyone reads it.
+        // graphics=off (a property every machine has): with no display, firmware talks on the
+        // serial line (SeaBIOS and iPXE on PCs print there only then); the devices stay as probed.
         line.add(
-            "-machine", configuration.machineType, "-m", "\(configuration.memoryMiB)M", "-S",
+            "-machine", configuration.machineType + ",graphics=off", "-m", "\(configuration.memoryMiB)M", "-S",
             "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=on",
             "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none")
         if let name = configuration.name { line.add("-name", "guest=\(name.replacingOccurrences(of: ",", with: ",,"))") }

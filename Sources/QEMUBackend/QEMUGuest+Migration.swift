@@ -31,6 +31,38 @@ extension QEMUGuest {
         }
     }
 
+    /// Migrates over a connection the caller opened (a socket to a destination that already checked
+    /// the caller's ticket): QEMU gets it with `getfd` and writes its stream there (`migrate fd:`), so
+    /// no port is opened for QEMU and the caller keeps its own copy of the connection to talk to the
+    /// destination before and after. `abandon` returning true cancels (the destination said it
+    /// failed). Otherwise as `migrate(toHost:port:)`: the guest is left in `postmigrate` on
+    /// `completed`, running as before on a failure or cancel.
+    public func migrate(
+        over descriptor: Int32, transfer: TransferControl = TransferControl(), maxPasses: UInt64 = 30,
+        timeout: Duration? = nil, progress: (TransferStats) -> Void = { _ in },
+        abandon: () -> Bool = { false }
+    ) throws -> TransferStats {
+        try beginTransfer(transfer)
+        defer { endTransfer() }
+        try qmp.execute("getfd", ["fdname": .string(Self.migrationDescriptorName)], passing: descriptor)
+        do {
+            try qmp.execute("migrate", ["uri": .string("fd:" + Self.migrationDescriptorName)])
+        } catch {
+            _ = try? qmp.execute("closefd", ["fdname": .string(Self.migrationDescriptorName)])
+            throw error
+        }
+        do {
+            return try followMigration(
+                transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
+                progress: progress, abandon: abandon)
+        } catch {
+            settleMigration()
+            throw error
+        }
+    }
+
+    static let migrationDescriptorName = "emupanel-migration"
+
     /// `tcp:HOST:PORT`, with brackets around an IPv6 literal; only a literal address or a plain
     /// host name, since the URI is parsed by QEMU.
     static func tcpURI(host: String, port: UInt16) throws -> String {

@@ -158,7 +158,8 @@ extension QEMUGuest {
 }
 
 /// Drains a socket into a sink on its own thread until the peer closes it.
-private final class StreamCopier: @unchecked Sendable {  // `sink` is touched only by the copy thread until `finish` has joined it
+// @unchecked Sendable: `sink` is touched only by the copy thread until `finish` has joined it
+private final class StreamCopier: @unchecked Sendable {
     private let socket: Int32
     private let sink: ByteSink
     private let failure = Mutex<Error?>(nil)

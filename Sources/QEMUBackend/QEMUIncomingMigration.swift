@@ -66,4 +66,26 @@ public final class QEMUIncomingMigration: Sendable {
 
     /// Gives up on the incoming guest: its QEMU is ended.
     public func cancel() { guest.kill() }
+
+    /// Starts QEMU for `configuration` with `-incoming defer -S` and loads the stream from a
+    /// connection the caller accepted (and checked the ticket on): QEMU gets it with `getfd` and
+    /// reads it with `migrate-incoming fd:`, so no port is ever open for QEMU. Returns the guest
+    /// paused once the whole stream loaded; a stream QEMU refused throws `incomingFailed` with
+    /// QEMU's reason and exit status, and no QEMU is left.
+    public static func receive(
+        _ configuration: QEMUGuestConfiguration, from descriptor: Int32, directory: String,
+        logPath: String, events: QEMUGuestEvents = QEMUGuestEvents(),
+        timeout: Duration = .seconds(3600)
+    ) throws -> QEMUGuest {
+        let guest = try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+        do {
+            try guest.qmp.execute("getfd", ["fdname": .string(QEMUGuest.migrationDescriptorName)], passing: descriptor)
+            try guest.qmp.execute("migrate-incoming", ["uri": .string("fd:" + QEMUGuest.migrationDescriptorName)])
+            try guest.waitForIncoming(deadline: .now + timeout)
+            return guest
+        } catch {
+            guest.kill()
+            throw error
+        }
+    }
 }

@@ -17,6 +17,13 @@ public struct QEMUVersion: Sendable, Codable, Hashable, Comparable, CustomString
         self.package = package
     }
 
+    /// From "7.2.22" (as `description` writes it).
+    public init?(text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 3, let major = parts[0], let minor = parts[1], let micro = parts[2] else { return nil }
+        self.init(major: major, minor: minor, micro: micro)
+    }
+
     /// From `{"qemu": {"major", "minor", "micro"}, "package"}`.
     init?(qmp value: QMPValue) {
         guard let qemu = value["qemu"], let major = qemu["major"]?.intValue, let minor = qemu["minor"]?.intValue,

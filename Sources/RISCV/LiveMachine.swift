@@ -153,7 +153,8 @@ public enum LiveMachineError: Error, CustomStringConvertible {
 }
 
 /// Hands a machine to the CPU thread; only that thread touches it until it is joined.
-final class MachineHandle: @unchecked Sendable {  // ownership passes to the CPU thread and back at join
+// @unchecked Sendable: ownership passes to the CPU thread and back at join
+final class MachineHandle: @unchecked Sendable {
     let machine: VirtMachine
     init(_ machine: VirtMachine) { self.machine = machine }
 }

@@ -13,7 +13,8 @@ import Synchronization
 /// whoever may have made it true rings. The condition is state outside (atomics); testing it
 /// under the mutex, and ringing under it, is what makes a ring between test and sleep not
 /// lost.
-final class Doorbell: @unchecked Sendable {  // the pthread objects live at fixed addresses and are only used through pthread calls
+// @unchecked Sendable: the pthread objects live at fixed addresses and are only used through pthread calls
+final class Doorbell: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 

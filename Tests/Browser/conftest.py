@@ -21,6 +21,8 @@ BINARY = os.environ.get("EMUPANEL_BIN", os.path.join(ROOT, ".build", "debug", "e
 # docs/screenshots to refresh the tracked ones.
 SCREENSHOTS = os.environ.get("EMUPANEL_SCREENSHOTS", os.path.join(ROOT, ".build-browser", "screenshots"))
 TOKEN = "browser-test-token-42"
+# QEMU's discovery probes only qemu-system-riscv64, once per run (its cache is shared and removed at the end).
+QEMU_CACHE = tempfile.mkdtemp(prefix="emupanel-e2e-qemu-cache-")
 
 
 class Panel:
@@ -32,7 +34,8 @@ class Panel:
         self.log_path = os.path.join(self.data_dir, "serve.log")
         config = {"listen": "127.0.0.1:0", "dataDir": self.data_dir,
                   # EMUPANEL_PUBLIC serves another copy of the UI (e.g. an older one, to see a test fail before its fix).
-                  "publicDir": os.environ.get("EMUPANEL_PUBLIC", os.path.join(ROOT, "Public")), "guestsDir": os.path.join(ROOT, "guests")}
+                  "publicDir": os.environ.get("EMUPANEL_PUBLIC", os.path.join(ROOT, "Public")), "guestsDir": os.path.join(ROOT, "guests"),
+                  "qemu": {"binaries": ["qemu-system-riscv64"], "cacheDir": QEMU_CACHE}}
         config.update(extra_config or {})
         self.config_path = os.path.join(self.data_dir, "config.json")
         with open(self.config_path, "w") as f:
@@ -200,3 +203,7 @@ def screenshot(driver, name, toasts=False):
         driver.execute_script("for (const toast of document.querySelectorAll('#toasts .toast')) toast.remove()")
     os.makedirs(SCREENSHOTS, exist_ok=True)
     driver.save_screenshot(os.path.join(SCREENSHOTS, f"{name}.png"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(QEMU_CACHE, ignore_errors=True)

@@ -27,7 +27,7 @@ final class ServeProcess {
     /// Unless `waitForListening` is false, it returns once the panel listens.
     init(
         name: String, peers: [(name: String, port: UInt16, token: String)] = [], reusing earlier: ServeProcess? = nil,
-        logLevel: String = "warning", waitForListening: Bool = true
+        logLevel: String = "warning", waitForListening: Bool = true, qemu: [String: Any]? = nil
     ) throws {
         dataDir = earlier?.dataDir ?? NSTemporaryDirectory() + "emupanel-\(name)-\(UUID().uuidString)"
         token = earlier?.token ?? "token-\(name)-\(UUID().uuidString.prefix(8))"
@@ -38,6 +38,8 @@ final class ServeProcess {
             "publicDir": Self.root.appendingPathComponent("Public").path,
             "guestsDir": Self.root.appendingPathComponent("guests").path,
             "peers": peers.map { ["name": $0.name, "url": "http://127.0.0.1:\($0.port)", "token": $0.token] },
+            // QEMU's discovery only for the tests that drive QEMU guests.
+            "qemu": qemu ?? ["enabled": false],
         ]
         let configPath = dataDir + "/config.json"
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))

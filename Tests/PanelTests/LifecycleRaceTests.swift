@@ -37,12 +37,12 @@ extension GuestTests {
         let swapped = try guests.withLifecycle(id) { _ -> Int? in
             _ = old.type(Array("q".utf8))  // the echo guest powers off on 'q'
             let deadline = Date().addingTimeInterval(30)
-            while old.machine.isRunning, Date() < deadline { usleep(1000) }
-            guard !old.machine.isRunning else { return nil }
+            while old.isAlive, Date() < deadline { usleep(1000) }
+            guard !old.isAlive else { return nil }
             // What a restore does under the lock, while the old machine's exit report waits for it.
             guests.register(fresh, for: id)
             let before = Int(console.total)  // read before it starts, or its banner may come first
-            fresh.start()
+            try fresh.start(paused: false)
             return before
         }
         let freshOutput = try #require(swapped, "the old machine powered off")
@@ -57,7 +57,7 @@ extension GuestTests {
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "x"]).status == 204)
         _ = try waitForConsole(panel, id, "x", since: ready.next)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
-        #expect(!fresh.machine.isRunning, "no orphaned CPU thread")
+        #expect(!fresh.isAlive, "no orphaned CPU thread")
     }
 
     /// A snapshot resumes only a guest it paused itself: a paused guest stays parked after its

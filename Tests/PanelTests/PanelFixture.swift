@@ -25,6 +25,8 @@ final class PanelFixture: Sendable {
         configuration.settings.dataDir = dataDir
         configuration.publicDir = Self.publicDir
         configuration.settings.guestsDir = URL(fileURLWithPath: Self.publicDir).deletingLastPathComponent().appendingPathComponent("guests").path
+        // QEMU's discovery only where a test asks for it (`PanelFixture.withQEMU`).
+        configuration.settings.qemu.enabled = false
         configure(&configuration)
         app = try PanelApp(configuration: configuration, machines: machines, environment: environment, logger: logger)
         try app.start()

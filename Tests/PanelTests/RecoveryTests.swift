@@ -27,11 +27,11 @@ extension GuestTests {
             let panel = try panel(dataDir: dataDir)
             id = try startEcho(panel, name: "parked")
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/pause").status == 200)
-            retired = try panel.app.services.guests.runtime(id).machine.instructionsRetired
+            retired = try #require(try panel.app.services.guests.runtime(id) as? BuiltinRuntime).machine.instructionsRetired
         }
         let panel = try panel(dataDir: dataDir)
         #expect(try state(panel, id) == "paused")
-        let runtime = try panel.app.services.guests.runtime(id)
+        let runtime = try #require(try panel.app.services.guests.runtime(id) as? BuiltinRuntime)
         #expect(runtime.machine.control.isPaused || runtime.machine.instructionsRetired == retired)
         #expect(runtime.machine.instructionsRetired == retired, "not one instruction ran before it was parked")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "z"]).status == 204)

@@ -39,6 +39,22 @@ struct GuestLifecycleTests {
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("guest/" + QEMUGuest.monitorSocketName)))
     }
 
+    /// A panel that was killed leaves its QEMU running: the next one finds it by its monitor
+    /// socket and ends it; a socket nobody listens on any more is only removed.
+    @Test func anOrphanQEMUIsEndedThroughItsMonitorSocket() throws {
+        let scratch = Scratch("orphan")
+        defer { scratch.remove() }
+        let (guest, recorder) = try Recorder.start(Guests.riscv("echo.elf"), in: scratch)
+        defer { guest.kill() }
+        #expect(recorder.waitForConsole("echo: ready"))
+        // What a killed panel leaves: QEMU, its monitor listening again, nobody connected.
+        guest.qmp.close()
+        #expect(QEMUOrphan.quit(in: scratch.sub("guest")))
+        #expect(recorder.wait { $0.exit != nil }, "the orphan ended")
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("guest/" + QEMUGuest.monitorSocketName)))
+        #expect(!QEMUOrphan.quit(in: scratch.sub("guest")), "nothing left to end")
+    }
+
     @Test func aGuestThatPowersOffEndsItsQEMU() throws {
         let scratch = Scratch("poweroff")
         defer { scratch.remove() }

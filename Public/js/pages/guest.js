@@ -6,7 +6,7 @@ import { resourceGraphs } from "../metrics.js";
 import { learnGuests } from "../names.js";
 import { Terminal } from "../terminal.js";
 import { stateBadge, guestActions } from "./guest-actions.js";
-import { tierBadge, TIER_PROMISE } from "./machine-types.js";
+import { tierBadge, TIER_PROMISE, QEMU_TIER_PROMISE, machineTypeHref } from "./machine-types.js";
 import { migratePanel } from "./migrate.js";
 import { snapshotPanel } from "./snapshots.js";
 
@@ -27,8 +27,9 @@ export async function renderGuest(main, id) {
     current = value;
     fill(header, h("h1", {}, value.name, " ", stateBadge(value.state)), guestActions(value));
     fill(details,
-      h("dt", {}, "Machine type"), h("dd", {}, h("a", { href: `#/machine-types/${encodeURIComponent(value.machineType)}` }, value.machineType)),
-      h("dt", {}, "Migration tier"), h("dd", { id: "guest-tier" }, type ? [tierBadge(type.tier), " ", TIER_PROMISE[type.tier] || ""] : "—"),
+      h("dt", {}, "Machine type"), h("dd", {}, h("a", { href: machineTypeHref({ name: value.machineType, backend: value.backend, binary: value.binary }) }, value.machineType)),
+      h("dt", {}, "Backend"), h("dd", { id: "guest-runs-on" }, value.backend === "qemu" ? `QEMU (${value.binary})` : "built-in RISC-V core"),
+      h("dt", {}, "Migration tier"), h("dd", { id: "guest-tier" }, type ? [tierBadge(type.tier), " ", (value.backend === "qemu" ? QEMU_TIER_PROMISE : TIER_PROMISE)[type.tier] || ""] : "—"),
       h("dt", {}, "Image"), h("dd", {}, value.image),
       h("dt", {}, "Memory"), h("dd", {}, formatBytes(value.memoryMiB * 1048576)),
       h("dt", {}, "Clock"), h("dd", {}, value.icount ? "deterministic (icount)" : "real time"),
@@ -40,7 +41,8 @@ export async function renderGuest(main, id) {
   }
   showGuest(guest);
   // The tier comes with the machine type; the page does not wait for it.
-  api("GET", `/machine-types/${encodeURIComponent(guest.machineType)}`).then((value) => { type = value; showGuest(current); }).catch(() => {});
+  const typeQuery = guest.backend === "qemu" ? `?backend=qemu&binary=${encodeURIComponent(guest.binary || "")}` : "";
+  api("GET", `/machine-types/${encodeURIComponent(guest.machineType)}${typeQuery}`).then((value) => { type = value; showGuest(current); }).catch(() => {});
 
   deleteButton.addEventListener("click", async () => {
     deleteError.textContent = "";

@@ -12,7 +12,7 @@ const STATES = ["running", "paused", "stopped", "migrating", "migrated"];
 /** Guests: the list (search, filter, sort, bulk actions, live CPU) and the create form. */
 export async function renderGuests(main) {
   const [guests, images, types, host] = await Promise.all([
-    api("GET", "/guests"), api("GET", "/images"), api("GET", "/machine-types").catch(() => ({ items: [] })),
+    api("GET", "/guests"), api("GET", "/images"), api("GET", "/machine-types?backend=builtin").catch(() => ({ items: [] })),
     hostInfo().catch(() => null),
   ]);
   learnGuests(guests.items);
@@ -140,19 +140,24 @@ function bulkActions(list) {
 
 function createForm(images, types, host) {
   const error = h("p", { class: "error", role: "alert", id: "create-error" });
-  const available = images.filter((image) => image.available);
+  const allAvailable = images.filter((image) => image.available);
+  let available = allAvailable.filter((item) => (item.backends || ["builtin"]).includes("builtin"));
+  // QEMU's machine types are fetched when QEMU is chosen: discovery may still be probing.
+  let qemuTypes = null;
+  const backend = h("select", { id: "guest-backend", name: "backend" },
+    h("option", { value: "builtin" }, "Built-in RISC-V core"), h("option", { value: "qemu" }, "QEMU"));
   const name = h("input", { id: "guest-name", name: "name", required: true, maxlength: 40, autocomplete: "off",
     pattern: "[A-Za-z0-9._-]{1,40}", "aria-describedby": "guest-name-help create-error" });
   const image = h("select", { id: "guest-image", name: "image", required: true },
     available.map((item) => h("option", { value: item.id }, item.name)));
   const unavailable = images.filter((item) => !item.available);
-  const machineType = h("select", { id: "guest-machine", name: "machineType", required: true },
-    types.map((type) =>
-      h("option", { value: type.name }, `${type.name}${type.alias ? ` (${type.alias})` : ""} — ${type.tier}${type.deprecated ? ", deprecated" : ""}`)));
+  const typeOption = (type) => h("option", { value: type.name, "data-binary": type.binary || "" },
+    `${type.name}${type.alias ? ` (${type.alias})` : ""} — ${type.tier}${type.deprecated ? ", deprecated" : ""}${type.binary ? ` — ${type.binary} ${type.qemuVersion}` : ""}`);
+  const machineType = h("select", { id: "guest-machine", name: "machineType", required: true }, types.map(typeOption));
   const memory = h("input", { id: "guest-memory", name: "memoryMiB", type: "number", step: 1, required: true, "aria-describedby": "guest-memory-help" });
   const memoryHelp = h("p", { class: "muted small", id: "guest-memory-help" });
   const icount = h("input", { id: "guest-icount", name: "icount", type: "checkbox" });
-  const limits = () => memoryLimits(host, available.find((item) => item.id === image.value));
+  const limits = () => memoryLimits(host, available.find((item) => item.id === image.value), backend.value);
   const setMemoryRange = () => {
     const { min, max } = limits();
     memory.min = min;
@@ -169,11 +174,36 @@ function createForm(images, types, host) {
   setMemoryRange();
   const newest = types.find((type) => type.alias);
   if (newest) machineType.value = newest.name;
+  // The backend decides which images boot and which machine types there are; QEMU runs on real time.
+  backend.addEventListener("change", async () => {
+    const qemu = backend.value === "qemu";
+    error.textContent = "";
+    if (qemu && qemuTypes === null) {
+      try {
+        qemuTypes = (await api("GET", "/machine-types?backend=qemu")).items;
+      } catch (failure) {
+        error.textContent = failure.message;
+        qemuTypes = null;
+      }
+    }
+    const shown = qemu ? (qemuTypes || []) : types;
+    available = allAvailable.filter((item) => (item.backends || ["builtin"]).includes(backend.value));
+    image.replaceChildren(...available.map((item) => h("option", { value: item.id }, item.name)));
+    machineType.replaceChildren(...shown.map(typeOption));
+    const preferred = qemu ? shown.find((type) => type.name === "virt") : shown.find((type) => type.alias);
+    if (preferred) machineType.value = preferred.name;
+    icount.disabled = qemu;
+    if (qemu) icount.checked = false;
+    const picked = available.find((item) => item.id === image.value);
+    if (picked) memory.value = picked.defaultMemoryMiB;
+    setMemoryRange();
+  });
 
   const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "create-h", id: "create-guest" },
     h("h2", { id: "create-h" }, "Create a guest"),
     h("label", { for: "guest-name" }, "Name"), name,
     h("p", { class: "muted small", id: "guest-name-help" }, "1–40 letters, digits, '-', '_' or '.'"),
+    h("label", { for: "guest-backend" }, "Backend"), backend,
     h("label", { for: "guest-image" }, "Image"), image,
     unavailable.length ? h("p", { class: "muted small" }, `Not available here: ${unavailable.map((item) => `${item.name} (${item.unavailableReason})`).join("; ")}`) : null,
     h("label", { for: "guest-machine" }, "Machine type"), machineType,
@@ -201,6 +231,7 @@ function createForm(images, types, host) {
     try {
       const guest = await api("POST", "/guests", {
         name: name.value, image: image.value, machineType: machineType.value, memoryMiB: mib, icount: icount.checked,
+        ...(backend.value === "qemu" ? { backend: "qemu", binary: machineType.selectedOptions[0]?.dataset.binary || undefined } : {}),
       });
       location.hash = `#/guests/${guest.id}`;
     } catch (failure) {

@@ -1,0 +1,133 @@
+import EmulatorCore
+import Foundation
+import Migration
+import RISCV
+import Synchronization
+
+/// A guest on the built-in RISC-V core: its `LiveMachine` (the board on its own CPU thread) and
+/// the serial line between its UART and the console buffer.
+final class BuiltinRuntime: GuestRuntime {
+    let machine: LiveMachine
+    let serial: SerialConsole
+    /// The CPU thread's kernel id, read on that thread at the first metrics round.
+    private let cpuThread = Mutex<Int32?>(nil)
+
+    init(
+        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
+        reports: RuntimeReports
+    ) throws {
+        serial = SerialConsole { console.append($0) }
+        let board = try VirtMachine.booted(
+            machineType,
+            configuration: MachineConfiguration(
+                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+        board.console = serial
+        let owner = RuntimeOwner()
+        machine = LiveMachine(board) { outcome in
+            let runtime = owner.runtime as? BuiltinRuntime
+            reports.exited(
+                RuntimeExit(
+                    runtime: runtime, reason: Self.reason(outcome),
+                    instructions: runtime?.machine.instructionsRetired ?? 0))
+        }
+        owner.runtime = self
+    }
+
+    private static func reason(_ outcome: RunOutcome) -> String {
+        switch outcome {
+        case .passed: "powered off"
+        case .failed(let code): "test finisher reported failure \(code)"
+        case .instructionLimit: "instruction limit"
+        case .stopped: "stopped"
+        }
+    }
+
+    /// The board is built and loaded when the runtime is made.
+    func prepare() {}
+
+    func start(paused: Bool) {
+        if paused { machine.control.pause() }
+        machine.start()
+    }
+
+    func pause() { machine.pause() }
+    func resume() { machine.resume() }
+    func stop() { machine.stop() }
+    func reset() throws { try machine.reset() }
+    /// False when the guest has not read enough of the input before it (SerialConsole.inputCapacity).
+    func type(_ bytes: [UInt8]) -> Bool { serial.send(bytes) }
+    var isAlive: Bool { machine.isRunning }
+    var runsNow: Bool? { machine.isRunning ? !machine.control.isPaused : nil }
+
+    func load(fromFile path: String, expectedChecksum: String?) throws {
+        try machine.load(fromFile: path, expectedChecksum: expectedChecksum)
+    }
+
+    func saveSnapshot(
+        to path: String, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> SavedState {
+        var final = TransferStats()
+        // A paused guest stays paused while a task runs (pause and resume wait for it): its RAM
+        // cannot change under the writer, so the file is hashed on the way.
+        let paused = !machine.isRunning || machine.control.isPaused
+        let written = try SnapshotFile.write(to: path, unchangingSource: paused) { sink in
+            let throttled = ThrottledSink(sink, transfer: transfer)
+            let stats = try machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot, progress: progress)
+            final = stats
+            // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
+            guard machine.isRunning else { throw GuestEnded(during: "snapshot") }
+            // A running guest ran on once its last state was held in memory (Precopy.snapshot), unless
+            // there was too much to hold: then it is parked until here. One that was paused stays paused.
+            if stats.parkedGuest { machine.resume() }
+        }
+        return SavedState(file: written, stats: final)
+    }
+
+    func saveForShutdown(to path: String) throws -> SnapshotFile.Written {
+        machine.pause()
+        let transfer = TransferControl()
+        // Paused first, so its RAM cannot change under the writer.
+        return try SnapshotFile.write(to: path, unchangingSource: true) { sink in
+            _ = try machine.streamState(to: ThrottledSink(sink, transfer: transfer), transfer: transfer) { _ in }
+        }
+    }
+
+    func send(
+        over socket: TCPSocket, transfer: TransferControl,
+        progress: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> TransferStats {
+        try machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: progress)
+    }
+
+    func receive(from socket: TCPSocket) throws {
+        _ = try machine.load(from: socket)
+    }
+
+    func counters(first: Bool, paused: Bool) -> RuntimeCounters? {
+        // Only a machine on its CPU thread: `onCPU` runs the body right here for one that is not,
+        // and one not started yet may be loading a stream on another thread.
+        guard machine.isRunning else { return nil }
+        var retired: UInt64?
+        var dirty: UInt64 = 0
+        if first {
+            guard
+                let read = try? machine.onCPU({ board -> (UInt64, Int32?) in
+                    board.setDirtyPageCounting(true)
+                    return (board.hart.state.retired, ThreadStat.currentThreadID())
+                }), machine.isRunning
+            else { return nil }  // ended meanwhile: the thread id may not be its CPU's
+            cpuThread.withLock { $0 = read.1 }
+            retired = read.0
+        } else if !paused {
+            // A paused guest retires nothing and writes nothing: its parked CPU is not woken to say so.
+            guard let read = try? machine.onCPU({ board in (board.hart.state.retired, board.takeDirtyPageCount()) }) else { return nil }
+            retired = read.0
+            dirty = UInt64(read.1)
+        }
+        return RuntimeCounters(
+            retired: retired, dirtyPages: dirty,
+            cpuTicks: cpuThread.withLock { $0 }.flatMap(ThreadStat.cpuTicks(thread:)),
+            rssBytes: machine.machine.ram.residentBytes())
+    }
+}
