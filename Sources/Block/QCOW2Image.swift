@@ -22,9 +22,9 @@ public final class QCOW2Image: BlockDevice {
     static let offsetMask: UInt64 = 0x00ff_ffff_ffff_fe00
 
     public let path: String
-    public private(set) var header: QCOW2Header
+    public internal(set) var header: QCOW2Header
     /// The image under this one: reads of clusters this image does not hold go there.
-    public let backing: (any BlockDevice)?
+    public internal(set) var backing: (any BlockDevice)?
     public let isReadOnly: Bool
     public var sizeBytes: UInt64 { header.size }
 
@@ -32,7 +32,7 @@ public final class QCOW2Image: BlockDevice {
     let clusterSize: Int
     let clusterBits: UInt64
     let l2Entries: Int
-    private var l1: [UInt64]
+    var l1: [UInt64]
     private var l2Tables: [UInt64: [UInt64]] = [:]
     private var refcountTable: [UInt64]
     private var refcountBlocks: [UInt64: [UInt16]] = [:]
@@ -222,14 +222,14 @@ public final class QCOW2Image: BlockDevice {
     private func l2Index(_ guest: UInt64) -> Int { Int((guest >> clusterBits) & UInt64(l2Entries - 1)) }
 
     /// The L2 entry for `guest`, or 0 when no L2 table covers it.
-    private func l2Entry(_ guest: UInt64) throws -> UInt64 {
+    func l2Entry(_ guest: UInt64) throws -> UInt64 {
         let l1Entry = l1[l1Index(guest)]
         let table = l1Entry & QCOW2Image.offsetMask
         if table == 0 { return 0 }
         return try l2Table(at: table)[l2Index(guest)]
     }
 
-    private func l2Table(at offset: UInt64) throws -> [UInt64] {
+    func l2Table(at offset: UInt64) throws -> [UInt64] {
         if let cached = l2Tables[offset] { return cached }
         guard offset % UInt64(clusterSize) == 0, offset + UInt64(clusterSize) <= fileEnd else {
             throw BlockError.corrupt(path: path, reason: "L2 table at \(offset) lies outside the file")

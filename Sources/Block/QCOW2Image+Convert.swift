@@ -1,0 +1,43 @@
+// `qemu-img convert -O qcow2` for one image: a new qcow2 file holding the bytes of any
+// BlockDevice (a raw file system made by mke2fs), with clusters that read as zero left
+// unallocated so the file stays as small as its data.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension QCOW2Image {
+    /// Creates `path` as a qcow2 image of `source`'s size and contents. The file is built under a
+    /// temporary name and linked into place once synced, so `path` either does not exist or is
+    /// whole; an existing file is never replaced.
+    public static func create(path: String, copying source: any BlockDevice) throws {
+        if access(path, F_OK) == 0 { throw BlockError.exists(path: path) }
+        let temporary = directoryOf(path) + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try create(path: temporary, sizeBytes: source.sizeBytes)
+            let image = try QCOW2Image(path: temporary, writable: true)
+            var buffer = [UInt8](repeating: 0, count: image.clusterSize)
+            var offset: UInt64 = 0
+            while offset < source.sizeBytes {
+                let count = Int(min(UInt64(buffer.count), source.sizeBytes - offset))
+                try buffer.withUnsafeMutableBytes { try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count])) }
+                if buffer[0..<count].contains(where: { $0 != 0 }) {
+                    try buffer.withUnsafeBytes { try image.write(at: offset, from: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                }
+                offset += UInt64(count)
+            }
+            try image.flush()
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        guard link(temporary, path) == 0 else {
+            let e = errno
+            unlink(temporary)
+            throw e == EEXIST ? BlockError.exists(path: path) : BlockError.io(path: path, operation: "rename into place", errno: e)
+        }
+        unlink(temporary)
+        syncDirectory(directoryOf(path))
+    }
+}
