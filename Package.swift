@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "Headless", dependencies: ["EmulatorCore", "VMState", "RISCV", "Migration"]),
         // The panel's services: guests, tasks, events, snapshots, migration; no HTTP in it.
         .target(name: "PanelCore", dependencies: [
-            "EmulatorCore", "RISCV", "Migration", "Headless", "VMState",
+            "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "Block",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

@@ -56,19 +56,55 @@ public final class GuestLifecycle: Sendable {
 
     // MARK: Records
 
-    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool) throws -> GuestRecord {
+    /// Creates a stopped guest; an image with a disk gets its own (`diskSizeBytes`, or the
+    /// image's size), made before the record so a guest never names a disk it lacks.
+    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
+                       diskSizeBytes: Int64? = nil) throws -> GuestRecord {
         try Names.validate(name, what: "guest")
         let image = try registry.images.image(imageID)
         let type = try registry.resolve(machineType)
         try Self.checkMemory(memoryMiB, image: image)
         try quotas.checkGuest(memoryMiB: memoryMiB)
+        let diskSize = try Self.diskSize(diskSizeBytes, image: image, machineType: type)
+        if (try? store.all())?.contains(where: { $0.name == name }) == true {
+            throw PanelError(.conflict, code: "name_taken", message: "a guest named '\(name)' exists")
+        }
         let now = Date()
-        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
+        var guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
                                 machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
                                 resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
-        try store.insert(guest)
+        do {
+            if let template = image.disk, let diskSize {
+                guest.disks = try registry.diskFiles(guest.id).create(template, sizeBytes: diskSize)
+            }
+            try store.insert(guest)
+        } catch {
+            try? FileManager.default.removeItem(atPath: registry.guestDirectory(guest.id))
+            if let error = error as? PanelError { throw error }
+            throw PanelError(.invalid, code: "disk_creation_failed", message: "the guest's disk could not be made: \(error)")
+        }
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
+    }
+
+    /// The size of the disk a new guest of `image` gets, nil for an image without one.
+    static func diskSize(_ requested: Int64?, image: ImageCatalog.Image, machineType: MachineType) throws -> Int64? {
+        guard let template = image.disk else {
+            guard requested == nil else {
+                throw PanelError(.invalid, code: "invalid_disk_size", message: "image '\(image.id)' has no disk to size")
+            }
+            return nil
+        }
+        guard VirtMachineTypes.driveSlots(in: machineType) > 0 else {
+            throw PanelError(.invalid, code: "machine_type_without_disks",
+                             message: "image '\(image.id)' boots from a virtio disk, which \(machineType.name) lacks: use virt-1.2 or newer (or the alias virt)")
+        }
+        let size = requested ?? template.sizeBytes
+        guard DiskTemplate.sizes.contains(size), size % (1 << 20) == 0 else {
+            throw PanelError(.invalid, code: "invalid_disk_size",
+                             message: "diskSizeBytes must be whole MiB from \(DiskTemplate.sizes.lowerBound >> 20) MiB to \(DiskTemplate.sizes.upperBound >> 30) GiB")
+        }
+        return size
     }
 
     public func patch(_ id: String, name: String?, memoryMiB: Int?, icount: Bool?) throws -> GuestRecord {
@@ -224,10 +260,13 @@ public final class GuestLifecycle: Sendable {
         try store.update(id) { $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false }
     }
 
-    func makeRuntime(for guest: GuestRecord) throws -> GuestRuntime {
+    /// The guest's machine, its disks' tops plugged in (`disks` instead of the record's: a restore's fresh overlays).
+    func makeRuntime(for guest: GuestRecord, disks: [GuestDisk]? = nil) throws -> GuestRuntime {
         let image = try registry.images.image(guest.image)
         let type = try registry.resolve(guest.machineType)
-        return try GuestRuntime(guest: guest, image: image, machineType: type, console: registry.slot(guest.id).console) { [weak self] exit in
+        let drives = registry.diskFiles(guest.id).drives(disks ?? guest.disks)
+        return try GuestRuntime(guest: guest, image: image, machineType: type, drives: drives,
+                                console: registry.slot(guest.id).console) { [weak self] exit in
             self?.guestExited(guest.id, exit)
         }
     }

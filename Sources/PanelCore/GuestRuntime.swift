@@ -16,11 +16,13 @@ final class GuestRuntime: Sendable {
         var instructions: UInt64
     }
 
-    init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
-         onExit: @escaping @Sendable (Exit) -> Void) throws {
+    /// `drives` are the guest's disks, top overlays first in drive order (GuestDiskFiles.drives).
+    init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, drives: [DriveConfiguration],
+         console: ConsoleBuffer, onExit: @escaping @Sendable (Exit) -> Void) throws {
         serial = SerialConsole { console.append($0) }
         let board = try VirtMachine.booted(machineType, configuration: MachineConfiguration(
-            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime, drives: drives),
+            firmware: image.biosPath, kernel: image.kernelPath, initrd: image.initrdPath, commandLine: image.commandLine)
         board.console = serial
         let owner = Owner()
         machine = LiveMachine(board) { outcome in

@@ -99,6 +99,11 @@ public final class PanelDatabase: Sendable {
                 t.primaryKey(["taskId", "seq"])
             }
         }
+        migrator.registerMigration("7-disks") { db in
+            // A guest's disks (its tops) and each snapshot's frozen overlays, as JSON arrays.
+            try db.alter(table: "guest") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }
+            try db.alter(table: "snapshot") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }
+        }
         return migrator
     }
 

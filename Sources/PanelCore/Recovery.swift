@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Migration
+import RISCV
 import Synchronization
 
 /// What the panel does when it starts and stops, so a restart loses nothing (libvirt's managed
@@ -230,14 +231,18 @@ public final class Recovery: Sendable {
         }
     }
 
-    /// A first start finds one guest ready to start: U-Boot when Debian's firmware is installed,
-    /// else the memory-pattern test guest.
+    /// A first start finds one guest ready to start: the Linux guest when it is built (on the
+    /// newest versioned type, the alias's, which has its disk), else U-Boot when Debian's firmware
+    /// is installed, else the first test guest.
     func createDemoGuestIfEmpty() {
         guard allGuests("create the demo guest").isEmpty else { return }
         let images = registry.images.images
-        let image = images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available }
         let machines = registry.machines.machineTypes
-        guard let image, let type = machines.first(where: { $0.alias != nil }) ?? machines.first else { return }
+        let newest = machines.first(where: { $0.alias != nil }) ?? machines.first
+        let linux = images.first { $0.id == LinuxImage.id && $0.available }
+            .flatMap { newest.map(VirtMachineTypes.driveSlots(in:)) ?? 0 > 0 ? $0 : nil }
+        let image = linux ?? images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available && $0.disk == nil }
+        guard let image, let type = newest else { return }
         do {
             _ = try lifecycle.create(name: "demo", image: image.id, machineType: type.name, memoryMiB: image.defaultMemoryMiB, icount: false)
         } catch {

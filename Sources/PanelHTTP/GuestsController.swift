@@ -16,6 +16,8 @@ struct GuestsController: Sendable {
         var machineType: String
         var memoryMiB: Int
         var icount: Bool?
+        /// The size of the disk an image with one brings (its `disk.sizeBytes` when absent).
+        var diskSizeBytes: Int64?
     }
 
     struct PatchGuest: Decodable {
@@ -28,11 +30,15 @@ struct GuestsController: Sendable {
 
     func addRoutes(to api: RouteGroup) {
         api.get("/guests", summary: "Guests", doc: .init(answer: Items<GuestRecord>.self)) { _ in .json(Items(items: try guests.list())) }
-        api.post("/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?}",
+        api.post("/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, diskSizeBytes?}",
                  doc: .init(body: CreateGuest.self, answer: GuestRecord.self, status: .created)) { request in
             let body = try request.decode(CreateGuest.self)
-            return .json(try lifecycle.create(name: body.name, image: body.image, machineType: body.machineType,
-                                              memoryMiB: body.memoryMiB, icount: body.icount ?? false), status: .created)
+            // Making a disk's file system takes a moment: off the server's threads.
+            return workers.respond { respondMapped {
+                .json(try lifecycle.create(name: body.name, image: body.image, machineType: body.machineType,
+                                           memoryMiB: body.memoryMiB, icount: body.icount ?? false,
+                                           diskSizeBytes: body.diskSizeBytes), status: .created)
+            } }
         }
         api.get("/guests/{id}", summary: "One guest", doc: .init(answer: GuestRecord.self)) { request in .json(try guests.get(try request.parameter("id"))) }
         api.patch("/guests/{id}", summary: "Rename; change memory or clock while stopped",

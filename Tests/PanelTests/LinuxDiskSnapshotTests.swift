@@ -1,0 +1,167 @@
+// The Linux guest through the panel's API: created from the `linux` image with its own qcow2
+// disk, driven at its shell through the console, snapshotted and restored the way libvirt's
+// external snapshots go (a frozen overlay per snapshot, a fresh one per restore), and every
+// file of the disk's chain accepted by qemu-img.
+import Foundation
+import HTTPTestSupport
+import PanelCore
+import PanelHTTP
+import RISCV
+import Testing
+
+/// A Linux guest of one panel and its shell, typed into through `POST /console`.
+struct LinuxShell {
+    let panel: PanelFixture
+    let id: String
+    var next = 0
+    static let prompt = "\r\n# "
+
+    /// Waits until the console shows `needle` after the offset read so far; returns what came.
+    @discardableResult
+    mutating func wait(for needle: String, timeout: Double = 300) throws -> String {
+        var text = ""
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let chunk = try panel.get("/api/v1/guests/\(id)/console?since=\(next)&wait=5").json()
+            text += chunk["data"] as? String ?? ""
+            next = chunk["next"] as? Int ?? next
+            if text.contains(needle) { return text }
+        }
+        Issue.record("the console never showed \(needle.debugDescription): \(text.suffix(600).debugDescription)")
+        throw CancellationError()
+    }
+
+    /// Types `command` and returns its output up to the next prompt.
+    @discardableResult
+    mutating func run(_ command: String) throws -> String {
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": command + "\n"]).status == 204)
+        return try wait(for: Self.prompt, timeout: 120)
+    }
+
+    static var qemuImg: String? {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") ? "/usr/bin/qemu-img" : nil
+    }
+
+    /// `qemu-img check` on every file of the guest's disk directory: the failures, by file.
+    static func checkImages(in directory: String) -> [String] {
+        guard let tool = qemuImg else { return [] }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".qcow2") }
+        return files.compactMap { file in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = ["check", directory + "/" + file]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { return file }
+            process.waitUntilExit()
+            return process.terminationStatus == 0 ? nil : file
+        }
+    }
+}
+
+@Suite("Linux guest with a disk", .serialized)
+struct LinuxDiskSnapshotTests {
+    static func linuxPanel() throws -> PanelFixture { try PanelFixture(machines: VirtMachineTypes.registry) }
+
+    static let linuxBuilt: Bool = {
+        guard let panel = try? linuxPanel(), let images = try? panel.get("/api/v1/images").json()["items"] as? [[String: Any]] else { return false }
+        return images.contains { $0["id"] as? String == "linux" && $0["available"] as? Bool == true }
+    }()
+
+    func waitForTask(_ panel: PanelFixture, _ reply: RawHTTPConnection.Reply, timeout: Double = 180) throws -> [String: Any] {
+        #expect(reply.status == 202, "\(reply.text)")
+        let id = try #require((try reply.json()["task"] as? [String: Any])?["id"] as? String)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let task = try panel.get("/api/v1/tasks/\(id)").json()
+            if let status = task["status"] as? String, ["succeeded", "failed", "cancelled"].contains(status) { return task }
+            usleep(100_000)
+        }
+        Issue.record("task \(id) did not finish")
+        return [:]
+    }
+
+    @Test func theLinuxImageIsListedWithItsDiskAndACreatedGuestGetsOne() throws {
+        let panel = try Self.linuxPanel()
+        let images = try #require(try panel.get("/api/v1/images").json()["items"] as? [[String: Any]])
+        let linux = try #require(images.first { $0["id"] as? String == "linux" })
+        #expect(linux["kernel"] as? String == "Image")
+        #expect(linux["initrd"] as? String == "initramfs.cpio")
+        let disk = try #require(linux["disk"] as? [String: Any])
+        #expect(disk["sizeBytes"] as? Int == 256 << 20)
+        #expect(disk["format"] as? String == "qcow2")
+        guard Self.linuxBuilt else { return }
+        let body: [String: Any] = ["name": "tux", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20]
+        #expect(try panel.send("POST", "/api/v1/guests", json: body.merging(["machineType": "virt-1.1"]) { $1 }).errorCode
+                == "machine_type_without_disks")
+        #expect(try panel.send("POST", "/api/v1/guests", json: body.merging(["diskSizeBytes": 1000]) { $1 }).errorCode == "invalid_disk_size")
+        let created = try panel.send("POST", "/api/v1/guests", json: body)
+        #expect(created.status == 201, "\(created.text)")
+        let guest = try created.json()
+        #expect(guest["machineType"] as? String == "virt-1.2")
+        let disks = try #require(guest["disks"] as? [[String: Any]])
+        #expect(disks.count == 1)
+        #expect(disks.first?["id"] as? String == "vda")
+        #expect(disks.first?["sizeBytes"] as? Int == 64 << 20)
+        let id = try #require(guest["id"] as? String)
+        let directory = panel.dataDir + "/guests/\(id)/disks"
+        #expect(LinuxShell.checkImages(in: directory).isEmpty)
+        // A second guest of the same name makes no disk.
+        #expect(try panel.send("POST", "/api/v1/guests", json: body).errorCode == "name_taken")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: panel.dataDir + "/guests").count == 1)
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)").status == 204)
+        #expect(!FileManager.default.fileExists(atPath: directory))
+    }
+
+    @Test(.enabled(if: LinuxImageAvailability.built))
+    func aFileWrittenBeforeASnapshotComesBackWithItsRestore() throws {
+        let panel = try Self.linuxPanel()
+        let created = try panel.send("POST", "/api/v1/guests", json: [
+            "name": "tux", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20])
+        let id = try #require(try created.json()["id"] as? String)
+        let directory = panel.dataDir + "/guests/\(id)/disks"
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        var shell = LinuxShell(panel: panel, id: id)
+        try shell.wait(for: LinuxShell.prompt)
+        try shell.run("mount /dev/vda /mnt")
+        try shell.run("echo first version > /mnt/note")
+        try shell.run("sync")
+
+        let snapshot = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "first", "description": ""]))
+        #expect(snapshot["status"] as? String == "succeeded", "\(snapshot)")
+        let record = try panel.get("/api/v1/guests/\(id)/snapshots/first").json()
+        let frozen = try #require((record["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
+        let afterSnapshot = try panel.get("/api/v1/guests/\(id)").json()
+        let top = try #require((afterSnapshot["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
+        #expect(top != frozen, "the guest writes a new overlay after the snapshot")
+
+        try shell.run("echo second version > /mnt/note")
+        try shell.run("sync")
+        #expect(try shell.run("cat /mnt/note").contains("second version"))
+
+        let restore = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/first/restore"))
+        #expect(restore["status"] as? String == "succeeded", "\(restore)")
+        // Read from the disk, not from the page cache the snapshot's RAM holds.
+        try shell.run("umount /mnt")
+        try shell.run("mount /dev/vda /mnt")
+        let read = try shell.run("cat /mnt/note")
+        #expect(read.contains("first version") && !read.contains("second version"), "\(read)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(!files.contains(top), "the overlay the restore discarded is gone")
+        #expect(files.contains(frozen))
+
+        // Deleting the snapshot streams its layer into the running guest's top: nothing it reads changes.
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/first").status == 204)
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: directory)).contains(frozen))
+        try shell.run("umount /mnt")
+        try shell.run("mount /dev/vda /mnt")
+        #expect(try shell.run("cat /mnt/note").contains("first version"))
+        try shell.run("umount /mnt")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+        #expect(LinuxShell.checkImages(in: directory).isEmpty)
+    }
+}
+
+enum LinuxImageAvailability {
+    static var built: Bool { LinuxDiskSnapshotTests.linuxBuilt }
+}
