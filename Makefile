@@ -4,7 +4,7 @@
 SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
-RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev libxxhash-dev opensbi u-boot-qemu
+RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev libxxhash-dev opensbi u-boot-qemu e2fsprogs
 TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-system-x86 qemu-utils e2fsprogs device-tree-compiler curl chromium chromium-driver python3-venv eslint
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 # The Linux guest (guests/linux/build.sh): kernel and initramfs, built once into ~/.cache/emupanel/linux.

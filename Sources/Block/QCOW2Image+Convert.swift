@@ -18,11 +18,13 @@ extension QCOW2Image {
             try create(path: temporary, sizeBytes: source.sizeBytes)
             let image = try QCOW2Image(path: temporary, writable: true)
             var buffer = [UInt8](repeating: 0, count: image.clusterSize)
+            let zeros = [UInt8](repeating: 0, count: image.clusterSize)
             var offset: UInt64 = 0
             while offset < source.sizeBytes {
                 let count = Int(min(UInt64(buffer.count), source.sizeBytes - offset))
                 try buffer.withUnsafeMutableBytes { try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count])) }
-                if buffer[0..<count].contains(where: { $0 != 0 }) {
+                // memcmp, not a byte loop: a debug build scans a 256 MiB file system in seconds otherwise.
+                if memcmp(buffer, zeros, count) != 0 {
                     try buffer.withUnsafeBytes { try image.write(at: offset, from: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 }
                 offset += UInt64(count)

@@ -149,3 +149,26 @@ final class DiskFreeze: Sendable {
         if happened { files.sync(frozen.map(\.overlay)) } else { files.remove(next.map(\.overlay)) }
     }
 }
+
+extension GuestRegistry {
+    /// Removes the disk layers no snapshot and no top of the guest needs (GuestDiskFiles.collect);
+    /// a top the guest's machine writes is edited on its CPU thread.
+    @discardableResult
+    func collectDiskLayers(of id: String) throws -> [String] {
+        let guest = try store.get(id)
+        guard !guest.disks.isEmpty else { return [] }
+        let frozen = Set(try snapshots.all(guestId: id).flatMap { $0.disks.map(\.overlay) })
+        return try diskFiles(id).collect(frozen: frozen, tops: guest.disks) { drive, body in
+            guard let runtime = registeredRuntime(of: guest) else { return false }
+            try runtime.machine.onCPU { machine in
+                guard let image = machine.disk(drive) as? QCOW2Image else { throw DiskEditError() }
+                try body(image)
+            }
+            return true
+        }
+    }
+}
+
+private struct DiskEditError: Error, CustomStringConvertible {
+    var description: String { "the guest's disk is not the qcow2 image its record names" }
+}

@@ -174,31 +174,10 @@ public final class SnapshotService: Sendable {
         }
         if !record.disks.isEmpty {
             // The tops left behind held what the guest wrote since: a restore discards it, as libvirt's revert does.
-            try? collectLayers(of: id)
+            try? registry.collectDiskLayers(of: id)
         }
         events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
         return ["name": .string(name)]
-    }
-
-    /// Removes the disk layers no snapshot and no top needs (GuestDiskFiles.collect); a top the
-    /// running machine writes is edited on its CPU thread.
-    @discardableResult
-    func collectLayers(of id: String) throws -> [String] {
-        let guest = try store.get(id)
-        guard !guest.disks.isEmpty else { return [] }
-        let frozen = Set(try snapshots.all(guestId: id).flatMap { $0.disks.map(\.overlay) })
-        return try registry.diskFiles(id).collect(frozen: frozen, tops: guest.disks) { drive, body in
-            guard let runtime = registry.registeredRuntime(of: guest) else { return false }
-            try runtime.machine.onCPU { machine in
-                guard let image = machine.disk(drive) as? QCOW2Image else { throw DiskEditError() }
-                try body(image)
-            }
-            return true
-        }
-    }
-
-    private struct DiskEditError: Error, CustomStringConvertible {
-        var description: String { "the guest's disk is not the qcow2 image its record names" }
     }
 
     public func updateSnapshotDescription(_ id: String, name: String, description: String) throws -> SnapshotView {
@@ -220,7 +199,7 @@ public final class SnapshotService: Sendable {
             let record = try snapshots.delete(guestId: id, name: name)
             unlink(registry.guestDirectory(id) + "/snapshots/" + record.file)
             // Its frozen layers go, or are streamed into their only child, unless another image still needs them.
-            if !record.disks.isEmpty { try collectLayers(of: id) }
+            if !record.disks.isEmpty { try registry.collectDiskLayers(of: id) }
         }
         events.publish("snapshot.deleted", subject: id, data: ["guestId": .string(id), "name": .string(name)])
     }

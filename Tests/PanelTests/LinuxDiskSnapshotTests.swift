@@ -162,6 +162,104 @@ struct LinuxDiskSnapshotTests {
     }
 }
 
+extension LinuxDiskSnapshotTests {
+    @Test(.enabled(if: LinuxImageAvailability.built))
+    func theDiskMovesWithALiveMigrationAndSnapshotsWorkThere() throws {
+        let source = try Self.linuxPanel(), destination = try Self.linuxPanel()
+        let created = try source.send("POST", "/api/v1/guests", json: [
+            "name": "mover", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20])
+        let id = try #require(try created.json()["id"] as? String)
+        #expect(try source.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        var shell = LinuxShell(panel: source, id: id)
+        try shell.wait(for: LinuxShell.prompt)
+        try shell.run("mount /dev/vda /mnt")
+        try shell.run("echo written on the source > /mnt/origin")
+        try shell.run("sync")
+        // A snapshot first: the chain that moves has a frozen layer besides the base.
+        let snapshot = try waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "s", "description": ""]))
+        #expect(snapshot["status"] as? String == "succeeded")
+        try shell.run("echo after the snapshot > /mnt/later")
+        try shell.run("sync")
+
+        let task = try waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
+            "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token]]))
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        let disk = try #require((task["detail"] as? [String: Any])?["disk"] as? [String: Any], "\(task)")
+        let total = try #require(disk["total"] as? Int)
+        #expect(total > 0 && disk["transferred"] as? Int == total && disk["remaining"] as? Int == 0)
+        #expect(try source.get("/api/v1/guests/\(id)").json()["state"] as? String == "migrated")
+
+        let moved = try #require((try destination.get("/api/v1/guests").json()["items"] as? [[String: Any]])?.first)
+        let movedID = try #require(moved["id"] as? String)
+        #expect((moved["disks"] as? [[String: Any]])?.first?["sizeBytes"] as? Int == 64 << 20)
+        var there = LinuxShell(panel: destination, id: movedID)
+        // Read from the disk that arrived, not from the page cache that came with RAM.
+        try there.run("umount /mnt")
+        try there.run("mount /dev/vda /mnt")
+        #expect(try there.run("cat /mnt/origin").contains("written on the source"))
+        #expect(try there.run("cat /mnt/later").contains("after the snapshot"))
+
+        // The same file test on the destination: write, snapshot, change, restore, read the first version.
+        try there.run("echo first version > /mnt/note")
+        try there.run("sync")
+        let taken = try waitForTask(destination, try destination.send("POST", "/api/v1/guests/\(movedID)/snapshots", json: ["name": "first", "description": ""]))
+        #expect(taken["status"] as? String == "succeeded")
+        try there.run("echo second version > /mnt/note")
+        try there.run("sync")
+        let restored = try waitForTask(destination, try destination.send("POST", "/api/v1/guests/\(movedID)/snapshots/first/restore"))
+        #expect(restored["status"] as? String == "succeeded")
+        try there.run("umount /mnt")
+        try there.run("mount /dev/vda /mnt")
+        let read = try there.run("cat /mnt/note")
+        #expect(read.contains("first version") && !read.contains("second version"), "\(read)")
+        try there.run("umount /mnt")
+        #expect(try destination.send("POST", "/api/v1/guests/\(movedID)/stop").status == 200)
+        #expect(LinuxShell.checkImages(in: destination.dataDir + "/guests/\(movedID)/disks").isEmpty)
+        #expect(LinuxShell.checkImages(in: source.dataDir + "/guests/\(id)/disks").isEmpty)
+    }
+}
+
+extension LinuxDiskSnapshotTests {
+    /// Two snapshots and a restore of the older: its layer then backs two images (the newer
+    /// snapshot's layer and the fresh top), so deleting it keeps the file; deleting the newer one
+    /// too leaves it one child, into which it is streamed.
+    @Test(.enabled(if: LinuxImageAvailability.built))
+    func aLayerTwoImagesNeedOutlivesItsSnapshot() throws {
+        let panel = try Self.linuxPanel()
+        let created = try panel.send("POST", "/api/v1/guests", json: [
+            "name": "forks", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 32 << 20])
+        let id = try #require(try created.json()["id"] as? String)
+        let directory = panel.dataDir + "/guests/\(id)/disks"
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        var shell = LinuxShell(panel: panel, id: id)
+        try shell.wait(for: LinuxShell.prompt)
+        try shell.run("mount /dev/vda /mnt")
+        func layer(_ name: String) throws -> String {
+            try #require((try panel.get("/api/v1/guests/\(id)/snapshots/\(name)").json()["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
+        }
+        for name in ["a", "b"] {
+            try shell.run("echo version \(name) > /mnt/note")
+            try shell.run("sync")
+            let task = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": name, "description": ""]))
+            #expect(task["status"] as? String == "succeeded")
+        }
+        let (layerA, layerB) = (try layer("a"), try layer("b"))
+        #expect(try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/a/restore"))["status"] as? String == "succeeded")
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/a").status == 204)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).contains(layerA), "b's layer and the top both need it")
+        #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/b").status == 204)
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".qcow2") }.sorted()
+        #expect(!left.contains(layerA) && !left.contains(layerB))
+        #expect(left.count == 2, "the base and the top: \(left)")
+        try shell.run("umount /mnt")
+        try shell.run("mount /dev/vda /mnt")
+        #expect(try shell.run("cat /mnt/note").contains("version a"))
+        try shell.run("umount /mnt")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+        #expect(LinuxShell.checkImages(in: directory).isEmpty)
+    }
+}
+
 enum LinuxImageAvailability {
     static var built: Bool { LinuxDiskSnapshotTests.linuxBuilt }
 }
