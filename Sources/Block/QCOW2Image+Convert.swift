@@ -13,8 +13,7 @@ extension QCOW2Image {
     /// whole; an existing file is never replaced.
     public static func create(path: String, copying source: any BlockDevice) throws {
         if access(path, F_OK) == 0 { throw BlockError.exists(path: path) }
-        let temporary = directoryOf(path) + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
+        try placeWhole(path) { temporary in
             try create(path: temporary, sizeBytes: source.sizeBytes)
             let image = try QCOW2Image(path: temporary, writable: true)
             var buffer = [UInt8](repeating: 0, count: image.clusterSize)
@@ -30,16 +29,6 @@ extension QCOW2Image {
                 offset += UInt64(count)
             }
             try image.flush()
-        } catch {
-            unlink(temporary)
-            throw error
         }
-        guard link(temporary, path) == 0 else {
-            let e = errno
-            unlink(temporary)
-            throw e == EEXIST ? BlockError.exists(path: path) : BlockError.io(path: path, operation: "rename into place", errno: e)
-        }
-        unlink(temporary)
-        syncDirectory(directoryOf(path))
     }
 }

@@ -128,17 +128,25 @@ public final class QCOW2Image: BlockDevice {
         // Each used cluster is referenced once.
         for c in 0..<Int(used) { put16(&image, at: Int(2 * cluster) + 2 * c, 1) }
 
-        let directory = directoryOf(path)
-        let temporary = directory + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
+        try placeWhole(path) { temporary in
             let file = try HostFile(creating: temporary)
             try file.write(at: 0, image)
             try file.sync()
+        }
+    }
+
+    /// Writes a new file through `write` under a temporary name beside `path`, then links it into
+    /// place: `path` either does not exist or is whole, and a file that appeared meanwhile is never
+    /// replaced (link() refuses an existing name).
+    static func placeWhole(_ path: String, write: (_ temporary: String) throws -> Void) throws {
+        let directory = directoryOf(path)
+        let temporary = directory + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try write(temporary)
         } catch {
             unlink(temporary)
             throw error
         }
-        // link() refuses an existing name, so a file that appeared meanwhile is never replaced.
         guard link(temporary, path) == 0 else {
             let e = errno
             unlink(temporary)

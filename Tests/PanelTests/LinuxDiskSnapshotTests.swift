@@ -31,6 +31,12 @@ struct LinuxShell {
         throw CancellationError()
     }
 
+    /// Mounts the disk again, so what follows reads the disk, not the page cache RAM brought along.
+    mutating func remount() throws {
+        try run("umount /mnt")
+        try run("mount /dev/vda /mnt")
+    }
+
     /// Types `command` and returns its output up to the next prompt.
     @discardableResult
     mutating func run(_ command: String) throws -> String {
@@ -81,6 +87,31 @@ struct LinuxDiskSnapshotTests {
         return [:]
     }
 
+    /// A Linux guest with a disk of `diskMiB`, started, its disk mounted at /mnt.
+    func startedLinuxGuest(_ panel: PanelFixture, _ name: String, diskMiB: Int) throws -> (id: String, shell: LinuxShell) {
+        let created = try panel.send("POST", "/api/v1/guests", json: [
+            "name": name, "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": diskMiB << 20])
+        let id = try #require(try created.json()["id"] as? String, "\(created.text)")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
+        var shell = LinuxShell(panel: panel, id: id)
+        try shell.wait(for: LinuxShell.prompt)
+        try shell.run("mount /dev/vda /mnt")
+        return (id, shell)
+    }
+
+    /// Writes `text` to /mnt/`file` and syncs it to the disk.
+    func write(_ text: String, to file: String, _ shell: inout LinuxShell) throws {
+        try shell.run("echo \(text) > /mnt/\(file)")
+        try shell.run("sync")
+    }
+
+    /// Takes (or with `restore`, restores) a snapshot through the API and waits for its task.
+    func snapshot(_ panel: PanelFixture, _ id: String, _ name: String, restore: Bool = false) throws {
+        let task = try waitForTask(panel, restore ? try panel.send("POST", "/api/v1/guests/\(id)/snapshots/\(name)/restore")
+                                       : try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": name, "description": ""]))
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+    }
+
     @Test func theLinuxImageIsListedWithItsDiskAndACreatedGuestGetsOne() throws {
         let panel = try Self.linuxPanel()
         let images = try #require(try panel.get("/api/v1/images").json()["items"] as? [[String: Any]])
@@ -114,36 +145,35 @@ struct LinuxDiskSnapshotTests {
     }
 
     @Test(.enabled(if: LinuxImageAvailability.built))
+    func theDemoGuestOfAFirstStartIsTheLinuxGuestWithItsDisk() throws {
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.demoGuest = true }
+        let guests = try #require(try panel.get("/api/v1/guests").json()["items"] as? [[String: Any]])
+        #expect(guests.count == 1)
+        #expect(guests.first?["name"] as? String == "demo")
+        #expect(guests.first?["image"] as? String == "linux")
+        #expect(guests.first?["machineType"] as? String == "virt-1.2")
+        #expect((guests.first?["disks"] as? [[String: Any]])?.first?["sizeBytes"] as? Int == 256 << 20)
+    }
+
+    @Test(.enabled(if: LinuxImageAvailability.built))
     func aFileWrittenBeforeASnapshotComesBackWithItsRestore() throws {
         let panel = try Self.linuxPanel()
-        let created = try panel.send("POST", "/api/v1/guests", json: [
-            "name": "tux", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20])
-        let id = try #require(try created.json()["id"] as? String)
+        let guest = try startedLinuxGuest(panel, "tux", diskMiB: 64)
+        let id = guest.id
+        var shell = guest.shell
         let directory = panel.dataDir + "/guests/\(id)/disks"
-        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
-        var shell = LinuxShell(panel: panel, id: id)
-        try shell.wait(for: LinuxShell.prompt)
-        try shell.run("mount /dev/vda /mnt")
-        try shell.run("echo first version > /mnt/note")
-        try shell.run("sync")
-
-        let snapshot = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "first", "description": ""]))
-        #expect(snapshot["status"] as? String == "succeeded", "\(snapshot)")
+        try write("first version", to: "note", &shell)
+        try snapshot(panel, id, "first")
         let record = try panel.get("/api/v1/guests/\(id)/snapshots/first").json()
         let frozen = try #require((record["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
         let afterSnapshot = try panel.get("/api/v1/guests/\(id)").json()
         let top = try #require((afterSnapshot["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
         #expect(top != frozen, "the guest writes a new overlay after the snapshot")
 
-        try shell.run("echo second version > /mnt/note")
-        try shell.run("sync")
+        try write("second version", to: "note", &shell)
         #expect(try shell.run("cat /mnt/note").contains("second version"))
-
-        let restore = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/first/restore"))
-        #expect(restore["status"] as? String == "succeeded", "\(restore)")
-        // Read from the disk, not from the page cache the snapshot's RAM holds.
-        try shell.run("umount /mnt")
-        try shell.run("mount /dev/vda /mnt")
+        try snapshot(panel, id, "first", restore: true)
+        try shell.remount()
         let read = try shell.run("cat /mnt/note")
         #expect(read.contains("first version") && !read.contains("second version"), "\(read)")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory)
@@ -153,8 +183,7 @@ struct LinuxDiskSnapshotTests {
         // Deleting the snapshot streams its layer into the running guest's top: nothing it reads changes.
         #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/first").status == 204)
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: directory)).contains(frozen))
-        try shell.run("umount /mnt")
-        try shell.run("mount /dev/vda /mnt")
+        try shell.remount()
         #expect(try shell.run("cat /mnt/note").contains("first version"))
         try shell.run("umount /mnt")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
@@ -166,20 +195,13 @@ extension LinuxDiskSnapshotTests {
     @Test(.enabled(if: LinuxImageAvailability.built))
     func theDiskMovesWithALiveMigrationAndSnapshotsWorkThere() throws {
         let source = try Self.linuxPanel(), destination = try Self.linuxPanel()
-        let created = try source.send("POST", "/api/v1/guests", json: [
-            "name": "mover", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20])
-        let id = try #require(try created.json()["id"] as? String)
-        #expect(try source.send("POST", "/api/v1/guests/\(id)/start").status == 200)
-        var shell = LinuxShell(panel: source, id: id)
-        try shell.wait(for: LinuxShell.prompt)
-        try shell.run("mount /dev/vda /mnt")
-        try shell.run("echo written on the source > /mnt/origin")
-        try shell.run("sync")
+        let guest = try startedLinuxGuest(source, "mover", diskMiB: 64)
+        let id = guest.id
+        var shell = guest.shell
+        try write("written on the source", to: "origin", &shell)
         // A snapshot first: the chain that moves has a frozen layer besides the base.
-        let snapshot = try waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "s", "description": ""]))
-        #expect(snapshot["status"] as? String == "succeeded")
-        try shell.run("echo after the snapshot > /mnt/later")
-        try shell.run("sync")
+        try snapshot(source, id, "s")
+        try write("after the snapshot", to: "later", &shell)
 
         let task = try waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
             "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token]]))
@@ -194,22 +216,16 @@ extension LinuxDiskSnapshotTests {
         #expect((moved["disks"] as? [[String: Any]])?.first?["sizeBytes"] as? Int == 64 << 20)
         var there = LinuxShell(panel: destination, id: movedID)
         // Read from the disk that arrived, not from the page cache that came with RAM.
-        try there.run("umount /mnt")
-        try there.run("mount /dev/vda /mnt")
+        try there.remount()
         #expect(try there.run("cat /mnt/origin").contains("written on the source"))
         #expect(try there.run("cat /mnt/later").contains("after the snapshot"))
 
         // The same file test on the destination: write, snapshot, change, restore, read the first version.
-        try there.run("echo first version > /mnt/note")
-        try there.run("sync")
-        let taken = try waitForTask(destination, try destination.send("POST", "/api/v1/guests/\(movedID)/snapshots", json: ["name": "first", "description": ""]))
-        #expect(taken["status"] as? String == "succeeded")
-        try there.run("echo second version > /mnt/note")
-        try there.run("sync")
-        let restored = try waitForTask(destination, try destination.send("POST", "/api/v1/guests/\(movedID)/snapshots/first/restore"))
-        #expect(restored["status"] as? String == "succeeded")
-        try there.run("umount /mnt")
-        try there.run("mount /dev/vda /mnt")
+        try write("first version", to: "note", &there)
+        try snapshot(destination, movedID, "first")
+        try write("second version", to: "note", &there)
+        try snapshot(destination, movedID, "first", restore: true)
+        try there.remount()
         let read = try there.run("cat /mnt/note")
         #expect(read.contains("first version") && !read.contains("second version"), "\(read)")
         try there.run("umount /mnt")
@@ -226,33 +242,26 @@ extension LinuxDiskSnapshotTests {
     @Test(.enabled(if: LinuxImageAvailability.built))
     func aLayerTwoImagesNeedOutlivesItsSnapshot() throws {
         let panel = try Self.linuxPanel()
-        let created = try panel.send("POST", "/api/v1/guests", json: [
-            "name": "forks", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 32 << 20])
-        let id = try #require(try created.json()["id"] as? String)
+        let guest = try startedLinuxGuest(panel, "forks", diskMiB: 32)
+        let id = guest.id
+        var shell = guest.shell
         let directory = panel.dataDir + "/guests/\(id)/disks"
-        #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
-        var shell = LinuxShell(panel: panel, id: id)
-        try shell.wait(for: LinuxShell.prompt)
-        try shell.run("mount /dev/vda /mnt")
         func layer(_ name: String) throws -> String {
             try #require((try panel.get("/api/v1/guests/\(id)/snapshots/\(name)").json()["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
         }
         for name in ["a", "b"] {
-            try shell.run("echo version \(name) > /mnt/note")
-            try shell.run("sync")
-            let task = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": name, "description": ""]))
-            #expect(task["status"] as? String == "succeeded")
+            try write("version \(name)", to: "note", &shell)
+            try snapshot(panel, id, name)
         }
         let (layerA, layerB) = (try layer("a"), try layer("b"))
-        #expect(try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/a/restore"))["status"] as? String == "succeeded")
+        try snapshot(panel, id, "a", restore: true)
         #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/a").status == 204)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).contains(layerA), "b's layer and the top both need it")
         #expect(try panel.send("DELETE", "/api/v1/guests/\(id)/snapshots/b").status == 204)
         let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".qcow2") }.sorted()
         #expect(!left.contains(layerA) && !left.contains(layerB))
         #expect(left.count == 2, "the base and the top: \(left)")
-        try shell.run("umount /mnt")
-        try shell.run("mount /dev/vda /mnt")
+        try shell.remount()
         #expect(try shell.run("cat /mnt/note").contains("version a"))
         try shell.run("umount /mnt")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
