@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash"]),
+        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash", "Block"]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
         // Runs the installed qemu-system-* binaries (make test installs them).

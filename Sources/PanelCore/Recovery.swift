@@ -133,6 +133,32 @@ public final class Recovery: Sendable {
         for guest in guests {
             reconcileSnapshots(of: guest)
             reconcileManagedSave(of: guest)
+            reconcileDisks(of: guest)
+        }
+    }
+
+    /// A crash between a disk's freeze and its record, or inside a copy, leaves an overlay no
+    /// record names or a temporary file: the overlay is streamed away as a deleted snapshot's
+    /// would be (GuestDiskFiles.collect), the temporary file removed. No machine runs yet.
+    private func reconcileDisks(of guest: GuestRecord) {
+        guard !guest.disks.isEmpty, guest.state != .migrating else { return }
+        let files = registry.diskFiles(guest.id)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: files.layout.directory)) ?? []
+        for name in names where name.hasPrefix(".") && name.contains("partial") {
+            if unlink(files.layout.path(name)) == 0 {
+                logger.warning("removed the file of an interrupted disk write", metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+            }
+        }
+        for name in guest.disks.map(\.overlay) where !names.contains(name) {
+            warn("the disk \(name) of guest \(guest.name) is missing: the guest cannot start until it is restored from a snapshot")
+        }
+        do {
+            for name in try registry.collectDiskLayers(of: guest.id) {
+                logger.warning("folded a disk layer no record names into its child (the panel stopped between a freeze and its record)",
+                               metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+            }
+        } catch {
+            warn("could not tidy the disk layers of guest \(guest.name): \(error)")
         }
     }
 

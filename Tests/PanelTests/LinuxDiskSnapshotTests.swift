@@ -2,6 +2,7 @@
 // disk, driven at its shell through the console, snapshotted and restored the way libvirt's
 // external snapshots go (a frozen overlay per snapshot, a fresh one per restore), and every
 // file of the disk's chain accepted by qemu-img.
+import Block
 import Foundation
 import HTTPTestSupport
 import PanelCore
@@ -266,6 +267,31 @@ extension LinuxDiskSnapshotTests {
         try shell.run("umount /mnt")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
         #expect(LinuxShell.checkImages(in: directory).isEmpty)
+    }
+}
+
+extension LinuxDiskSnapshotTests {
+    /// What a crash between a freeze and its record leaves — an overlay no record names — and a
+    /// copy's temporary file are tidied at the next start; the guest's own files are kept.
+    @Test(.enabled(if: LinuxImageAvailability.built))
+    func aRestartTidiesDiskFilesNoRecordNames() throws {
+        let dataDir = NSTemporaryDirectory() + "emupanel-disks-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var id = "", directory = "", kept: [String] = []
+        do {
+            let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
+            let created = try panel.send("POST", "/api/v1/guests", json: [
+                "name": "tidy", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 16 << 20])
+            id = try #require(try created.json()["id"] as? String)
+            directory = dataDir + "/guests/\(id)/disks"
+            kept = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            let top = try #require((try created.json()["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
+            try QCOW2Image.create(path: directory + "/vda.0badf00d.qcow2", backingFile: top)
+            #expect(FileManager.default.createFile(atPath: directory + "/.vda.1234abcd.qcow2.partial", contents: Data([1, 2, 3])))
+        }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == kept)
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["name"] as? String == "tidy")
     }
 }
 
