@@ -29,8 +29,9 @@ export class Terminal {
     this.screen.id = screen.id || "console";
     this.screen.className = "terminal";
     this.screen.setAttribute("aria-label", screen.getAttribute("aria-label") || "Terminal");
-    // Tests and screen readers read the whole buffer, not only the rows on screen.
+    // Tests read the whole buffer (the canvas holds no text), and a cell's colour.
     this.screen.readText = () => this.text;
+    this.screen.readForeground = (row, column) => this.foreground(row, column);
     this.size = document.createElement("span");
     this.size.className = "muted small terminal-size";
     this.size.id = `${this.screen.id}-size`;
@@ -59,7 +60,9 @@ export class Terminal {
     this.resizeObserver = new ResizeObserver(() => this.fit());
     loadXterm().then(({ Terminal: XTerm }) => {
       if (this.disposed) return;
-      const xterm = new XTerm({ scrollback, rendererType: "dom", cursorBlink: true, convertEol: false,
+      // The canvas renderer: the DOM one injects <style> elements, which the pages' CSP
+      // (style-src 'self') refuses. Text for tests and copying comes from the buffer (`text`).
+      const xterm = new XTerm({ scrollback, rendererType: "canvas", cursorBlink: true, convertEol: false,
         fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', fontSize: window.matchMedia(PHONE).matches ? 12 : 14 });
       xterm.open(this.screen);
       xterm.textarea.id = `${this.screen.id}-input`;
@@ -86,6 +89,15 @@ export class Terminal {
     }
     while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
     return lines.join("\n");
+  }
+
+  /** The palette index of the colour a visible cell is drawn in (SGR 30–37: 0–7), -1 for the default. */
+  foreground(row, column) {
+    if (!this.xterm) return -1;
+    const buffer = this.xterm._core.buffer;
+    const cell = buffer.lines.get(buffer.ydisp + row).get(column);
+    const fg = (cell[0] >> 9) & 0x1ff; // CharData [attr, char, width, code]; attr = flags | fg << 9 | bg
+    return fg >= 256 ? -1 : fg;
   }
 
   write(data) {

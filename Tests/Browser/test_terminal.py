@@ -22,13 +22,13 @@ def echo_guest(panel, browser, name):
 
 def test_colours_and_cursor_addressing_render_as_in_a_terminal(panel, browser):
     guest = echo_guest(panel, browser, "colours")
-    assert browser.find_elements(By.CSS_SELECTOR, "#console .xterm .xterm-rows"), "xterm.js draws the console"
+    assert browser.find_elements(By.CSS_SELECTOR, "#console .xterm canvas"), "xterm.js draws the console"
     # The echo guest sends back what it gets: clear the screen, put X at row 5 column 10, then red text.
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "\x1b[2J\x1b[5;10HX\x1b[31mred\x1b[0m"})
-    wait(browser, 20).until(lambda d: d.execute_script(
-        "const row = document.querySelectorAll('#console .xterm-rows > div')[4]; return row ? row.textContent : ''")[9:13] == "Xred")
-    red = browser.find_elements(By.CSS_SELECTOR, "#console .xterm-rows span.xterm-fg-1")
-    assert "".join(span.get_attribute("textContent") for span in red) == "red"
+    wait(browser, 20).until(lambda d: any(line[9:13] == "Xred" for line in console_text(d).split("\n")))
+    colour = lambda column: browser.execute_script(f"return document.getElementById('console').readForeground(4, {column})")
+    # Row 5 of the screen (index 4) holds it: X in the default colour, then red (SGR 31 is palette 1).
+    assert [colour(c) for c in (9, 10, 11, 12)] == [-1, 1, 1, 1]
     screenshot(browser, "guest-console-xterm")
     panel.api(f"/guests/{guest['id']}/stop", "POST")
 
