@@ -2,9 +2,9 @@
 // BlockDevice (a raw file system made by mke2fs), with clusters that read as zero left
 // unallocated so the file stays as small as its data.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension QCOW2Image {

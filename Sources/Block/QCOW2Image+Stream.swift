@@ -3,9 +3,9 @@
 // backing's backing. What the image reads is the same before, during and after, so a layer no
 // snapshot needs any more can leave a chain without changing any other snapshot's disk.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension QCOW2Image {

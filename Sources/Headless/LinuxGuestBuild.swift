@@ -23,7 +23,8 @@ public enum LinuxGuestBuild {
         process.waitUntilExit()
         let path = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard process.terminationStatus == 0, !path.isEmpty,
-              [kernelName, initrdName].allSatisfy({ FileManager.default.isReadableFile(atPath: path + "/" + $0) }) else { return nil }
+            [kernelName, initrdName].allSatisfy({ FileManager.default.isReadableFile(atPath: path + "/" + $0) })
+        else { return nil }
         return path
     }
 }

@@ -39,8 +39,10 @@ enum DiskChainTransfer {
         }
     }
 
-    static func send(_ chains: [(disk: GuestDisk, files: [String])], from files: GuestDiskFiles, to sink: ByteSink,
-                     sent: (UInt64) -> Void) throws {
+    static func send(
+        _ chains: [(disk: GuestDisk, files: [String])], from files: GuestDiskFiles, to sink: ByteSink,
+        sent: (UInt64) -> Void
+    ) throws {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for chain in chains {
             try writeLine("DISK \(chain.disk.id) \(chain.disk.sizeBytes)", to: sink)
@@ -72,10 +74,13 @@ enum DiskChainTransfer {
 
     /// Reads chains until END into the directory; returns each disk's last layer. `below` names
     /// the layer each disk's first file must be backed by (the second part, after the stream).
-    static func receive(from socket: TCPSocket, into files: GuestDiskFiles, expected: [GuestDisk],
-                        below: [String: String] = [:]) throws -> [String: String] {
-        try FileManager.default.createDirectory(atPath: files.layout.directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+    static func receive(
+        from socket: TCPSocket, into files: GuestDiskFiles, expected: [GuestDisk],
+        below: [String: String] = [:]
+    ) throws -> [String: String] {
+        try FileManager.default.createDirectory(
+            atPath: files.layout.directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         var layers: [String: String] = [:]
         var disk: (id: String, previous: String?)?
         var total: UInt64 = 0
@@ -89,13 +94,15 @@ enum DiskChainTransfer {
                 return layers
             case "DISK":
                 guard words.count == 3, let size = Int64(words[2]), let offered = expected.first(where: { $0.id == words[1] }),
-                      offered.sizeBytes == size, layers[offered.id] == nil else { throw refuse("unexpected disk: \(line)") }
+                    offered.sizeBytes == size, layers[offered.id] == nil
+                else { throw refuse("unexpected disk: \(line)") }
                 disk = (offered.id, below[offered.id])
             case "FILE":
                 guard words.count == 3, let current = disk, let length = UInt64(words[2]) else { throw refuse("unexpected line: \(line)") }
                 let name = words[1]
                 guard name == files.layout.baseName(current.id) || files.layout.isOverlay(name, of: current.id),
-                      !FileManager.default.fileExists(atPath: files.layout.path(name)) else { throw refuse("unexpected file name \(name)") }
+                    !FileManager.default.fileExists(atPath: files.layout.path(name))
+                else { throw refuse("unexpected file name \(name)") }
                 total += length
                 guard total <= maximumBytes else { throw refuse("more than \(maximumBytes) bytes of disks") }
                 try receiveFile(name, length: length, from: socket, into: files)
@@ -121,13 +128,16 @@ enum DiskChainTransfer {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done: UInt64 = 0
         while done < length {
-            let n = try buffer.withUnsafeMutableBytes { try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(UInt64($0.count), length - done))])) }
+            let n = try buffer.withUnsafeMutableBytes {
+                try socket.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(UInt64($0.count), length - done))]))
+            }
             guard n > 0 else { throw PanelError(.invalid, code: "disk_chain_invalid", message: "the stream ended inside \(name)") }
             var written = 0
             while written < n {
                 let w = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + written, n - written) }
                 guard w > 0 else {
-                    throw errno == ENOSPC ? PanelError.insufficientStorage("the disk holding the guests is full")
+                    throw errno == ENOSPC
+                        ? PanelError.insufficientStorage("the disk holding the guests is full")
                         : PanelError(.invalid, code: "disk_creation_failed", message: "cannot write \(name) (errno \(errno))")
                 }
                 written += w
@@ -151,7 +161,9 @@ final class DiskTransferCount: Sendable {
 
     var json: JSON {
         let (transferred, total) = counts.withLock { $0 }
-        return ["transferred": .number(Double(transferred)), "remaining": .number(Double(total - min(total, transferred))),
-                "total": .number(Double(total))]
+        return [
+            "transferred": .number(Double(transferred)), "remaining": .number(Double(total - min(total, transferred))),
+            "total": .number(Double(total)),
+        ]
     }
 }

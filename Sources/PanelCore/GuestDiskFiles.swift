@@ -19,8 +19,9 @@ struct GuestDiskFiles: Sendable {
     /// A new guest's disk from `template`: the file system made on a sparse raw file, converted
     /// into `<disk>.base.qcow2` (only its data clusters allocated), under an empty top overlay.
     func create(_ template: DiskTemplate, sizeBytes: Int64) throws -> [GuestDisk] {
-        try FileManager.default.createDirectory(atPath: layout.directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: layout.directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let id = GuestDisk.id(forDrive: 0)
         let base = layout.path(layout.baseName(id))
         if let filesystem = template.filesystem {
@@ -82,19 +83,23 @@ struct GuestDiskFiles: Sendable {
     /// Removes the overlays nothing needs: one that neither a snapshot (`frozen`) nor the guest
     /// (`tops`) names goes when no file backs onto it, and is streamed into its only child first
     /// when one does (block-stream: the child reads the same before and after). One with two or
-    /// more children stays. `edit` performs the child's edit: on the guest's CPU thread when the
+    /// more children stays. `editTop` performs the child's edit on the guest's CPU thread when the
     /// child is the top a running machine writes. Returns the names removed.
     @discardableResult
-    func collect(frozen: Set<String>, tops: [GuestDisk],
-                 editTop: (_ drive: Int, _ body: @escaping @Sendable (QCOW2Image) throws -> Void) throws -> Bool) throws -> [String] {
+    func collect(
+        frozen: Set<String>, tops: [GuestDisk],
+        editTop: (_ drive: Int, _ body: @escaping @Sendable (QCOW2Image) throws -> Void) throws -> Bool
+    ) throws -> [String] {
         var removed: [String] = []
         var changed = true
         while changed {
             changed = false
             let backing = backingNames()
             let needed = frozen.union(tops.map(\.overlay))
-            for (name, _) in backing.sorted(by: { $0.key < $1.key }) where !needed.contains(name)
-                && tops.contains(where: { layout.isOverlay(name, of: $0.id) }) {
+            for (name, _) in backing.sorted(by: { $0.key < $1.key })
+            where !needed.contains(name)
+                && tops.contains(where: { layout.isOverlay(name, of: $0.id) })
+            {
                 let children = backing.filter { $0.value == name }.map(\.key)
                 guard children.count <= 1 else { continue }
                 if let child = children.first {

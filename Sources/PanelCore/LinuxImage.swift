@@ -13,9 +13,12 @@ enum LinuxImage {
     static func image(guestsDir: String, firmwareMissing: Bool) -> ImageCatalog.Image {
         let directory = LinuxGuestBuild.builtDirectory(guestsDir: guestsDir)
         let mke2fs = FileSystemMaker.mke2fs != nil
-        let reason: String? = firmwareMissing ? "install Debian's opensbi package"
-            : directory == nil ? "the Linux guest is not built (make linux)"
-            : !mke2fs ? "install Debian's e2fsprogs (mke2fs makes each guest's file system)" : nil
+        let reason: String? =
+            firmwareMissing
+            ? "install Debian's opensbi package"
+            : directory == nil
+                ? "the Linux guest is not built (make linux)"
+                : !mke2fs ? "install Debian's e2fsprogs (mke2fs makes each guest's file system)" : nil
         var image = ImageCatalog.Image(
             id: id, name: "Linux 6.1 (busybox-style shell)",
             description: "Linux 6.1 built from Debian's linux-source under OpenSBI, with the project's init and shell; "

@@ -7,7 +7,8 @@ import Testing
 @Suite struct ChainEditTests {
     @Test func aConvertedImageHoldsTheSourceAndOnlyItsData() throws {
         let dir = ScratchDirectory()
-        let raw = dir.file("fs.raw"), image = dir.file("fs.qcow2")
+        let raw = dir.file("fs.raw")
+        let image = dir.file("fs.qcow2")
         var bytes = [UInt8](repeating: 0, count: 4 << 20)
         for start in [0, 200_000, (4 << 20) - 5000] {
             let p = pattern(5000, seed: UInt8(start & 0x7f))
@@ -30,7 +31,9 @@ import Testing
 
     /// base ← middle ← top, each layer writing its own stretch and overwriting some of the one below.
     func threeLayers(in dir: ScratchDirectory) throws -> (base: String, middle: String, top: String, expected: [UInt8]) {
-        let base = dir.file("d.base.qcow2"), middle = dir.file("d.1.qcow2"), top = dir.file("d.qcow2")
+        let base = dir.file("d.base.qcow2")
+        let middle = dir.file("d.1.qcow2")
+        let top = dir.file("d.qcow2")
         try QCOW2Image.create(path: base, sizeBytes: 2 << 20)
         var expected = [UInt8](repeating: 0, count: 2 << 20)
         func write(_ path: String, _ bytes: [UInt8], at offset: Int) throws {
@@ -98,7 +101,8 @@ import Testing
         let (_, _, top, _) = try threeLayers(in: dir)
         let before = try Data(contentsOf: URL(fileURLWithPath: top))
         #expect(throws: BlockError.readOnly(path: top)) { try QCOW2Image(path: top, writable: false).dropBackingLayer() }
-        let raw = dir.file("r.raw"), over = dir.file("over.qcow2")
+        let raw = dir.file("r.raw")
+        let over = dir.file("over.qcow2")
         FileManager.default.createFile(atPath: raw, contents: Data(count: 1 << 20))
         try QCOW2Image.create(path: over, backingFile: "r.raw", backingFormat: "raw")
         #expect(throws: BlockError.self) { try QCOW2Image(path: over).dropBackingLayer() }

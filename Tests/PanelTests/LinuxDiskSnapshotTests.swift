@@ -90,8 +90,11 @@ struct LinuxDiskSnapshotTests {
 
     /// A Linux guest with a disk of `diskMiB`, started, its disk mounted at /mnt.
     func startedLinuxGuest(_ panel: PanelFixture, _ name: String, diskMiB: Int) throws -> (id: String, shell: LinuxShell) {
-        let created = try panel.send("POST", "/api/v1/guests", json: [
-            "name": name, "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": diskMiB << 20])
+        let created = try panel.send(
+            "POST", "/api/v1/guests",
+            json: [
+                "name": name, "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": diskMiB << 20,
+            ])
         let id = try #require(try created.json()["id"] as? String, "\(created.text)")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
         var shell = LinuxShell(panel: panel, id: id)
@@ -108,8 +111,11 @@ struct LinuxDiskSnapshotTests {
 
     /// Takes (or with `restore`, restores) a snapshot through the API and waits for its task.
     func snapshot(_ panel: PanelFixture, _ id: String, _ name: String, restore: Bool = false) throws {
-        let task = try waitForTask(panel, restore ? try panel.send("POST", "/api/v1/guests/\(id)/snapshots/\(name)/restore")
-                                       : try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": name, "description": ""]))
+        let task = try waitForTask(
+            panel,
+            restore
+                ? try panel.send("POST", "/api/v1/guests/\(id)/snapshots/\(name)/restore")
+                : try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": name, "description": ""]))
         #expect(task["status"] as? String == "succeeded", "\(task)")
     }
 
@@ -124,7 +130,8 @@ struct LinuxDiskSnapshotTests {
         #expect(disk["format"] as? String == "qcow2")
         guard Self.linuxBuilt else { return }
         let body: [String: Any] = ["name": "tux", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 64 << 20]
-        #expect(try panel.send("POST", "/api/v1/guests", json: body.merging(["machineType": "virt-1.1"]) { $1 }).errorCode
+        #expect(
+            try panel.send("POST", "/api/v1/guests", json: body.merging(["machineType": "virt-1.1"]) { $1 }).errorCode
                 == "machine_type_without_disks")
         #expect(try panel.send("POST", "/api/v1/guests", json: body.merging(["diskSizeBytes": 1000]) { $1 }).errorCode == "invalid_disk_size")
         let created = try panel.send("POST", "/api/v1/guests", json: body)
@@ -195,7 +202,8 @@ struct LinuxDiskSnapshotTests {
 extension LinuxDiskSnapshotTests {
     @Test(.enabled(if: LinuxImageAvailability.built))
     func theDiskMovesWithALiveMigrationAndSnapshotsWorkThere() throws {
-        let source = try Self.linuxPanel(), destination = try Self.linuxPanel()
+        let source = try Self.linuxPanel()
+        let destination = try Self.linuxPanel()
         let guest = try startedLinuxGuest(source, "mover", diskMiB: 64)
         let id = guest.id
         var shell = guest.shell
@@ -204,8 +212,13 @@ extension LinuxDiskSnapshotTests {
         try snapshot(source, id, "s")
         try write("after the snapshot", to: "later", &shell)
 
-        let task = try waitForTask(source, try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
-            "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token]]))
+        let task = try waitForTask(
+            source,
+            try source.send(
+                "POST", "/api/v1/guests/\(id)/migrate",
+                json: [
+                    "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token]
+                ]))
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let disk = try #require((task["detail"] as? [String: Any])?["disk"] as? [String: Any], "\(task)")
         let total = try #require(disk["total"] as? Int)
@@ -277,11 +290,16 @@ extension LinuxDiskSnapshotTests {
     func aRestartTidiesDiskFilesNoRecordNames() throws {
         let dataDir = NSTemporaryDirectory() + "emupanel-disks-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
-        var id = "", directory = "", kept: [String] = []
+        var id = ""
+        var directory = ""
+        var kept: [String] = []
         do {
             let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
-            let created = try panel.send("POST", "/api/v1/guests", json: [
-                "name": "tidy", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 16 << 20])
+            let created = try panel.send(
+                "POST", "/api/v1/guests",
+                json: [
+                    "name": "tidy", "image": "linux", "machineType": "virt", "memoryMiB": 128, "diskSizeBytes": 16 << 20,
+                ])
             id = try #require(try created.json()["id"] as? String)
             directory = dataDir + "/guests/\(id)/disks"
             kept = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
