@@ -24,8 +24,10 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        // libmicrohttpd's own error answers in the server's JSON shape (answers.c says how).
+        .target(name: "CMicroHTTPDAnswers", dependencies: ["CMicroHTTPD"]),
         .target(name: "HTTPServer", dependencies: [
-            "CMicroHTTPD",
+            "CMicroHTTPD", "CMicroHTTPDAnswers",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "VMState"),
@@ -59,6 +61,7 @@ let package = Package(
             "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "Block",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The services over HTTP: controllers, auth, the one error → status mapping, long poll and SSE.
         .target(name: "PanelHTTP", dependencies: [
@@ -78,10 +81,11 @@ let package = Package(
         // The devices of the tests' small boards, shared by the test targets that build one.
         .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
-        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "EmulatorCore", "VMState", "Block"]),
+        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "TestBoards", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
+        .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "TestBoards", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash", "Block"]),
+        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash", "Block",
+                                                .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
         // Runs the installed qemu-system-* binaries (make test installs them).
@@ -90,7 +94,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "VMStateTests", dependencies: [
-            "VMState",
+            "VMState", "TestBoards",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EmulatorCoreTests", dependencies: [

@@ -1,6 +1,7 @@
 /* The anchor for bench/http.sh: the smallest sensible libmicrohttpd server, serving the
  * same JSON as emupanel's /api/v1/health with the same daemon flags, pool size and limits, and
- * answering on the second access-handler call as emupanel does (keep-alive preserved). */
+ * answering on the second access-handler call as emupanel does (keep-alive preserved), with the
+ * same response headers. */
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
     struct MHD_Response *response = MHD_create_response_from_buffer(
         found ? sizeof(BODY) - 1 : 2, (void *)(found ? BODY : "{}"), MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(response, "Content-Type", "application/json");
+    /* The headers emupanel sends on every API answer (issue 11 item 18), so both send the same bytes. */
+    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(response, "X-Frame-Options", "DENY");
+    MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(response, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(response, "Cache-Control", "no-store");
     enum MHD_Result result = MHD_queue_response(connection, found ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, response);
     MHD_destroy_response(response);
     return result;

@@ -1,4 +1,4 @@
-// The two variadic libmicrohttpd entry points emupanel needs, made callable
+// The variadic libmicrohttpd entry points emupanel needs, made callable
 // from Swift (Swift does not import C variadic functions).
 #ifndef EMUPANEL_MHD_SHIM_H
 #define EMUPANEL_MHD_SHIM_H
@@ -35,6 +35,24 @@ emupanel_mhd_client_sockaddr(struct MHD_Connection *connection)
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     return info == NULL ? NULL : info->client_addr;
+}
+
+/// The connection's socket (for the request deadline, which shuts it down), or -1.
+static inline int
+emupanel_mhd_connection_fd(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}
+
+/// What the notify-connection callback stored for this connection, or NULL.
+static inline void *
+emupanel_mhd_socket_context(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info == NULL ? NULL : info->socket_context;
 }
 
 #endif

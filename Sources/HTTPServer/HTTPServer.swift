@@ -16,6 +16,7 @@ public final class HTTPServer: Sendable {
         var daemon: Daemon
         var port: UInt16
         var heartbeat: DispatchSourceTimer
+        var deadlines: DispatchSourceTimer
     }
 
     private let running = Mutex<Running?>(nil)
@@ -24,12 +25,43 @@ public final class HTTPServer: Sendable {
     /// Live event streams, for heartbeats and for closing at stop.
     let streams = Mutex<[ObjectIdentifier: EventStream]>([:])
     let stopping = Atomic<Bool>(false)
+    /// Open connections and their request deadlines.
+    let connections: ConnectionTracker
+    /// Which `Host` values name this server.
+    let hostPolicy: HostPolicy
+    /// Request body bytes held or promised, against `maxBufferedBodyBytes`.
+    private let bufferedBody = Atomic<Int>(0)
 
     public init(configuration: ServerConfiguration, router: Router, logger: Logger = Logger(label: "emupanel.http")) {
         self.configuration = configuration
         self.router = router
         self.logger = logger
         logsRequests = logger.logLevel <= .debug
+        connections = ConnectionTracker(requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                        maxConnections: configuration.maxConnections,
+                                        maxConnectionsPerClient: configuration.maxConnectionsPerIP)
+        hostPolicy = HostPolicy(listenHost: configuration.host, names: configuration.hostNames)
+    }
+
+    /// Request body bytes buffered or promised to requests still arriving.
+    public var bufferedBodyBytes: Int { bufferedBody.load(ordering: .relaxed) }
+
+    /// Connections cut because their request did not arrive in time or to make room.
+    public var cutConnections: Int { connections.cutCount.load(ordering: .sequentiallyConsistent) }
+
+    /// Promises `bytes` of the body budget; false (nothing promised) when they do not fit.
+    func reserveBody(_ bytes: Int) -> Bool {
+        var current = bufferedBody.load(ordering: .relaxed)
+        while true {
+            guard current + bytes <= configuration.maxBufferedBodyBytes else { return false }
+            let (exchanged, original) = bufferedBody.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func releaseBody(_ bytes: Int) {
+        if bytes > 0 { bufferedBody.subtract(bytes, ordering: .relaxed) }
     }
 
     /// Every registered route, for the OpenAPI document and its test.
@@ -48,7 +80,13 @@ public final class HTTPServer: Sendable {
             timer.schedule(deadline: .now() + interval, repeating: interval)
             timer.setEventHandler { [weak self] in self?.sendHeartbeats() }
             timer.resume()
-            running = Running(daemon: daemon, port: daemon.boundPort, heartbeat: timer)
+            // Deadlines are checked a few times per timeout, at most once a second.
+            let deadlines = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "emupanel.http.deadlines"))
+            let every = min(1, max(0.05, configuration.requestTimeoutSeconds / 4))
+            deadlines.schedule(deadline: .now() + every, repeating: every)
+            deadlines.setEventHandler { [weak self] in self?.cutOverdueRequests() }
+            deadlines.resume()
+            running = Running(daemon: daemon, port: daemon.boundPort, heartbeat: timer, deadlines: deadlines)
         }
         logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
     }
@@ -62,6 +100,7 @@ public final class HTTPServer: Sendable {
         }) else { return }
         stopping.store(true, ordering: .sequentiallyConsistent)
         current.heartbeat.cancel()
+        current.deadlines.cancel()
         // libmicrohttpd aborts the process if its daemon stops while a connection is suspended
         // and not resumed. Requests that park or stream after a snapshot wake themselves (they
         // check `stopping`); every round wakes again whatever is still listed, so each connection
@@ -84,6 +123,15 @@ public final class HTTPServer: Sendable {
         }
         current.daemon.stop()
         logger.info("stopped")
+    }
+
+    private func cutOverdueRequests() {
+        let cut = connections.cutOverdue()
+        if cut > 0 {
+            logger.notice("closed connections whose request did not arrive in time", metadata: [
+                "connections": "\(cut)", "requestTimeoutSeconds": "\(configuration.requestTimeoutSeconds)",
+            ])
+        }
     }
 
     private func sendHeartbeats() {

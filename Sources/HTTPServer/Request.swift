@@ -58,6 +58,8 @@ public struct Request: Sendable {
     public var parameters: [String: String] = [:]
     /// Values middleware hands to handlers (for example the authenticated principal).
     public var attributes: [String: String] = [:]
+    /// Where the request came from (the peer of the TCP connection).
+    public var client: ClientAddress = .unknown
 
     public init(method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = HTTPHeaders(),
                 cookies: [String: String] = [:], body: [UInt8] = []) {

@@ -12,8 +12,9 @@ public protocol Middleware: Sendable {
 /// Middleware that checks credentials; routes registered `public: true` skip it.
 public protocol AuthenticatingMiddleware: Middleware {
     /// Asked before a request's body is read, with `head` carrying everything but the body:
-    /// an error here answers at once, so bodies of requests that cannot pass are never buffered.
-    /// Meant for the cheap "no credentials at all" case; `handle` still makes the full check.
+    /// an error here answers at once, so no body is buffered for a request that cannot pass.
+    /// It should make the whole credential check (a wrong token or unknown session is as good
+    /// a reason as none); `handle` runs again once the body is in.
     func refusalBeforeBody(_ head: Request) -> HTTPError?
 }
 
@@ -30,6 +31,9 @@ public struct RouteInfo: Sendable, Hashable {
     public var tag: String
     /// False for the few routes that answer without a token (health, login).
     public var requiresAuth: Bool
+    /// A body limit below the server's (`maxBodyBytes`), for routes that take small bodies,
+    /// above all public ones: larger bodies are refused from the head.
+    public var maxBodyBytes: Int?
     /// What it takes and answers; not part of its identity.
     public var documentation = RouteDocumentation()
 
@@ -150,9 +154,9 @@ public struct RouteGroup {
     }
 
     public func on(_ method: HTTPMethod, _ path: String, summary: String, public isPublic: Bool = false,
-                   doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+                   maxBodyBytes: Int? = nil, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
         let info = RouteInfo(method: method, path: prefix + path, summary: summary, tag: tag, requiresAuth: !isPublic,
-                             documentation: doc)
+                             maxBodyBytes: maxBodyBytes, documentation: doc)
         let chain = isPublic ? middleware.filter { !($0 is any AuthenticatingMiddleware) } : middleware
         builder.add(.init(info: info, middleware: chain, handler: handler))
     }
@@ -161,9 +165,9 @@ public struct RouteGroup {
                     _ handler: @escaping Handler) {
         on(.GET, path, summary: summary, public: isPublic, doc: doc, handler)
     }
-    public func post(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
-                     _ handler: @escaping Handler) {
-        on(.POST, path, summary: summary, public: isPublic, doc: doc, handler)
+    public func post(_ path: String, summary: String, public isPublic: Bool = false, maxBodyBytes: Int? = nil,
+                     doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+        on(.POST, path, summary: summary, public: isPublic, maxBodyBytes: maxBodyBytes, doc: doc, handler)
     }
     public func patch(_ path: String, summary: String, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
         on(.PATCH, path, summary: summary, doc: doc, handler)
@@ -283,6 +287,8 @@ public struct Router: Sendable {
     private let trie: Trie
     private let fallback: Handler?
     private let apiPrefix: String
+    /// `apiPrefix` as bytes, for `isAPI` on the C string libmicrohttpd hands over.
+    private let apiPrefixBytes: [UInt8]
     public let routes: [RouteInfo]
 
     init(entries: [Route], fallback: Handler?, apiPrefix: String) {
@@ -313,7 +319,15 @@ public struct Router: Sendable {
         trie = Trie(draft)
         self.fallback = fallback
         self.apiPrefix = apiPrefix
+        apiPrefixBytes = Array(apiPrefix.utf8)
         routes = entries.map(\.info)
+    }
+
+    /// Whether a (decoded) path is under the API prefix: its answers are data, never cached.
+    func isAPI(_ path: UnsafePointer<CChar>) -> Bool {
+        apiPrefixBytes.withUnsafeBufferPointer { prefix in
+            prefix.withMemoryRebound(to: CChar.self) { strncmp(path, $0.baseAddress!, prefix.count) == 0 }
+        }
     }
 
     /// Dispatches one request; every thrown error becomes the JSON error shape.
@@ -353,18 +367,19 @@ public struct Router: Sendable {
         throw HTTPError(.notFound, code: "not_found", message: "no route for \(request.path)")
     }
 
-    /// The error that refuses a request from its head alone, if its route's authenticating
-    /// middleware has one; `head` is only built when there is such middleware to ask.
-    func refusalBeforeBody(method: HTTPMethod, path: String, head: () -> Request) -> HTTPError? {
+    /// What a request's head must pass before its body is read: the route's own body limit and
+    /// its credential checks. nil when no route matches (static files, or a 404 to come).
+    struct BodyAdmission {
+        var maxBodyBytes: Int?
+        var authenticators: [any AuthenticatingMiddleware]
+    }
+
+    func bodyAdmission(method: HTTPMethod, path: String) -> BodyAdmission? {
         var path = path
         path.makeContiguousUTF8()
         guard let found = path.utf8.withContiguousStorageIfAvailable({ match($0) }) ?? nil,
-              let route = trie.route(found.node, method), !route.authenticators.isEmpty else { return nil }
-        let request = head()
-        for authenticator in route.authenticators {
-            if let refusal = authenticator.refusalBeforeBody(request) { return refusal }
-        }
-        return nil
+              let route = trie.route(found.node, method) else { return nil }
+        return BodyAdmission(maxBodyBytes: route.info.maxBodyBytes, authenticators: route.authenticators)
     }
 
     /// Walks the path's segments over its UTF-8 bytes: this runs on every request.

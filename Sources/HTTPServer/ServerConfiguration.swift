@@ -10,11 +10,22 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var maxConnectionsPerIP: Int = 128
     /// Idle connections are closed after this long; suspended ones (long poll, SSE) are kept alive by heartbeats.
     public var connectionTimeoutSeconds: Int = 60
+    /// A request's head and body must arrive within this long of the connection starting to wait
+    /// for it (accepted, or its previous response sent): however steadily bytes trickle in, a
+    /// slow client cannot hold a connection longer (slowloris). Answering is not counted.
+    public var requestTimeoutSeconds: Double = 10
     /// Per-connection memory for headers and buffers (libmicrohttpd's default); larger headers are refused.
     /// libmicrohttpd clears it between requests, so bigger costs throughput.
     public var connectionMemoryBytes: Int = 32 << 10
-    /// Larger request bodies are answered 413.
+    /// Larger request bodies are answered 413 (a route may set a smaller limit).
     public var maxBodyBytes: Int = 1 << 20
+    /// Request bodies held in memory at once, over all connections; a body that does not fit is
+    /// answered 503 with Retry-After (from its head when it announces its length).
+    public var maxBufferedBodyBytes: Int = 64 << 20
+    /// Names this server answers to besides its listen address (and, on loopback, `localhost`;
+    /// on any address, the machine's host name): a request whose `Host` names something else is
+    /// answered 421, so a DNS-rebound name cannot reach the API from a browser.
+    public var hostNames: [String] = []
     /// Comment lines sent on idle event streams so dead peers are noticed.
     public var heartbeatSeconds: Double = 15
 
@@ -29,8 +40,11 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
         maxConnectionsPerIP = try container.decodeIfPresent(Int.self, forKey: .maxConnectionsPerIP) ?? defaults.maxConnectionsPerIP
         connectionTimeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .connectionTimeoutSeconds) ?? defaults.connectionTimeoutSeconds
+        requestTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? defaults.requestTimeoutSeconds
         connectionMemoryBytes = try container.decodeIfPresent(Int.self, forKey: .connectionMemoryBytes) ?? defaults.connectionMemoryBytes
         maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? defaults.maxBodyBytes
+        maxBufferedBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBufferedBodyBytes) ?? defaults.maxBufferedBodyBytes
+        hostNames = try container.decodeIfPresent([String].self, forKey: .hostNames) ?? defaults.hostNames
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
     }
 
@@ -44,7 +58,13 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         try check((1...100_000).contains(maxConnectionsPerIP), "maxConnectionsPerIP must be 1...100000")
         try check((1...86_400).contains(connectionTimeoutSeconds), "connectionTimeoutSeconds must be 1...86400")
         try check((8 << 10...16 << 20).contains(connectionMemoryBytes), "connectionMemoryBytes must be 8 KiB...16 MiB")
+        try check(requestTimeoutSeconds > 0 && requestTimeoutSeconds <= 3600, "requestTimeoutSeconds must be in (0, 3600]")
         try check((1 << 10...1 << 30).contains(maxBodyBytes), "maxBodyBytes must be 1 KiB...1 GiB")
+        try check(maxBufferedBodyBytes >= maxBodyBytes && maxBufferedBodyBytes <= 1 << 40,
+                  "maxBufferedBodyBytes must be at least maxBodyBytes")
+        for name in hostNames {
+            try check(HostPolicy.normalized(name) != nil, "hostNames: '\(name)' is not a host name")
+        }
         try check(heartbeatSeconds > 0 && heartbeatSeconds <= 3600, "heartbeatSeconds must be in (0, 3600]")
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// Serves files below one directory: MIME types, ETag / If-None-Match, Cache-Control,
 /// `index.html` for directories, and nothing outside the root — `..` segments are refused
 /// after percent-decoding (libmicrohttpd decodes `%2e%2e%2f` before we see the path), and
-/// symlinks that leave the root are refused after resolving.
+/// symlinks that leave the root are refused after resolving. Dot files and dot directories
+/// (`.git`, `.env`, editor swap files) are never served, however the path reaches them.
 public struct StaticFiles: Sendable {
     public let root: String
     /// URL prefix this directory is mounted at (`/` for Public/).
@@ -26,8 +27,10 @@ public struct StaticFiles: Sendable {
         let relative = String(request.path.dropFirst(min(mountPoint.count, request.path.count)))
         let segments = relative.split(separator: "/", omittingEmptySubsequences: true)
         for segment in segments where segment == ".." || segment == "." || segment.contains("\\") || segment.contains("\0") {
-            throw HTTPError(.badRequest, code: "invalid_path", message: "path segments '.' and '..' are not allowed")
+            throw HTTPError(.badRequest, code: "bad_path", message: "path segments '.' and '..' are not allowed")
         }
+        // Hidden is not found: a 404 says nothing about whether such a file exists.
+        if segments.contains(where: { $0.hasPrefix(".") }) { throw HTTPError.notFound("no file at \(request.path)") }
         var path = segments.isEmpty ? root : root + "/" + segments.joined(separator: "/")
         var info = stat()
         guard stat(path, &info) == 0 else { throw HTTPError.notFound("no file at \(request.path)") }
@@ -37,13 +40,15 @@ public struct StaticFiles: Sendable {
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw HTTPError.notFound("no file at \(request.path)") }
         let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        guard resolved.hasPrefix(root + "/") else { throw HTTPError.notFound("no file at \(request.path)") }
+        guard resolved.hasPrefix(root + "/"),
+              !resolved.dropFirst(root.count).split(separator: "/").contains(where: { $0.hasPrefix(".") }) else {
+            throw HTTPError.notFound("no file at \(request.path)")
+        }
 
         let etag = "\"\(String(UInt64(info.st_size), radix: 16))-\(String(UInt64(info.st_mtim.tv_sec), radix: 16))-\(String(UInt64(info.st_mtim.tv_nsec), radix: 16))\""
         var headers = HTTPHeaders()
         headers.add("ETag", etag)
         headers.add("Cache-Control", cacheControl)
-        headers.add("X-Content-Type-Options", "nosniff")
         if let match = request.headers["If-None-Match"],
            match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
             return Response(status: .notModified, headers: headers)

@@ -99,7 +99,16 @@ public final class PanelDatabase: Sendable {
                 t.primaryKey(["taskId", "seq"])
             }
         }
-        migrator.registerMigration("7-disks") { db in
+        migrator.registerMigration("7-sessions") { db in
+            // Browser sessions, by the SHA-256 of their id (SessionRecords).
+            try db.create(table: "session") { t in
+                t.primaryKey("idHash", .text)
+                t.column("csrfToken", .text).notNull()
+                t.column("expires", .datetime).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+        }
+        migrator.registerMigration("9-disks") { db in
             // A guest's disks (its tops) and each snapshot's frozen overlays, as JSON arrays.
             try db.alter(table: "guest") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }
             try db.alter(table: "snapshot") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }

@@ -45,26 +45,22 @@ struct PeerClient: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONEncoder().encode(body)
         }
-        let done = DispatchSemaphore(value: 0)
-        let box = ReplyBox()
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            box.set(data: data, status: (response as? HTTPURLResponse)?.statusCode, error: error)
-            done.signal()
-        }
-        task.resume()
-        guard done.wait(timeout: .now() + timeout + 1) == .success else {
-            task.cancel()
+        guard let reply = PeerSession.shared.send(request, timeout: timeout + 1) else {
             throw PanelError(.peer, code: "peer_unreachable", message: "\(baseURL.absoluteString) did not answer within \(Int(timeout)) s")
         }
-        let (data, status, error) = box.get()
-        if let error {
-            throw PanelError(.peer, code: "peer_unreachable", message: "cannot reach \(baseURL.absoluteString): \(error.localizedDescription)")
+        if let error = reply.error {
+            throw PanelError(.peer, code: "peer_unreachable", message: "cannot reach \(baseURL.absoluteString): \(error)")
         }
-        let json = data.flatMap { try? JSONDecoder().decode(JSON.self, from: $0) } ?? .null
-        guard let status, (200..<300).contains(status) else {
-            let message = json["error"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "HTTP \(status ?? 0)"
+        if let status = reply.status, (300..<400).contains(status) {
+            let location = reply.location.map { " to \($0)" } ?? ""
+            throw PeerError(status: status, message: "answered with a redirect (HTTP \(status))\(location), which is not followed: "
+                            + "the peer's token would go with it; configure the peer's final URL")
+        }
+        let json = (try? JSONDecoder().decode(JSON.self, from: reply.data)) ?? .null
+        guard let status = reply.status, (200..<300).contains(status) else {
+            let message = json["error"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "HTTP \(reply.status ?? 0)"
             let code = json["error"]?["code"].flatMap { if case .string(let s) = $0 { s } else { nil } }
-            throw PeerError(status: status ?? 0, message: message, code: code)
+            throw PeerError(status: reply.status ?? 0, message: message, code: code)
         }
         return json
     }
@@ -79,12 +75,78 @@ struct PeerError: Error, CustomStringConvertible {
     var description: String { "destination: \(message)" }
 }
 
-private final class ReplyBox: @unchecked Sendable { // written once by URLSession's callback before the semaphore signals
-    private var data: Data?
-    private var status: Int?
-    private var error: (any Error)?
-    func set(data: Data?, status: Int?, error: (any Error)?) { self.data = data; self.status = status; self.error = error }
-    func get() -> (Data?, Int?, (any Error)?) { (data, status, error) }
+/// The one URLSession for calls to peers. Its delegate refuses every redirect (issue 11 item 14):
+/// a peer's bearer token must never reach another host, and Foundation would resend the
+/// `Authorization` header to wherever a 3xx points. Tasks are delegate-driven because
+/// swift-corelibs-foundation follows redirects of completion-handler tasks without asking.
+final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable { // `pendingTasks` is only touched under `lock`; `session` is set once in init
+    static let shared = PeerSession()
+
+    struct Reply: Sendable {
+        var data = Data()
+        var status: Int?
+        var error: String?
+        /// Where a refused redirect pointed.
+        var location: String?
+    }
+
+    private struct Pending {
+        var reply = Reply()
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    /// A pthread lock rather than `Mutex`: the sender and URLSession's delegate thread meet here
+    /// on every call, and ThreadSanitizer cannot see `Mutex`'s contended hand-off.
+    private let lock = NSLock()
+    private var pendingTasks: [Int: Pending] = [:]
+    private var session: URLSession!
+
+    private func pending<T>(_ body: (inout [Int: Pending]) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&pendingTasks)
+    }
+
+    private override init() {
+        super.init()
+        session = URLSession(configuration: .ephemeral, delegate: self, delegateQueue: nil)
+    }
+
+    /// Sends and waits up to `timeout`; nil when no answer came in time (the task is cancelled).
+    func send(_ request: URLRequest, timeout: Double) -> Reply? {
+        let task = session.dataTask(with: request)
+        let id = task.taskIdentifier
+        let done = pending { pending in
+            let entry = Pending()
+            pending[id] = entry
+            return entry.done
+        }
+        task.resume()
+        let answered = done.wait(timeout: .now() + timeout) == .success
+        let reply = pending { $0.removeValue(forKey: id)?.reply }
+        if !answered { task.cancel() }
+        return answered ? reply : nil
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        pending { $0[task.taskIdentifier]?.reply.location = request.url?.absoluteString }
+        completionHandler(nil)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        pending { $0[dataTask.taskIdentifier]?.reply.data.append(data) }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        pending { pending in
+            guard var entry = pending[task.taskIdentifier] else { return }
+            entry.reply.status = (task.response as? HTTPURLResponse)?.statusCode
+            entry.reply.error = error.map { $0.localizedDescription }
+            pending[task.taskIdentifier] = entry
+            entry.done.signal()
+        }
+    }
 }
 
 /// Where a migration goes: a configured peer by name, or a URL and token.

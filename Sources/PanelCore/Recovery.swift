@@ -84,11 +84,12 @@ public final class Recovery: Sendable {
 
     /// Everything a start does before it takes changes, in order; unknown hand-overs are then
     /// asked about in the background (a dead peer must not hold the start up).
-    public func recover(createDemoGuest: Bool, handOvers: HandOvers) {
+    public func recover(createDemoGuest: Bool, handOvers: HandOvers, tasks: TaskManager) {
         checkDirectories()
         discardIncomingReservations()
         removeInterruptedWrites()
         reconcileFiles()
+        reconcileTasks(tasks)
         resumeManagedSaves()
         if createDemoGuest { createDemoGuestIfEmpty() }
         let unknown = allGuests("find unknown hand-overs").filter { $0.state == .handoverUnknown }
@@ -213,6 +214,24 @@ public final class Recovery: Sendable {
             }
         } else if unlink(path) == 0 {
             logger.info("removed a managed save no record names (consumed before the panel stopped)", metadata: ["guest": "\(guest.name)"])
+        }
+    }
+
+    /// A snapshot task the panel stopped during, whose snapshot is recorded (it was killed between
+    /// the record and the task's last write), did its work: it is marked so, not failed.
+    func reconcileTasks(_ tasks: TaskManager) {
+        let interrupted: [TaskInfo]
+        do {
+            interrupted = try tasks.interrupted()
+        } catch {
+            warn("could not read the tasks the last run left unfinished: \(error)")
+            return
+        }
+        for task in interrupted where task.kind == "snapshot" {
+            guard let guestId = task.guestId, case .string(let name)? = task.detail?["snapshot"],
+                  (try? registry.snapshots.get(guestId: guestId, name: name)) != nil else { continue }
+            tasks.settleInterrupted(task.id, note: "finished before the panel stopped; the snapshot is recorded")
+            warn("snapshot task \(task.id) was cut short by a stop after its snapshot '\(name)' was recorded: marked succeeded")
         }
     }
 

@@ -74,11 +74,16 @@ public final class SnapshotService: Sendable {
             // A freeze that happened stays whatever failed after it: the machine writes the new tops.
             if freeze.happened && !recorded { try? store.update(id) { $0.disks = freeze.next } }
         }
+        // The task names its snapshot from the start: a restart that finds the task interrupted
+        // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
+        handle.progress(0, detail: ["snapshot": .string(name)])
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
             let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot,
                                                         atSwitchOver: { try freeze.swap($0) }) { stats in
-                handle.progress(stats.progress * 0.95, detail: stats.queryMigrate(under: transfer))
+                var detail = stats.queryMigrate(under: transfer)
+                if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
+                handle.progress(stats.progress * 0.95, detail: detail)
             }
             final = stats
             // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
@@ -108,7 +113,7 @@ public final class SnapshotService: Sendable {
         }
         events.publish("snapshot.created", subject: id,
                        data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-        return ["name": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+        return ["name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
                 "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
                 "transfer": final.queryMigrate(under: transfer)]
     }

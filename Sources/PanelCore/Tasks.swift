@@ -139,12 +139,12 @@ public final class TaskManager: Sendable {
         logStore = TaskLogStore(database: database)
         // Work that was running when the panel stopped did not finish.
         try database.write { db in
-            try db.execute(sql: """
-                UPDATE task SET status = 'failed', error = 'interrupted: the panel stopped while this task ran',
-                updatedAt = ? WHERE status IN ('queued', 'running')
-                """, arguments: [Date()])
+            try db.execute(sql: "UPDATE task SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('queued', 'running')",
+                           arguments: [Self.interruptedError, Date()])
         }
     }
+
+    static let interruptedError = "interrupted: the panel stopped while this task ran"
 
     /// Starts `work` as a task; a guest already busy with another task answers 409.
     public func start(kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
@@ -235,6 +235,26 @@ public final class TaskManager: Sendable {
             break
         case .failure(let error):
             logger.error("could not record a task's change", metadata: ["task": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Tasks the last run left unfinished (marked failed "interrupted" when this manager started).
+    func interrupted() throws -> [TaskInfo] {
+        try database.read { db in
+            try TaskInfo.filter(Column("status") == "failed" && Column("error") == Self.interruptedError).fetchAll(db)
+        }
+    }
+
+    /// An interrupted task whose work turned out done before the panel stopped.
+    func settleInterrupted(_ id: String, note: String) {
+        update(id) { task in
+            task.status = .succeeded
+            task.progress = 1
+            task.error = nil
+            if case .object(var fields)? = task.detail {
+                fields["note"] = .string(note)
+                task.detail = .object(fields)
+            }
         }
     }
 

@@ -43,7 +43,8 @@ final class OpenAPIDocument: Sendable {
             "components": [
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer"],
-                    "session": ["type": "apiKey", "in": "cookie", "name": .string(SessionStore.cookieName)],
+                    "session": ["type": "apiKey", "in": "cookie", "name": .string(SessionStore.cookiePrefix + "PORT"),
+                                "description": "Set by POST /session; PORT is the port the panel serves on, so panels on one machine keep their own sessions."],
                 ],
                 "schemas": .object(schemas),
             ],

@@ -33,19 +33,22 @@ public final class PanelApp: Sendable {
         let settings = configuration.settings
         token = try AdminToken.resolve(environment: environment, configured: configuration.token, dataDir: settings.dataDir)
         services = try PanelServices(settings: settings, machines: machines, listenHost: configuration.server.host, logger: logger)
-        sessions = SessionStore(lifetimeHours: settings.sessionHours)
+        sessions = SessionStore(records: SessionRecords(database: services.database), lifetimeHours: settings.sessionHours,
+                                logger: logger)
         boundAddress = BoundAddress(host: configuration.server.host)
-        let router = Self.makeRouter(configuration: configuration, token: token, sessions: sessions, services: services,
-                                     workers: workers, peerCalls: peerCalls, boundAddress: boundAddress,
+        let limiter = AuthFailureLimiter(policy: configuration.authRateLimit, logger: logger)
+        let router = Self.makeRouter(configuration: configuration, token: token, sessions: sessions, limiter: limiter,
+                                     services: services, workers: workers, peerCalls: peerCalls, boundAddress: boundAddress,
                                      startedAt: startedAt, startupGate: startupGate)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
     private static func makeRouter(configuration: PanelConfiguration, token: AdminToken, sessions: SessionStore,
-                                   services: PanelServices, workers: WorkerPool, peerCalls: WorkerPool,
+                                   limiter: AuthFailureLimiter, services: PanelServices, workers: WorkerPool, peerCalls: WorkerPool,
                                    boundAddress: BoundAddress, startedAt: Date, startupGate: StartupGate) -> Router {
         let builder = RouterBuilder()
-        let api = builder.group("/api/v1", middleware: [PanelErrorMapping(), startupGate, AuthMiddleware(token: token.value, sessions: sessions)])
+        let auth = AuthMiddleware(token: token.value, sessions: sessions, limiter: limiter)
+        let api = builder.group("/api/v1", middleware: [PanelErrorMapping(), startupGate, auth])
         let openAPI = OpenAPIDocument()
         HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
                        counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings })
@@ -59,7 +62,7 @@ public final class PanelApp: Sendable {
                             workers: workers, peerCalls: peerCalls)
             .addRoutes(to: api.group("", tag: "migration"))
         ImagesController(images: services.images).addRoutes(to: api.group("", tag: "images"))
-        SessionController(token: token.value, sessions: sessions).addRoutes(to: api.group("", tag: "session"))
+        SessionController(token: token.value, sessions: sessions, limiter: limiter).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: services.events, metrics: services.metrics, guests: services.guests)
             .addRoutes(to: api.group("", tag: "events"))
         MetricsController(metrics: services.metrics).addRoutes(to: api.group("", tag: "metrics"))
@@ -83,7 +86,9 @@ public final class PanelApp: Sendable {
         // consumed). Changes wait at the gate until recovery is done, so none can race it.
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
-        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers)
+        sessions.servePort(server.port)
+        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers,
+                                  tasks: services.tasks)
         startupGate.openUp()
         services.metrics.start()
         events.publish("host.started", data: ["release": .string(Release.current)])
@@ -100,6 +105,9 @@ public final class PanelApp: Sendable {
     }
 
     public var port: UInt16 { server.port }
+
+    /// The session cookie's name: the port's, so panels on one machine keep their own sessions.
+    public var sessionCookieName: String { sessions.cookieName }
 
     /// The URL that logs a browser in (the token travels in the fragment, never to the server's logs).
     public var loginURL: String {

@@ -12,12 +12,14 @@ public struct PanelConfiguration: Sendable, Decodable, Equatable {
     /// Admin token; `EMUPANEL_TOKEN` wins over it, and without either one is generated.
     public var token: String?
     public var server: ServerConfiguration = ServerConfiguration()
+    /// Failed authentication per client before 429 `rate_limited`: `{"burst": 10, "refillSeconds": 6}`.
+    public var authRateLimit = AuthRateLimit()
     /// dataDir, guestsDir, peers, sessionHours, demoGuest, deprecationYears, fixturesDir.
     public var settings = PanelSettings()
 
     public init() {}
 
-    private enum CodingKeys: String, CodingKey { case listen, publicDir, token, server }
+    private enum CodingKeys: String, CodingKey { case listen, publicDir, token, server, authRateLimit }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -26,6 +28,7 @@ public struct PanelConfiguration: Sendable, Decodable, Equatable {
         publicDir = try container.decodeIfPresent(String.self, forKey: .publicDir) ?? defaults.publicDir
         token = try container.decodeIfPresent(String.self, forKey: .token)
         server = try container.decodeIfPresent(ServerConfiguration.self, forKey: .server) ?? defaults.server
+        authRateLimit = try container.decodeIfPresent(AuthRateLimit.self, forKey: .authRateLimit) ?? defaults.authRateLimit
         settings = try PanelSettings(from: decoder)
     }
 
@@ -77,6 +80,9 @@ public struct PanelConfiguration: Sendable, Decodable, Equatable {
 
     public func validate() throws {
         try server.validate()
+        try authRateLimit.validate()
         try settings.validate()
     }
 }
+
+public typealias AuthRateLimit = AuthFailureLimiter.Policy

@@ -10,6 +10,8 @@ final class Hooks: Sendable {
     let terminatedStreams = Atomic<Int>(0)
     /// Full credential checks `TestAuth.handle` made.
     let authChecks = Atomic<Int>(0)
+    /// Checks `TestAuth.refusalBeforeBody` made from a head.
+    let headChecks = Atomic<Int>(0)
     /// `/api/v1/late/*` handlers entered, and whether they may return.
     let lateEntered = Atomic<Int>(0)
     let lateRelease = Atomic<Bool>(false)
@@ -68,6 +70,9 @@ final class TestServer: Sendable {
             let greeting = try request.decode(Greeting.self)
             return .json(["greeting": "hi \(greeting.name) x\(greeting.count)"])
         }
+        api.post("/small", summary: "a route with a 4 KiB body limit", maxBodyBytes: 4096) { request in
+            .json(["bytes": request.body.count])
+        }
         api.get("/items/{id}", summary: "item") { request in .json(["id": try request.parameter("id")]) }
         api.delete("/items/{id}", summary: "delete item") { _ in .empty() }
         api.get("/items/{id}/parts/{part}", summary: "part") { request in
@@ -123,23 +128,36 @@ final class TestServer: Sendable {
         try "body{}".write(toFile: root + "/public/style.css", atomically: true, encoding: .utf8)
         try "secret".write(toFile: root + "/secret.txt", atomically: true, encoding: .utf8)
         try manager.createSymbolicLink(atPath: root + "/public/escape.txt", withDestinationPath: root + "/secret.txt")
+        // Dot files inside the root: never served, whatever the path that reaches them.
+        try manager.createDirectory(atPath: root + "/public/.git", withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: root + "/public/.well-known", withIntermediateDirectories: true)
+        for file in ["/public/.env", "/public/.git/config", "/public/js/.hidden.js", "/public/.well-known/x"] {
+            try "dot-secret".write(toFile: root + file, atomically: true, encoding: .utf8)
+        }
+        try manager.createSymbolicLink(atPath: root + "/public/dotlink.txt", withDestinationPath: root + "/public/.env")
     }
 }
 
-/// Accepts `Authorization: Bearer secret`; like the panel's, refuses a request without any
-/// credentials before its body is read.
+/// Accepts `Authorization: Bearer secret`; like the panel's, makes its whole check from the head
+/// of a request with a body, before the body is read.
 struct TestAuth: AuthenticatingMiddleware {
     let hooks: Hooks
 
     func handle(_ request: Request, next: (Request) throws -> Response) throws -> Response {
         hooks.authChecks.add(1, ordering: .sequentiallyConsistent)
-        guard request.headers["Authorization"] == "Bearer secret" else {
-            throw HTTPError(.unauthorized, code: "invalid_token", message: "wrong token")
-        }
+        if let refusal = check(request) { throw refusal }
         return try next(request)
     }
 
     func refusalBeforeBody(_ head: Request) -> HTTPError? {
-        head.headers["Authorization"] == nil ? HTTPError(.unauthorized, code: "unauthorized", message: "no credentials") : nil
+        hooks.headChecks.add(1, ordering: .sequentiallyConsistent)
+        return check(head)
+    }
+
+    private func check(_ request: Request) -> HTTPError? {
+        guard let authorization = request.headers["Authorization"] else {
+            return HTTPError(.unauthorized, code: "unauthorized", message: "no credentials")
+        }
+        return authorization == "Bearer secret" ? nil : HTTPError(.unauthorized, code: "invalid_token", message: "wrong token")
     }
 }

@@ -27,17 +27,27 @@ public final class RawHTTPConnection {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
-    public init(port: UInt16, host: String = "127.0.0.1", timeout: Double = 10) throws {
+    /// `source` binds the client end to another loopback address (127.0.0.2 …), so one test can
+    /// speak as several clients, as per-address limits see them.
+    public init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, timeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestHTTPError.io("socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let fd = fd
+        /// `call` (bind or connect) on an IPv4 address; false when it failed.
+        func on(_ host: String, _ port: UInt16, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Bool {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            inet_pton(AF_INET, host, &address.sin_addr)
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
         }
-        guard connected == 0 else {
+        if let source, !on(source, 0, bind) {
+            close(fd)
+            throw TestHTTPError.io("bind to \(source)")
+        }
+        guard on(host, port, connect) else {
             close(fd)
             throw TestHTTPError.io("connect to \(host):\(port)")
         }
@@ -61,8 +71,10 @@ public final class RawHTTPConnection {
     }
 
     public func send(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8]? = nil) throws {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        // `Host: localhost` unless the test names its own (an empty value sends none).
+        let host = headers.first { $0.key.lowercased() == "host" }?.value ?? "localhost"
+        var head = "\(method) \(path) HTTP/1.1\r\n" + (host.isEmpty ? "" : "Host: \(host)\r\n")
+        for (name, value) in headers where name.lowercased() != "host" { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         try send(raw: Array(head.utf8) + (body ?? []))
@@ -117,7 +129,8 @@ public final class RawHTTPConnection {
     private func readSome() throws -> [UInt8]? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if count == 0 { return nil }
+        // A reset is a close too: a server that closes with request bytes unread sends one.
+        if count == 0 || (count < 0 && errno == ECONNRESET) { return nil }
         guard count > 0 else { throw TestHTTPError.timeout }
         return Array(chunk[..<count])
     }
@@ -173,8 +186,16 @@ public enum TestHTTPError: Error {
 
 /// One request on a fresh connection.
 public func httpRequest(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:],
-                        body: [UInt8]? = nil) throws -> RawHTTPConnection.Reply {
-    try RawHTTPConnection(port: port).request(method, path, headers: headers, body: body)
+                        body: [UInt8]? = nil, source: String? = nil) throws -> RawHTTPConnection.Reply {
+    try RawHTTPConnection(port: port, source: source).request(method, path, headers: headers, body: body)
+}
+
+/// Sends `raw` — a request as the test spells it, often only its head — on a fresh connection and
+/// reads one reply; the connection is returned for what the test checks next.
+public func rawExchange(port: UInt16, _ raw: String) throws -> (reply: RawHTTPConnection.Reply, connection: RawHTTPConnection) {
+    let connection = try RawHTTPConnection(port: port)
+    try connection.send(raw: Array(raw.utf8))
+    return (try connection.readReply(), connection)
 }
 
 public func jsonBody(_ object: [String: Any]) -> [UInt8] {

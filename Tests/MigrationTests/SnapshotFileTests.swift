@@ -1,6 +1,7 @@
 import CXXHash
 import Crypto
 import Foundation
+import TestBoards
 import Testing
 import VMState
 @testable import Migration
@@ -12,7 +13,7 @@ struct SnapshotFileTests {
     let directory = NSTemporaryDirectory() + "emupanel-snapshotfile-\(UUID().uuidString)"
 
     func bytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64(seed: UInt64(count))  // the same bytes on every run
         let words = (0..<(count + 7) / 8).map { _ in generator.next() }
         return words.withUnsafeBytes { Array($0.prefix(count)) }
     }

@@ -24,9 +24,7 @@ struct AuthTests {
     @Test func bodyWithoutCredentialsIsRefusedBeforeItIsRead() throws {
         let panel = try PanelFixture()
         // Only the head is sent: a 401 can only come from the head, so the body was never buffered.
-        let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send(raw: Array("POST /api/v1/guests HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n".utf8))
-        let reply = try connection.readReply()
+        let reply = try rawExchange(port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500000\r\n\r\n").reply
         #expect(reply.status == 401)
         #expect(reply.errorCode == "unauthorized")
         #expect(reply.header("WWW-Authenticate") == "Bearer")
@@ -86,7 +84,7 @@ struct AuthTests {
 
     @Test func unknownSessionCookieIs401() throws {
         let panel = try PanelFixture()
-        let reply = try panel.get("/api/v1/host", token: nil, headers: ["Cookie": "emupanel_session=forged"])
+        let reply = try panel.get("/api/v1/host", token: nil, headers: ["Cookie": "\(panel.app.sessionCookieName)=forged"])
         #expect(reply.status == 401)
     }
 

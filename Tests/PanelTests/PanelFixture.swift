@@ -1,5 +1,6 @@
 import EmulatorCore
 import Foundation
+import Logging
 import Synchronization
 import Testing
 import HTTPTestSupport
@@ -15,7 +16,7 @@ final class PanelFixture: Sendable {
     var port: UInt16 { app.port }
 
     init(machines: MachineRegistry = .empty, environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token],
-         configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
+         logger: Logger = Logger(label: "emupanel"), configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
         dataDir = NSTemporaryDirectory() + "emupanel-panel-\(UUID().uuidString)"
         var configuration = PanelConfiguration()
         configuration.listen = "127.0.0.1:0"
@@ -23,7 +24,7 @@ final class PanelFixture: Sendable {
         configuration.publicDir = Self.publicDir
         configuration.settings.guestsDir = URL(fileURLWithPath: Self.publicDir).deletingLastPathComponent().appendingPathComponent("guests").path
         configure(&configuration)
-        app = try PanelApp(configuration: configuration, machines: machines, environment: environment)
+        app = try PanelApp(configuration: configuration, machines: machines, environment: environment, logger: logger)
         try app.start()
     }
 

@@ -1,7 +1,9 @@
 import Foundation
+import GRDB
 import HTTPTestSupport
 @testable import PanelCore
 @testable import PanelHTTP
+import Migration
 import RISCV
 import Testing
 
@@ -172,5 +174,59 @@ extension GuestTests {
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/resume").status == 200)
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
         }
+    }
+
+    /// The panel killed after a snapshot was recorded but before its task was: the next start
+    /// finds the task interrupted and the snapshot there, and says the work was done.
+    @Test func snapshotTaskCutShortAfterItsRecordIsSettled() throws {
+        let dataDir = NSTemporaryDirectory() + "emupanel-settled-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var id = ""
+        var taskID = ""
+        do {
+            let panel = try panel(dataDir: dataDir)
+            id = try startEcho(panel, name: "settled")
+            let started = try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "kept"])
+            taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
+            #expect(try waitForTask(panel, started)["status"] as? String == "succeeded")
+            // What a kill between the snapshot's record and the task's last write leaves.
+            let task = taskID
+            _ = try panel.app.services.database.write { db in
+                try db.execute(sql: "UPDATE task SET status = 'running', error = NULL WHERE id = ?", arguments: [task])
+            }
+        }
+        let panel = try panel(dataDir: dataDir)
+        let task = try panel.get("/api/v1/tasks/\(taskID)").json()
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        #expect(try hostWarnings(panel).contains { $0.contains(taskID) })
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
+    /// A connection to an incoming migration's port without its ticket is refused, and the port
+    /// keeps listening: the real source still gets in.
+    @Test func strayConnectionDoesNotLockTheIncomingPortAgainstTheSource() throws {
+        let panel = try panel()
+        let type = try VirtMachineTypes.registry.resolve("virt")
+        let reply = try panel.send("POST", "/api/v1/migrations/incoming", json: [
+            "guest": ["name": "arriving", "image": "uart-echo", "memoryMiB": 64, "icount": false],
+            "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
+        ])
+        #expect(reply.status == 201, "\(reply.text)")
+        let port = try #require(try reply.json()["port"] as? Int)
+        let ticket = try #require(try reply.json()["ticket"] as? String)
+        let stray = try TCPSocket.connect(host: "127.0.0.1", port: UInt16(port), timeout: 5)
+        stray.setTimeouts(5)
+        try stray.write(line: "EMUPANEL-MIGRATE 1 guessed")
+        #expect(try stray.readLine() == "ERR the migration ticket is not valid")
+        let source = try TCPSocket.connect(host: "127.0.0.1", port: UInt16(port), timeout: 5)
+        try source.write(line: "EMUPANEL-MIGRATE 1 \(ticket)")
+        // Accepted: the destination now waits for the stream (which this test never sends).
+        let deadline = Date().addingTimeInterval(10)
+        func reserved() throws -> Bool {
+            (try panel.get("/api/v1/guests").json()["items"] as? [[String: Any]])?.first?["state"] as? String == "migrating"
+        }
+        while try !reserved(), Date() < deadline { usleep(10_000) }
+        #expect(try reserved())
+        source.shutdown()
     }
 }

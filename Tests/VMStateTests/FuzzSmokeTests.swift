@@ -1,5 +1,6 @@
 // A quick, deterministic stand-in for the libFuzzer run: mutations of a valid
 // stream through VMStateFuzz.consume must all return (errors are fine).
+import TestBoards
 import Testing
 @testable import VMState
 
@@ -32,18 +33,5 @@ import Testing
         }
         VMStateFuzz.consume([])
         VMStateFuzz.consume([0x51, 0x45, 0x56, 0x4d, 0, 0, 0, 3, 7, 0xff, 0xff, 0xff, 0xff])
-    }
-}
-
-/// Deterministic generator so a failure reproduces.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }

@@ -3,6 +3,7 @@
 // scripts/vmstate-static-checker.py (Debian ships QEMU without its scripts) — seeded
 // random changes to a real dump, where both checkers must count the same problems.
 import Foundation
+import TestBoards
 import Testing
 @testable import VMState
 

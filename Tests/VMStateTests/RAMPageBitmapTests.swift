@@ -1,6 +1,7 @@
 // RAMPageBitmap against the obvious model (a set of page numbers), on seeded random bitmaps,
 // and the stream writer's gathered pages against plain copies.
 import Foundation
+import TestBoards
 import Testing
 @testable import VMState
 
