@@ -7,7 +7,7 @@ let package = Package(
     name: "emupanel",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "emupanel", targets: ["emupanel"]),
+        .executable(name: "emupanel", targets: ["emupanel"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,10 +26,12 @@ let package = Package(
         ),
         // libmicrohttpd's own error answers in the server's JSON shape (answers.c says how).
         .target(name: "CMicroHTTPDAnswers", dependencies: ["CMicroHTTPD"]),
-        .target(name: "HTTPServer", dependencies: [
-            "CMicroHTTPD", "CMicroHTTPDAnswers",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "HTTPServer",
+            dependencies: [
+                "CMicroHTTPD", "CMicroHTTPDAnswers",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "VMState"),
         .target(name: "EmulatorCore", dependencies: ["VMState"]),
         // Disk images: qcow2 (with backing chains) and raw, behind one BlockDevice protocol.
@@ -43,36 +45,46 @@ let package = Package(
             pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"])]
         ),
-        .target(name: "Migration", dependencies: [
-            "EmulatorCore", "VMState", "RISCV", "CFileSync", "CXXHash",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Migration",
+            dependencies: [
+                "EmulatorCore", "VMState", "RISCV", "CFileSync", "CXXHash",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // posix_spawn's GNU file actions and SCM_RIGHTS, for starting QEMU and passing it descriptors.
         .target(name: "CProcessIO"),
         // QEMU as a second backend: QMP, the QEMU process, discovery and tiers, the guest driver.
-        .target(name: "QEMUBackend", dependencies: [
-            "CProcessIO", "EmulatorCore", "VMState", "Migration",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "QEMUBackend",
+            dependencies: [
+                "CProcessIO", "EmulatorCore", "VMState", "Migration",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // `emupanel run`'s policy: QEMU-like options and defaults, exit statuses, save/load at N.
         .target(name: "Headless", dependencies: ["EmulatorCore", "VMState", "RISCV", "Migration"]),
         // The panel's services: guests, tasks, events, snapshots, migration; no HTTP in it.
-        .target(name: "PanelCore", dependencies: [
-            "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "Block",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "PanelCore",
+            dependencies: [
+                "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "Block",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The services over HTTP: controllers, auth, the one error → status mapping, long poll and SSE.
-        .target(name: "PanelHTTP", dependencies: [
-            "PanelCore", "HTTPServer", "EmulatorCore",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .executableTarget(name: "emupanel", dependencies: [
-            "PanelHTTP", "PanelCore", "Headless", "EmulatorCore", "VMState", "RISCV", "Migration",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "PanelHTTP",
+            dependencies: [
+                "PanelCore", "HTTPServer", "EmulatorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "emupanel",
+            dependencies: [
+                "PanelHTTP", "PanelCore", "Headless", "EmulatorCore", "VMState", "RISCV", "Migration",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // libFuzzer target for the stream reader: scripts/fuzz builds it with
         // -sanitize=fuzzer,address; a plain build replays files given as arguments.
         .target(name: "CFuzzDriver"),
@@ -81,25 +93,37 @@ let package = Package(
         // The devices of the tests' small boards, shared by the test targets that build one.
         .target(name: "TestBoards", dependencies: ["EmulatorCore", "VMState"], path: "Tests/TestBoards"),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPTestSupport"]),
-        .testTarget(name: "MigrationTests", dependencies: ["HTTPTestSupport", "TestBoards", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
+        .testTarget(
+            name: "MigrationTests", dependencies: ["HTTPTestSupport", "TestBoards", "Migration", "VMState", "RISCV", "EmulatorCore", "CXXHash"]),
         .testTarget(name: "RISCVTests", dependencies: ["RISCV", "Headless", "TestBoards", "EmulatorCore", "VMState", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "PanelTests", dependencies: ["PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash", "Block",
-                                                .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "PanelTests",
+            dependencies: [
+                "PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash",
+                "Block",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).
         .testTarget(name: "CLITests", dependencies: ["TestBoards", "EmulatorCore", "VMState"]),
         // Runs the installed qemu-system-* binaries (make test installs them).
-        .testTarget(name: "QEMUBackendTests", dependencies: [
-            "QEMUBackend", "EmulatorCore", "VMState", "Migration", "CXXHash",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "VMStateTests", dependencies: [
-            "VMState", "TestBoards",
-            .product(name: "PropertyBased", package: "swift-property-based"),
-        ]),
-        .testTarget(name: "EmulatorCoreTests", dependencies: [
-            "EmulatorCore", "VMState", "TestBoards",
-            .product(name: "PropertyBased", package: "swift-property-based"),
-        ]),
+        .testTarget(
+            name: "QEMUBackendTests",
+            dependencies: [
+                "QEMUBackend", "EmulatorCore", "VMState", "Migration", "CXXHash",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "VMStateTests",
+            dependencies: [
+                "VMState", "TestBoards",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+        .testTarget(
+            name: "EmulatorCoreTests",
+            dependencies: [
+                "EmulatorCore", "VMState", "TestBoards",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
     ]
 )

@@ -1,9 +1,9 @@
 // A host file behind an image: whole-buffer pread/pwrite (looping over short transfers and
 // EINTR), fsync and size, with errors that name the file.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 final class HostFile {

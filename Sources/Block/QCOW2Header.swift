@@ -3,7 +3,7 @@
 // name inside the first cluster.
 
 public struct QCOW2Header: Equatable, Sendable {
-    static let magic: UInt32 = 0x5146_49fb   // "QFI\xfb"
+    static let magic: UInt32 = 0x5146_49fb  // "QFI\xfb"
     static let version3Length: UInt32 = 104
     /// Header extension types (qcow2.txt, "Header extensions").
     static let extensionEnd: UInt32 = 0
@@ -81,7 +81,11 @@ public struct QCOW2Header: Equatable, Sendable {
         guard refcountOrder == 4 else { throw BlockError.unsupported(path: path, feature: "refcount_order \(refcountOrder) (only 16-bit refcounts)") }
         let known = QCOW2Header.incompatibleDirty | QCOW2Header.incompatibleCorrupt
         if incompatibleFeatures & ~known != 0 {
-            throw BlockError.unsupported(path: path, feature: "incompatible features 0x\(String(incompatibleFeatures & ~known, radix: 16)) (external data file, compression type or extended L2)")
+            throw BlockError.unsupported(
+                path: path,
+                feature:
+                    "incompatible features 0x\(String(incompatibleFeatures & ~known, radix: 16)) (external data file, compression type or extended L2)"
+            )
         }
         if incompatibleFeatures & QCOW2Header.incompatibleCorrupt != 0 {
             throw BlockError.corrupt(path: path, reason: "the image is marked corrupt; repair it with qemu-img check -r all")
@@ -106,7 +110,8 @@ public struct QCOW2Header: Equatable, Sendable {
         // Header extensions (version 3: after header_length; version 2: after 72 bytes).
         var at = Int(headerLength)
         while at + 8 <= b.count {
-            let type = u32(at), length = Int(u32(at + 4))
+            let type = u32(at)
+            let length = Int(u32(at + 4))
             at += 8
             if type == QCOW2Header.extensionEnd { break }
             guard at + length <= b.count else { throw BlockError.corrupt(path: path, reason: "a header extension runs past the first cluster") }
@@ -116,7 +121,8 @@ public struct QCOW2Header: Equatable, Sendable {
             at += (length + 7) & ~7
         }
         if backingFileOffset != 0 {
-            let start = Int(backingFileOffset), end = start + Int(backingFileSize)
+            let start = Int(backingFileOffset)
+            let end = start + Int(backingFileSize)
             guard backingFileSize > 0, backingFileSize <= 1023, end <= b.count else {
                 throw BlockError.corrupt(path: path, reason: "backing file name at \(backingFileOffset), \(backingFileSize) bytes")
             }

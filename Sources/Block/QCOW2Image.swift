@@ -5,9 +5,9 @@
 // leak a cluster (qemu-img check reports a leak) but never corrupt the image. Every
 // cluster this writer uses has refcount 1 and carries the COPIED flag, as QEMU's own do.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public final class QCOW2Image: BlockDevice {
@@ -84,13 +84,17 @@ public final class QCOW2Image: BlockDevice {
     /// image's size when nil, optionally over `backingFile` (recorded as given: a relative
     /// name is resolved against `path`'s directory when opened). The file is written under a
     /// temporary name and renamed into place, so `path` either does not exist or is whole.
-    public static func create(path: String, sizeBytes: UInt64? = nil, backingFile: String? = nil,
-                              backingFormat: String = "qcow2", clusterBits: UInt32 = defaultClusterBits) throws {
+    public static func create(
+        path: String, sizeBytes: UInt64? = nil, backingFile: String? = nil,
+        backingFormat: String = "qcow2", clusterBits: UInt32 = defaultClusterBits
+    ) throws {
         if access(path, F_OK) == 0 { throw BlockError.exists(path: path) }
         var size = sizeBytes ?? 0
         if sizeBytes == nil, let backingFile {
             let resolved = resolve(backing: backingFile, of: path)
-            let base: any BlockDevice = backingFormat == "raw" ? try RawImage(path: resolved, writable: false)
+            let base: any BlockDevice =
+                backingFormat == "raw"
+                ? try RawImage(path: resolved, writable: false)
                 : try QCOW2Image(path: resolved, writable: false)
             size = base.sizeBytes
         }
@@ -205,9 +209,13 @@ public final class QCOW2Image: BlockDevice {
         var paths = [path]
         var below = backing
         while let image = below {
-            if let q = image as? QCOW2Image { paths.append(q.path); below = q.backing } else if let r = image as? RawImage {
+            if let q = image as? QCOW2Image {
+                paths.append(q.path); below = q.backing
+            } else if let r = image as? RawImage {
                 paths.append(r.path); below = nil
-            } else { below = nil }
+            } else {
+                below = nil
+            }
         }
         return paths
     }

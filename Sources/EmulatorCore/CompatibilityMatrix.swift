@@ -59,7 +59,8 @@ public struct CompatibilityMatrix: Sendable {
         let frozenCurrent = frozen.first { $0.release == currentRelease }
         releases = others.map(\.release) + [currentRelease]
         var rows = registry.machineTypes.map { type in
-            Row(machineType: type.name, tier: type.tier,
+            Row(
+                machineType: type.name, tier: type.tier,
                 cells: others.map { Self.cell(type, release: $0.release, frozenDump: $0.dumps[type.name]) }
                     + [Self.currentCell(type, release: currentRelease, frozenDump: frozenCurrent?.dumps[type.name])])
         }
@@ -68,19 +69,22 @@ public struct CompatibilityMatrix: Sendable {
         rows += removed.map { name in
             let reason = "release \(currentRelease) no longer knows \(name)"
             let gone = { (release: String, status: Status) in
-                Cell(release: release, status: status, forward: false, backward: false, reason: reason,
-                     forwardProblems: [], backwardProblems: [])
+                Cell(
+                    release: release, status: status, forward: false, backward: false, reason: reason,
+                    forwardProblems: [], backwardProblems: [])
             }
-            return Row(machineType: name, tier: nil,
-                       cells: others.map { gone($0.release, $0.dumps[name] == nil ? .absent : .removed) }
-                           + [gone(currentRelease, .removed)])
+            return Row(
+                machineType: name, tier: nil,
+                cells: others.map { gone($0.release, $0.dumps[name] == nil ? .absent : .removed) }
+                    + [gone(currentRelease, .removed)])
         }
         self.rows = rows
     }
 
     private static func blockedCell(_ type: MachineType, release: String) -> Cell {
-        Cell(release: release, status: .blocked, forward: false, backward: false,
-             reason: type.blockers.map(\.description).joined(separator: "; "), forwardProblems: [], backwardProblems: [])
+        Cell(
+            release: release, status: .blocked, forward: false, backward: false,
+            reason: type.blockers.map(\.description).joined(separator: "; "), forwardProblems: [], backwardProblems: [])
     }
 
     private static func currentCell(_ type: MachineType, release: String, frozenDump: String?) -> Cell {
@@ -90,37 +94,44 @@ public struct CompatibilityMatrix: Sendable {
             let checked = cell(type, release: release, frozenDump: frozenDump)
             if checked.status != .compatible { return checked }
         }
-        return Cell(release: release, status: .same, forward: true, backward: true, reason: nil,
-                    forwardProblems: [], backwardProblems: [])
+        return Cell(
+            release: release, status: .same, forward: true, backward: true, reason: nil,
+            forwardProblems: [], backwardProblems: [])
     }
 
     private static func cell(_ type: MachineType, release: String, frozenDump: String?) -> Cell {
         if type.tier == .none { return blockedCell(type, release: release) }
         guard let frozenDump else {
             if type.tier == .unversioned {
-                return Cell(release: release, status: .unchecked, forward: nil, backward: nil,
-                            reason: "unversioned types are not frozen; a restore or migration from release \(release) "
-                                + "checks every device version before applying state",
-                            forwardProblems: [], backwardProblems: [])
+                return Cell(
+                    release: release, status: .unchecked, forward: nil, backward: nil,
+                    reason: "unversioned types are not frozen; a restore or migration from release \(release) "
+                        + "checks every device version before applying state",
+                    forwardProblems: [], backwardProblems: [])
             }
-            return Cell(release: release, status: .absent, forward: false, backward: false,
-                        reason: "release \(release) does not know \(type.name)", forwardProblems: [], backwardProblems: [])
+            return Cell(
+                release: release, status: .absent, forward: false, backward: false,
+                reason: "release \(release) does not know \(type.name)", forwardProblems: [], backwardProblems: [])
         }
         let current = type.vmstateDump()
-        let forward: VMStateCheckResult, backward: VMStateCheckResult
+        let forward: VMStateCheckResult
+        let backward: VMStateCheckResult
         do {
             forward = try VMStateCheck.check(old: frozenDump, new: current)
             backward = try VMStateCheck.check(old: current, new: frozenDump)
         } catch {
-            return Cell(release: release, status: .incompatible, forward: false, backward: false,
-                        reason: "the frozen dump \(release)/\(type.name)\(FrozenRelease.dumpSuffix) cannot be read: \(error)",
-                        forwardProblems: [], backwardProblems: [])
+            return Cell(
+                release: release, status: .incompatible, forward: false, backward: false,
+                reason: "the frozen dump \(release)/\(type.name)\(FrozenRelease.dumpSuffix) cannot be read: \(error)",
+                forwardProblems: [], backwardProblems: [])
         }
-        let forwardProblems = forward.problems.map(\.message), backwardProblems = backward.problems.map(\.message)
+        let forwardProblems = forward.problems.map(\.message)
+        let backwardProblems = backward.problems.map(\.message)
         func summary(_ problems: [String]) -> String {
             problems[0] + (problems.count > 1 ? " (and \(problems.count - 1) more)" : "")
         }
-        let status: Status, reason: String?
+        let status: Status
+        let reason: String?
         if !forwardProblems.isEmpty {
             status = .incompatible
             reason = "from \(release): " + summary(forwardProblems)
@@ -134,8 +145,9 @@ public struct CompatibilityMatrix: Sendable {
             status = .forwardOnly
             reason = "back to \(release): " + summary(backwardProblems)
         }
-        return Cell(release: release, status: status, forward: forwardProblems.isEmpty,
-                    backward: status == .compatible || status == .conditional, reason: reason,
-                    forwardProblems: forwardProblems, backwardProblems: backwardProblems)
+        return Cell(
+            release: release, status: status, forward: forwardProblems.isEmpty,
+            backward: status == .compatible || status == .conditional, reason: reason,
+            forwardProblems: forwardProblems, backwardProblems: backwardProblems)
     }
 }

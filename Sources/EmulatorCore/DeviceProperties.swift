@@ -80,8 +80,10 @@ public struct DeviceProperties: Sendable, Equatable {
 
     /// Defaults, then every compat property for `driver` in order (later entries, which
     /// come from older machine versions, win), then per-device overrides.
-    public static func resolve(driver: String, definitions: [PropertyDefinition], compat: [CompatProperty],
-                               overrides: [String: String] = [:]) throws -> DeviceProperties {
+    public static func resolve(
+        driver: String, definitions: [PropertyDefinition], compat: [CompatProperty],
+        overrides: [String: String] = [:]
+    ) throws -> DeviceProperties {
         var values: [String: PropertyValue] = [:]
         for definition in definitions { values[definition.name] = definition.defaultValue }
         func apply(_ property: String, _ text: String) throws {

@@ -25,7 +25,8 @@ public struct FrozenRelease: Sendable, Equatable {
             let path = directory + "/" + name
             var isDirectory: ObjCBool = false
             guard !name.hasPrefix("."), files.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
-                  let entries = try? files.contentsOfDirectory(atPath: path) else { return nil }
+                let entries = try? files.contentsOfDirectory(atPath: path)
+            else { return nil }
             var dumps: [String: String] = [:]
             for entry in entries where entry.hasSuffix(dumpSuffix) && entry.count > dumpSuffix.count {
                 dumps[String(entry.dropLast(dumpSuffix.count))] =
@@ -38,7 +39,8 @@ public struct FrozenRelease: Sendable, Equatable {
 
     /// "1.10" after "1.9": numeric components compare as numbers, the rest as text.
     public static func releaseOrder(_ a: String, _ b: String) -> Bool {
-        let x = a.split(separator: "."), y = b.split(separator: ".")
+        let x = a.split(separator: ".")
+        let y = b.split(separator: ".")
         for (p, q) in zip(x, y) where p != q {
             if let m = Int(p), let n = Int(q) { return m < n }
             return p < q

@@ -35,7 +35,8 @@ public enum MachineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .statefulWithoutDescription(let driver, let stateType):
             return "device '\(driver)' holds state (\(stateType)) but has no VMState description; it cannot be registered"
         case .unmigratedState(let driver, let properties):
-            return "device '\(driver)': state \(properties.map { "'\($0)'" }.joined(separator: ", ")) is in no VMState field (list it in notMigrated if it is derived)"
+            return
+                "device '\(driver)': state \(properties.map { "'\($0)'" }.joined(separator: ", ")) is in no VMState field (list it in notMigrated if it is derived)"
         case .unknownDevice(let type, let id):
             return "machine type '\(type)' has no device '\(id)'"
         case .deviceDriverMismatch(let id, let expected, let actual):

@@ -15,8 +15,10 @@ public struct MachineVersionRelease: Sendable {
     public let devicesAdded: [DeviceSpec]
     public let deprecationNote: String?
 
-    public init(_ version: MachineVersion, release: String, releaseDate: Date? = nil, compat: [CompatProperty] = [],
-                devicesAdded: [DeviceSpec] = [], deprecationNote: String? = nil) {
+    public init(
+        _ version: MachineVersion, release: String, releaseDate: Date? = nil, compat: [CompatProperty] = [],
+        devicesAdded: [DeviceSpec] = [], deprecationNote: String? = nil
+    ) {
         self.version = version
         self.release = release
         self.releaseDate = releaseDate
@@ -28,17 +30,20 @@ public struct MachineVersionRelease: Sendable {
 
 public enum MachineFamily {
     /// One machine type per version, e.g. virt-1.1 and virt-1.0. The newest carries `alias`.
-    public static func versioned(family: String, alias: String?, description: String, defaultRAMSize: UInt64,
-                                 devices: [DeviceSpec], versions: [MachineVersionRelease]) -> [MachineType] {
+    public static func versioned(
+        family: String, alias: String?, description: String, defaultRAMSize: UInt64,
+        devices: [DeviceSpec], versions: [MachineVersionRelease]
+    ) -> [MachineType] {
         let newestFirst = versions.sorted { $0.version > $1.version }
         var compat: [CompatProperty] = []
         return newestFirst.enumerated().map { index, version in
             compat += version.compat
             let added = versions.filter { $0.version <= version.version }.sorted { $0.version < $1.version }.flatMap(\.devicesAdded)
-            return MachineType(name: "\(family)-\(version.version)", alias: index == 0 ? alias : nil,
-                               description: "\(description) (version \(version.version))", release: version.release,
-                               releaseDate: version.releaseDate, deprecationNote: version.deprecationNote,
-                               defaultRAMSize: defaultRAMSize, devices: devices + added, compatProperties: compat)
+            return MachineType(
+                name: "\(family)-\(version.version)", alias: index == 0 ? alias : nil,
+                description: "\(description) (version \(version.version))", release: version.release,
+                releaseDate: version.releaseDate, deprecationNote: version.deprecationNote,
+                defaultRAMSize: defaultRAMSize, devices: devices + added, compatProperties: compat)
         }
     }
 }

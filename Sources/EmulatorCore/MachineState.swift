@@ -44,8 +44,9 @@ public final class MachineState {
         default:
             break
         }
-        registered[id] = Registered(spec: spec, description: description, get: { device.state },
-                                    set: { if let state = $0 as? D.State { device.state = state } })
+        registered[id] = Registered(
+            spec: spec, description: description, get: { device.state },
+            set: { if let state = $0 as? D.State { device.state = state } })
     }
 
     /// The properties of device `id` on this machine type (compat applied).
@@ -107,8 +108,9 @@ public final class MachineState {
     public func load(from source: ByteSource, limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
         try checkMigratable()
         // A large buffer: the reader backs runs of pages with host memory as far ahead as it has read.
-        let reader = QEVMStreamReader(source: source, machineType: machineType.name, ramBlocks: ramBlocks,
-                                      entries: try saveStateEntries(), limits: limits, bufferSize: 256 << 10)
+        let reader = QEVMStreamReader(
+            source: source, machineType: machineType.name, ramBlocks: ramBlocks,
+            entries: try saveStateEntries(), limits: limits, bufferSize: 256 << 10)
         let pending = try reader.read()
         pending.commit()
         return pending.ramStats

@@ -28,7 +28,8 @@ public struct MachineVersion: Comparable, Hashable, Sendable, CustomStringConver
     public init?(_ text: Substring) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-              let major = Int(parts[0]), let minor = Int(parts[1]) else { return nil }
+            let major = Int(parts[0]), let minor = Int(parts[1])
+        else { return nil }
         self.init(major, minor)
     }
 
@@ -61,9 +62,11 @@ public struct MachineType: Sendable {
     /// Cumulative, newest release first, as QEMU's hw_compat_X_Y arrays combine.
     public let compatProperties: [CompatProperty]
 
-    public init(name: String, alias: String? = nil, description: String, release: String, releaseDate: Date? = nil,
-                deprecationNote: String? = nil, defaultRAMSize: UInt64, devices: [DeviceSpec],
-                compatProperties: [CompatProperty] = []) {
+    public init(
+        name: String, alias: String? = nil, description: String, release: String, releaseDate: Date? = nil,
+        deprecationNote: String? = nil, defaultRAMSize: UInt64, devices: [DeviceSpec],
+        compatProperties: [CompatProperty] = []
+    ) {
         self.name = name
         self.alias = alias
         self.description = description
@@ -123,9 +126,11 @@ public struct MachineType: Sendable {
     public func deprecation(asOf date: Date, policy: DeprecationPolicy = .qemu) -> String? {
         if let deprecationNote { return deprecationNote }
         guard version != nil, let releaseDate,
-              let limit = Calendar(identifier: .gregorian).date(byAdding: .year, value: policy.maximumAgeInYears,
-                                                                to: releaseDate),
-              date >= limit else { return nil }
+            let limit = Calendar(identifier: .gregorian).date(
+                byAdding: .year, value: policy.maximumAgeInYears,
+                to: releaseDate),
+            date >= limit
+        else { return nil }
         return "older than \(policy.maximumAgeInYears) years (released with \(release))"
     }
 
@@ -138,8 +143,9 @@ public struct MachineType: Sendable {
     /// The resolved properties of device `id` on this machine type.
     public func properties(of id: String) throws -> DeviceProperties {
         guard let spec = device(id) else { throw MachineError.unknownDevice(machineType: name, id: id) }
-        return try DeviceProperties.resolve(driver: spec.driver, definitions: spec.propertyDefinitions,
-                                            compat: compatProperties, overrides: spec.properties)
+        return try DeviceProperties.resolve(
+            driver: spec.driver, definitions: spec.propertyDefinitions,
+            compat: compatProperties, overrides: spec.properties)
     }
 
     /// Every problem that keeps this type out of a registry; empty when it is sound.
@@ -164,11 +170,13 @@ public struct MachineType: Sendable {
 
     /// The machine's state descriptions as `vmstate dump` writes them (QEMU -dump-vmstate).
     public func vmstateDump() -> String {
-        VMStateDump.render(machineType: name, devices: devices.compactMap { spec in
-            // A subsection whose feature this machine's compat properties switch off never
-            // travels on it; leaving it out keeps an old version's dump as its release froze it.
-            let switchedOff = (try? properties(of: spec.id)).map { spec.deviceType.subsectionsSwitchedOff(by: $0) } ?? []
-            return spec.vmstate.map { VMStateDump.Device(name: spec.driver, description: $0, omittedSubsections: switchedOff) }
-        })
+        VMStateDump.render(
+            machineType: name,
+            devices: devices.compactMap { spec in
+                // A subsection whose feature this machine's compat properties switch off never
+                // travels on it; leaving it out keeps an old version's dump as its release froze it.
+                let switchedOff = (try? properties(of: spec.id)).map { spec.deviceType.subsectionsSwitchedOff(by: $0) } ?? []
+                return spec.vmstate.map { VMStateDump.Device(name: spec.driver, description: $0, omittedSubsections: switchedOff) }
+            })
     }
 }

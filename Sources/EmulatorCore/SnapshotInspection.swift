@@ -19,8 +19,9 @@ public enum SnapshotInspection {
             let tail = Array(try handle.read(upToCount: Int(window)) ?? Data())
             let description = QEVMInspector.locateVMDescription(tail: tail, totalBytes: size)
             try handle.seek(toOffset: 0)
-            return try QEVMInspector.inspect(source: FileDescriptorSource(fileDescriptor: handle.fileDescriptor),
-                                             totalBytes: size, vmDescription: description)
+            return try QEVMInspector.inspect(
+                source: FileDescriptorSource(fileDescriptor: handle.fileDescriptor),
+                totalBytes: size, vmDescription: description)
         } catch let error as VMStateError {
             throw InputError("\(path): not a valid QEVM stream: \(error)")
         } catch let error as QEVMInspectionError {

@@ -15,7 +15,8 @@ public enum VMStateDumpFiles {
             }
             do { return try JSONValue.parse(text) } catch { throw InputError("\(role) \(path): \(error)") }
         }
-        let old = try read(oldPath, "OLD"), new = try read(newPath, "NEW")
+        let old = try read(oldPath, "OLD")
+        let new = try read(newPath, "NEW")
         do { return try VMStateCheck.check(old: old, new: new) } catch { throw InputError("\(error)") }
     }
 }

@@ -13,7 +13,7 @@ import Synchronization
 /// gets in while the slots are held by ones that never finish (Apache's mod_reqtimeout and
 /// nginx's `client_header_timeout` do the first; closing idle connections under pressure, the
 /// second). A request that has arrived is never cut, however long its answer takes.
-final class ConnectionTracker: @unchecked Sendable { // `state` is only touched under `lock` (see `withState`)
+final class ConnectionTracker: @unchecked Sendable {  // `state` is only touched under `lock` (see `withState`)
     /// One connection from accept to close; libmicrohttpd keeps it in the socket context.
     final class Connection: Sendable {
         let socket: Int32

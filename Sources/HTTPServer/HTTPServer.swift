@@ -37,9 +37,10 @@ public final class HTTPServer: Sendable {
         self.router = router
         self.logger = logger
         logsRequests = logger.logLevel <= .debug
-        connections = ConnectionTracker(requestTimeoutSeconds: configuration.requestTimeoutSeconds,
-                                        maxConnections: configuration.maxConnections,
-                                        maxConnectionsPerClient: configuration.maxConnectionsPerIP)
+        connections = ConnectionTracker(
+            requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+            maxConnections: configuration.maxConnections,
+            maxConnectionsPerClient: configuration.maxConnectionsPerIP)
         hostPolicy = HostPolicy(listenHost: configuration.host, names: configuration.hostNames)
     }
 
@@ -94,10 +95,12 @@ public final class HTTPServer: Sendable {
     /// Stops accepting, answers parked long polls with 503, ends event streams, resumes every
     /// suspended connection (libmicrohttpd requires it) and shuts the daemon down.
     public func stop() {
-        guard let current = running.withLock({ running -> Running? in
-            defer { running = nil }
-            return running
-        }) else { return }
+        guard
+            let current = running.withLock({ running -> Running? in
+                defer { running = nil }
+                return running
+            })
+        else { return }
         stopping.store(true, ordering: .sequentiallyConsistent)
         current.heartbeat.cancel()
         current.deadlines.cancel()
@@ -114,9 +117,11 @@ public final class HTTPServer: Sendable {
             for stream in streamsNow { stream.close() }
             // Give the woken connections a moment to send their last bytes before the daemon closes them all.
             if ContinuousClock.now >= deadline {
-                logger.warning("stopping with connections still open", metadata: [
-                    "parked": "\(parkedNow.count)", "streams": "\(streamsNow.count)",
-                ])
+                logger.warning(
+                    "stopping with connections still open",
+                    metadata: [
+                        "parked": "\(parkedNow.count)", "streams": "\(streamsNow.count)",
+                    ])
                 break
             }
             Thread.sleep(forTimeInterval: 0.005)
@@ -128,9 +133,11 @@ public final class HTTPServer: Sendable {
     private func cutOverdueRequests() {
         let cut = connections.cutOverdue()
         if cut > 0 {
-            logger.notice("closed connections whose request did not arrive in time", metadata: [
-                "connections": "\(cut)", "requestTimeoutSeconds": "\(configuration.requestTimeoutSeconds)",
-            ])
+            logger.notice(
+                "closed connections whose request did not arrive in time",
+                metadata: [
+                    "connections": "\(cut)", "requestTimeoutSeconds": "\(configuration.requestTimeoutSeconds)",
+                ])
         }
     }
 

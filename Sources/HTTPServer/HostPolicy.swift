@@ -108,7 +108,8 @@ struct HostPolicy: Sendable {
         guard !name.isEmpty, name.utf8.count <= 253 else { return nil }
         for label in name.split(separator: ".", omittingEmptySubsequences: false) {
             guard (1...63).contains(label.utf8.count),
-                  label.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else { return nil }
+                label.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D })
+            else { return nil }
         }
         return name
     }

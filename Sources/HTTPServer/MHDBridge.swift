@@ -8,13 +8,14 @@ import Foundation
 import Synchronization
 
 /// A running libmicrohttpd daemon.
-struct Daemon: @unchecked Sendable { // the pointer is only used to stop, once, under the server's lock
+struct Daemon: @unchecked Sendable {  // the pointer is only used to stop, once, under the server's lock
     let pointer: OpaquePointer
     let boundPort: UInt16
 
     static func start(server: HTTPServer) throws -> Daemon {
         let config = server.configuration
-        var flags = MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
+        var flags =
+            MHD_USE_EPOLL.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_TURBO.rawValue
         var address4 = sockaddr_in()
         var address6 = sockaddr_in6()
@@ -41,12 +42,15 @@ struct Daemon: @unchecked Sendable { // the pointer is only used to stop, once, 
                     MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: config.maxConnectionsPerIP, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: config.connectionTimeoutSeconds, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: config.connectionMemoryBytes, ptr_value: nil),
-                    MHD_OptionItem(option: .SOCK_ADDR, value: 0,
-                                   ptr_value: isIPv6 ? UnsafeMutableRawPointer(v6) : UnsafeMutableRawPointer(v4)),
-                    MHD_OptionItem(option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self),
-                                   ptr_value: Unmanaged.passUnretained(server).toOpaque()),
-                    MHD_OptionItem(option: .NOTIFY_CONNECTION, value: unsafeBitCast(notified, to: Int.self),
-                                   ptr_value: Unmanaged.passUnretained(server).toOpaque()),
+                    MHD_OptionItem(
+                        option: .SOCK_ADDR, value: 0,
+                        ptr_value: isIPv6 ? UnsafeMutableRawPointer(v6) : UnsafeMutableRawPointer(v4)),
+                    MHD_OptionItem(
+                        option: .NOTIFY_COMPLETED, value: unsafeBitCast(completed, to: Int.self),
+                        ptr_value: Unmanaged.passUnretained(server).toOpaque()),
+                    MHD_OptionItem(
+                        option: .NOTIFY_CONNECTION, value: unsafeBitCast(notified, to: Int.self),
+                        ptr_value: Unmanaged.passUnretained(server).toOpaque()),
                     // Sees each target before libmicrohttpd decodes it (`RequestTarget`); what it
                     // returns is the request's first `*con_cls`.
                     MHD_OptionItem(option: .URI_LOG_CALLBACK, value: unsafeBitCast(targetSeen, to: Int.self), ptr_value: nil),
@@ -55,8 +59,9 @@ struct Daemon: @unchecked Sendable { // the pointer is only used to stop, once, 
                     options.append(MHD_OptionItem(option: .THREAD_POOL_SIZE, value: config.threads, ptr_value: nil))
                 }
                 options.append(MHD_OptionItem(option: .END, value: 0, ptr_value: nil))
-                return emupanel_mhd_start(flags, config.port, accessHandler,
-                                          Unmanaged.passUnretained(server).toOpaque(), options)
+                return emupanel_mhd_start(
+                    flags, config.port, accessHandler,
+                    Unmanaged.passUnretained(server).toOpaque(), options)
             }
         }
         guard let pointer else {
@@ -71,15 +76,14 @@ struct Daemon: @unchecked Sendable { // the pointer is only used to stop, once, 
 }
 
 /// A connection pointer handed to other threads for suspend and resume only.
-struct ConnectionHandle: SuspendableConnection, @unchecked Sendable { // MHD allows resume from any thread; suspend is only called from MHD's callbacks
+struct ConnectionHandle: SuspendableConnection, @unchecked Sendable {  // MHD allows resume from any thread; suspend is only called from MHD's callbacks
     let pointer: OpaquePointer
     func suspend() { MHD_suspend_connection(pointer) }
     func resume() { MHD_resume_connection(pointer) }
 }
 
-
 /// One request's state across libmicrohttpd's calls to the access handler.
-final class RequestContext: @unchecked Sendable { // body fields are touched only by the daemon thread owning the connection; `parking` is locked
+final class RequestContext: @unchecked Sendable {  // body fields are touched only by the daemon thread owning the connection; `parking` is locked
     var body: [UInt8] = []
     var answered = false
     /// The most body this request may bring (its route's limit, or the server's).
@@ -178,7 +182,8 @@ private enum Mark {
 }
 
 /// libmicrohttpd's URI log callback: the raw target, before it is split and decoded.
-private let targetSeen: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = { _, target, _ in
+private let targetSeen: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = {
+    _, target, _ in
     guard let target else { return nil }
     switch RequestTarget.check(target) {
     case .routable: return nil
@@ -192,8 +197,9 @@ private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
     switch event {
     case MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_STARTED:
-        let tracked = server.connections.opened(socket: emupanel_mhd_connection_fd(connection),
-                                                client: ClientAddress(emupanel_mhd_client_sockaddr(connection)))
+        let tracked = server.connections.opened(
+            socket: emupanel_mhd_connection_fd(connection),
+            client: ClientAddress(emupanel_mhd_client_sockaddr(connection)))
         socketContext.pointee = Unmanaged.passRetained(tracked).toOpaque()
     case MHD_ConnectionNotificationCode.CONNECTION_NOTIFY_CLOSED:
         guard let pointer = socketContext.pointee else { return }
@@ -214,22 +220,26 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     // The server outlives its daemon; borrowing it skips a retain and release per call on a
     // counter that both daemon threads would otherwise contend for.
     return Unmanaged<HTTPServer>.fromOpaque(cls)._withUnsafeGuaranteedRef { server in
-        handle(connection: connection, url: url, method: method, version: version, uploadData: uploadData,
-               uploadSize: uploadSize, slot: contextSlot, server: server)
+        handle(
+            connection: connection, url: url, method: method, version: version, uploadData: uploadData,
+            uploadSize: uploadSize, slot: contextSlot, server: server)
     }
 }
 
-private func handle(connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?,
-                    version: UnsafePointer<CChar>?, uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
-                    slot contextSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer) -> MHD_Result {
+private func handle(
+    connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?,
+    version: UnsafePointer<CChar>?, uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
+    slot contextSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer
+) -> MHD_Result {
     let isAPI = url.map(server.router.isAPI) ?? false
     let existing = contextSlot.pointee
     if existing == nil || existing == Mark.badPath || existing == Mark.badQuery {
         // First call: headers only. Answering now makes MHD 0.9.75 close the connection after
         // the response, so only what must not go further is refused here; a request that will
         // bring a body is admitted (limit, credentials, budget) before a byte of it is read.
-        let admission = admit(connection: connection, url: url, method: method, version: version,
-                              mark: existing, server: server)
+        let admission = admit(
+            connection: connection, url: url, method: method, version: version,
+            mark: existing, server: server)
         switch admission {
         case .refused(let refusal):
             let context = RequestContext.make(in: contextSlot)
@@ -312,11 +322,17 @@ private enum Admission {
     case body(limit: Int, reserved: Int)
 }
 
-private func admit(connection: OpaquePointer, url: UnsafePointer<CChar>?, method methodName: UnsafePointer<CChar>?,
-                   version: UnsafePointer<CChar>?, mark: UnsafeMutableRawPointer?, server: HTTPServer) -> Admission {
+private func admit(
+    connection: OpaquePointer, url: UnsafePointer<CChar>?, method methodName: UnsafePointer<CChar>?,
+    version: UnsafePointer<CChar>?, mark: UnsafeMutableRawPointer?, server: HTTPServer
+) -> Admission {
     if mark == Mark.badPath {
-        return .refused(HTTPError(.badRequest, code: "bad_path",
-                                  message: "the path holds a byte no route can hold (NUL or another control character, an encoded '/', '\\\\', a '.' or '..' segment, or bytes that are not UTF-8)").response)
+        return .refused(
+            HTTPError(
+                .badRequest, code: "bad_path",
+                message:
+                    "the path holds a byte no route can hold (NUL or another control character, an encoded '/', '\\\\', a '.' or '..' segment, or bytes that are not UTF-8)"
+            ).response)
     }
     if mark == Mark.badQuery {
         return .refused(HTTPError(.badRequest, code: "invalid_query", message: "the query holds an encoded NUL (%00)").response)
@@ -328,8 +344,11 @@ private func admit(connection: OpaquePointer, url: UnsafePointer<CChar>?, method
     case .missing:
         return .refused(HTTPError(.badRequest, code: "bad_request", message: "an HTTP/1.1 request must name the server in Host").response)
     case .misdirected:
-        return .refused(HTTPError(.misdirected, code: "misdirected",
-                                  message: "this server does not answer to the name in Host; add it to the server's hostNames if it should").response)
+        return .refused(
+            HTTPError(
+                .misdirected, code: "misdirected",
+                message: "this server does not answer to the name in Host; add it to the server's hostNames if it should"
+            ).response)
     }
 
     let framing = BodyFraming.read(connection)
@@ -417,17 +436,20 @@ private struct BodyFraming {
 }
 
 /// Routes a complete request and queues (or parks) its response.
-private func answer(connection: OpaquePointer, method: UnsafePointer<CChar>?, url: UnsafePointer<CChar>?,
-                    body: [UInt8], slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer,
-                    isAPI: Bool) -> MHD_Result {
+private func answer(
+    connection: OpaquePointer, method: UnsafePointer<CChar>?, url: UnsafePointer<CChar>?,
+    body: [UInt8], slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer,
+    isAPI: Bool
+) -> MHD_Result {
     guard let method = method.flatMap(HTTPMethod.init(cString:)) else {
         return queue(notImplemented(method.map { String(cString: $0) } ?? ""), on: connection, slot: slot, server: server, isAPI: isAPI)
     }
     if server.stopping.load(ordering: .relaxed) {
         return queue(shuttingDown, on: connection, slot: slot, server: server, isAPI: isAPI)
     }
-    let request = buildRequest(connection: connection, method: method,
-                               path: url.map { String(cString: $0) } ?? "/", body: body)
+    let request = buildRequest(
+        connection: connection, method: method,
+        path: url.map { String(cString: $0) } ?? "/", body: body)
     let path = server.logsRequests ? request.path : ""
     let response = server.router.respond(to: request)
     if server.logsRequests {
@@ -464,8 +486,10 @@ private func tooLarge(_ limit: Int) -> Response {
 }
 
 private var bodyBudgetFull: Response {
-    HTTPError(.serviceUnavailable, code: "busy", message: "the server holds as many request bodies as it may; retry in a moment",
-              headers: [("Retry-After", "1")]).response
+    HTTPError(
+        .serviceUnavailable, code: "busy", message: "the server holds as many request bodies as it may; retry in a moment",
+        headers: [("Retry-After", "1")]
+    ).response
 }
 
 /// Not a method any route could have (TRACE, CONNECT, made-up ones): 501, not 405, which would
@@ -476,16 +500,19 @@ private func notImplemented(_ name: String) -> Response {
 
 /// Hands a response to libmicrohttpd, or parks the connection for a deferred one.
 /// Only deferred and streamed responses need a context; the slot gets one if it has none.
-private func queue(_ response: Response, on connection: OpaquePointer,
-                   slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer, isAPI: Bool) -> MHD_Result {
+private func queue(
+    _ response: Response, on connection: OpaquePointer,
+    slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, server: HTTPServer, isAPI: Bool
+) -> MHD_Result {
     // The request is in (or refused from its head): its deadline no longer runs.
     trackedConnection(connection)?.requestReceived()
     let mhdResponse: OpaquePointer?
     switch response.body {
     case .bytes(let bytes):
         mhdResponse = bytes.withUnsafeBytes { buffer in
-            MHD_create_response_from_buffer(buffer.count, UnsafeMutableRawPointer(mutating: buffer.baseAddress),
-                                            .RESPMEM_MUST_COPY)
+            MHD_create_response_from_buffer(
+                buffer.count, UnsafeMutableRawPointer(mutating: buffer.baseAddress),
+                .RESPMEM_MUST_COPY)
         }
     case .file(let file):
         // libmicrohttpd closes the descriptor when the response is destroyed.
@@ -569,7 +596,9 @@ private let libraryErrorAnswer: emupanel_mhd_error_answer = { connection, status
 private enum LibraryErrors {
     static func error(for status: Int) -> HTTPError {
         switch status {
-        case 400: HTTPError(.badRequest, code: "bad_request", message: "the request is not valid HTTP/1.1 (request line, a header, Content-Length or a chunk)")
+        case 400:
+            HTTPError(
+                .badRequest, code: "bad_request", message: "the request is not valid HTTP/1.1 (request line, a header, Content-Length or a chunk)")
         case 413: HTTPError(.payloadTooLarge, code: "payload_too_large", message: "the announced body or chunk is larger than the server reads")
         case 414: HTTPError(HTTPStatus(414), code: "uri_too_long", message: "the request target is longer than the server reads")
         case 431: HTTPError(HTTPStatus(431), code: "headers_too_large", message: "the request's headers are larger than the server reads")
@@ -632,8 +661,9 @@ private func buildRequest(connection: OpaquePointer, method: HTTPMethod, path: S
     withUnsafeMutablePointer(to: &values) { pointer in
         _ = MHD_get_connection_values(connection, unsafeBitCast(kinds, to: MHD_ValueKind.self), collectValue, pointer)
     }
-    var request = Request(method: method, path: path, query: values.query, headers: values.headers,
-                          cookies: values.cookies, body: body)
+    var request = Request(
+        method: method, path: path, query: values.query, headers: values.headers,
+        cookies: values.cookies, body: body)
     request.client = ClientAddress(emupanel_mhd_client_sockaddr(connection))
     return request
 }

@@ -61,8 +61,10 @@ public struct Request: Sendable {
     /// Where the request came from (the peer of the TCP connection).
     public var client: ClientAddress = .unknown
 
-    public init(method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = HTTPHeaders(),
-                cookies: [String: String] = [:], body: [UInt8] = []) {
+    public init(
+        method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = HTTPHeaders(),
+        cookies: [String: String] = [:], body: [UInt8] = []
+    ) {
         self.method = method
         self.path = path
         self.query = query
@@ -103,8 +105,9 @@ public struct Request: Sendable {
     public func queryInt(_ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = query[name] else { return defaultValue }
         guard let value = Int(text), range.contains(value) else {
-            throw HTTPError(.badRequest, code: "invalid_query",
-                            message: "query parameter '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw HTTPError(
+                .badRequest, code: "invalid_query",
+                message: "query parameter '\(name)' must be an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }

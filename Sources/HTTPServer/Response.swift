@@ -30,8 +30,9 @@ public struct Response: Sendable {
     /// A JSON response. Encoding failure is a programming error and answers 500.
     public static func json<T: Encodable>(_ value: T, status: HTTPStatus = .ok) -> Response {
         guard let data = try? encoder.encode(value) else {
-            return Response(status: .internalServerError, headers: HTTPHeaders([("Content-Type", "application/json")]),
-                            body: .bytes(Array(#"{"error":{"code":"internal_error","message":"response encoding failed"}}"#.utf8)))
+            return Response(
+                status: .internalServerError, headers: HTTPHeaders([("Content-Type", "application/json")]),
+                body: .bytes(Array(#"{"error":{"code":"internal_error","message":"response encoding failed"}}"#.utf8)))
         }
         return json(bytes: Array(data), status: status)
     }

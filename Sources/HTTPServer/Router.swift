@@ -79,8 +79,10 @@ public struct RouteDocumentation: Sendable {
     public init() {}
 
     /// A route that decodes `body` (if any) and answers `answer` with `status` (nil: no body).
-    public init(body: (any Decodable.Type)? = nil, answer: (any APIExample.Type)?, status: HTTPStatus = .ok,
-                query: [QueryParameter] = []) {
+    public init(
+        body: (any Decodable.Type)? = nil, answer: (any APIExample.Type)?, status: HTTPStatus = .ok,
+        query: [QueryParameter] = []
+    ) {
         self.body = body.map { Self.named($0, JSONSchema.decodable($0)) }
         answers = [Answer(status: status, body: answer.map { Self.named($0, JSONSchema.encodable($0)) })]
         self.query = query
@@ -131,14 +133,16 @@ public final class RouterBuilder {
     public func setFallback(_ handler: @escaping Handler) { fallback = handler }
 
     fileprivate func add(_ entry: Entry) {
-        precondition(!entries.contains { $0.info.method == entry.info.method && $0.info.path == entry.info.path },
-                     "route registered twice: \(entry.info.method) \(entry.info.path)")
+        precondition(
+            !entries.contains { $0.info.method == entry.info.method && $0.info.path == entry.info.path },
+            "route registered twice: \(entry.info.method) \(entry.info.path)")
         entries.append(entry)
     }
 
     public func build(apiPrefix: String = "/api/") -> Router {
-        Router(entries: entries.map { Router.Route(info: $0.info, middleware: $0.middleware, handler: $0.handler) },
-               fallback: fallback, apiPrefix: apiPrefix)
+        Router(
+            entries: entries.map { Router.Route(info: $0.info, middleware: $0.middleware, handler: $0.handler) },
+            fallback: fallback, apiPrefix: apiPrefix)
     }
 }
 
@@ -153,20 +157,27 @@ public struct RouteGroup {
         RouteGroup(builder: builder, prefix: prefix + path, tag: tag ?? self.tag, middleware: middleware + more)
     }
 
-    public func on(_ method: HTTPMethod, _ path: String, summary: String, public isPublic: Bool = false,
-                   maxBodyBytes: Int? = nil, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
-        let info = RouteInfo(method: method, path: prefix + path, summary: summary, tag: tag, requiresAuth: !isPublic,
-                             maxBodyBytes: maxBodyBytes, documentation: doc)
+    public func on(
+        _ method: HTTPMethod, _ path: String, summary: String, public isPublic: Bool = false,
+        maxBodyBytes: Int? = nil, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler
+    ) {
+        let info = RouteInfo(
+            method: method, path: prefix + path, summary: summary, tag: tag, requiresAuth: !isPublic,
+            maxBodyBytes: maxBodyBytes, documentation: doc)
         let chain = isPublic ? middleware.filter { !($0 is any AuthenticatingMiddleware) } : middleware
         builder.add(.init(info: info, middleware: chain, handler: handler))
     }
 
-    public func get(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
-                    _ handler: @escaping Handler) {
+    public func get(
+        _ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
+        _ handler: @escaping Handler
+    ) {
         on(.GET, path, summary: summary, public: isPublic, doc: doc, handler)
     }
-    public func post(_ path: String, summary: String, public isPublic: Bool = false, maxBodyBytes: Int? = nil,
-                     doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
+    public func post(
+        _ path: String, summary: String, public isPublic: Bool = false, maxBodyBytes: Int? = nil,
+        doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler
+    ) {
         on(.POST, path, summary: summary, public: isPublic, maxBodyBytes: maxBodyBytes, doc: doc, handler)
     }
     public func patch(_ path: String, summary: String, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
@@ -175,8 +186,10 @@ public struct RouteGroup {
     public func put(_ path: String, summary: String, doc: RouteDocumentation = RouteDocumentation(), _ handler: @escaping Handler) {
         on(.PUT, path, summary: summary, doc: doc, handler)
     }
-    public func delete(_ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
-                       _ handler: @escaping Handler) {
+    public func delete(
+        _ path: String, summary: String, public isPublic: Bool = false, doc: RouteDocumentation = RouteDocumentation(),
+        _ handler: @escaping Handler
+    ) {
         on(.DELETE, path, summary: summary, public: isPublic, doc: doc, handler)
     }
 }
@@ -247,9 +260,11 @@ public struct Router: Sendable {
                     edges.append(Edge(nameStart: names.count, nameCount: bytes.count, child: numbered(child)))
                     names += bytes
                 }
-                nodes.append(Node(firstEdge: firstEdge, edgeCount: edges.count - firstEdge,
-                                  parameterChild: draft.parameter.map { numbered($0.node) } ?? -1,
-                                  isRoute: !draft.methods.isEmpty))
+                nodes.append(
+                    Node(
+                        firstEdge: firstEdge, edgeCount: edges.count - firstEdge,
+                        parameterChild: draft.parameter.map { numbered($0.node) } ?? -1,
+                        isRoute: !draft.methods.isEmpty))
                 parameterNames.append(draft.parameter?.name ?? "")
                 for method in HTTPMethod.allCases { routes.append(draft.methods[method]) }
             }
@@ -257,7 +272,7 @@ public struct Router: Sendable {
 
         func child(of node: Int, _ segment: UnsafeBufferPointer<UInt8>) -> Int? {
             let entry = nodes[node]
-            for index in entry.firstEdge ..< entry.firstEdge + entry.edgeCount {
+            for index in entry.firstEdge..<entry.firstEdge + entry.edgeCount {
                 let edge = edges[index]
                 guard edge.nameCount == segment.count else { continue }
                 let same = names.withUnsafeBufferPointer {
@@ -350,9 +365,10 @@ public struct Router: Sendable {
             guard let route = trie.route(node, method) else {
                 var allowed = HTTPMethod.allCases.filter { trie.hasRoute(node, $0) }.map(\.rawValue).sorted()
                 if trie.hasRoute(node, .GET), !trie.hasRoute(node, .HEAD) { allowed.append("HEAD"); allowed.sort() }
-                throw HTTPError(.methodNotAllowed, code: "method_not_allowed",
-                                message: "\(request.method.rawValue) is not allowed on \(request.path)",
-                                headers: [("Allow", allowed.joined(separator: ", "))])
+                throw HTTPError(
+                    .methodNotAllowed, code: "method_not_allowed",
+                    message: "\(request.method.rawValue) is not allowed on \(request.path)",
+                    headers: [("Allow", allowed.joined(separator: ", "))])
             }
             if parameters.isEmpty {
                 return try Self.run(route.middleware[...], route.handler, request)
@@ -378,7 +394,8 @@ public struct Router: Sendable {
         var path = path
         path.makeContiguousUTF8()
         guard let found = path.utf8.withContiguousStorageIfAvailable({ match($0) }) ?? nil,
-              let route = trie.route(found.node, method) else { return nil }
+            let route = trie.route(found.node, method)
+        else { return nil }
         return BodyAdmission(maxBodyBytes: route.info.maxBodyBytes, authenticators: route.authenticators)
     }
 
@@ -410,7 +427,6 @@ public struct Router: Sendable {
         return try first.handle(request) { try run(middleware.dropFirst(), handler, $0) }
     }
 }
-
 
 extension HTTPMethod {
     /// Position in `allCases`, for per-node route tables.

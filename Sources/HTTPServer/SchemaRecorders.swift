@@ -58,7 +58,8 @@ private func primitiveSchema(of type: Any.Type) -> JSONSchema? {
     case is String.Type: .string
     case is Double.Type, is Float.Type: .number
     case is Int.Type, is Int8.Type, is Int16.Type, is Int32.Type, is Int64.Type,
-         is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type: .integer
+        is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type:
+        .integer
     default: nil
     }
 }
@@ -353,6 +354,6 @@ public enum SchemaDecoder {
     }
 }
 
-private extension SchemaNode.Shape {
-    var isUnknown: Bool { if case .unknown = self { true } else { false } }
+extension SchemaNode.Shape {
+    fileprivate var isUnknown: Bool { if case .unknown = self { true } else { false } }
 }

@@ -14,7 +14,7 @@ import Foundation
 ///   they carry guest state and CSRF tokens that must not stay in caches.
 enum SecurityHeaders {
     /// A header as C strings, made once: libmicrohttpd copies them into each response.
-    struct Header: @unchecked Sendable { // both pointers come from strdup at first use and are never freed or written
+    struct Header: @unchecked Sendable {  // both pointers come from strdup at first use and are never freed or written
         let name: UnsafePointer<CChar>
         let value: UnsafePointer<CChar>
         init(_ name: String, _ value: String) {
@@ -23,7 +23,8 @@ enum SecurityHeaders {
         }
     }
 
-    static let pagePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    static let pagePolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
         + "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     static let apiPolicy = "default-src 'none'; frame-ancestors 'none'"
 

@@ -60,8 +60,9 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         try check((8 << 10...16 << 20).contains(connectionMemoryBytes), "connectionMemoryBytes must be 8 KiB...16 MiB")
         try check(requestTimeoutSeconds > 0 && requestTimeoutSeconds <= 3600, "requestTimeoutSeconds must be in (0, 3600]")
         try check((1 << 10...1 << 30).contains(maxBodyBytes), "maxBodyBytes must be 1 KiB...1 GiB")
-        try check(maxBufferedBodyBytes >= maxBodyBytes && maxBufferedBodyBytes <= 1 << 40,
-                  "maxBufferedBodyBytes must be at least maxBodyBytes")
+        try check(
+            maxBufferedBodyBytes >= maxBodyBytes && maxBufferedBodyBytes <= 1 << 40,
+            "maxBufferedBodyBytes must be at least maxBodyBytes")
         for name in hostNames {
             try check(HostPolicy.normalized(name) != nil, "hostNames: '\(name)' is not a host name")
         }

@@ -20,8 +20,9 @@ public struct StaticFiles: Sendable {
     /// The response for `request`, or nil when the path is not below this mount point.
     public func respond(to request: Request) throws -> Response? {
         guard request.method == .GET || request.method == .HEAD else {
-            throw HTTPError(.methodNotAllowed, code: "method_not_allowed", message: "static files answer GET and HEAD",
-                            headers: [("Allow", "GET, HEAD")])
+            throw HTTPError(
+                .methodNotAllowed, code: "method_not_allowed", message: "static files answer GET and HEAD",
+                headers: [("Allow", "GET, HEAD")])
         }
         guard request.path.hasPrefix(mountPoint) || request.path + "/" == mountPoint else { return nil }
         let relative = String(request.path.dropFirst(min(mountPoint.count, request.path.count)))
@@ -41,16 +42,21 @@ public struct StaticFiles: Sendable {
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw HTTPError.notFound("no file at \(request.path)") }
         let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         guard resolved.hasPrefix(root + "/"),
-              !resolved.dropFirst(root.count).split(separator: "/").contains(where: { $0.hasPrefix(".") }) else {
+            !resolved.dropFirst(root.count).split(separator: "/").contains(where: { $0.hasPrefix(".") })
+        else {
             throw HTTPError.notFound("no file at \(request.path)")
         }
 
-        let etag = "\"\(String(UInt64(info.st_size), radix: 16))-\(String(UInt64(info.st_mtim.tv_sec), radix: 16))-\(String(UInt64(info.st_mtim.tv_nsec), radix: 16))\""
+        let etag =
+            "\"\(String(UInt64(info.st_size), radix: 16))-\(String(UInt64(info.st_mtim.tv_sec), radix: 16))-\(String(UInt64(info.st_mtim.tv_nsec), radix: 16))\""
         var headers = HTTPHeaders()
         headers.add("ETag", etag)
         headers.add("Cache-Control", cacheControl)
         if let match = request.headers["If-None-Match"],
-           match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            match.split(separator: ",").contains(where: {
+                $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*"
+            })
+        {
             return Response(status: .notModified, headers: headers)
         }
         headers.add("Content-Type", Self.mimeType(forPath: resolved))

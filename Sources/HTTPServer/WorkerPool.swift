@@ -50,8 +50,10 @@ public final class WorkerPool: Sendable {
     public func respond(_ body: @escaping @Sendable () -> Response) -> Response {
         let deferred = DeferredResponse()
         guard submit({ deferred.complete(body()) }) else {
-            return HTTPError(.serviceUnavailable, code: "busy", message: "too many slow requests at once; retry in a moment",
-                             headers: [("Retry-After", "1")]).response
+            return HTTPError(
+                .serviceUnavailable, code: "busy", message: "too many slow requests at once; retry in a moment",
+                headers: [("Retry-After", "1")]
+            ).response
         }
         return Response(body: .deferred(deferred))
     }

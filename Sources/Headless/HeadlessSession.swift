@@ -32,10 +32,14 @@ public struct HeadlessSession {
     }
 
     /// Runs to the end; `console` carries the UART, `control` lets another thread stop the guest.
-    public func run(console: SerialConsole, control: RunControl = RunControl()) throws
-        -> (outcome: Outcome, instructions: UInt64, seconds: Double) {
-        let machine = try VirtMachine.booted(machineType, configuration: options.configuration, firmware: options.bios.path,
-                                             kernel: options.kernel, initrd: options.initrd, commandLine: options.append)
+    public func run(
+        console: SerialConsole, control: RunControl = RunControl()
+    ) throws
+        -> (outcome: Outcome, instructions: UInt64, seconds: Double)
+    {
+        let machine = try VirtMachine.booted(
+            machineType, configuration: options.configuration, firmware: options.bios.path,
+            kernel: options.kernel, initrd: options.initrd, commandLine: options.append)
         machine.console = console
         // Tier none is refused before the guest runs a single instruction, naming every blocker.
         if loadPath != nil || savePath != nil { try machine.machineState(for: machineType).checkMigratable() }
@@ -61,10 +65,12 @@ public struct HeadlessSession {
 
     /// `--dumpdtb`: the tree the guest would get, like QEMU's dumpdtb (initrd bounds included).
     public static func dumpDeviceTree(_ options: RunOptions, of type: MachineType, to path: String) throws {
-        let machine = options.initrd == nil
+        let machine =
+            options.initrd == nil
             ? try VirtMachine.board(type, configuration: options.configuration, commandLine: options.append)
-            : try VirtMachine.booted(type, configuration: options.configuration, firmware: options.bios.path,
-                                     kernel: options.kernel, initrd: options.initrd, commandLine: options.append)
+            : try VirtMachine.booted(
+                type, configuration: options.configuration, firmware: options.bios.path,
+                kernel: options.kernel, initrd: options.initrd, commandLine: options.append)
         guard FileManager.default.createFile(atPath: path, contents: Data(machine.deviceTree)) else {
             throw MachineError.unreadableFile(path)
         }

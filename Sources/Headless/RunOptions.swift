@@ -40,9 +40,11 @@ public struct RunOptions: Sendable, Equatable {
     public var icount = false
     public var maxInstructions: UInt64?
 
-    public init(machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil,
-                initrd: String? = nil, append: String? = nil, memoryMiB: Int = 128,
-                icount: Bool = false, maxInstructions: UInt64? = nil) {
+    public init(
+        machine: String = "virt", bios: BIOSChoice = .default, kernel: String? = nil,
+        initrd: String? = nil, append: String? = nil, memoryMiB: Int = 128,
+        icount: Bool = false, maxInstructions: UInt64? = nil
+    ) {
         self.machine = machine
         self.bios = bios
         self.kernel = kernel
@@ -56,8 +58,9 @@ public struct RunOptions: Sendable, Equatable {
     /// The machine these options describe, built and booted (the type resolved from `machine`).
     public func makeMachine(registry: MachineRegistry = VirtMachineTypes.registry) throws -> VirtMachine {
         let type = try registry.resolve(machine)
-        return try VirtMachine.booted(type, configuration: configuration, firmware: bios.path, kernel: kernel,
-                                      initrd: initrd, commandLine: append)
+        return try VirtMachine.booted(
+            type, configuration: configuration, firmware: bios.path, kernel: kernel,
+            initrd: initrd, commandLine: append)
     }
 
     var configuration: MachineConfiguration {

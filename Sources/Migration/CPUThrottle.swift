@@ -9,7 +9,7 @@ import RISCV
 ///
 /// Work for the CPU thread must not wait out a sleep (a dirty-log sync every millisecond would
 /// stall for up to a second): `onCPU` hands it to the sleeping vCPU, which runs it and sleeps on.
-final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condition`
+final class CPUThrottle: @unchecked Sendable {  // every var is guarded by `condition`
     /// QEMU's CPU_THROTTLE_TIMESLICE_NS: the vCPU runs this long between sleeps.
     static let timeslice = Duration.milliseconds(10)
     /// The vCPU always gets a thousandth of the time.
@@ -90,7 +90,7 @@ final class CPUThrottle: @unchecked Sendable { // every var is guarded by `condi
     }
 
     /// Where handed work leaves its result.
-    private final class Outcome<T>: @unchecked Sendable { // written and read under the throttle's `condition`
+    private final class Outcome<T>: @unchecked Sendable {  // written and read under the throttle's `condition`
         var result: Result<T, any Error>?
     }
 

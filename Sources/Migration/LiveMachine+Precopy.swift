@@ -11,9 +11,11 @@ extension LiveMachine {
     /// guest is resumed if this call parked it. `atSwitchOver` runs on the CPU thread with the
     /// guest parked, right before its last state is taken: a change made there (a disk overlay
     /// frozen) is exactly as old as the state streamed; an error there fails the stream.
-    public func streamState(to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
-                            atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil,
-                            progress: (TransferStats) -> Void) throws -> TransferStats {
+    public func streamState(
+        to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
+        atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil,
+        progress: (TransferStats) -> Void
+    ) throws -> TransferStats {
         guard !transferring.exchange(true, ordering: .acquiringAndReleasing) else { throw LiveMachineError.transferInProgress }
         defer { transferring.store(false, ordering: .releasing) }
         return try precopy.run(StreamedLiveMachine(self, atSwitchOver: atSwitchOver), to: sink, transfer: transfer, progress: progress)
@@ -84,7 +86,7 @@ extension OutgoingMigration: PrecopyStream {
 }
 
 /// Carries a MachineState off the CPU thread; it is used only while the transfer runs.
-final class MachineStateBox: @unchecked Sendable { // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
+final class MachineStateBox: @unchecked Sendable {  // built on the CPU thread, then used by the one transfer thread; device reads happen while parked
     let value: MachineState
     init(_ value: MachineState) { self.value = value }
 }

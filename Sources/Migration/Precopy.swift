@@ -121,8 +121,10 @@ public struct Precopy {
     /// Streams `machine` to `sink`. Returns with the guest parked if it ran (`parkedGuest`) — the
     /// caller resumes it (snapshot) or hands it over (migration) — unless it `resumesBeforeWriting`.
     /// On error a guest parked here is resumed.
-    public func run(_ machine: StreamedMachine, to sink: ByteSink, transfer: TransferControl,
-                    progress: (TransferStats) -> Void) throws -> TransferStats {
+    public func run(
+        _ machine: StreamedMachine, to sink: ByteSink, transfer: TransferControl,
+        progress: (TransferStats) -> Void
+    ) throws -> TransferStats {
         let start = clock.now()
         var stats = TransferStats()
         let wasRunning = machine.isGuestRunning
@@ -163,9 +165,11 @@ public struct Precopy {
 
     /// The vCPU parked, the pages the passes left and those dirtied until it stopped go out with
     /// the devices; a snapshot's guest runs on as soon as they are held in memory.
-    private func switchOver(_ machine: StreamedMachine, _ stream: PrecopyStream, _ remaining: RAMPageBitmap,
-                            _ capture: SwitchOverCapture?, _ stats: inout TransferStats, parkedHere: inout Bool,
-                            _ progress: (TransferStats) -> Void) throws {
+    private func switchOver(
+        _ machine: StreamedMachine, _ stream: PrecopyStream, _ remaining: RAMPageBitmap,
+        _ capture: SwitchOverCapture?, _ stats: inout TransferStats, parkedHere: inout Bool,
+        _ progress: (TransferStats) -> Void
+    ) throws {
         let pauseStart = clock.now()
         machine.pauseGuest()
         parkedHere = true
@@ -191,9 +195,11 @@ public struct Precopy {
     }
 
     /// The passes, until the switch-over test passes; the pages left for the switch-over.
-    private func iterate(_ machine: StreamedMachine, _ stream: PrecopyStream, _ firstPass: RAMPageBitmap,
-                         _ transfer: TransferControl, _ stats: inout TransferStats, since start: Duration,
-                         _ progress: (TransferStats) -> Void) throws -> RAMPageBitmap {
+    private func iterate(
+        _ machine: StreamedMachine, _ stream: PrecopyStream, _ firstPass: RAMPageBitmap,
+        _ transfer: TransferControl, _ stats: inout TransferStats, since start: Duration,
+        _ progress: (TransferStats) -> Void
+    ) throws -> RAMPageBitmap {
         let pageSize = UInt64(QEMUFileFormat.targetPageSize)
         var pass = firstPass
         var dirtied = RAMPageBitmap(pageCount: pass.pageCount)

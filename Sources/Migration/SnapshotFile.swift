@@ -20,8 +20,9 @@ public enum SnapshotFile {
     public static func write(to path: String, _ body: (ByteSink) throws -> Void) throws -> Written {
         let parent = (path as NSString).deletingLastPathComponent
         let directory = parent.isEmpty ? "." : parent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let temporary = directory + "/." + (path as NSString).lastPathComponent + partialMarker + UUID().uuidString.prefix(partialTagLength)
         // Readable too: the hasher reads back behind the writer.
         let fd = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -93,7 +94,8 @@ public enum SnapshotFile {
     /// `.NAME.partial-XXXXXXXX` exactly, so a snapshot that a user named `.partial-1` stays.
     public static func isTemporaryName(_ name: String) -> Bool {
         guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards),
-              marker.lowerBound > name.index(after: name.startIndex) else { return false }
+            marker.lowerBound > name.index(after: name.startIndex)
+        else { return false }
         let tag = name[marker.upperBound...]
         return tag.count == partialTagLength && tag.allSatisfy(\.isHexDigit)
     }
@@ -258,7 +260,9 @@ final class TrailingHasher: Sendable {
 
     /// Waits until the first `count` bytes are hashed; the checksum.
     func finish(at count: Int) throws -> String {
-        progress.withLock { $0.end = count; $0.written = count }
+        progress.withLock {
+            $0.end = count; $0.written = count
+        }
         wake.signal()
         waitForThread()
         return try result.withLock { $0! }.get()

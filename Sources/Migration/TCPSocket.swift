@@ -13,7 +13,7 @@ public struct SocketError: Error, CustomStringConvertible {
     init(message: String) { description = message }
 }
 
-public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable { // one owner thread at a time; `close` may come from another thread to abort, which the kernel handles
+public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable {  // one owner thread at a time; `close` may come from another thread to abort, which the kernel handles
     public let fileDescriptor: Int32
     private var lineBuffer: [UInt8] = []
 
@@ -120,7 +120,7 @@ public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable { // one
 }
 
 /// A listening socket on an ephemeral port.
-public final class TCPListener: @unchecked Sendable { // accept runs on one thread; `close` from another wakes it via shutdown
+public final class TCPListener: @unchecked Sendable {  // accept runs on one thread; `close` from another wakes it via shutdown
     public let fileDescriptor: Int32
     public let port: UInt16
 

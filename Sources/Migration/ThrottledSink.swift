@@ -5,7 +5,7 @@ import VMState
 
 /// Counts bytes on their way to a sink, holds them to the transfer's bandwidth limit (which may
 /// change mid-flight; 0 = unlimited), and is where a cancel takes effect between writes.
-public final class ThrottledSink: ByteSink, @unchecked Sendable { // written by one transfer thread; limits and cancel are atomics in TransferControl
+public final class ThrottledSink: ByteSink, @unchecked Sendable {  // written by one transfer thread; limits and cancel are atomics in TransferControl
     private let inner: ByteSink
     private let transfer: TransferControl
     private let clock: TransferClock

@@ -44,7 +44,8 @@ public struct TransferStats: Sendable, Equatable {
 
     /// Fraction done, for a progress bar: what went out over what went out plus what is left.
     public var progress: Double {
-        let done = Double(transferred), left = Double(remaining)
+        let done = Double(transferred)
+        let left = Double(remaining)
         return status == "completed" ? 1 : (done + left > 0 ? min(0.99, done / (done + left)) : 0)
     }
 }

@@ -24,10 +24,11 @@ public enum APIExamples {
         return task
     }()
 
-    public static let snapshot = SnapshotView(SnapshotRecord(
-        guestId: guest.id, name: "before-upgrade", parent: "fresh", description: "U-Boot at its prompt",
-        machineType: "virt-1.1", release: Release.current, sizeBytes: 17_825_792, checksum: String(repeating: "ab", count: 32),
-        file: "before-upgrade.qevm", createdAt: date, disks: [SnapshotDisk(id: "vda", overlay: "vda.4e5f6a7b.qcow2")]), current: true)
+    public static let snapshot = SnapshotView(
+        SnapshotRecord(
+            guestId: guest.id, name: "before-upgrade", parent: "fresh", description: "U-Boot at its prompt",
+            machineType: "virt-1.1", release: Release.current, sizeBytes: 17_825_792, checksum: String(repeating: "ab", count: 32),
+            file: "before-upgrade.qevm", createdAt: date, disks: [SnapshotDisk(id: "vda", overlay: "vda.4e5f6a7b.qcow2")]), current: true)
 
     public static let image: ImageCatalog.Image = {
         var image = ImageCatalog.Image(
@@ -43,8 +44,9 @@ public enum APIExamples {
 
     public static let consoleChunk = ConsoleBuffer.ConsoleChunk(data: "=> ", next: 1024, truncated: false)
 
-    public static let event = PanelEvent(seq: 7, epoch: "0a1b2c3d", time: "2026-12-03T20:00:00.000Z", type: "guest.state",
-                                         subject: guest.id, data: ["state": "running"])
+    public static let event = PanelEvent(
+        seq: 7, epoch: "0a1b2c3d", time: "2026-12-03T20:00:00.000Z", type: "guest.state",
+        subject: guest.id, data: ["state": "running"])
 
     public static let eventsPage = EventBus.EventsPage(items: [event], next: 7, truncated: false, epoch: "0a1b2c3d")
 

@@ -27,10 +27,13 @@ public struct CompatibilityDocument: Encodable, Sendable {
         currentRelease = matrix.currentRelease
         releases = matrix.releases
         items = matrix.rows.map { row in
-            Row(machineType: row.machineType, tier: row.tier?.rawValue, cells: row.cells.map {
-                Cell(release: $0.release, status: $0.status.rawValue, forward: $0.forward, backward: $0.backward,
-                     reason: $0.reason, forwardProblems: $0.forwardProblems, backwardProblems: $0.backwardProblems)
-            })
+            Row(
+                machineType: row.machineType, tier: row.tier?.rawValue,
+                cells: row.cells.map {
+                    Cell(
+                        release: $0.release, status: $0.status.rawValue, forward: $0.forward, backward: $0.backward,
+                        reason: $0.reason, forwardProblems: $0.forwardProblems, backwardProblems: $0.backwardProblems)
+                })
         }
     }
 }

@@ -67,12 +67,13 @@ public final class ConsoleBuffer: ChangeFeed {
     static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
         // The last byte that starts a sequence, among the last four.
         guard let lead = bytes.indices.reversed().prefix(4).first(where: { bytes[$0] & 0xc0 != 0x80 }) else { return bytes.count }
-        let length = switch bytes[lead] {
-        case 0xf0...0xf7: 4
-        case 0xe0...0xef: 3
-        case 0xc0...0xdf: 2
-        default: 1
-        }
+        let length =
+            switch bytes[lead] {
+            case 0xf0...0xf7: 4
+            case 0xe0...0xef: 3
+            case 0xc0...0xdf: 2
+            default: 1
+            }
         return lead + length > bytes.count ? lead : bytes.count
     }
 

@@ -49,7 +49,8 @@ public final class EventBus: ChangeFeed {
         // Subscribers are called under the lock, so each sees events in order and none is
         // missed or doubled against its replay; they only queue bytes, never block.
         let (event, woken) = state.withLock { state in
-            let event = PanelEvent(seq: state.nextSeq, epoch: epoch, time: Date().formatted(Self.timeFormat), type: type, subject: subject, data: data)
+            let event = PanelEvent(
+                seq: state.nextSeq, epoch: epoch, time: Date().formatted(Self.timeFormat), type: type, subject: subject, data: data)
             state.nextSeq += 1
             state.events.append(event)
             if state.events.count > capacity { state.events.removeFirst(state.events.count - capacity) }
@@ -81,8 +82,9 @@ public final class EventBus: ChangeFeed {
         }
         let items = state.events.filter { $0.seq > since }
         let oldest = state.events.first?.seq ?? state.nextSeq
-        return EventsPage(items: items, next: items.last?.seq ?? since,
-                    truncated: since + 1 < oldest && since < newest, epoch: epoch)
+        return EventsPage(
+            items: items, next: items.last?.seq ?? since,
+            truncated: since + 1 < oldest && since < newest, epoch: epoch)
     }
 
     // MARK: ChangeFeed

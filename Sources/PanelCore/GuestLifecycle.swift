@@ -58,8 +58,10 @@ public final class GuestLifecycle: Sendable {
 
     /// Creates a stopped guest; an image with a disk gets its own (`diskSizeBytes`, or the
     /// image's size), made before the record so a guest never names a disk it lacks.
-    public func create(name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
-                       diskSizeBytes: Int64? = nil) throws -> GuestRecord {
+    public func create(
+        name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
+        diskSizeBytes: Int64? = nil
+    ) throws -> GuestRecord {
         try Names.validate(name, what: "guest")
         let image = try registry.images.image(imageID)
         let type = try registry.resolve(machineType)
@@ -70,9 +72,10 @@ public final class GuestLifecycle: Sendable {
             throw PanelError(.conflict, code: "name_taken", message: "a guest named '\(name)' exists")
         }
         let now = Date()
-        var guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
-                                machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
-                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
+        var guest = GuestRecord(
+            id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
+            machineType: type.name, memoryMiB: memoryMiB, state: .stopped, icount: icount,
+            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now)
         do {
             if let template = image.disk, let diskSize {
                 guest.disks = try registry.diskFiles(guest.id).create(template, sizeBytes: diskSize)
@@ -96,13 +99,16 @@ public final class GuestLifecycle: Sendable {
             return nil
         }
         guard VirtMachineTypes.driveSlots(in: machineType) > 0 else {
-            throw PanelError(.invalid, code: "machine_type_without_disks",
-                             message: "image '\(image.id)' boots from a virtio disk, which \(machineType.name) lacks: use virt-1.2 or newer (or the alias virt)")
+            throw PanelError(
+                .invalid, code: "machine_type_without_disks",
+                message: "image '\(image.id)' boots from a virtio disk, which \(machineType.name) lacks: use virt-1.2 or newer (or the alias virt)")
         }
         let size = requested ?? template.sizeBytes
         guard DiskTemplate.sizes.contains(size), size % (1 << 20) == 0 else {
-            throw PanelError(.invalid, code: "invalid_disk_size",
-                             message: "diskSizeBytes must be whole MiB from \(DiskTemplate.sizes.lowerBound >> 20) MiB to \(DiskTemplate.sizes.upperBound >> 30) GiB")
+            throw PanelError(
+                .invalid, code: "invalid_disk_size",
+                message:
+                    "diskSizeBytes must be whole MiB from \(DiskTemplate.sizes.lowerBound >> 20) MiB to \(DiskTemplate.sizes.upperBound >> 30) GiB")
         }
         return size
     }
@@ -146,8 +152,9 @@ public final class GuestLifecycle: Sendable {
     static func checkMemory(_ memoryMiB: Int, image: ImageCatalog.Image) throws {
         let range = max(memoryRange.lowerBound, image.minimumMemoryMiB)...memoryRange.upperBound
         guard range.contains(memoryMiB) else {
-            throw PanelError(.invalid, code: "invalid_memory",
-                             message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
+            throw PanelError(
+                .invalid, code: "invalid_memory",
+                message: "memoryMiB must be \(range.lowerBound)...\(range.upperBound) for image '\(image.id)'")
         }
     }
 
@@ -157,8 +164,11 @@ public final class GuestLifecycle: Sendable {
         try registry.withLifecycle(id) { slot in
             let guest = try store.get(id)
             if guest.state == .handoverUnknown {
-                throw PanelError(.conflict, code: "handover_unknown",
-                                 message: "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)")
+                throw PanelError(
+                    .conflict, code: "handover_unknown",
+                    message:
+                        "guest \(guest.name) may run on \(guest.peer ?? "another host"), whose answer to its hand-over was lost: settle that first (POST /guests/\(id)/resolve)"
+                )
             }
             guard action.allowedFrom.contains(guest.state) else {
                 throw PanelError.invalidState("cannot \(action.rawValue) a guest that is \(guest.state.rawValue)")
@@ -218,8 +228,9 @@ public final class GuestLifecycle: Sendable {
         if let checksum = guest.managedSave {
             guard FileManager.default.fileExists(atPath: saved) else {
                 try forgetManagedSave(of: id)
-                throw PanelError(.conflict, code: "saved_state_missing",
-                                 message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
+                throw PanelError(
+                    .conflict, code: "saved_state_missing",
+                    message: "the state saved at the last shutdown is missing (\(saved)); the guest was not started, and the next start boots afresh")
             }
             do {
                 try runtime.restore(fromFile: saved, expectedChecksum: checksum == GuestRecord.uncheckedSave ? nil : checksum)
@@ -230,8 +241,11 @@ public final class GuestLifecycle: Sendable {
                 try? FileManager.default.removeItem(atPath: aside)
                 try? FileManager.default.moveItem(atPath: saved, toPath: aside)
                 try forgetManagedSave(of: id)
-                throw PanelError(.invalid, code: "saved_state_rejected",
-                                 message: "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh")
+                throw PanelError(
+                    .invalid, code: "saved_state_rejected",
+                    message:
+                        "the state saved at the last shutdown does not load (\(error)); it was kept as \((aside as NSString).lastPathComponent) and the next start boots afresh"
+                )
             }
         }
         // Recorded before the CPU starts: a guest that powers off at once reports it after this.
@@ -246,7 +260,8 @@ public final class GuestLifecycle: Sendable {
             do {
                 try FileManager.default.removeItem(atPath: saved)
             } catch {
-                logger.warning("could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                logger.warning(
+                    "could not remove a consumed managed save; the next start removes it", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
             }
         }
         registry.register(runtime, for: id)
@@ -257,7 +272,9 @@ public final class GuestLifecycle: Sendable {
     }
 
     private func forgetManagedSave(of id: String) throws {
-        try store.update(id) { $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false }
+        try store.update(id) {
+            $0.managedSave = nil; $0.resumeAtStart = false; $0.pausedAtSave = false
+        }
     }
 
     /// The guest's machine, its disks' tops plugged in (`disks` instead of the record's: a restore's fresh overlays).
@@ -265,8 +282,10 @@ public final class GuestLifecycle: Sendable {
         let image = try registry.images.image(guest.image)
         let type = try registry.resolve(guest.machineType)
         let drives = registry.diskFiles(guest.id).drives(disks ?? guest.disks)
-        return try GuestRuntime(guest: guest, image: image, machineType: type, drives: drives,
-                                console: registry.slot(guest.id).console) { [weak self] exit in
+        return try GuestRuntime(
+            guest: guest, image: image, machineType: type, drives: drives,
+            console: registry.slot(guest.id).console
+        ) { [weak self] exit in
             self?.guestExited(guest.id, exit)
         }
     }
@@ -281,9 +300,13 @@ public final class GuestLifecycle: Sendable {
             guard let ended = exit.runtime, registry.unregister(id, ifStill: ended) else { return }
             do {
                 let guest = try store.update(id) { $0.state = .stopped }
-                events.publish("guest.state", subject: id, data: GuestRegistry.eventData(guest, extra: [
-                    "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
-                ]))
+                events.publish(
+                    "guest.state", subject: id,
+                    data: GuestRegistry.eventData(
+                        guest,
+                        extra: [
+                            "reason": .string(exit.reason), "instructions": .number(Double(exit.instructions)),
+                        ]))
             } catch {
                 logger.error("could not record that a guest stopped", metadata: ["guest": "\(id)", "error": "\(error)"])
             }
@@ -304,8 +327,9 @@ public final class GuestLifecycle: Sendable {
             throw PanelError.invalidState("the guest is \(guest.state.rawValue); start it to type")
         }
         guard runtime.type(bytes) else {
-            throw PanelError(.conflict, code: "input_full",
-                             message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
+            throw PanelError(
+                .conflict, code: "input_full",
+                message: "the guest has not read the last \(SerialConsole.inputCapacity >> 10) KiB of input yet (is it paused?)")
         }
     }
 }

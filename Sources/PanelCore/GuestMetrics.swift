@@ -116,7 +116,8 @@ public final class GuestMetrics: Sendable {
             var samples: [String: MetricsSample] = [:]
             for guest in guests where guest.state == .running || guest.state == .paused || guest.state == .migrating {
                 guard let runtime = try? registry.runtime(guest.id),
-                      let sample = sample(guest.id, runtime.machine, paused: guest.state == .paused, time: time, now: now) else { continue }
+                    let sample = sample(guest.id, runtime.machine, paused: guest.state == .paused, time: time, now: now)
+                else { continue }
                 samples[guest.id] = sample
             }
             let known = Set(guests.map(\.id))
@@ -153,16 +154,19 @@ public final class GuestMetrics: Sendable {
         let previous = state.withLock { $0.baselines[id] }
         guard let previous, previous.machine == identity else {
             // A new machine (started, restored, arrived): count from here.
-            guard let first = try? machine.onCPU({ board -> (UInt64, Int32?) in
-                board.setDirtyPageCounting(true)
-                return (board.hart.state.retired, ThreadStat.currentThreadID())
-            }), machine.isRunning else { return nil } // ended meanwhile: the thread id may not be its CPU's
+            guard
+                let first = try? machine.onCPU({ board -> (UInt64, Int32?) in
+                    board.setDirtyPageCounting(true)
+                    return (board.hart.state.retired, ThreadStat.currentThreadID())
+                }), machine.isRunning
+            else { return nil }  // ended meanwhile: the thread id may not be its CPU's
             let ticks = first.1.flatMap(ThreadStat.cpuTicks(thread:)) ?? 0
             state.withLock { $0.baselines[id] = Baseline(machine: identity, threadID: first.1, retired: first.0, cpuTicks: ticks, at: now) }
             return nil
         }
         // A paused guest retires nothing and writes nothing: its parked CPU is not woken to say so.
-        var retired = previous.retired, dirty = 0
+        var retired = previous.retired
+        var dirty = 0
         if !paused {
             guard let read = try? machine.onCPU({ board in (board.hart.state.retired, board.takeDirtyPageCount()) }) else { return nil }
             (retired, dirty) = read
@@ -189,10 +193,11 @@ public final class GuestMetrics: Sendable {
         if let previousTicks, let previousAt {
             cpu = Double(ticks &- previousTicks) / ThreadStat.ticksPerSecond / max(0.001, ThreadStat.seconds(now - previousAt)) * 100
         }
-        return MetricsSample(time: time,
-                             instructionsPerSecond: guests.reduce(0) { $0 + $1.instructionsPerSecond },
-                             dirtyPagesPerSecond: guests.reduce(0) { $0 + $1.dirtyPagesPerSecond },
-                             cpuPercent: cpu, rssBytes: ThreadStat.processRSSBytes() ?? 0)
+        return MetricsSample(
+            time: time,
+            instructionsPerSecond: guests.reduce(0) { $0 + $1.instructionsPerSecond },
+            dirtyPagesPerSecond: guests.reduce(0) { $0 + $1.dirtyPagesPerSecond },
+            cpuPercent: cpu, rssBytes: ThreadStat.processRSSBytes() ?? 0)
     }
 
     // MARK: Reading
@@ -224,7 +229,8 @@ public final class GuestMetrics: Sendable {
 }
 
 extension APIExamples {
-    public static let metricsSample = MetricsSample(time: date.timeIntervalSince1970, instructionsPerSecond: 2.5e8,
-                                                    dirtyPagesPerSecond: 120, cpuPercent: 99.5, rssBytes: 17_825_792)
+    public static let metricsSample = MetricsSample(
+        time: date.timeIntervalSince1970, instructionsPerSecond: 2.5e8,
+        dirtyPagesPerSecond: 120, cpuPercent: 99.5, rssBytes: 17_825_792)
     public static let metricsSeries = MetricsSeries(intervalSeconds: 1, samples: [metricsSample])
 }

@@ -61,8 +61,9 @@ enum Names {
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
         }
         guard (1...40).contains(name.utf8.count), allowed, name != ".", name != ".." else {
-            throw PanelError(.invalid, code: "invalid_name",
-                            message: "\(what) names are 1–40 characters of letters, digits, '-', '_' and '.'")
+            throw PanelError(
+                .invalid, code: "invalid_name",
+                message: "\(what) names are 1–40 characters of letters, digits, '-', '_' and '.'")
         }
     }
 }
@@ -99,7 +100,8 @@ struct GuestStore: Sendable {
             let before = guest
             try change(&guest)
             if guest.name != before.name,
-               try GuestRecord.filter(Column("name") == guest.name && Column("id") != id).fetchCount(db) > 0 {
+                try GuestRecord.filter(Column("name") == guest.name && Column("id") != id).fetchCount(db) > 0
+            {
                 throw PanelError(.conflict, code: "name_taken", message: "a guest named '\(guest.name)' exists")
             }
             if guest != before {

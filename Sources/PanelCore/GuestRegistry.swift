@@ -54,8 +54,9 @@ public final class GuestRegistry: Sendable {
         do {
             return try machines.resolve(machineType)
         } catch {
-            throw PanelError(.invalid, code: "unknown_machine_type",
-                             message: "unknown machine type '\(machineType)'; known: \(machines.machineTypes.map(\.name).joined(separator: ", "))")
+            throw PanelError(
+                .invalid, code: "unknown_machine_type",
+                message: "unknown machine type '\(machineType)'; known: \(machines.machineTypes.map(\.name).joined(separator: ", "))")
         }
     }
 
@@ -137,10 +138,12 @@ public final class GuestRegistry: Sendable {
     /// Every registered machine, taken out of the books (the panel is stopping).
     func takeAllRuntimes() -> [(id: String, runtime: GuestRuntime)] {
         let all = slots.withLock { Array($0) }
-        return all.compactMap { id, slot in slot.runtime.withLock { current in
-            defer { current = nil }
-            return current.map { (id, $0) }
-        } }
+        return all.compactMap { id, slot in
+            slot.runtime.withLock { current in
+                defer { current = nil }
+                return current.map { (id, $0) }
+            }
+        }
     }
 
     // MARK: Files

@@ -17,11 +17,15 @@ final class GuestRuntime: Sendable {
     }
 
     /// `drives` are the guest's disks, top overlays first in drive order (GuestDiskFiles.drives).
-    init(guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, drives: [DriveConfiguration],
-         console: ConsoleBuffer, onExit: @escaping @Sendable (Exit) -> Void) throws {
+    init(
+        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, drives: [DriveConfiguration],
+        console: ConsoleBuffer, onExit: @escaping @Sendable (Exit) -> Void
+    ) throws {
         serial = SerialConsole { console.append($0) }
-        let board = try VirtMachine.booted(machineType, configuration: MachineConfiguration(
-            memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime, drives: drives),
+        let board = try VirtMachine.booted(
+            machineType,
+            configuration: MachineConfiguration(
+                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime, drives: drives),
             firmware: image.biosPath, kernel: image.kernelPath, initrd: image.initrdPath, commandLine: image.commandLine)
         board.console = serial
         let owner = Owner()
@@ -55,6 +59,6 @@ final class GuestRuntime: Sendable {
 
 /// Lets the exit callback name the runtime it belongs to, so a replaced machine's late exit can be
 /// told apart from the registered one's (set right after the machine is built).
-private final class Owner: @unchecked Sendable { // written once before the CPU thread starts, read after it ended
+private final class Owner: @unchecked Sendable {  // written once before the CPU thread starts, read after it ended
     weak var runtime: GuestRuntime?
 }

@@ -131,15 +131,21 @@ public final class HandOvers: Sendable {
                 logger.warning("a person settled an unknown hand-over", metadata: ["guest": "\(guest.name)", "runsOn": "\(side.rawValue)"])
             } else {
                 guard let record = try record(of: id) else {
-                    throw PanelError(.conflict, code: "handover_unknown",
-                                     message: "there is no way left to ask \(guest.peer ?? "the destination"); say where the guest runs: {\"runsOn\": \"here\"} or {\"runsOn\": \"peer\"}")
+                    throw PanelError(
+                        .conflict, code: "handover_unknown",
+                        message:
+                            "there is no way left to ask \(guest.peer ?? "the destination"); say where the guest runs: {\"runsOn\": \"here\"} or {\"runsOn\": \"peer\"}"
+                    )
                 }
                 switch ask(record) {
                 case .runsThere(let there): decided = .peer; peerGuestId = there
                 case .neverStarted: decided = .here
                 case .undecided:
-                    throw PanelError(.conflict, code: "handover_unknown",
-                                     message: "\(record.peerURL) does not say whether it runs guest \(guest.name); check it, then confirm: {\"runsOn\": \"here\"} or {\"runsOn\": \"peer\"}")
+                    throw PanelError(
+                        .conflict, code: "handover_unknown",
+                        message:
+                            "\(record.peerURL) does not say whether it runs guest \(guest.name); check it, then confirm: {\"runsOn\": \"here\"} or {\"runsOn\": \"peer\"}"
+                    )
                 }
             }
             return try settle(guest, on: decided, peerGuestId: peerGuestId)

@@ -35,7 +35,6 @@ public struct ImageCatalog: Sendable {
 
     public let images: [Image]
 
-
     /// Debian's firmware, the Linux guest when guests/linux/build.sh has built it, and the
     /// project's test guests found in `guestsDir`.
     public init(guestsDir: String) {
@@ -43,20 +42,22 @@ public struct ImageCatalog: Sendable {
         let firmware = [DebianFirmware.openSBI, DebianFirmware.uBoot]
         let missing = firmware.filter { !FileManager.default.isReadableFile(atPath: $0) }
         images.append(LinuxImage.image(guestsDir: guestsDir, firmwareMissing: !missing.isEmpty))
-        images.append(Image(
-            id: "uboot", name: "OpenSBI + U-Boot",
-            description: "Debian's OpenSBI (fw_jump) and S-mode U-Boot: boots to an interactive => prompt.",
-            minimumMemoryMiB: 64, defaultMemoryMiB: 128, available: missing.isEmpty,
-            unavailableReason: missing.isEmpty ? nil : "install Debian's opensbi and u-boot-qemu packages",
-            biosPath: DebianFirmware.openSBI, kernelPath: DebianFirmware.uBoot))
+        images.append(
+            Image(
+                id: "uboot", name: "OpenSBI + U-Boot",
+                description: "Debian's OpenSBI (fw_jump) and S-mode U-Boot: boots to an interactive => prompt.",
+                minimumMemoryMiB: 64, defaultMemoryMiB: 128, available: missing.isEmpty,
+                unavailableReason: missing.isEmpty ? nil : "install Debian's opensbi and u-boot-qemu packages",
+                biosPath: DebianFirmware.openSBI, kernelPath: DebianFirmware.uBoot))
         for guest in Self.testGuests {
             let path = guestsDir + "/" + guest.file
             let present = FileManager.default.isReadableFile(atPath: path)
-            images.append(Image(
-                id: guest.id, name: guest.name, description: guest.description,
-                minimumMemoryMiB: guest.minimumMemoryMiB, defaultMemoryMiB: guest.defaultMemoryMiB, available: present,
-                unavailableReason: present ? nil : "\(guest.file) is not built (make -C guests)",
-                biosPath: nil, kernelPath: path))
+            images.append(
+                Image(
+                    id: guest.id, name: guest.name, description: guest.description,
+                    minimumMemoryMiB: guest.minimumMemoryMiB, defaultMemoryMiB: guest.defaultMemoryMiB, available: present,
+                    unavailableReason: present ? nil : "\(guest.file) is not built (make -C guests)",
+                    biosPath: nil, kernelPath: path))
         }
         self.images = images
     }
@@ -67,35 +68,45 @@ public struct ImageCatalog: Sendable {
     }
 
     private static let testGuests: [TestGuest] = [
-        TestGuest(id: "memory-pattern", file: "mempattern-forever.elf", name: "Memory pattern",
-                  description: "Increments one byte of every 4 KiB page forever and checks the pattern: the live-migration workload.",
-                  minimumMemoryMiB: 64, defaultMemoryMiB: 256),
-        TestGuest(id: "memory-pattern-512", file: "mempattern-512-forever.elf", name: "Memory pattern, 512 MiB",
-                  description: "The memory pattern over 512 MiB, rewritten forever: a guest that dirties memory faster than any link.",
-                  minimumMemoryMiB: 768, defaultMemoryMiB: 1024),
-        TestGuest(id: "memory-pattern-512-idle", file: "mempattern-512-idle.elf", name: "Memory pattern, 512 MiB, idle",
-                  description: "Writes the pattern over 512 MiB once, then only checks it once a second: a guest with its memory in use, idle.",
-                  minimumMemoryMiB: 768, defaultMemoryMiB: 1024),
-        TestGuest(id: "benchmark", file: "bench.elf", name: "CPU benchmark",
-                  description: "CRC32 and a prime sieve; prints checksums and powers off."),
-        TestGuest(id: "benchmark-quick", file: "bench-quick.elf", name: "CPU benchmark (short)",
-                  description: "The benchmark's short run (about 20 M instructions): checksums in a blink."),
-        TestGuest(id: "timer", file: "timer.elf", name: "Timer",
-                  description: "Machine-timer interrupts at 100 Hz; counts lost ticks."),
-        TestGuest(id: "uart-echo", file: "echo.elf", name: "UART echo",
-                  description: "Echoes what you type, through the UART FIFO and RX interrupts."),
-        TestGuest(id: "sv39", file: "sv39.elf", name: "Sv39 paging",
-                  description: "Turns on paging, drops to U-mode and handles page faults."),
+        TestGuest(
+            id: "memory-pattern", file: "mempattern-forever.elf", name: "Memory pattern",
+            description: "Increments one byte of every 4 KiB page forever and checks the pattern: the live-migration workload.",
+            minimumMemoryMiB: 64, defaultMemoryMiB: 256),
+        TestGuest(
+            id: "memory-pattern-512", file: "mempattern-512-forever.elf", name: "Memory pattern, 512 MiB",
+            description: "The memory pattern over 512 MiB, rewritten forever: a guest that dirties memory faster than any link.",
+            minimumMemoryMiB: 768, defaultMemoryMiB: 1024),
+        TestGuest(
+            id: "memory-pattern-512-idle", file: "mempattern-512-idle.elf", name: "Memory pattern, 512 MiB, idle",
+            description: "Writes the pattern over 512 MiB once, then only checks it once a second: a guest with its memory in use, idle.",
+            minimumMemoryMiB: 768, defaultMemoryMiB: 1024),
+        TestGuest(
+            id: "benchmark", file: "bench.elf", name: "CPU benchmark",
+            description: "CRC32 and a prime sieve; prints checksums and powers off."),
+        TestGuest(
+            id: "benchmark-quick", file: "bench-quick.elf", name: "CPU benchmark (short)",
+            description: "The benchmark's short run (about 20 M instructions): checksums in a blink."),
+        TestGuest(
+            id: "timer", file: "timer.elf", name: "Timer",
+            description: "Machine-timer interrupts at 100 Hz; counts lost ticks."),
+        TestGuest(
+            id: "uart-echo", file: "echo.elf", name: "UART echo",
+            description: "Echoes what you type, through the UART FIFO and RX interrupts."),
+        TestGuest(
+            id: "sv39", file: "sv39.elf", name: "Sv39 paging",
+            description: "Turns on paging, drops to U-mode and handles page faults."),
     ]
 
     public func image(_ id: String) throws -> Image {
         guard let image = images.first(where: { $0.id == id }) else {
-            throw PanelError(.invalid, code: "unknown_image",
-                            message: "no image '\(id)'; GET /api/v1/images lists them")
+            throw PanelError(
+                .invalid, code: "unknown_image",
+                message: "no image '\(id)'; GET /api/v1/images lists them")
         }
         guard image.available else {
-            throw PanelError(.invalid, code: "image_unavailable",
-                            message: "image '\(id)' is not available here: \(image.unavailableReason ?? "unknown reason")")
+            throw PanelError(
+                .invalid, code: "image_unavailable",
+                message: "image '\(id)' is not available here: \(image.unavailableReason ?? "unknown reason")")
         }
         return image
     }

@@ -81,35 +81,50 @@ public final class IncomingMigrations: Sendable {
     public func verdict(_ offer: IncomingOffer) -> Verdict {
         var checks: [Check] = []
         let type = registry.machines.machineTypes.first { $0.name == offer.machineType }
-        checks.append(Check(name: "machine type", ok: type != nil,
-                            detail: type != nil ? "\(offer.machineType) is known here (release \(Release.current))"
-                                : "release \(Release.current) here does not know \(offer.machineType)"))
+        checks.append(
+            Check(
+                name: "machine type", ok: type != nil,
+                detail: type != nil
+                    ? "\(offer.machineType) is known here (release \(Release.current))"
+                    : "release \(Release.current) here does not know \(offer.machineType)"))
         if let type {
-            checks.append(Check(name: "tier", ok: type.tier != .none,
-                                detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
+            checks.append(
+                Check(
+                    name: "tier", ok: type.tier != .none,
+                    detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
             let local = type.vmstateDump()
-            for (label, old, new) in [("static check \(offer.release) → \(Release.current)", offer.vmstate, local),
-                                      ("static check \(Release.current) → \(offer.release)", local, offer.vmstate)] {
+            for (label, old, new) in [
+                ("static check \(offer.release) → \(Release.current)", offer.vmstate, local),
+                ("static check \(Release.current) → \(offer.release)", local, offer.vmstate),
+            ] {
                 do {
                     let result = try VMStateCheck.check(old: old, new: new)
                     let blocking = result.problems.filter { !$0.isMissingSubsection }
-                    checks.append(Check(name: label, ok: blocking.isEmpty,
-                                        detail: result.problems.isEmpty ? "no problems"
-                                            : result.problems.map(\.message).prefix(3).joined(separator: "; ")))
+                    checks.append(
+                        Check(
+                            name: label, ok: blocking.isEmpty,
+                            detail: result.problems.isEmpty
+                                ? "no problems"
+                                : result.problems.map(\.message).prefix(3).joined(separator: "; ")))
                 } catch {
                     checks.append(Check(name: label, ok: false, detail: "the source's state description is unreadable: \(error)"))
                 }
             }
         }
         let image = registry.images.images.first { $0.id == offer.guest.image }
-        checks.append(Check(name: "image", ok: image?.available == true,
-                            detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
-                                ?? "no image '\(offer.guest.image)' here"))
+        checks.append(
+            Check(
+                name: "image", ok: image?.available == true,
+                detail: image.map { $0.available ? "\($0.name) is available" : ($0.unavailableReason ?? "unavailable") }
+                    ?? "no image '\(offer.guest.image)' here"))
         let nameValid = (try? Names.validate(offer.guest.name, what: "guest")) != nil
         let taken = ((try? store.all()) ?? []).contains { $0.name == offer.guest.name }
-        checks.append(Check(name: "name", ok: nameValid && !taken,
-                            detail: !nameValid ? "'\(offer.guest.name)' is not a valid guest name"
-                                : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
+        checks.append(
+            Check(
+                name: "name", ok: nameValid && !taken,
+                detail: !nameValid
+                    ? "'\(offer.guest.name)' is not a valid guest name"
+                    : taken ? "a guest named '\(offer.guest.name)' exists here" : "free"))
         do {
             try lifecycle.quotas.checkGuest(memoryMiB: offer.guest.memoryMiB)
             checks.append(Check(name: "capacity", ok: true, detail: "within this host's limits"))
@@ -119,14 +134,18 @@ public final class IncomingMigrations: Sendable {
         if let disks = offer.disks, !disks.isEmpty {
             let slots = type.map(VirtMachineTypes.driveSlots(in:)) ?? 0
             let sizesOK = disks.allSatisfy { DiskTemplate.sizes.contains($0.sizeBytes) }
-            checks.append(Check(name: "disks", ok: disks.count <= slots && sizesOK,
-                                detail: "\(disks.count) disk(s) of \(disks.map { "\($0.sizeBytes >> 20) MiB" }.joined(separator: ", ")); "
-                                    + "\(offer.machineType) takes \(slots)"))
+            checks.append(
+                Check(
+                    name: "disks", ok: disks.count <= slots && sizesOK,
+                    detail: "\(disks.count) disk(s) of \(disks.map { "\($0.sizeBytes >> 20) MiB" }.joined(separator: ", ")); "
+                        + "\(offer.machineType) takes \(slots)"))
         }
         let minimum = max(GuestLifecycle.memoryRange.lowerBound, image?.minimumMemoryMiB ?? 0)
         let memoryOK = (minimum...GuestLifecycle.memoryRange.upperBound).contains(offer.guest.memoryMiB)
-        checks.append(Check(name: "memory", ok: memoryOK,
-                            detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(GuestLifecycle.memoryRange.upperBound) here)")))
+        checks.append(
+            Check(
+                name: "memory", ok: memoryOK,
+                detail: "\(offer.guest.memoryMiB) MiB" + (memoryOK ? "" : " (\(minimum)...\(GuestLifecycle.memoryRange.upperBound) here)")))
         return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
     }
 
@@ -232,7 +251,8 @@ public final class IncomingMigrations: Sendable {
     /// What became of the migration `id` here, for its source (SPEC §8 "Hand-over unknown").
     public func status(_ id: String) throws -> HandOverStatus {
         guard let guest = try store.all().first(where: { $0.migrationId == id }) else {
-            throw PanelError(.notFound, code: "unknown_migration", message: "no migration \(id) came here (or it was discarded before its guest started)")
+            throw PanelError(
+                .notFound, code: "unknown_migration", message: "no migration \(id) came here (or it was discarded before its guest started)")
         }
         return HandOverStatus(migrationId: id, guestId: guest.id, state: guest.incoming ? .migrating : guest.state)
     }
@@ -298,10 +318,11 @@ public final class IncomingMigrations: Sendable {
         let type = try registry.resolve(offer.machineType)
         let image = try registry.images.image(offer.guest.image)
         let now = Date()
-        let guest = GuestRecord(id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
-                                machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
-                                resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
-                                migrationId: offer.migrationId, createdAt: now, updatedAt: now)
+        let guest = GuestRecord(
+            id: "g-" + UUID().uuidString.lowercased().prefix(8), name: offer.guest.name, image: image.id,
+            machineType: type.name, memoryMiB: offer.guest.memoryMiB, state: .migrating, icount: offer.guest.icount,
+            resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, incoming: true,
+            migrationId: offer.migrationId, createdAt: now, updatedAt: now)
         try store.insert(guest)
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
@@ -310,7 +331,9 @@ public final class IncomingMigrations: Sendable {
     /// Records the guest running and starts its CPU, as `perform(.start)` does.
     private func start(incoming guest: GuestRecord, _ runtime: GuestRuntime) throws -> GuestRecord {
         try registry.withLifecycle(guest.id) { _ in
-            let running = try store.update(guest.id) { $0.incoming = false; $0.state = .running }
+            let running = try store.update(guest.id) {
+                $0.incoming = false; $0.state = .running
+            }
             events.publish("guest.state", subject: guest.id, data: GuestRegistry.eventData(running))
             registry.register(runtime, for: guest.id)
             runtime.start()

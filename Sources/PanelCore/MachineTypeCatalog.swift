@@ -37,8 +37,10 @@ public final class MachineTypeCatalog: Sendable {
     /// Reads files and runs the checker the first time: call it off threads that must stay quick.
     public func compatibility() -> CompatibilityDocument {
         if let known = matrix.withLock({ $0 }) { return known }
-        let document = CompatibilityDocument(CompatibilityMatrix(registry: machines, currentRelease: Release.current,
-                                                                 frozen: FrozenRelease.loadAll(from: fixturesDir)))
+        let document = CompatibilityDocument(
+            CompatibilityMatrix(
+                registry: machines, currentRelease: Release.current,
+                frozen: FrozenRelease.loadAll(from: fixturesDir)))
         matrix.withLock { $0 = document }
         return document
     }

@@ -67,15 +67,17 @@ public struct MachineTypeDetail: Encodable, Sendable {
             switch spec.migration {
             case .vmstate(let description):
                 migration = "vmstate"
-                state = StateInfo(name: description.name, versionId: description.versionID,
-                                  minimumVersionId: description.minimumVersionID)
+                state = StateInfo(
+                    name: description.name, versionId: description.versionID,
+                    minimumVersionId: description.minimumVersionID)
             case .stateless: migration = "stateless"
             case .unmigratable: migration = "unmigratable"
             }
             // A registry refuses types whose properties do not resolve, so this cannot fail here.
             let properties = (try? type.properties(of: spec.id))?.values.mapValues(\.description) ?? [:]
-            return DeviceInfo(id: spec.id, driver: spec.driver, migration: migration, state: state,
-                              blocker: spec.blockerReason, properties: properties)
+            return DeviceInfo(
+                id: spec.id, driver: spec.driver, migration: migration, state: state,
+                blocker: spec.blockerReason, properties: properties)
         }
         blockers = type.blockers.map { Blocker(deviceId: $0.deviceID, driver: $0.driver, reason: $0.reason) }
         compatProperties = type.compatProperties.map { CompatEntry(driver: $0.driver, property: $0.property, value: $0.value) }

@@ -26,8 +26,11 @@ public struct MachineTypeSummary: Encodable, Sendable {
     }
 
     /// The list in registry order (the board module lists families newest version first).
-    public static func list(_ registry: MachineRegistry, policy: DeprecationPolicy = .qemu, now: Date = Date())
-        -> Items<MachineTypeSummary> {
+    public static func list(
+        _ registry: MachineRegistry, policy: DeprecationPolicy = .qemu, now: Date = Date()
+    )
+        -> Items<MachineTypeSummary>
+    {
         Items(items: registry.machineTypes.map { MachineTypeSummary($0, deprecation: $0.deprecation(asOf: now, policy: policy)) })
     }
 

@@ -36,8 +36,10 @@ public final class OutgoingMigrations: Sendable {
 
     func offer(for guest: GuestRecord, type: MachineType, migrationId: String? = nil) -> JSON {
         var offer: JSON = [
-            "guest": ["name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
-                      "icount": .bool(guest.icount)],
+            "guest": [
+                "name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
+                "icount": .bool(guest.icount),
+            ],
             "machineType": .string(type.name),
             "release": .string(Release.current),
             "disks": .array(guest.disks.map { ["id": .string($0.id), "sizeBytes": .number(Double($0.sizeBytes))] }),
@@ -55,10 +57,15 @@ public final class OutgoingMigrations: Sendable {
         let guest = try store.get(id)
         let type = try registry.resolve(guest.machineType)
         var local: [JSON] = [
-            ["name": "tier", "ok": .bool(type.tier != .none),
-             "detail": .string(type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)")],
-            ["name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
-             "detail": .string("the guest is \(guest.state.rawValue)")],
+            [
+                "name": "tier", "ok": .bool(type.tier != .none),
+                "detail": .string(
+                    type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : "\(type.name) is \(type.tier.rawValue)"),
+            ],
+            [
+                "name": "guest state", "ok": .bool(guest.state == .running || guest.state == .paused),
+                "detail": .string("the guest is \(guest.state.rawValue)"),
+            ],
         ]
         let peer = try PeerClient.resolve(target, peers: peers)
         var remote: JSON = ["go": false, "checks": []]
@@ -74,8 +81,10 @@ public final class OutgoingMigrations: Sendable {
             if case .string(let name)? = check["name"], case .string(let detail)? = check["detail"] { return .string("\(name): \(detail)") }
             return nil
         }
-        return ["go": .bool(reasons.isEmpty), "checks": .array(checks), "reasons": .array(reasons),
-                "destination": ["url": .string(peer.baseURL.absoluteString), "release": remote["release"] ?? .null]]
+        return [
+            "go": .bool(reasons.isEmpty), "checks": .array(checks), "reasons": .array(reasons),
+            "destination": ["url": .string(peer.baseURL.absoluteString), "release": remote["release"] ?? .null],
+        ]
     }
 
     public func migrate(_ id: String, target: MigrationTarget, downtimeLimitMs: UInt64, maxBandwidth: UInt64) throws -> TaskInfo {
@@ -88,12 +97,14 @@ public final class OutgoingMigrations: Sendable {
                 throw PanelError.invalidState("only a running or paused guest migrates (it is \(guest.state.rawValue))")
             }
             guard Self.downtimeLimits.contains(downtimeLimitMs), Self.bandwidthLimits.contains(maxBandwidth) else {
-                throw PanelError(.invalid, code: "invalid_transfer_limits",
-                                message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
+                throw PanelError(
+                    .invalid, code: "invalid_transfer_limits",
+                    message: "downtimeLimitMs must be 1...60000, maxBandwidth 0 (unlimited) ... 10^15 bytes/s")
             }
-            let migration = OutgoingMigration(guest: guest, type: type, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
-                                              transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
-                                              migrationId: Secrets.randomHex(bytes: 16))
+            let migration = OutgoingMigration(
+                guest: guest, type: type, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
+                transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
+                migrationId: Secrets.randomHex(bytes: 16))
             return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
                 try send(migration, handle: handle)
             }
@@ -222,9 +233,11 @@ public final class OutgoingMigrations: Sendable {
 
     /// 1. The destination checks again and hands out a one-time ticket for its stream port.
     private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
-        let ticket = try migration.peer.post("/migrations/incoming", offer(for: migration.guest, type: migration.type, migrationId: migration.migrationId))
+        let ticket = try migration.peer.post(
+            "/migrations/incoming", offer(for: migration.guest, type: migration.type, migrationId: migration.migrationId))
         guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
-              let port = portNumber.wholeNumber(in: 1...65_535) else {
+            let port = portNumber.wholeNumber(in: 1...65_535)
+        else {
             throw PeerError(status: 0, message: "the destination sent no usable ticket and port")
         }
         let socket = try TCPSocket.connect(host: migration.peer.host, port: UInt16(port), timeout: 30)
@@ -235,8 +248,10 @@ public final class OutgoingMigrations: Sendable {
     /// 2a. Freezes the guest's tops (a moment on its CPU thread), sends every layer of their
     /// chains, and makes the overlays the switch-over will swap in. The guest writes the new tops
     /// from the freeze on, whatever happens to the migration.
-    private func sendDiskChains(_ migration: OutgoingMigration, on socket: TCPSocket, count: DiskTransferCount,
-                                handle: TaskHandle, report: @escaping @Sendable (TransferStats) -> Void) throws -> DiskFreeze {
+    private func sendDiskChains(
+        _ migration: OutgoingMigration, on socket: TCPSocket, count: DiskTransferCount,
+        handle: TaskHandle, report: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> DiskFreeze {
         let files = registry.diskFiles(migration.id)
         let first = try DiskFreeze(files: files, disks: try store.get(migration.id).disks)
         do {
@@ -249,7 +264,9 @@ public final class OutgoingMigrations: Sendable {
         try store.update(migration.id) { $0.disks = first.next }
         let chains = try first.frozen.map { (disk: $0, files: try DiskChainTransfer.chain(from: $0.overlay, in: files)) }
         count.add(total: try DiskChainTransfer.size(of: chains, in: files))
-        handle.log("sending the disks' chains while the guest runs: " + chains.map { "\($0.disk.id): \($0.files.joined(separator: " <- "))" }.joined(separator: "; "))
+        handle.log(
+            "sending the disks' chains while the guest runs: "
+                + chains.map { "\($0.disk.id): \($0.files.joined(separator: " <- "))" }.joined(separator: "; "))
         var setup = TransferStats()
         setup.status = "setup"
         var lastReport = Date.distantPast
@@ -267,8 +284,10 @@ public final class OutgoingMigrations: Sendable {
 
     /// After the stream, the guest parked: the destination asks for the last layers (`DISKS`) once
     /// it has loaded the state, then they go.
-    private func sendLastLayers(_ freeze: DiskFreeze, of migration: OutgoingMigration, on socket: TCPSocket,
-                                count: DiskTransferCount, watchdog: SwitchOverWatchdog) throws {
+    private func sendLastLayers(
+        _ freeze: DiskFreeze, of migration: OutgoingMigration, on socket: TCPSocket,
+        count: DiskTransferCount, watchdog: SwitchOverWatchdog
+    ) throws {
         guard freeze.happened else { throw PeerError(status: 0, message: "the disks were not frozen at the switch-over") }
         let files = registry.diskFiles(migration.id)
         let chains = freeze.frozen.map { (disk: $0, files: [$0.overlay]) }
@@ -276,7 +295,8 @@ public final class OutgoingMigrations: Sendable {
         do {
             let line = try socket.readLine()
             guard line == "DISKS" else {
-                throw PeerError(status: 0, message: line.map { $0.hasPrefix("ERR ") ? String($0.dropFirst(4)) : $0 } ?? "the destination closed the connection")
+                throw PeerError(
+                    status: 0, message: line.map { $0.hasPrefix("ERR ") ? String($0.dropFirst(4)) : $0 } ?? "the destination closed the connection")
             }
             try DiskChainTransfer.send(chains, from: files, to: socket) { count.add(sent: $0) }
         } catch _ where watchdog.fired {
@@ -302,13 +322,16 @@ public final class OutgoingMigrations: Sendable {
     }
 
     /// 2. Pre-copy, then the guest parks for the last pages and the devices.
-    private static func stream(_ migration: OutgoingMigration, to socket: TCPSocket,
-                               report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog,
-                               atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil) throws -> TransferStats {
+    private static func stream(
+        _ migration: OutgoingMigration, to socket: TCPSocket,
+        report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog,
+        atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil
+    ) throws -> TransferStats {
         let transfer = migration.transfer
         do {
-            return try migration.runtime.machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer,
-                                                             atSwitchOver: atSwitchOver, progress: report)
+            return try migration.runtime.machine.streamState(
+                to: ThrottledSink(socket, transfer: transfer), transfer: transfer,
+                atSwitchOver: atSwitchOver, progress: report)
         } catch _ where watchdog.fired {
             throw watchdog.timeout
         } catch let error as MigrationCancelled {
@@ -338,8 +361,9 @@ public final class OutgoingMigrations: Sendable {
         } catch {
             silence = error
         }
-        let record = HandOverRecord(guestId: migration.id, peerURL: migration.peer.baseURL.absoluteString,
-                                    peerToken: migration.peer.token, migrationId: migration.migrationId)
+        let record = HandOverRecord(
+            guestId: migration.id, peerURL: migration.peer.baseURL.absoluteString,
+            peerToken: migration.peer.token, migrationId: migration.migrationId)
         // The destination settles it within moments when it can (a stream that broke after OK is
         // discarded there at once): a few tries before leaving it to the background resolver.
         var verdict = handOvers.ask(record)
@@ -357,9 +381,11 @@ public final class OutgoingMigrations: Sendable {
         case .undecided:
             keepParkedHere(migration)
             handOvers.startResolving()
-            throw PeerError(status: 0, message: "did not confirm that it started the guest (\(silence)); the guest is parked here "
-                                + "in state handoverUnknown until \(migration.peer.baseURL.absoluteString) says whether it runs it, "
-                                + "or until you confirm where it runs (POST /guests/\(migration.id)/resolve)")
+            throw PeerError(
+                status: 0,
+                message: "did not confirm that it started the guest (\(silence)); the guest is parked here "
+                    + "in state handoverUnknown until \(migration.peer.baseURL.absoluteString) says whether it runs it, "
+                    + "or until you confirm where it runs (POST /guests/\(migration.id)/resolve)")
         }
     }
 
@@ -417,8 +443,9 @@ public final class OutgoingMigrations: Sendable {
             guard registry.isRegistered(migration.runtime, for: migration.id) else { return }
             migration.runtime.pause()
         }
-        logger.error("the destination did not confirm a migrated guest started; it is parked here until that is settled",
-                     metadata: ["guest": "\(migration.guest.name)"])
+        logger.error(
+            "the destination did not confirm a migrated guest started; it is parked here until that is settled",
+            metadata: ["guest": "\(migration.guest.name)"])
     }
 
     /// The destination runs the guest: the copy here stops for good.
@@ -450,15 +477,19 @@ final class SwitchOverWatchdog: Sendable {
     var fired: Bool { state.withLock { $0.fired } }
 
     var timeout: PeerError {
-        PeerError(status: 0, message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
-                      + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
+        PeerError(
+            status: 0,
+            message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
+                + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
     }
 
     func arm() {
-        guard state.withLock({ state -> Bool in
-            defer { state.armed = true }
-            return !state.armed && !state.done
-        }) else { return }
+        guard
+            state.withLock({ state -> Bool in
+                defer { state.armed = true }
+                return !state.armed && !state.done
+            })
+        else { return }
         let limit = Double(transfer.downtimeLimitMs.load(ordering: .relaxed)) / 1000
         DispatchQueue.global().asyncAfter(deadline: .now() + limit + grace) { [self] in
             let fire = state.withLock { state -> Bool in

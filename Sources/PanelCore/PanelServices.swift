@@ -24,19 +24,23 @@ public final class PanelServices: Sendable {
     public let metrics: GuestMetrics
 
     /// `listenHost` is where incoming migration streams are accepted (the panel's own address).
-    public init(settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
-                metricsInterval: Double = 1, logger: Logger = Logger(label: "emupanel")) throws {
+    public init(
+        settings: PanelSettings, machines: MachineRegistry, listenHost: String = "127.0.0.1",
+        metricsInterval: Double = 1, logger: Logger = Logger(label: "emupanel")
+    ) throws {
         try settings.validate()
         self.settings = settings
-        try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: settings.dataDir, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         database = try PanelDatabase(path: settings.dataDir + "/emupanel.sqlite")
         events = EventBus()
         tasks = try TaskManager(database: database, events: events, logger: logger)
         images = ImageCatalog(guestsDir: settings.guestsDir)
         machineTypes = MachineTypeCatalog(machines: machines, policy: settings.deprecationPolicy, fixturesDir: settings.fixturesDir)
-        guests = GuestRegistry(database: database, images: images, machines: machines, events: events,
-                               dataDir: settings.dataDir, logger: logger)
+        guests = GuestRegistry(
+            database: database, images: images, machines: machines, events: events,
+            dataDir: settings.dataDir, logger: logger)
         quotas = Quotas(limits: settings.limits, registry: guests)
         lifecycle = GuestLifecycle(registry: guests, tasks: tasks, quotas: quotas, logger: logger)
         snapshots = SnapshotService(registry: guests, lifecycle: lifecycle, tasks: tasks)

@@ -65,8 +65,10 @@ public struct PanelSettings: Sendable, Codable, Equatable {
         guard deprecationYears >= 1, deprecationYears <= 100, deprecationYears.rounded() == deprecationYears else {
             throw ConfigurationError("deprecationYears must be a whole number of years in 1…100")
         }
-        for (name, value) in [("maxGuests", limits.maxGuests.map(Int64.init)), ("maxTotalMemoryMiB", limits.maxTotalMemoryMiB.map(Int64.init)),
-                              ("maxSnapshotBytes", limits.maxSnapshotBytes)] {
+        for (name, value) in [
+            ("maxGuests", limits.maxGuests.map(Int64.init)), ("maxTotalMemoryMiB", limits.maxTotalMemoryMiB.map(Int64.init)),
+            ("maxSnapshotBytes", limits.maxSnapshotBytes),
+        ] {
             if let value, value < 0 { throw ConfigurationError("limits.\(name) must not be negative") }
         }
         var names = Set<String>()

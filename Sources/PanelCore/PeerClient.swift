@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Calls another emupanel's API (pre-flight, incoming migration) with its token. Blocking, with a
@@ -13,8 +14,9 @@ struct PeerClient: Sendable {
     static func resolve(_ target: MigrationTarget, peers: [PanelSettings.Peer]) throws -> PeerClient {
         if let name = target.peer {
             guard let peer = peers.first(where: { $0.name == name }), let url = URL(string: peer.url) else {
-                throw PanelError(.invalid, code: "unknown_peer",
-                                message: "no peer named '\(name)'; configured: \(peers.map(\.name).joined(separator: ", "))")
+                throw PanelError(
+                    .invalid, code: "unknown_peer",
+                    message: "no peer named '\(name)'; configured: \(peers.map(\.name).joined(separator: ", "))")
             }
             return PeerClient(baseURL: url, token: peer.token)
         }
@@ -53,8 +55,10 @@ struct PeerClient: Sendable {
         }
         if let status = reply.status, (300..<400).contains(status) {
             let location = reply.location.map { " to \($0)" } ?? ""
-            throw PeerError(status: status, message: "answered with a redirect (HTTP \(status))\(location), which is not followed: "
-                            + "the peer's token would go with it; configure the peer's final URL")
+            throw PeerError(
+                status: status,
+                message: "answered with a redirect (HTTP \(status))\(location), which is not followed: "
+                    + "the peer's token would go with it; configure the peer's final URL")
         }
         let json = (try? JSONDecoder().decode(JSON.self, from: reply.data)) ?? .null
         guard let status = reply.status, (200..<300).contains(status) else {
@@ -79,7 +83,7 @@ struct PeerError: Error, CustomStringConvertible {
 /// a peer's bearer token must never reach another host, and Foundation would resend the
 /// `Authorization` header to wherever a 3xx points. Tasks are delegate-driven because
 /// swift-corelibs-foundation follows redirects of completion-handler tasks without asking.
-final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable { // `pendingTasks` is only touched under `lock`; `session` is set once in init
+final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {  // `pendingTasks` is only touched under `lock`; `session` is set once in init
     static let shared = PeerSession()
 
     struct Reply: Sendable {
@@ -128,8 +132,10 @@ final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         return answered ? reply : nil
     }
 
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
+    ) {
         pending { $0[task.taskIdentifier]?.reply.location = request.url?.absoluteString }
         completionHandler(nil)
     }

@@ -27,8 +27,9 @@ public struct Quotas: Sendable {
     }
 
     public var description: Description {
-        Description(memoryMiB: .init(min: GuestLifecycle.memoryRange.lowerBound, max: GuestLifecycle.memoryRange.upperBound),
-                    maxGuests: limits.maxGuests, maxTotalMemoryMiB: limits.maxTotalMemoryMiB, maxSnapshotBytes: limits.maxSnapshotBytes)
+        Description(
+            memoryMiB: .init(min: GuestLifecycle.memoryRange.lowerBound, max: GuestLifecycle.memoryRange.upperBound),
+            maxGuests: limits.maxGuests, maxTotalMemoryMiB: limits.maxTotalMemoryMiB, maxSnapshotBytes: limits.maxSnapshotBytes)
     }
 
     /// Guests that hold resources here: those that moved away do not.
@@ -40,14 +41,18 @@ public struct Quotas: Sendable {
     func checkGuest(memoryMiB: Int, changing id: String? = nil) throws {
         let guests = try holding()
         if id == nil, let maximum = limits.maxGuests, guests.count >= maximum {
-            throw PanelError(.conflict, code: "quota_exceeded",
-                             message: "this host takes at most \(maximum) guests (limits.maxGuests); delete one first")
+            throw PanelError(
+                .conflict, code: "quota_exceeded",
+                message: "this host takes at most \(maximum) guests (limits.maxGuests); delete one first")
         }
         if let maximum = limits.maxTotalMemoryMiB {
             let others = guests.filter { $0.id != id }.reduce(0) { $0 + $1.memoryMiB }
             guard others + memoryMiB <= maximum else {
-                throw PanelError(.conflict, code: "quota_exceeded",
-                                 message: "\(memoryMiB) MiB more would bring guest memory to \(others + memoryMiB) MiB; this host allows \(maximum) MiB (limits.maxTotalMemoryMiB)")
+                throw PanelError(
+                    .conflict, code: "quota_exceeded",
+                    message:
+                        "\(memoryMiB) MiB more would bring guest memory to \(others + memoryMiB) MiB; this host allows \(maximum) MiB (limits.maxTotalMemoryMiB)"
+                )
             }
         }
     }
@@ -59,7 +64,9 @@ public struct Quotas: Sendable {
         let used = try registry.snapshots.totalBytes()
         let needed = Int64(guest.memoryMiB) << 20
         guard used + needed <= maximum else {
-            throw PanelError.insufficientStorage("snapshots use \(used) bytes of the \(maximum) allowed (limits.maxSnapshotBytes); one of guest \(guest.name) may need up to \(needed) more: delete snapshots first")
+            throw PanelError.insufficientStorage(
+                "snapshots use \(used) bytes of the \(maximum) allowed (limits.maxSnapshotBytes); one of guest \(guest.name) may need up to \(needed) more: delete snapshots first"
+            )
         }
     }
 }

@@ -71,7 +71,9 @@ public final class Recovery: Sendable {
             } catch {
                 runtime.stop()
                 do {
-                    try store.update(id) { $0.state = .stopped; $0.resumeAtStart = false; $0.managedSave = nil }
+                    try store.update(id) {
+                        $0.state = .stopped; $0.resumeAtStart = false; $0.managedSave = nil
+                    }
                 } catch {
                     logger.error("could not record a guest stopped at shutdown", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
                 }
@@ -94,7 +96,9 @@ public final class Recovery: Sendable {
         if createDemoGuest { createDemoGuestIfEmpty() }
         let unknown = allGuests("find unknown hand-overs").filter { $0.state == .handoverUnknown }
         for guest in unknown {
-            warn("guest \(guest.name)'s hand-over to \(guest.peer ?? "another host") is unknown: it will not start here until that host says whether it runs it, or you confirm where it runs")
+            warn(
+                "guest \(guest.name)'s hand-over to \(guest.peer ?? "another host") is unknown: it will not start here until that host says whether it runs it, or you confirm where it runs"
+            )
         }
         if !unknown.isEmpty { handOvers.startResolving() }
     }
@@ -155,8 +159,9 @@ public final class Recovery: Sendable {
         }
         do {
             for name in try registry.collectDiskLayers(of: guest.id) {
-                logger.warning("folded a disk layer no record names into its child (the panel stopped between a freeze and its record)",
-                               metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+                logger.warning(
+                    "folded a disk layer no record names into its child (the panel stopped between a freeze and its record)",
+                    metadata: ["guest": "\(guest.name)", "file": "\(name)"])
             }
         } catch {
             warn("could not tidy the disk layers of guest \(guest.name): \(error)")
@@ -229,7 +234,8 @@ public final class Recovery: Sendable {
         }
         for task in interrupted where task.kind == "snapshot" {
             guard let guestId = task.guestId, case .string(let name)? = task.detail?["snapshot"],
-                  (try? registry.snapshots.get(guestId: guestId, name: name)) != nil else { continue }
+                (try? registry.snapshots.get(guestId: guestId, name: name)) != nil
+            else { continue }
             tasks.settleInterrupted(task.id, note: "finished before the panel stopped; the snapshot is recorded")
             warn("snapshot task \(task.id) was cut short by a stop after its snapshot '\(name)' was recorded: marked succeeded")
         }
@@ -262,7 +268,8 @@ public final class Recovery: Sendable {
                     do {
                         try store.update(guest.id) { $0.resumeAtStart = false }
                     } catch {
-                        logger.error("could not record that a saved guest was not resumed", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
+                        logger.error(
+                            "could not record that a saved guest was not resumed", metadata: ["guest": "\(guest.name)", "error": "\(error)"])
                     }
                 }
             } else if guest.state == .running || guest.state == .paused || guest.state == .migrating {

@@ -43,9 +43,11 @@ struct SnapshotStore: Sendable {
     }
 
     func get(guestId: String, name: String) throws -> SnapshotRecord {
-        guard let snapshot = try database.read({ db in
-            try SnapshotRecord.fetchOne(db, key: ["guestId": guestId, "name": name])
-        }) else {
+        guard
+            let snapshot = try database.read({ db in
+                try SnapshotRecord.fetchOne(db, key: ["guestId": guestId, "name": name])
+            })
+        else {
             throw PanelError.notFound("guest \(guestId) has no snapshot '\(name)'")
         }
         return snapshot
@@ -60,12 +62,14 @@ struct SnapshotStore: Sendable {
             }
             try snapshot.insert(db)
             if current {
-                try db.execute(sql: "UPDATE guest SET currentSnapshot = ?, updatedAt = ? WHERE id = ?",
-                               arguments: [snapshot.name, Date(), snapshot.guestId])
+                try db.execute(
+                    sql: "UPDATE guest SET currentSnapshot = ?, updatedAt = ? WHERE id = ?",
+                    arguments: [snapshot.name, Date(), snapshot.guestId])
             }
             if let guestDisks {
-                try db.execute(sql: "UPDATE guest SET disks = ?, updatedAt = ? WHERE id = ?",
-                               arguments: [String(decoding: try JSONEncoder().encode(guestDisks), as: UTF8.self), Date(), snapshot.guestId])
+                try db.execute(
+                    sql: "UPDATE guest SET disks = ?, updatedAt = ? WHERE id = ?",
+                    arguments: [String(decoding: try JSONEncoder().encode(guestDisks), as: UTF8.self), Date(), snapshot.guestId])
             }
         }
     }
@@ -87,10 +91,12 @@ struct SnapshotStore: Sendable {
             guard let snapshot = try SnapshotRecord.fetchOne(db, key: ["guestId": guestId, "name": name]) else {
                 throw PanelError.notFound("guest \(guestId) has no snapshot '\(name)'")
             }
-            try db.execute(sql: "UPDATE snapshot SET parent = ? WHERE guestId = ? AND parent = ?",
-                           arguments: [snapshot.parent, guestId, name])
-            try db.execute(sql: "UPDATE guest SET currentSnapshot = ? WHERE id = ? AND currentSnapshot = ?",
-                           arguments: [snapshot.parent, guestId, name])
+            try db.execute(
+                sql: "UPDATE snapshot SET parent = ? WHERE guestId = ? AND parent = ?",
+                arguments: [snapshot.parent, guestId, name])
+            try db.execute(
+                sql: "UPDATE guest SET currentSnapshot = ? WHERE id = ? AND currentSnapshot = ?",
+                arguments: [snapshot.parent, guestId, name])
             _ = try SnapshotRecord.deleteOne(db, key: ["guestId": guestId, "name": name])
             return snapshot
         }

@@ -56,8 +56,10 @@ public final class SnapshotService: Sendable {
         }
     }
 
-    private func writeSnapshot(_ name: String, description: String, of guest: GuestRecord, type: MachineType,
-                               runtime: GuestRuntime, handle: TaskHandle) throws -> JSON {
+    private func writeSnapshot(
+        _ name: String, description: String, of guest: GuestRecord, type: MachineType,
+        runtime: GuestRuntime, handle: TaskHandle
+    ) throws -> JSON {
         let id = guest.id
         let path = registry.snapshotPath(id, name: name)
         let transfer = TransferControl(downtimeLimitMs: 50)
@@ -79,8 +81,10 @@ public final class SnapshotService: Sendable {
         handle.progress(0, detail: ["snapshot": .string(name)])
         let written = try SnapshotFile.write(to: path) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
-            let stats = try runtime.machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot,
-                                                        atSwitchOver: { try freeze.swap($0) }) { stats in
+            let stats = try runtime.machine.streamState(
+                to: throttled, transfer: transfer, precopy: .snapshot,
+                atSwitchOver: { try freeze.swap($0) }
+            ) { stats in
                 var detail = stats.queryMigrate(under: transfer)
                 if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
                 handle.progress(stats.progress * 0.95, detail: detail)
@@ -99,9 +103,10 @@ public final class SnapshotService: Sendable {
             }
             handle.log("froze " + pairs.joined(separator: "; "))
         }
-        var record = SnapshotRecord(guestId: id, name: name, parent: guest.currentSnapshot, description: description,
-                                    machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
-                                    checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
+        var record = SnapshotRecord(
+            guestId: id, name: name, parent: guest.currentSnapshot, description: description,
+            machineType: type.name, release: Release.current, sizeBytes: written.sizeBytes,
+            checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
         record.disks = freeze.frozen.map { SnapshotDisk(id: $0.id, overlay: $0.overlay) }
         do {
             // One transaction: the record exists exactly when the guest descends from it and writes the new tops.
@@ -111,11 +116,14 @@ public final class SnapshotService: Sendable {
             unlink(path)
             throw error
         }
-        events.publish("snapshot.created", subject: id,
-                       data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
-        return ["name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
-                "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
-                "transfer": final.queryMigrate(under: transfer)]
+        events.publish(
+            "snapshot.created", subject: id,
+            data: ["guestId": .string(id), "name": .string(name), "sizeBytes": .number(Double(written.sizeBytes))])
+        return [
+            "name": .string(name), "snapshot": .string(name), "sizeBytes": .number(Double(written.sizeBytes)),
+            "pauseMs": .number(Double(final.downtimeMs ?? 0)), "checksum": .string(written.checksum),
+            "transfer": final.queryMigrate(under: transfer),
+        ]
     }
 
     /// Restores a snapshot: the file's checksum and every device section are checked, the state is
@@ -127,8 +135,9 @@ public final class SnapshotService: Sendable {
             let guest = try store.get(id)
             let record = try snapshots.get(guestId: id, name: name)
             guard record.machineType == guest.machineType else {
-                throw PanelError(.invalid, code: "machine_type_mismatch",
-                                message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
+                throw PanelError(
+                    .invalid, code: "machine_type_mismatch",
+                    message: "snapshot '\(name)' holds a \(record.machineType) machine; the guest is \(guest.machineType)")
             }
             let type = try registry.resolve(guest.machineType)
             try Self.refuseIfUnmigratable(type, action: "restore")
@@ -161,8 +170,9 @@ public final class SnapshotService: Sendable {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
             try fresh.restore(fromFile: registry.snapshotPath(id, name: name), expectedChecksum: record.checksum)
         } catch let error as SnapshotFileError where error.isChecksumMismatch {
-            throw PanelError(.invalid, code: "snapshot_corrupt",
-                            message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
+            throw PanelError(
+                .invalid, code: "snapshot_corrupt",
+                message: "snapshot '\(name)' does not match its recorded checksum; it was not applied")
         }
         handle.progress(0.9)
         try registry.withLifecycle(id) { _ in
@@ -174,7 +184,9 @@ public final class SnapshotService: Sendable {
             let state: GuestState = current.state == .paused ? .paused : .running
             if state == .paused { fresh.machine.control.pause() }
             fresh.start()
-            let restored = try store.update(id) { $0.currentSnapshot = name; $0.state = state; $0.disks = tops }
+            let restored = try store.update(id) {
+                $0.currentSnapshot = name; $0.state = state; $0.disks = tops
+            }
             events.publish("guest.state", subject: id, data: GuestRegistry.eventData(restored))
         }
         if !record.disks.isEmpty {
@@ -211,8 +223,9 @@ public final class SnapshotService: Sendable {
 
     static func refuseIfUnmigratable(_ type: MachineType, action: String) throws {
         guard type.tier == .none else { return }
-        throw PanelError(.invalid, code: "not_migratable",
-                        message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
+        throw PanelError(
+            .invalid, code: "not_migratable",
+            message: "\(type.name) cannot \(action): " + type.blockers.map(\.description).joined(separator: "; "))
     }
 }
 
@@ -244,4 +257,3 @@ public struct SnapshotView: Encodable, Sendable {
         try container.encode(record.disks, forKey: .disks)
     }
 }
-

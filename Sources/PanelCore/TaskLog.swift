@@ -45,8 +45,10 @@ extension TaskManager {
     func log(_ id: String, _ message: String, guestId: String?) {
         do {
             guard let line = try logStore.append(taskId: id, message: message) else { return }
-            var data: [String: JSON] = ["taskId": .string(id), "seq": .number(Double(line.seq)),
-                                        "time": .string(line.time.formatted(.iso8601)), "message": .string(line.message)]
+            var data: [String: JSON] = [
+                "taskId": .string(id), "seq": .number(Double(line.seq)),
+                "time": .string(line.time.formatted(.iso8601)), "message": .string(line.message),
+            ]
             if let guestId { data["guestId"] = .string(guestId) }
             events.publish("task.log", subject: id, data: .object(data))
         } catch {

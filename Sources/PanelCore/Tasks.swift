@@ -109,7 +109,10 @@ public final class TaskHandle: Sendable {
             if let detail { task.detail = detail }
         }
         if let detail, let (status, line) = TransferLogLines.line(for: detail),
-           loggedStatus.withLock({ logged in defer { logged = status }; return logged != status }) {
+            loggedStatus.withLock({ logged in
+                defer { logged = status }; return logged != status
+            })
+        {
             log(line)
         }
     }
@@ -139,16 +142,19 @@ public final class TaskManager: Sendable {
         logStore = TaskLogStore(database: database)
         // Work that was running when the panel stopped did not finish.
         try database.write { db in
-            try db.execute(sql: "UPDATE task SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('queued', 'running')",
-                           arguments: [Self.interruptedError, Date()])
+            try db.execute(
+                sql: "UPDATE task SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('queued', 'running')",
+                arguments: [Self.interruptedError, Date()])
         }
     }
 
     static let interruptedError = "interrupted: the panel stopped while this task ran"
 
     /// Starts `work` as a task; a guest already busy with another task answers 409.
-    public func start(kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
-                      work: @escaping @Sendable (TaskHandle) throws -> JSON?) throws -> TaskInfo {
+    public func start(
+        kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
+        work: @escaping @Sendable (TaskHandle) throws -> JSON?
+    ) throws -> TaskInfo {
         let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
         let handle = TaskHandle(id: id, guestId: guestId, manager: self, adjust: adjust)
         if let guestId {
@@ -297,7 +303,11 @@ public final class TaskManager: Sendable {
         try adjust(settings)
         if case .object(let changes) = settings, !changes.isEmpty {
             let text = changes.keys.sorted().map { key in
-                if case .number(let value)? = changes[key] { "\(key) = \(value.rounded() == value ? String(Int64(value)) : String(value))" } else { key }
+                if case .number(let value)? = changes[key] {
+                    "\(key) = \(value.rounded() == value ? String(Int64(value)) : String(value))"
+                } else {
+                    key
+                }
             }
             log(id, "settings changed: " + text.joined(separator: ", "), guestId: task.guestId)
         }

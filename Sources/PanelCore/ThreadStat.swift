@@ -33,7 +33,8 @@ enum ThreadStat {
     /// is in parentheses and may itself hold spaces and parentheses.
     static func cpuTicks(statFile path: String) -> UInt64? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3), so utime (14) and stime (15) are at 11 and 12.
         guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }

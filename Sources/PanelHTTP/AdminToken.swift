@@ -25,8 +25,9 @@ public struct AdminToken: Sendable {
             return AdminToken(value: value, source: .file)
         }
         let value = Secrets.randomHex(bytes: 24)
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: dataDir, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         // O_EXCL + 0600 from the start: the token is never readable by others, not even briefly.
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigurationError("cannot create \(path): \(String(cString: strerror(errno)))") }

@@ -70,13 +70,16 @@ public final class AuthFailureLimiter: Sendable {
         guard let verdict else { return nil }
         // Once per stretch: a flood of refused attempts must not become a flood of log lines.
         if verdict.firstRefusal {
-            logger.warning("authentication refused: too many failures", metadata: [
-                "client": "\(client)", "path": "\(path)", "retryAfterSeconds": "\(verdict.wait)",
-            ])
+            logger.warning(
+                "authentication refused: too many failures",
+                metadata: [
+                    "client": "\(client)", "path": "\(path)", "retryAfterSeconds": "\(verdict.wait)",
+                ])
         }
-        return HTTPError(.tooManyRequests, code: "rate_limited",
-                         message: "too many failed attempts from this address; retry in \(verdict.wait) s",
-                         headers: [("Retry-After", String(verdict.wait))])
+        return HTTPError(
+            .tooManyRequests, code: "rate_limited",
+            message: "too many failed attempts from this address; retry in \(verdict.wait) s",
+            headers: [("Retry-After", String(verdict.wait))])
     }
 
     /// Logs a failed attempt (never the credential itself) and counts it against the client.
@@ -91,9 +94,11 @@ public final class AuthFailureLimiter: Sendable {
             buckets[client.network] = bucket
             return bucket.attempts
         }
-        logger.warning("authentication failed", metadata: [
-            "client": "\(client)", "path": "\(path)", "reason": "\(reason)", "attemptsLeft": "\(Int(left))",
-        ])
+        logger.warning(
+            "authentication failed",
+            metadata: [
+                "client": "\(client)", "path": "\(path)", "reason": "\(reason)", "attemptsLeft": "\(Int(left))",
+            ])
     }
 
     private func refill(_ bucket: inout Bucket, now: ContinuousClock.Instant) {

@@ -9,14 +9,20 @@ struct EventsController: Sendable {
     let guests: GuestRegistry
 
     func addRoutes(to api: RouteGroup) {
-        api.get("/events", summary: "Events after `since`; waits up to `wait` seconds for the next one (long poll)",
-                doc: .init(answer: EventBus.EventsPage.self, query: [.since, .wait])) { request in
+        api.get(
+            "/events", summary: "Events after `since`; waits up to `wait` seconds for the next one (long poll)",
+            doc: .init(answer: EventBus.EventsPage.self, query: [.since, .wait])
+        ) { request in
             let since = try request.queryInt("since", default: 0, range: 0...Int.max)
             let wait = try request.queryInt("wait", default: 0, range: 0...60)
             return LongPoll.respond(events, after: UInt64(since), wait: Double(wait))
         }
-        api.get("/events/stream", summary: "Events as Server-Sent Events; honours Last-Event-ID. Optionally also live metrics and one guest's console (unnumbered messages)",
-                doc: .eventStream(query: [.since, .metrics, .console, .consoleSince])) { request in
+        api.get(
+            "/events/stream",
+            summary:
+                "Events as Server-Sent Events; honours Last-Event-ID. Optionally also live metrics and one guest's console (unnumbered messages)",
+            doc: .eventStream(query: [.since, .metrics, .console, .consoleSince])
+        ) { request in
             let since: Int
             if let last = request.headers["Last-Event-ID"] {
                 guard let value = Int(last), value >= 0 else {

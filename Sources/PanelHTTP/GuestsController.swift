@@ -30,25 +30,41 @@ struct GuestsController: Sendable {
 
     func addRoutes(to api: RouteGroup) {
         api.get("/guests", summary: "Guests", doc: .init(answer: Items<GuestRecord>.self)) { _ in .json(Items(items: try guests.list())) }
-        api.post("/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, diskSizeBytes?}",
-                 doc: .init(body: CreateGuest.self, answer: GuestRecord.self, status: .created)) { request in
+        api.post(
+            "/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, diskSizeBytes?}",
+            doc: .init(body: CreateGuest.self, answer: GuestRecord.self, status: .created)
+        ) { request in
             let body = try request.decode(CreateGuest.self)
             // Making a disk's file system takes a moment: off the server's threads.
-            return workers.respond { respondMapped {
-                .json(try lifecycle.create(name: body.name, image: body.image, machineType: body.machineType,
-                                           memoryMiB: body.memoryMiB, icount: body.icount ?? false,
-                                           diskSizeBytes: body.diskSizeBytes), status: .created)
-            } }
+            return workers.respond {
+                respondMapped {
+                    .json(
+                        try lifecycle.create(
+                            name: body.name, image: body.image, machineType: body.machineType,
+                            memoryMiB: body.memoryMiB, icount: body.icount ?? false,
+                            diskSizeBytes: body.diskSizeBytes), status: .created)
+                }
+            }
         }
-        api.get("/guests/{id}", summary: "One guest", doc: .init(answer: GuestRecord.self)) { request in .json(try guests.get(try request.parameter("id"))) }
-        api.patch("/guests/{id}", summary: "Rename; change memory or clock while stopped",
-                  doc: .init(body: PatchGuest.self, answer: GuestRecord.self)) { request in
+        api.get("/guests/{id}", summary: "One guest", doc: .init(answer: GuestRecord.self)) { request in
+            .json(try guests.get(try request.parameter("id")))
+        }
+        api.patch(
+            "/guests/{id}", summary: "Rename; change memory or clock while stopped",
+            doc: .init(body: PatchGuest.self, answer: GuestRecord.self)
+        ) { request in
             let (body, id) = (try request.decode(PatchGuest.self), try request.parameter("id"))
-            return workers.respond { respondMapped { .json(try lifecycle.patch(id, name: body.name, memoryMiB: body.memoryMiB, icount: body.icount)) } }
+            return workers.respond {
+                respondMapped { .json(try lifecycle.patch(id, name: body.name, memoryMiB: body.memoryMiB, icount: body.icount)) }
+            }
         }
         api.delete("/guests/{id}", summary: "Delete a stopped guest and its snapshots", doc: .init(answer: nil, status: .noContent)) { request in
             let id = try request.parameter("id")
-            return workers.respond { respondMapped { try lifecycle.delete(id); return .empty() } }
+            return workers.respond {
+                respondMapped {
+                    try lifecycle.delete(id); return .empty()
+                }
+            }
         }
         for action in GuestLifecycle.Action.allCases {
             api.post("/guests/{id}/\(action.rawValue)", summary: action.summary, doc: .init(answer: GuestRecord.self)) { request in
@@ -56,15 +72,19 @@ struct GuestsController: Sendable {
                 return workers.respond { respondMapped { .json(try lifecycle.perform(action, on: id)) } }
             }
         }
-        api.get("/guests/{id}/console", summary: "Serial output after `since`, waiting up to `wait` s (long poll): {data, next}",
-                doc: .init(answer: ConsoleBuffer.ConsoleChunk.self, query: [.since, .wait])) { request in
+        api.get(
+            "/guests/{id}/console", summary: "Serial output after `since`, waiting up to `wait` s (long poll): {data, next}",
+            doc: .init(answer: ConsoleBuffer.ConsoleChunk.self, query: [.since, .wait])
+        ) { request in
             let console = try guests.console(try request.parameter("id"))
             let since = try request.queryInt("since", default: 0, range: 0...Int.max)
             let wait = try request.queryInt("wait", default: 0, range: 0...60)
             return LongPoll.respond(console, after: UInt64(since), wait: Double(wait))
         }
-        api.post("/guests/{id}/console", summary: "Type into the serial console: {data}",
-                 doc: .init(body: ConsoleInput.self, answer: nil, status: .noContent)) { request in
+        api.post(
+            "/guests/{id}/console", summary: "Type into the serial console: {data}",
+            doc: .init(body: ConsoleInput.self, answer: nil, status: .noContent)
+        ) { request in
             let input = try request.decode(ConsoleInput.self)
             try lifecycle.type(Array(input.data.utf8), into: try request.parameter("id"))
             return .empty()

@@ -39,23 +39,25 @@ struct HostController: Sendable {
             .json(bytes: health)
         }
         api.get("/host", summary: "This host: release, peers and counts", doc: .init(answer: HostInfo.self)) { _ in
-            .json(HostInfo(
-                release: Release.current,
-                hostname: ProcessInfo.processInfo.hostName,
-                listen: listenAddress(),
-                startedAt: startedAt.formatted(.iso8601),
-                uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
-                peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
-                counts: counts(), limits: limits, warnings: warnings()))
+            .json(
+                HostInfo(
+                    release: Release.current,
+                    hostname: ProcessInfo.processInfo.hostName,
+                    listen: listenAddress(),
+                    startedAt: startedAt.formatted(.iso8601),
+                    uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
+                    peers: configuration.settings.peers.map { PeerInfo(name: $0.name, url: $0.url) },
+                    counts: counts(), limits: limits, warnings: warnings()))
         }
     }
 }
 
 extension HostController.HostInfo {
     static var example: Self {
-        Self(release: Release.current, hostname: "host-a", listen: "127.0.0.1:8080", startedAt: "2026-12-03T20:00:00Z",
-             uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example,
-             limits: .init(memoryMiB: .init(min: 16, max: 2048), maxGuests: 32, maxTotalMemoryMiB: 16_384, maxSnapshotBytes: 1 << 36),
-             warnings: ["guest demo was left running without a saved state (the panel was killed); it is stopped"])
+        Self(
+            release: Release.current, hostname: "host-a", listen: "127.0.0.1:8080", startedAt: "2026-12-03T20:00:00Z",
+            uptimeSeconds: 60, peers: [.init(name: "b", url: "http://127.0.0.1:8081")], counts: .example,
+            limits: .init(memoryMiB: .init(min: 16, max: 2048), maxGuests: 32, maxTotalMemoryMiB: 16_384, maxSnapshotBytes: 1 << 36),
+            warnings: ["guest demo was left running without a saved state (the panel was killed); it is stopped"])
     }
 }

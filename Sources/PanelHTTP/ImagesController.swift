@@ -6,6 +6,8 @@ struct ImagesController: Sendable {
     let images: ImageCatalog
 
     func addRoutes(to api: RouteGroup) {
-        api.get("/images", summary: "Bootable images this host offers", doc: .init(answer: Items<ImageCatalog.Image>.self)) { _ in .json(Items(items: images.images)) }
+        api.get("/images", summary: "Bootable images this host offers", doc: .init(answer: Items<ImageCatalog.Image>.self)) { _ in
+            .json(Items(items: images.images))
+        }
     }
 }

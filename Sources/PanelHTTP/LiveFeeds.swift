@@ -89,9 +89,10 @@ private final class ConsoleForwarder: Sendable {
             if ended { return }
             let (chunk, ready) = console.page(after: cursor)
             if ready {
-                LiveFeeds.send("console.output", subject: guestId,
-                               LiveFeeds.ConsoleOutput(data: chunk.data, next: chunk.next, truncated: chunk.truncated),
-                               epoch: epoch, to: stream)
+                LiveFeeds.send(
+                    "console.output", subject: guestId,
+                    LiveFeeds.ConsoleOutput(data: chunk.data, next: chunk.next, truncated: chunk.truncated),
+                    epoch: epoch, to: stream)
                 state.withLock { $0.cursor = chunk.next }
                 continue
             }

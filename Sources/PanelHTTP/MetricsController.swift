@@ -7,13 +7,17 @@ struct MetricsController: Sendable {
     let metrics: GuestMetrics
 
     func addRoutes(to api: RouteGroup) {
-        api.get("/guests/{id}/metrics",
-                summary: "The guest's recent samples, oldest first: instructions and dirty pages per second, host CPU of its thread, resident RAM",
-                doc: .init(answer: MetricsSeries.self)) { request in
+        api.get(
+            "/guests/{id}/metrics",
+            summary: "The guest's recent samples, oldest first: instructions and dirty pages per second, host CPU of its thread, resident RAM",
+            doc: .init(answer: MetricsSeries.self)
+        ) { request in
             .json(try metrics.series(guest: try request.parameter("id")))
         }
-        api.get("/host/metrics", summary: "The panel's recent samples: its CPU and RSS, all guests' instructions and dirty pages per second",
-                doc: .init(answer: MetricsSeries.self)) { _ in
+        api.get(
+            "/host/metrics", summary: "The panel's recent samples: its CPU and RSS, all guests' instructions and dirty pages per second",
+            doc: .init(answer: MetricsSeries.self)
+        ) { _ in
             .json(metrics.hostSeries())
         }
     }

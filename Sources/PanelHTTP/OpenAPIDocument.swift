@@ -21,9 +21,10 @@ final class OpenAPIDocument: Sendable {
     }
 
     /// Every error answers this shape (SPEC §5).
-    static let errorSchema = JSONSchema.object(properties: [
-        .init("error", .object(properties: [.init("code", .string), .init("message", .string)], required: ["code", "message"])),
-    ], required: ["error"])
+    static let errorSchema = JSONSchema.object(
+        properties: [
+            .init("error", .object(properties: [.init("code", .string), .init("message", .string)], required: ["code", "message"]))
+        ], required: ["error"])
 
     static func build(_ routes: [RouteInfo]) -> JSON {
         var paths: [String: JSON] = [:]
@@ -36,15 +37,20 @@ final class OpenAPIDocument: Sendable {
         }
         return [
             "openapi": "3.1.0",
-            "info": ["title": "emupanel", "version": .string(Release.current),
-                     "description": "Control panel for RISC-V guests: machine types with migration tiers, snapshots, live migration."],
+            "info": [
+                "title": "emupanel", "version": .string(Release.current),
+                "description": "Control panel for RISC-V guests: machine types with migration tiers, snapshots, live migration.",
+            ],
             "servers": [["url": "/"]],
             "security": [["bearer": []], ["session": []]],
             "components": [
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer"],
-                    "session": ["type": "apiKey", "in": "cookie", "name": .string(SessionStore.cookiePrefix + "PORT"),
-                                "description": "Set by POST /session; PORT is the port the panel serves on, so panels on one machine keep their own sessions."],
+                    "session": [
+                        "type": "apiKey", "in": "cookie", "name": .string(SessionStore.cookiePrefix + "PORT"),
+                        "description":
+                            "Set by POST /session; PORT is the port the panel serves on, so panels on one machine keep their own sessions.",
+                    ],
                 ],
                 "schemas": .object(schemas),
             ],
@@ -55,7 +61,7 @@ final class OpenAPIDocument: Sendable {
     private static func operation(_ route: RouteInfo, schemas: inout [String: JSON]) -> JSON {
         let documentation = route.documentation
         var responses: [String: JSON] = [
-            "default": ["description": "An error", "content": ["application/json": ["schema": reference("Error")]]],
+            "default": ["description": "An error", "content": ["application/json": ["schema": reference("Error")]]]
         ]
         for answer in documentation.answers {
             var response: [String: JSON] = ["description": .string(description(of: answer.status))]
@@ -66,8 +72,10 @@ final class OpenAPIDocument: Sendable {
             responses[String(answer.status.rawValue)] = .object(response)
         }
         if documentation.eventStream {
-            responses["200"] = ["description": "Server-Sent Events; each message's data is one event as JSON",
-                                "content": ["text/event-stream": ["schema": ["type": "string"]]]]
+            responses["200"] = [
+                "description": "Server-Sent Events; each message's data is one event as JSON",
+                "content": ["text/event-stream": ["schema": ["type": "string"]]],
+            ]
         }
         var operation: [String: JSON] = [
             "summary": .string(route.summary),

@@ -22,9 +22,11 @@ public final class PanelApp: Sendable {
     let peerCalls = WorkerPool(name: "emupanel-peer", threads: MigrationController.maximumPeerCalls, queueLimit: 0)
     let logger: Logger
 
-    public init(configuration: PanelConfiguration, machines: MachineRegistry = .empty,
-                environment: [String: String] = ProcessInfo.processInfo.environment,
-                logger: Logger = Logger(label: "emupanel")) throws {
+    public init(
+        configuration: PanelConfiguration, machines: MachineRegistry = .empty,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger = Logger(label: "emupanel")
+    ) throws {
         var configuration = configuration
         try configuration.applyListen()
         try configuration.validate()
@@ -33,34 +35,42 @@ public final class PanelApp: Sendable {
         let settings = configuration.settings
         token = try AdminToken.resolve(environment: environment, configured: configuration.token, dataDir: settings.dataDir)
         services = try PanelServices(settings: settings, machines: machines, listenHost: configuration.server.host, logger: logger)
-        sessions = SessionStore(records: SessionRecords(database: services.database), lifetimeHours: settings.sessionHours,
-                                logger: logger)
+        sessions = SessionStore(
+            records: SessionRecords(database: services.database), lifetimeHours: settings.sessionHours,
+            logger: logger)
         boundAddress = BoundAddress(host: configuration.server.host)
         let limiter = AuthFailureLimiter(policy: configuration.authRateLimit, logger: logger)
-        let router = Self.makeRouter(configuration: configuration, token: token, sessions: sessions, limiter: limiter,
-                                     services: services, workers: workers, peerCalls: peerCalls, boundAddress: boundAddress,
-                                     startedAt: startedAt, startupGate: startupGate)
+        let router = Self.makeRouter(
+            configuration: configuration, token: token, sessions: sessions, limiter: limiter,
+            services: services, workers: workers, peerCalls: peerCalls, boundAddress: boundAddress,
+            startedAt: startedAt, startupGate: startupGate)
         server = HTTPServer(configuration: configuration.server, router: router, logger: logger)
     }
 
-    private static func makeRouter(configuration: PanelConfiguration, token: AdminToken, sessions: SessionStore,
-                                   limiter: AuthFailureLimiter, services: PanelServices, workers: WorkerPool, peerCalls: WorkerPool,
-                                   boundAddress: BoundAddress, startedAt: Date, startupGate: StartupGate) -> Router {
+    private static func makeRouter(
+        configuration: PanelConfiguration, token: AdminToken, sessions: SessionStore,
+        limiter: AuthFailureLimiter, services: PanelServices, workers: WorkerPool, peerCalls: WorkerPool,
+        boundAddress: BoundAddress, startedAt: Date, startupGate: StartupGate
+    ) -> Router {
         let builder = RouterBuilder()
         let auth = AuthMiddleware(token: token.value, sessions: sessions, limiter: limiter)
         let api = builder.group("/api/v1", middleware: [PanelErrorMapping(), startupGate, auth])
         let openAPI = OpenAPIDocument()
-        HostController(configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
-                       counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings })
-            .addRoutes(to: api.group("", tag: "host"))
+        HostController(
+            configuration: configuration, listenAddress: { boundAddress.text }, startedAt: startedAt,
+            counts: { services.counts() }, limits: services.quotas.description, warnings: { services.recovery.warnings }
+        )
+        .addRoutes(to: api.group("", tag: "host"))
         MachineTypesController(catalog: services.machineTypes, workers: workers).addRoutes(to: api.group("", tag: "machine-types"))
         TasksController(tasks: services.tasks).addRoutes(to: api.group("", tag: "tasks"))
         GuestsController(guests: services.guests, lifecycle: services.lifecycle, workers: workers)
             .addRoutes(to: api.group("", tag: "guests"))
         SnapshotsController(snapshots: services.snapshots, workers: workers).addRoutes(to: api.group("", tag: "snapshots"))
-        MigrationController(outgoing: services.outgoing, incoming: services.incoming, handOvers: services.handOvers,
-                            workers: workers, peerCalls: peerCalls)
-            .addRoutes(to: api.group("", tag: "migration"))
+        MigrationController(
+            outgoing: services.outgoing, incoming: services.incoming, handOvers: services.handOvers,
+            workers: workers, peerCalls: peerCalls
+        )
+        .addRoutes(to: api.group("", tag: "migration"))
         ImagesController(images: services.images).addRoutes(to: api.group("", tag: "images"))
         SessionController(token: token.value, sessions: sessions, limiter: limiter).addRoutes(to: api.group("", tag: "session"))
         EventsController(events: services.events, metrics: services.metrics, guests: services.guests)
@@ -87,8 +97,9 @@ public final class PanelApp: Sendable {
         try server.start()
         boundAddress.port.store(server.port, ordering: .relaxed)
         sessions.servePort(server.port)
-        services.recovery.recover(createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers,
-                                  tasks: services.tasks)
+        services.recovery.recover(
+            createDemoGuest: configuration.settings.demoGuest, handOvers: services.handOvers,
+            tasks: services.tasks)
         startupGate.openUp()
         services.metrics.start()
         events.publish("host.started", data: ["release": .string(Release.current)])

@@ -42,7 +42,8 @@ public struct PanelConfiguration: Sendable, Decodable, Equatable {
         do {
             return try JSONDecoder().decode(PanelConfiguration.self, from: data)
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
-                let DecodingError.keyNotFound(_, context), let DecodingError.dataCorrupted(context) {
+            let DecodingError.keyNotFound(_, context), let DecodingError.dataCorrupted(context)
+        {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw ConfigurationError("\(path): \(key.isEmpty ? "" : "'\(key)': ")\(context.debugDescription)")
         }

@@ -38,8 +38,9 @@ public final class SessionStore: Sendable {
             let live = try records.live(at: now)
             sessions.withLock { sessions in
                 for record in live {
-                    sessions[record.idHash] = Session(csrfToken: record.csrfToken, expires: record.expires,
-                                                      createdAt: record.createdAt, storedExpires: record.expires)
+                    sessions[record.idHash] = Session(
+                        csrfToken: record.csrfToken, expires: record.expires,
+                        createdAt: record.createdAt, storedExpires: record.expires)
                 }
             }
         } catch {
@@ -56,7 +57,8 @@ public final class SessionStore: Sendable {
 
     /// A new session: its id (the cookie) and CSRF token.
     func create() -> (id: String, csrfToken: String) {
-        let id = Secrets.randomHex(bytes: 32), csrf = Secrets.randomHex(bytes: 24)
+        let id = Secrets.randomHex(bytes: 32)
+        let csrf = Secrets.randomHex(bytes: 24)
         let key = SessionRecords.hash(id)
         let now = Date()
         let expires = now.addingTimeInterval(lifetime)
@@ -161,23 +163,27 @@ struct AuthMiddleware: AuthenticatingMiddleware {
         if let authorization {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer",
-                  Secrets.constantTimeEquals(String(parts[1]).trimmingCharacters(in: .whitespaces), token) else {
+                Secrets.constantTimeEquals(String(parts[1]).trimmingCharacters(in: .whitespaces), token)
+            else {
                 limiter.failed(request.client, path: request.path, reason: "the bearer token is not valid")
-                throw HTTPError(.unauthorized, code: "invalid_token", message: "the bearer token is not valid",
-                                headers: [("WWW-Authenticate", "Bearer")])
+                throw HTTPError(
+                    .unauthorized, code: "invalid_token", message: "the bearer token is not valid",
+                    headers: [("WWW-Authenticate", "Bearer")])
             }
             request.attributes[Self.principalKey] = "token"
             return
         }
         guard let cookie, let session = sessions.lookup(cookie) else {
             limiter.failed(request.client, path: request.path, reason: "unknown or expired session")
-            throw HTTPError(.unauthorized, code: "unauthorized", message: "the session is unknown or has expired; log in again",
-                            headers: [("WWW-Authenticate", "Bearer")])
+            throw HTTPError(
+                .unauthorized, code: "unauthorized", message: "the session is unknown or has expired; log in again",
+                headers: [("WWW-Authenticate", "Bearer")])
         }
         if ![.GET, .HEAD, .OPTIONS].contains(request.method) {
             guard let csrf = request.headers["X-CSRF-Token"] else {
-                throw HTTPError(.forbidden, code: "csrf_required",
-                                message: "requests made with the session cookie must send X-CSRF-Token")
+                throw HTTPError(
+                    .forbidden, code: "csrf_required",
+                    message: "requests made with the session cookie must send X-CSRF-Token")
             }
             guard Secrets.constantTimeEquals(csrf, session.csrfToken) else {
                 throw HTTPError(.forbidden, code: "csrf_mismatch", message: "X-CSRF-Token does not match the session")
@@ -187,9 +193,10 @@ struct AuthMiddleware: AuthenticatingMiddleware {
         request.attributes["csrfToken"] = session.csrfToken
     }
 
-    private static let noCredentials = HTTPError(.unauthorized, code: "unauthorized",
-                                                 message: "send Authorization: Bearer <token> or log in",
-                                                 headers: [("WWW-Authenticate", "Bearer")])
+    private static let noCredentials = HTTPError(
+        .unauthorized, code: "unauthorized",
+        message: "send Authorization: Bearer <token> or log in",
+        headers: [("WWW-Authenticate", "Bearer")])
 }
 
 /// Login and logout for the browser (SPEC §6).
@@ -210,8 +217,10 @@ struct SessionController: Sendable {
     }
 
     func addRoutes(to api: RouteGroup) {
-        api.post("/session", summary: "Trade the admin token for a session cookie and a CSRF token", public: true,
-                 maxBodyBytes: Self.maxLoginBytes, doc: .init(body: Login.self, answer: SessionInfo.self, status: .created)) { request in
+        api.post(
+            "/session", summary: "Trade the admin token for a session cookie and a CSRF token", public: true,
+            maxBodyBytes: Self.maxLoginBytes, doc: .init(body: Login.self, answer: SessionInfo.self, status: .created)
+        ) { request in
             if let limited = limiter.refusal(for: request.client, path: request.path) { throw limited }
             let login = try request.decode(Login.self)
             guard Secrets.constantTimeEquals(login.token, token) else {
@@ -223,9 +232,12 @@ struct SessionController: Sendable {
             response.headers.add("Set-Cookie", sessions.cookie(for: session.id))
             return response
         }
-        api.get("/session", summary: "Who is asking: token or session, and the session's CSRF token", doc: .init(answer: SessionInfo.self)) { request in
-            Response.json(SessionInfo(via: request.attributes[AuthMiddleware.principalKey] ?? "token",
-                                      csrfToken: request.attributes["csrfToken"]))
+        api.get("/session", summary: "Who is asking: token or session, and the session's CSRF token", doc: .init(answer: SessionInfo.self)) {
+            request in
+            Response.json(
+                SessionInfo(
+                    via: request.attributes[AuthMiddleware.principalKey] ?? "token",
+                    csrfToken: request.attributes["csrfToken"]))
         }
         api.delete("/session", summary: "Log out: forget the session and clear the cookie", doc: .init(answer: nil, status: .noContent)) { request in
             if let id = request.cookies[sessions.cookieName] { sessions.remove(id) }

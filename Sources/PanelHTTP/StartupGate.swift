@@ -13,8 +13,9 @@ final class StartupGate: Middleware {
 
     func handle(_ request: Request, next: (Request) throws -> Response) throws -> Response {
         guard open.load(ordering: .acquiring) || request.method == .GET || request.method == .HEAD else {
-            throw HTTPError(.serviceUnavailable, code: "starting", message: "the panel is resuming its guests; retry in a moment",
-                            headers: [("Retry-After", "1")])
+            throw HTTPError(
+                .serviceUnavailable, code: "starting", message: "the panel is resuming its guests; retry in a moment",
+                headers: [("Retry-After", "1")])
         }
         return try next(request)
     }

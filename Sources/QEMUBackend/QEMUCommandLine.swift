@@ -23,8 +23,10 @@ public struct QEMUGuestConfiguration: Sendable, Codable, Equatable {
     /// (`QEMUBinary.sandbox`).
     public var sandbox: Bool
 
-    public init(binary: String, machineType: String, memoryMiB: Int, bios: String? = nil, kernel: String? = nil,
-                devices: [String] = [], name: String? = nil, sandbox: Bool = true) {
+    public init(
+        binary: String, machineType: String, memoryMiB: Int, bios: String? = nil, kernel: String? = nil,
+        devices: [String] = [], name: String? = nil, sandbox: Bool = true
+    ) {
         self.binary = binary
         self.machineType = machineType
         self.memoryMiB = memoryMiB
@@ -77,9 +79,10 @@ struct QEMUCommandLine {
         let consoleNumber = line.pass(console)
         // wait=on: QEMU accepts the panel's console connection (already queued) before it
         // creates the machine, so no output can be written before anyone reads it.
-        line.add("-machine", configuration.machineType, "-m", "\(configuration.memoryMiB)M", "-S",
-                 "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=on",
-                 "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none")
+        line.add(
+            "-machine", configuration.machineType, "-m", "\(configuration.memoryMiB)M", "-S",
+            "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=on",
+            "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none")
         if let name = configuration.name { line.add("-name", "guest=\(name.replacingOccurrences(of: ",", with: ",,"))") }
         if let bios = configuration.bios { line.add("-bios", bios) }
         if let kernel = configuration.kernel { line.add("-kernel", kernel) }

@@ -68,21 +68,24 @@ public final class QEMUDiscovery: Sendable {
         let identity = try QEMUBinaryIdentity(path: path)
         let recordPath = cacheDirectory + "/" + Self.fileStem(path) + ".json"
         if let data = FileManager.default.contents(atPath: recordPath),
-           let record = try? JSONDecoder().decode(ProbeRecord.self, from: data),
-           record.format == ProbeRecord.currentFormat, record.binary.identity == identity {
+            let record = try? JSONDecoder().decode(ProbeRecord.self, from: data),
+            record.format == ProbeRecord.currentFormat, record.binary.identity == identity
+        {
             return record.binary
         }
         let binary = try probeUncached(identity)
-        try writeAtomically(try JSONEncoder().encode(ProbeRecord(format: ProbeRecord.currentFormat, binary: binary)),
-                            to: recordPath)
+        try writeAtomically(
+            try JSONEncoder().encode(ProbeRecord(format: ProbeRecord.currentFormat, binary: binary)),
+            to: recordPath)
         return binary
     }
 
     /// The blockers of `machineType` started with `devices` (`-device` values) besides its
     /// defaults: the "configured device" half of tier none, for one guest's pre-flight.
     public func blockers(binary path: String, machineType: String, devices: [String]) throws -> [QEMUMigrationBlocker] {
-        try probeBlockers(binary: path, sandbox: try probe(binary: path).sandbox, machineType: machineType,
-                          devices: devices)
+        try probeBlockers(
+            binary: path, sandbox: try probe(binary: path).sandbox, machineType: machineType,
+            devices: devices)
     }
 
     /// QEMU's `-dump-vmstate` for `machineType` (the JSON VMStateCheck compares), cached.
@@ -95,8 +98,9 @@ public final class QEMUDiscovery: Sendable {
         let directory = cacheDirectory + "/vmstate/" + Self.fileStem(path) + "-" + Self.digest(identity)
         let file = directory + "/" + machineType + ".json"
         if let data = FileManager.default.contents(atPath: file) { return String(decoding: data, as: UTF8.self) }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let work = try workDirectory()
         defer { try? FileManager.default.removeItem(atPath: work) }
         let output = work + "/dump.json"
@@ -104,8 +108,9 @@ public final class QEMUDiscovery: Sendable {
         line.headless(sandbox: sandbox)
         line.add("-machine", machineType, "-dump-vmstate", output)
         starts.add(1, ordering: .relaxed)
-        let process = try QEMUProcess(executable: path, arguments: line.arguments, directory: work,
-                                      logPath: work + "/qemu.log")
+        let process = try QEMUProcess(
+            executable: path, arguments: line.arguments, directory: work,
+            logPath: work + "/qemu.log")
         guard let exit = process.waitForExit(timeout: timeout) else {
             process.terminate()
             throw QEMUError.timedOut("waiting for \(path) -dump-vmstate")
@@ -135,9 +140,12 @@ public final class QEMUDiscovery: Sendable {
         line.headless(sandbox: false)
         line.add("-machine", "none", "-S", "-nodefaults")
         starts.add(1, ordering: .relaxed)
-        let instance = try QEMUInstance.launch(line, directory: work, logPath: work + "/qemu.log",
-                                               monitorPath: work + "/qmp.sock", timeout: timeout)
-        let version: QEMUVersion, listed: [QMPValue], sandbox: Bool
+        let instance = try QEMUInstance.launch(
+            line, directory: work, logPath: work + "/qemu.log",
+            monitorPath: work + "/qmp.sock", timeout: timeout)
+        let version: QEMUVersion
+        let listed: [QMPValue]
+        let sandbox: Bool
         do {
             defer { instance.quit() }
             guard let reported = QEMUVersion(qmp: try instance.qmp.execute("query-version", timeout: timeout)) else {
@@ -149,9 +157,10 @@ public final class QEMUDiscovery: Sendable {
         }
         var machines = listed.compactMap { entry -> QEMUMachineType? in
             guard let name = entry["name"]?.stringValue, name != "none", QEMUCommandLine.isSafeName(name) else { return nil }
-            return QEMUMachineType(name: name, alias: entry["alias"]?.stringValue,
-                                   isDefault: entry["is-default"]?.boolValue ?? false,
-                                   deprecated: entry["deprecated"]?.boolValue ?? false)
+            return QEMUMachineType(
+                name: name, alias: entry["alias"]?.stringValue,
+                isDefault: entry["is-default"]?.boolValue ?? false,
+                deprecated: entry["deprecated"]?.boolValue ?? false)
         }.sorted { $0.name < $1.name }
         let outcomes = parallelMap(machines.map(\.name)) { name in
             Result { try self.probeBlockers(binary: path, sandbox: sandbox, machineType: name, devices: []) }
@@ -166,8 +175,11 @@ public final class QEMUDiscovery: Sendable {
     }
 
     /// Starts the machine paused with its default devices (and `devices`) and asks QEMU.
-    private func probeBlockers(binary: String, sandbox: Bool, machineType: String, devices: [String]) throws
-        -> [QEMUMigrationBlocker] {
+    private func probeBlockers(
+        binary: String, sandbox: Bool, machineType: String, devices: [String]
+    ) throws
+        -> [QEMUMigrationBlocker]
+    {
         guard QEMUCommandLine.isSafeName(machineType) else {
             throw QEMUError.invalidConfiguration("machine type '\(machineType)' is not a QEMU machine type name")
         }
@@ -178,8 +190,9 @@ public final class QEMUDiscovery: Sendable {
         line.add("-machine", machineType, "-S", "-monitor", "none", "-serial", "null", "-parallel", "none")
         for device in devices { line.add("-device", device) }
         starts.add(1, ordering: .relaxed)
-        let instance = try QEMUInstance.launch(line, directory: work, logPath: work + "/qemu.log",
-                                               monitorPath: work + "/qmp.sock", timeout: timeout)
+        let instance = try QEMUInstance.launch(
+            line, directory: work, logPath: work + "/qemu.log",
+            monitorPath: work + "/qmp.sock", timeout: timeout)
         defer { instance.quit() }
         let qmp = instance.qmp
         let reasons = try qmp.execute("query-migrate", timeout: timeout)["blocked-reasons"]?.arrayValue ?? []
@@ -228,15 +241,17 @@ public final class QEMUDiscovery: Sendable {
     /// A fresh directory for one probe's socket and log (short: sockets have a path limit).
     private func workDirectory() throws -> String {
         let path = cacheDirectory + "/work/" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         return path
     }
 
     private func writeAtomically(_ data: Data, to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let temporary = directory + "/." + (path as NSString).lastPathComponent + "." + UUID().uuidString.prefix(8)
         guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw QEMUError.io(operation: "write \(temporary)", errno: errno)

@@ -12,16 +12,19 @@ extension QEMUGuest {
     /// reports `completed`. A failed or cancelled migration leaves the guest running as before
     /// (QEMU resumes it) and throws `migrationFailed` / `migrationCancelled`. After `maxPasses`
     /// passes the guest is paused for the rest, as for snapshots.
-    public func migrate(toHost host: String, port: UInt16, transfer: TransferControl = TransferControl(),
-                        maxPasses: UInt64 = 30, timeout: Duration? = nil,
-                        progress: (TransferStats) -> Void = { _ in }) throws -> TransferStats {
+    public func migrate(
+        toHost host: String, port: UInt16, transfer: TransferControl = TransferControl(),
+        maxPasses: UInt64 = 30, timeout: Duration? = nil,
+        progress: (TransferStats) -> Void = { _ in }
+    ) throws -> TransferStats {
         let uri = try Self.tcpURI(host: host, port: port)
         try beginTransfer(transfer)
         defer { endTransfer() }
         do {
             try qmp.execute("migrate", ["uri": .string(uri)])
-            return try followMigration(transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
-                                       progress: progress)
+            return try followMigration(
+                transfer: transfer, deadline: timeout.map { .now + $0 }, maxPasses: maxPasses,
+                progress: progress)
         } catch {
             settleMigration()
             throw error

@@ -24,10 +24,13 @@ extension QEMUGuest {
     /// paused only for the last pages and the devices (`transfer.downtimeLimitMs`), then
     /// resumed (after `maxPasses` passes it is paused for the rest, see followMigration); a paused
     /// guest stays paused. Refused up front when QEMU reports a blocker.
-    public func saveSnapshot(to path: String, transfer: TransferControl = TransferControl(downtimeLimitMs: 50),
-                             maxPasses: UInt64 = 30, timeout: Duration = .seconds(3600),
-                             progress: (TransferStats) -> Void = { _ in }) throws
-        -> QEMUSnapshotResult {
+    public func saveSnapshot(
+        to path: String, transfer: TransferControl = TransferControl(downtimeLimitMs: 50),
+        maxPasses: UInt64 = 30, timeout: Duration = .seconds(3600),
+        progress: (TransferStats) -> Void = { _ in }
+    ) throws
+        -> QEMUSnapshotResult
+    {
         try beginTransfer(transfer)
         defer { endTransfer() }
         let wasRunning = try runState() == "running"
@@ -47,8 +50,9 @@ extension QEMUGuest {
                     _ = try? qmp.execute("closefd", ["fdname": .string(Self.snapshotDescriptorName)])
                     throw error
                 }
-                stats = try copyStream(from: ours, into: sink, transfer: transfer, maxPasses: maxPasses,
-                                       deadline: .now + timeout, progress: progress)
+                stats = try copyStream(
+                    from: ours, into: sink, transfer: transfer, maxPasses: maxPasses,
+                    deadline: .now + timeout, progress: progress)
             }
         } catch {
             // QEMU ends its side (and resumes a guest it paused); the partial file is gone.
@@ -66,13 +70,16 @@ extension QEMUGuest {
     /// thread of its own: QEMU's migration thread writes the last pages and the devices while
     /// holding the lock its monitor needs, so a monitor command issued while nobody drains the
     /// socket would wait for ever.
-    private func copyStream(from socket: Int32, into sink: ByteSink, transfer: TransferControl, maxPasses: UInt64,
-                            deadline: ContinuousClock.Instant, progress: (TransferStats) -> Void) throws -> TransferStats {
+    private func copyStream(
+        from socket: Int32, into sink: ByteSink, transfer: TransferControl, maxPasses: UInt64,
+        deadline: ContinuousClock.Instant, progress: (TransferStats) -> Void
+    ) throws -> TransferStats {
         let copier = StreamCopier(socket: socket, sink: sink)
         let stats: TransferStats
         do {
-            stats = try followMigration(transfer: transfer, deadline: deadline, maxPasses: maxPasses,
-                                        progress: progress, abandon: { copier.hasFailed })
+            stats = try followMigration(
+                transfer: transfer, deadline: deadline, maxPasses: maxPasses,
+                progress: progress, abandon: { copier.hasFailed })
         } catch {
             copier.abandon()
             // A failed write (a full disk) is the cause; QEMU's "cancelled" only the consequence.
@@ -87,10 +94,12 @@ extension QEMUGuest {
     /// against `expectedSHA256` while it loads; a mismatch discards the new QEMU). The guest
     /// runs afterwards unless `paused`. On any failure no QEMU is left behind, and the error is
     /// QEMU's own reason for refusing the stream.
-    public static func restore(_ configuration: QEMUGuestConfiguration, fromSnapshot path: String,
-                               expectedSHA256: String?, directory: String, logPath: String,
-                               events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false,
-                               timeout: Duration = .seconds(3600)) throws -> QEMUGuest {
+    public static func restore(
+        _ configuration: QEMUGuestConfiguration, fromSnapshot path: String,
+        expectedSHA256: String?, directory: String, logPath: String,
+        events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false,
+        timeout: Duration = .seconds(3600)
+    ) throws -> QEMUGuest {
         let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
         do {
             try guest.load(fromSnapshot: path, expectedSHA256: expectedSHA256, timeout: timeout)
@@ -149,7 +158,7 @@ extension QEMUGuest {
 }
 
 /// Drains a socket into a sink on its own thread until the peer closes it.
-private final class StreamCopier: @unchecked Sendable { // `sink` is touched only by the copy thread until `finish` has joined it
+private final class StreamCopier: @unchecked Sendable {  // `sink` is touched only by the copy thread until `finish` has joined it
     private let socket: Int32
     private let sink: ByteSink
     private let failure = Mutex<Error?>(nil)

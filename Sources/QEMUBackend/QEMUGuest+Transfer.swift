@@ -9,8 +9,12 @@ extension QEMUGuest {
     /// `migrate-set-parameters`: the downtime QEMU may take for the switch-over, and the
     /// bandwidth in bytes per second (0 = unlimited; QEMU's own default is 32 MiB/s).
     public func setMigrationParameters(downtimeLimitMs: UInt64, maxBandwidth: UInt64) throws {
-        try qmp.execute("migrate-set-parameters", ["downtime-limit": .int(Int64(clamping: downtimeLimitMs)),
-                                                   "max-bandwidth": .int(Int64(clamping: maxBandwidth))])
+        try qmp.execute(
+            "migrate-set-parameters",
+            [
+                "downtime-limit": .int(Int64(clamping: downtimeLimitMs)),
+                "max-bandwidth": .int(Int64(clamping: maxBandwidth)),
+            ])
     }
 
     /// `migrate_cancel`: QEMU stops the transfer and a guest that was running keeps running.
@@ -25,8 +29,9 @@ extension QEMUGuest {
         do {
             let blockers = try migrationBlockers()
             guard blockers.isEmpty else { throw QEMUError.migrationBlocked(blockers) }
-            try setMigrationParameters(downtimeLimitMs: transfer.downtimeLimitMs.load(ordering: .relaxed),
-                                       maxBandwidth: transfer.maxBandwidth.load(ordering: .relaxed))
+            try setMigrationParameters(
+                downtimeLimitMs: transfer.downtimeLimitMs.load(ordering: .relaxed),
+                maxBandwidth: transfer.maxBandwidth.load(ordering: .relaxed))
             transferWatch.reset()
         } catch {
             endTransfer()
@@ -43,8 +48,10 @@ extension QEMUGuest {
     /// guest is paused for the rest (the built-in core does the same; libvirt's
     /// `--timeout-suspend` counts seconds instead); if the transfer then fails it is resumed.
     /// Returns the final figures on `completed`.
-    func followMigration(transfer: TransferControl, deadline: ContinuousClock.Instant?, maxPasses: UInt64,
-                         progress: (TransferStats) -> Void, abandon: () -> Bool = { false }) throws -> TransferStats {
+    func followMigration(
+        transfer: TransferControl, deadline: ContinuousClock.Instant?, maxPasses: UInt64,
+        progress: (TransferStats) -> Void, abandon: () -> Bool = { false }
+    ) throws -> TransferStats {
         var applied = (transfer.downtimeLimitMs.load(ordering: .relaxed), transfer.maxBandwidth.load(ordering: .relaxed))
         var cancelSent = false
         var pausedHere = false
@@ -71,7 +78,8 @@ extension QEMUGuest {
             var stats = TransferStats(queryMigrate: info)
             lastReport = .now
             if stats.status == "active", stats.dirtySyncCount >= maxPasses, !pausedHere, !cancelSent,
-               (try? runState()) == "running" {
+                (try? runState()) == "running"
+            {
                 try pause()
                 pausedHere = true
             }
@@ -96,7 +104,8 @@ extension QEMUGuest {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline, process.exit == nil {
             guard let status = try? migrationStats().status, !QEMUMigrationStatus.terminal.contains(status),
-                  status != "none" else { return }
+                status != "none"
+            else { return }
             _ = transferWatch.wait(upTo: .milliseconds(100))
         }
     }

@@ -34,9 +34,11 @@ public struct QEMUGuestEvents: Sendable {
     /// The QEMU process ended (after `quit`, a guest power-off, or a crash), with its stderr.
     public var exited: @Sendable (QEMUExit) -> Void
 
-    public init(console: @escaping @Sendable ([UInt8]) -> Void = { _ in },
-                event: @escaping @Sendable (QEMUGuestEvent) -> Void = { _ in },
-                exited: @escaping @Sendable (QEMUExit) -> Void = { _ in }) {
+    public init(
+        console: @escaping @Sendable ([UInt8]) -> Void = { _ in },
+        event: @escaping @Sendable (QEMUGuestEvent) -> Void = { _ in },
+        exited: @escaping @Sendable (QEMUExit) -> Void = { _ in }
+    ) {
         self.console = console
         self.event = event
         self.exited = exited
@@ -65,8 +67,10 @@ public final class QEMUGuest: Sendable {
     /// Starts QEMU for `configuration` in `directory` (created if needed), appending its
     /// stderr to `logPath`. The guest runs unless `paused`; QEMU itself always starts with
     /// `-S`, so not one instruction runs before the console is connected.
-    public static func start(_ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
-                             events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false) throws -> QEMUGuest {
+    public static func start(
+        _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
+        events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false
+    ) throws -> QEMUGuest {
         let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: false)
         if !paused {
             do { try guest.resume() } catch {
@@ -78,11 +82,14 @@ public final class QEMUGuest: Sendable {
     }
 
     /// Starts the QEMU process, connects monitor and console, turns on migration events.
-    static func launch(_ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
-                       events: QEMUGuestEvents, incoming: Bool) throws -> QEMUGuest {
+    static func launch(
+        _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
+        events: QEMUGuestEvents, incoming: Bool
+    ) throws -> QEMUGuest {
         try QEMUCommandLine.validate(configuration)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let consolePath = directory + "/" + consoleSocketName
         let consoleListening = try UnixSocket.listen(at: consolePath)
         let consoleIdentity = UnixSocket.identity(ofSocketAt: consolePath)
@@ -121,11 +128,13 @@ public final class QEMUGuest: Sendable {
         monitorIdentity.withLock { $0 = instance.monitorIdentity }
         // A QEMU that already ended ran its exit handler before the identity was known.
         if instance.process.exit != nil { UnixSocket.unlink(monitorPath, ifStill: instance.monitorIdentity) }
-        let guest = QEMUGuest(configuration: configuration, directory: directory, instance: instance, console: console,
-                              transferWatch: watch)
+        let guest = QEMUGuest(
+            configuration: configuration, directory: directory, instance: instance, console: console,
+            transferWatch: watch)
         do {
-            try guest.qmp.execute("migrate-set-capabilities",
-                                  ["capabilities": [["capability": "events", "state": true]]])
+            try guest.qmp.execute(
+                "migrate-set-capabilities",
+                ["capabilities": [["capability": "events", "state": true]]])
         } catch {
             guest.kill()
             throw error
@@ -133,8 +142,10 @@ public final class QEMUGuest: Sendable {
         return guest
     }
 
-    private init(configuration: QEMUGuestConfiguration, directory: String, instance: QEMUInstance, console: QEMUConsole,
-                 transferWatch: TransferWatch) {
+    private init(
+        configuration: QEMUGuestConfiguration, directory: String, instance: QEMUInstance, console: QEMUConsole,
+        transferWatch: TransferWatch
+    ) {
         self.configuration = configuration
         self.directory = directory
         self.instance = instance
@@ -169,7 +180,8 @@ public final class QEMUGuest: Sendable {
     @discardableResult
     public func kill() -> QEMUExit {
         instance.process.kill()
-        let exit = instance.process.waitForExit(timeout: .seconds(30))
+        let exit =
+            instance.process.waitForExit(timeout: .seconds(30))
             ?? QEMUExit(status: nil, signal: SIGKILL, reason: "")
         instance.qmp.close()
         console.close()

@@ -18,12 +18,15 @@ public final class QEMUIncomingMigration: Sendable {
 
     /// Starts QEMU for `configuration` and listens on `host`:`port` (0: a free port, which
     /// `port` then tells). The guest's events and its exit go to `events` as for any guest.
-    public static func listen(_ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
-                              host: String = "127.0.0.1", port: UInt16 = 0,
-                              events: QEMUGuestEvents = QEMUGuestEvents()) throws -> QEMUIncomingMigration {
+    public static func listen(
+        _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
+        host: String = "127.0.0.1", port: UInt16 = 0,
+        events: QEMUGuestEvents = QEMUGuestEvents()
+    ) throws -> QEMUIncomingMigration {
         let uri = try QEMUGuest.tcpURI(host: host, port: port)
-        let guest = try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events,
-                                         incoming: true)
+        let guest = try QEMUGuest.launch(
+            configuration, directory: directory, logPath: logPath, events: events,
+            incoming: true)
         do {
             try guest.qmp.execute("migrate-incoming", ["uri": .string(uri)])
             // query-migrate on an incoming QEMU lists the addresses it listens on (QEMU ≥ 4.0).

@@ -21,10 +21,12 @@ final class QEMUInstance: Sendable {
     /// `line` passes are QEMU's from here on: they are closed in this process as soon as QEMU
     /// has them (or the start failed), so a QEMU that dies early leaves nothing listening and
     /// the connections waiting on it fail at once.
-    static func launch(_ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
-                       timeout: Duration = .seconds(30),
-                       onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
-                       onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }) throws -> QEMUInstance {
+    static func launch(
+        _ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
+        timeout: Duration = .seconds(30),
+        onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
+        onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }
+    ) throws -> QEMUInstance {
         var line = line
         let listening: Int32
         do { listening = try UnixSocket.listen(at: monitorPath) } catch {
@@ -42,8 +44,9 @@ final class QEMUInstance: Sendable {
         let process: QEMUProcess
         do {
             defer { line.inherited.forEach { close($0) } }
-            process = try QEMUProcess(executable: line.executable, arguments: line.arguments, directory: directory,
-                                      logPath: logPath, inherited: line.inherited, onExit: onExit)
+            process = try QEMUProcess(
+                executable: line.executable, arguments: line.arguments, directory: directory,
+                logPath: logPath, inherited: line.inherited, onExit: onExit)
         } catch {
             close(client)
             unlink(monitorPath)

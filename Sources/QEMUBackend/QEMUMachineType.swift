@@ -25,7 +25,8 @@ public struct QEMUMigrationBlocker: Sendable, Codable, Equatable, CustomStringCo
     /// non-migratable device 'X'" (a refused migrate) name the device; other blockers (a
     /// mounted 9p export, vhost without migration support) are kept as QEMU wrote them.
     public init(qemuReason text: String) {
-        let listed = "non-migratable device: ", refused = "State blocked by non-migratable device '"
+        let listed = "non-migratable device: "
+        let refused = "State blocked by non-migratable device '"
         if text.hasPrefix(listed) {
             self.init(device: String(text.dropFirst(listed.count)), reason: text)
         } else if text.hasPrefix(refused), text.hasSuffix("'") {
@@ -51,8 +52,10 @@ public struct QEMUMachineType: Sendable, Codable, Equatable {
     /// QEMU lacks…); its tier then rests on the name alone and says so.
     public var probeError: String?
 
-    public init(name: String, alias: String? = nil, isDefault: Bool = false, deprecated: Bool = false,
-                blockers: [QEMUMigrationBlocker] = [], probeError: String? = nil) {
+    public init(
+        name: String, alias: String? = nil, isDefault: Bool = false, deprecated: Bool = false,
+        blockers: [QEMUMigrationBlocker] = [], probeError: String? = nil
+    ) {
         self.name = name
         self.alias = alias
         self.isDefault = isDefault
@@ -69,8 +72,9 @@ public struct QEMUMachineType: Sendable, Codable, Equatable {
         guard let dash = name.lastIndex(of: "-") else { return nil }
         let parts = name[name.index(after: dash)...].split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3,
-              parts.allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              let major = Int(parts[0]), let minor = Int(parts[1]) else { return nil }
+            parts.allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+            let major = Int(parts[0]), let minor = Int(parts[1])
+        else { return nil }
         return MachineVersion(major, minor)
     }
 
@@ -84,15 +88,18 @@ public struct QEMUMachineType: Sendable, Codable, Equatable {
         var reason: String
         switch tier {
         case .none:
-            reason = "QEMU refuses to migrate it: "
+            reason =
+                "QEMU refuses to migrate it: "
                 + blockers.map { blocker in blocker.device.map { "\($0) (\(blocker.reason))" } ?? blocker.reason }
-                    .joined(separator: "; ")
+                .joined(separator: "; ")
         case .versioned:
-            reason = "version \(version.map(String.init(describing:)) ?? "") in the name: QEMU keeps its guest ABI and "
+            reason =
+                "version \(version.map(String.init(describing:)) ?? "") in the name: QEMU keeps its guest ABI and "
                 + "migration format, so it migrates to the same or a newer QEMU"
             if let alias { reason += " (alias \(alias))" }
         case .unversioned:
-            reason = "no version in the name: migrates between the same QEMU version only; across versions it "
+            reason =
+                "no version in the name: migrates between the same QEMU version only; across versions it "
                 + "works or fails with QEMU's error before the destination runs"
         }
         if let probeError { reason += "; blockers unknown, it does not start with its default devices: \(probeError)" }

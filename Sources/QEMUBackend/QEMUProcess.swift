@@ -36,8 +36,10 @@ public final class QEMUProcess: Sendable {
     /// Starts `executable` (a path) with `arguments` (argv[1...]) in `directory`. The log file is
     /// created 0600 if needed and appended to; `inherited[i]` becomes descriptor 3 + i in QEMU.
     /// `onExit` runs once on the waiting thread when the process has ended.
-    public init(executable: String, arguments: [String], directory: String, logPath: String, inherited: [Int32] = [],
-                onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }) throws {
+    public init(
+        executable: String, arguments: [String], directory: String, logPath: String, inherited: [Int32] = [],
+        onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }
+    ) throws {
         self.executable = executable
         self.logPath = logPath
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -57,8 +59,9 @@ public final class QEMUProcess: Sendable {
         let error = withCStrings(argv) { argvPointers in
             withCStrings(environment) { envPointers in
                 inherited.withUnsafeBufferPointer { fds in
-                    emupanel_spawn(&pid, executable, argvPointers, envPointers, directory, null, log, log,
-                                   fds.baseAddress, Int32(fds.count))
+                    emupanel_spawn(
+                        &pid, executable, argvPointers, envPointers, directory, null, log, log,
+                        fds.baseAddress, Int32(fds.count))
                 }
             }
         }
@@ -118,8 +121,9 @@ public final class QEMUProcess: Sendable {
         }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (they are macros).
         let signal = status & 0x7f
-        return QEMUExit(status: signal == 0 ? (status >> 8) & 0xff : nil, signal: signal == 0 ? nil : signal,
-                        reason: stderrSummary())
+        return QEMUExit(
+            status: signal == 0 ? (status >> 8) & 0xff : nil, signal: signal == 0 ? nil : signal,
+            reason: stderrSummary())
     }
 
     private static func readLog(_ path: String, from offset: UInt64) -> String {

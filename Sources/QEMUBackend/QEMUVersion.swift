@@ -20,9 +20,11 @@ public struct QEMUVersion: Sendable, Codable, Hashable, Comparable, CustomString
     /// From `{"qemu": {"major", "minor", "micro"}, "package"}`.
     init?(qmp value: QMPValue) {
         guard let qemu = value["qemu"], let major = qemu["major"]?.intValue, let minor = qemu["minor"]?.intValue,
-              let micro = qemu["micro"]?.intValue else { return nil }
-        self.init(major: Int(major), minor: Int(minor), micro: Int(micro),
-                  package: value["package"]?.stringValue?.trimmingCharacters(in: .whitespaces) ?? "")
+            let micro = qemu["micro"]?.intValue
+        else { return nil }
+        self.init(
+            major: Int(major), minor: Int(minor), micro: Int(micro),
+            package: value["package"]?.stringValue?.trimmingCharacters(in: .whitespaces) ?? "")
     }
 
     /// "7.2" — what versioned machine types are named after, and what QEMU's

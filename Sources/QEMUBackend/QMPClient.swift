@@ -46,9 +46,11 @@ public final class QMPClient: Sendable {
     /// Takes ownership of `socket` (connected to QEMU's monitor), reads the greeting and leaves
     /// capability negotiation mode (`qmp_capabilities`). `onEvent` is called in order on a serial
     /// queue of its own, so it may issue commands; `onDisconnect` once, after the last event.
-    public init(socket: Int32, timeout: Duration = .seconds(10),
-                onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
-                onDisconnect: @escaping @Sendable (String) -> Void = { _ in }) throws {
+    public init(
+        socket: Int32, timeout: Duration = .seconds(10),
+        onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
+        onDisconnect: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws {
         connection = QMPConnection(fd: socket, onEvent: onEvent, onDisconnect: onDisconnect)
         connection.start()
         do {
@@ -70,8 +72,10 @@ public final class QMPClient: Sendable {
     /// Runs `command` and returns its `return` value; QEMU's refusal is `QMPError.commandFailed`.
     /// `passing` attaches a descriptor to the command (SCM_RIGHTS), as `getfd` needs.
     @discardableResult
-    public func execute(_ command: String, _ arguments: [String: QMPValue]? = nil, timeout: Duration = .seconds(30),
-                        passing descriptor: Int32? = nil) throws -> QMPValue {
+    public func execute(
+        _ command: String, _ arguments: [String: QMPValue]? = nil, timeout: Duration = .seconds(30),
+        passing descriptor: Int32? = nil
+    ) throws -> QMPValue {
         try connection.execute(command, arguments, timeout: timeout, passing: descriptor)
     }
 
@@ -130,8 +134,11 @@ private final class QMPConnection: Sendable {
         }
     }
 
-    func execute(_ command: String, _ arguments: [String: QMPValue]?, timeout: Duration, passing descriptor: Int32?) throws
-        -> QMPValue {
+    func execute(
+        _ command: String, _ arguments: [String: QMPValue]?, timeout: Duration, passing descriptor: Int32?
+    ) throws
+        -> QMPValue
+    {
         let reply = QMPReply()
         let id = try state.withLock { state -> String in
             if let closed = state.closed { throw QMPError.disconnected(reason: closed) }
@@ -168,8 +175,9 @@ private final class QMPConnection: Sendable {
         }
         let response = try answer.get()
         if let error = response["error"] {
-            throw QMPError.commandFailed(command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
-                                         description: error["desc"]?.stringValue ?? "unknown error")
+            throw QMPError.commandFailed(
+                command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
+                description: error["desc"]?.stringValue ?? "unknown error")
         }
         return response["return"] ?? .object([:])
     }
@@ -223,9 +231,11 @@ private final class QMPConnection: Sendable {
             state.withLock { $0.greeting = greeting }
             greetingArrived.signal()
         } else if let name = message["event"]?.stringValue {
-            let seconds = message["timestamp"]?["seconds"]?.doubleValue, micro = message["timestamp"]?["microseconds"]?.doubleValue
-            let event = QMPEvent(name: name, data: message["data"] ?? .object([:]),
-                                 timestamp: seconds.map { Date(timeIntervalSince1970: $0 + (micro ?? 0) / 1e6) })
+            let seconds = message["timestamp"]?["seconds"]?.doubleValue
+            let micro = message["timestamp"]?["microseconds"]?.doubleValue
+            let event = QMPEvent(
+                name: name, data: message["data"] ?? .object([:]),
+                timestamp: seconds.map { Date(timeIntervalSince1970: $0 + (micro ?? 0) / 1e6) })
             events.async { [onEvent] in onEvent(event) }
         } else if let id = message["id"]?.stringValue {
             state.withLock { $0.pending.removeValue(forKey: id) }?.complete(.success(message))

@@ -44,14 +44,23 @@ public enum QMPValue: Sendable, Equatable, Codable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let b = try? container.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? container.decode(Int64.self) { self = .int(i) }
-        else if let u = try? container.decode(UInt64.self) { self = .int(Int64(clamping: u)) }
-        else if let d = try? container.decode(Double.self) { self = .double(d) }
-        else if let s = try? container.decode(String.self) { self = .string(s) }
-        else if let a = try? container.decode([QMPValue].self) { self = .array(a) }
-        else { self = .object(try container.decode([String: QMPValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let b = try? container.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? container.decode(Int64.self) {
+            self = .int(i)
+        } else if let u = try? container.decode(UInt64.self) {
+            self = .int(Int64(clamping: u))
+        } else if let d = try? container.decode(Double.self) {
+            self = .double(d)
+        } else if let s = try? container.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? container.decode([QMPValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try container.decode([String: QMPValue].self))
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -69,7 +78,8 @@ public enum QMPValue: Sendable, Equatable, Codable {
 }
 
 extension QMPValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }

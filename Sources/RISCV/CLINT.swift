@@ -84,7 +84,8 @@ public final class CLINT {
 
 extension CLINT: Device {
     public static let driver = "riscv.sifive.clint"
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "riscv_clint", versionID: 1, minimumVersionID: 1,
-        fields: [.uint32(\.msip), .uint64(\.mtimecmp), .uint64(\.mtime)]))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "riscv_clint", versionID: 1, minimumVersionID: 1,
+            fields: [.uint32(\.msip), .uint64(\.mtimecmp), .uint64(\.mtime)]))
 }

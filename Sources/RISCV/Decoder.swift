@@ -93,7 +93,7 @@ enum Decoder {
             case 1:
                 guard i >> 26 == 0 else { return bad }
                 return alu(.slli, imm: Int32((i >> 20) & 0x3f))
-            default: // 5
+            default:  // 5
                 switch i >> 26 {
                 case 0x00: return alu(.srli, imm: Int32((i >> 20) & 0x3f))
                 case 0x10: return alu(.srai, imm: Int32((i >> 20) & 0x3f))

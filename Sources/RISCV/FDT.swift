@@ -65,8 +65,12 @@ struct FDTBuilder {
 
     /// A `reg` entry in the 2-cell address / 2-cell size convention.
     mutating func property(_ name: String, region: MemoryRegion) {
-        property(name, cells: [UInt32(region.base >> 32), UInt32(region.base & 0xffff_ffff),
-                                UInt32(region.size >> 32), UInt32(region.size & 0xffff_ffff)])
+        property(
+            name,
+            cells: [
+                UInt32(region.base >> 32), UInt32(region.base & 0xffff_ffff),
+                UInt32(region.size >> 32), UInt32(region.size & 0xffff_ffff),
+            ])
     }
 
     func finish(bootCPU: UInt32 = 0) -> [UInt8] {
@@ -75,7 +79,7 @@ struct FDTBuilder {
         let endToken = FDTBuilder.end
         body += [UInt8(endToken >> 24), 0, 0, UInt8(endToken & 0xff)]
         let reserveOffset = FDTBuilder.headerSize
-        let reserveMap = [UInt8](repeating: 0, count: 16) // terminating {0, 0}
+        let reserveMap = [UInt8](repeating: 0, count: 16)  // terminating {0, 0}
         let structOffset = reserveOffset + reserveMap.count
         let stringsOffset = structOffset + body.count
         let total = stringsOffset + strings.count

@@ -3,9 +3,9 @@
 // time from retired instructions (like QEMU -icount), so a run and a run
 // restored from a snapshot at any instruction see identical time.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public enum ClockMode: Sendable, Equatable {

@@ -2,8 +2,9 @@
 // LOG_GUEST_ERROR). Counted always; printed to stderr only when
 // EMUPANEL_GUEST_ERRORS is set, and at most 100 times per process.
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum GuestErrorLog {

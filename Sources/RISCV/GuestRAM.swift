@@ -2,9 +2,9 @@
 // dirty-page log for live migration and the per-page caches of decoded
 // instructions the interpreter runs from.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public enum MachineError: Error, Equatable, CustomStringConvertible {

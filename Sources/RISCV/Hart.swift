@@ -8,7 +8,7 @@
 /// (its bits 3...11 are set, so no masked address can match it).
 struct TLBEntry {
     var tag: UInt64
-    var addend: UInt64   // host address = guest virtual address &+ addend
+    var addend: UInt64  // host address = guest virtual address &+ addend
     static let invalid = TLBEntry(tag: .max, addend: 0)
 }
 
@@ -123,8 +123,9 @@ public final class Hart {
         lookupSlot = dummy
         let straddlerOffset = MemoryLayout<HartScratch>.offset(of: \HartScratch.straddler)!
         straddlerSlots = (UnsafeMutableRawPointer(scratch) + straddlerOffset).assumingMemoryBound(to: Op.self)
-        fetchTLBs.initialize(repeating: FetchTLBEntry(tag: .max, ops: dummy, host: ram.bytes),
-                             count: Hart.tlbSize * TranslationRegime.fetchCount)
+        fetchTLBs.initialize(
+            repeating: FetchTLBEntry(tag: .max, ops: dummy, host: ram.bytes),
+            count: Hart.tlbSize * TranslationRegime.fetchCount)
         tlb = dataTLBs
         tlbFetch = fetchTLBs
         readLog = fillLogs

@@ -34,7 +34,7 @@ extension Hart {
         if let fault { raiseException(fault, tval: address); return false }
         guard ram.contains(pa, count: size) else { raiseException(.storeAccessFault, tval: address); return false }
         let rs2 = x[Int(op.rs2)]
-        if funct5 == 0x03 { // SC: succeeds only on the reserved address (§8.2)
+        if funct5 == 0x03 {  // SC: succeeds only on the reserved address (§8.2)
             let ok = sp.pointee.reservation == address
             sp.pointee.reservation = Hart.noReservation
             if ok { storeRAM(pa, size: size, value: rs2) }
@@ -43,18 +43,19 @@ extension Hart {
         }
         let p = ram.host(pa)
         let old = isDouble ? p.load(as: UInt64.self) : UInt64(p.load(as: UInt32.self))
-        let a = extend(old), b = extend(rs2)
+        let a = extend(old)
+        let b = extend(rs2)
         let new: UInt64
         switch funct5 {
-        case 0x01: new = b                                   // amoswap
-        case 0x00: new = a &+ b                              // amoadd
-        case 0x04: new = a ^ b                               // amoxor
-        case 0x0c: new = a & b                               // amoand
-        case 0x08: new = a | b                               // amoor
-        case 0x10: new = Int64(bitPattern: a) < Int64(bitPattern: b) ? a : b   // amomin
-        case 0x14: new = Int64(bitPattern: a) > Int64(bitPattern: b) ? a : b   // amomax
-        case 0x18: new = a < b ? a : b                       // amominu
-        default: new = a > b ? a : b                         // amomaxu
+        case 0x01: new = b  // amoswap
+        case 0x00: new = a &+ b  // amoadd
+        case 0x04: new = a ^ b  // amoxor
+        case 0x0c: new = a & b  // amoand
+        case 0x08: new = a | b  // amoor
+        case 0x10: new = Int64(bitPattern: a) < Int64(bitPattern: b) ? a : b  // amomin
+        case 0x14: new = Int64(bitPattern: a) > Int64(bitPattern: b) ? a : b  // amomax
+        case 0x18: new = a < b ? a : b  // amominu
+        default: new = a > b ? a : b  // amomaxu
         }
         storeRAM(pa, size: size, value: new)
         if rd != 0 { x[rd] = a }

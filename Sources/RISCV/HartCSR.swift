@@ -82,7 +82,7 @@ extension Hart {
             s.pointee.satp = v & ((0xf << 60) | (0xffff << 44) | ((1 << 44) - 1))
             flushTLB()
         case CSR.mstatus: writeMstatus(v)
-        case CSR.misa: break // WARL, fixed
+        case CSR.misa: break  // WARL, fixed
         case CSR.medeleg: s.pointee.medeleg = v & Hart.medelegWritable
         case CSR.mideleg: s.pointee.mideleg = v & Hart.sInterrupts
         case CSR.mie: s.pointee.mie = v & Hart.allInterrupts
@@ -151,7 +151,7 @@ extension Hart {
             }
             switch csr {
             case CSR.sscratch, CSR.sepc, CSR.scause, CSR.stval, CSR.stvec,
-                 CSR.mscratch, CSR.mepc, CSR.mcause, CSR.mtval, CSR.mtvec:
+                CSR.mscratch, CSR.mepc, CSR.mcause, CSR.mtval, CSR.mtvec:
                 // Trap-handler bookkeeping: nothing about interrupts, translation or time.
                 break
             default:

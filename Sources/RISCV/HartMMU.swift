@@ -22,8 +22,13 @@ enum AccessType {
 }
 
 // PTE bits (§4.3.1)
-private let pteV: UInt64 = 1 << 0, pteR: UInt64 = 1 << 1, pteW: UInt64 = 1 << 2, pteX: UInt64 = 1 << 3
-private let pteU: UInt64 = 1 << 4, pteA: UInt64 = 1 << 6, pteD: UInt64 = 1 << 7
+private let pteV: UInt64 = 1 << 0
+private let pteR: UInt64 = 1 << 1
+private let pteW: UInt64 = 1 << 2
+private let pteX: UInt64 = 1 << 3
+private let pteU: UInt64 = 1 << 4
+private let pteA: UInt64 = 1 << 6
+private let pteD: UInt64 = 1 << 7
 private let ppnMask: UInt64 = (1 << 44) - 1
 
 extension Hart {

@@ -14,12 +14,16 @@ public enum PrivilegeMode: UInt8, Sendable {
 /// x0...x31 as a fixed-size value: the interpreter addresses it through a
 /// pointer, a state description through `values`.
 public struct GPRFile: Equatable, Sendable {
-    var r: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    var r:
+        (
             UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
             UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+            UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+        ) = (
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        )
 
     public init() {}
 
@@ -125,7 +129,8 @@ extension Hart {
     static let mstatusTSR: UInt64 = 1 << 22
     /// UXL = SXL = 2 (64-bit), read-only (§3.1.6.2).
     static let mstatusFixed: UInt64 = (2 << 32) | (2 << 34)
-    static let mstatusWritable: UInt64 = mstatusSIE | mstatusMIE | mstatusSPIE | mstatusMPIE | mstatusSPP
+    static let mstatusWritable: UInt64 =
+        mstatusSIE | mstatusMIE | mstatusSPIE | mstatusMPIE | mstatusSPP
         | mstatusMPP | mstatusMPRV | mstatusSUM | mstatusMXR | mstatusTVM | mstatusTW | mstatusTSR
     /// sstatus is a restricted view of mstatus (§4.1.1).
     static let sstatusReadable: UInt64 = mstatusSIE | mstatusSPIE | mstatusSPP | mstatusSUM | mstatusMXR | (3 << 32)
@@ -173,27 +178,28 @@ extension Hart: Device {
     public static let driver = "riscv-cpu"
     /// QEMU target/riscv/machine.c `vmstate_riscv_cpu` is "cpu"; ours carries what RV64IMAC
     /// with M/S/U modes has, and a version of its own.
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "cpu", versionID: 1, minimumVersionID: 1,
-        fields: [
-            .uint64Array(\.x.values, count: 32, name: "gpr"),
-            .uint64(\.pc),
-            .uint8(\.priv),
-            .uint64(\.retired),
-            .uint64(\.minstretDelta),
-            .uint64(\.mcycleDelta),
-            .uint64(\.mstatus), .uint64(\.medeleg), .uint64(\.mideleg), .uint64(\.mie), .uint64(\.mip),
-            .uint64(\.mtvec), .uint64(\.mscratch), .uint64(\.mepc), .uint64(\.mcause), .uint64(\.mtval),
-            .uint64(\.mcounteren),
-            .uint64(\.stvec), .uint64(\.sscratch), .uint64(\.sepc), .uint64(\.scause), .uint64(\.stval),
-            .uint64(\.scounteren), .uint64(\.satp),
-            .uint64(\.reservation, name: "load_res"),
-            .bool(\.waitingForInterrupt),
-        ],
-        postLoad: { state, _ in
-            // Only the bits an implementation can hold come back (priv. spec §3.1.6: WARL fields).
-            guard state.pc & 1 == 0 else {
-                throw VMStateError.postLoadFailed(device: "cpu", version: 1, reason: "pc 0x\(String(state.pc, radix: 16)) is not 2-byte aligned")
-            }
-        }))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "cpu", versionID: 1, minimumVersionID: 1,
+            fields: [
+                .uint64Array(\.x.values, count: 32, name: "gpr"),
+                .uint64(\.pc),
+                .uint8(\.priv),
+                .uint64(\.retired),
+                .uint64(\.minstretDelta),
+                .uint64(\.mcycleDelta),
+                .uint64(\.mstatus), .uint64(\.medeleg), .uint64(\.mideleg), .uint64(\.mie), .uint64(\.mip),
+                .uint64(\.mtvec), .uint64(\.mscratch), .uint64(\.mepc), .uint64(\.mcause), .uint64(\.mtval),
+                .uint64(\.mcounteren),
+                .uint64(\.stvec), .uint64(\.sscratch), .uint64(\.sepc), .uint64(\.scause), .uint64(\.stval),
+                .uint64(\.scounteren), .uint64(\.satp),
+                .uint64(\.reservation, name: "load_res"),
+                .bool(\.waitingForInterrupt),
+            ],
+            postLoad: { state, _ in
+                // Only the bits an implementation can hold come back (priv. spec §3.1.6: WARL fields).
+                guard state.pc & 1 == 0 else {
+                    throw VMStateError.postLoadFailed(device: "cpu", version: 1, reason: "pc 0x\(String(state.pc, radix: 16)) is not 2-byte aligned")
+                }
+            }))
 }

@@ -1,12 +1,13 @@
+import EmulatorCore
+
 // A host entropy source ("host-rng"): guest reads of DATA return bytes read from the
 // host's /dev/urandom through a file descriptor opened when the machine is built (QEMU's
 // rng-random backend does the same with `filename=/dev/urandom`). The open descriptor is
 // host state: it cannot travel in a stream, so the device is unmigratable and every
 // machine type that carries it is tier `none` (SPEC §1).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import EmulatorCore
 
 final class HostRNG {
     // Register offsets
@@ -72,7 +73,7 @@ extension HostRNG: VirtBusDevice {
     static let migration = DeviceMigration<NoState>.unmigratable(
         reason: "reads the host's \(hostPath) through an open file descriptor, which cannot move to another host or into a snapshot")
     static let properties: [PropertyDefinition] = [
-        .string("filename", default: hostPath, description: "host file the entropy is read from"),
+        .string("filename", default: hostPath, description: "host file the entropy is read from")
     ]
     static let region = VirtRegion.hostRNG
 

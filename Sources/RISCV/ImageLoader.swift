@@ -31,7 +31,7 @@ public enum ImageLoader {
     public static func loadELF(_ bytes: [UInt8], into ram: GuestRAM) throws -> LoadedImage {
         let segments = try parseELF(bytes, ram: ram)
         for seg in segments.segments {
-            try ram.write(bytes[seg.fileOffset ..< seg.fileOffset + seg.fileSize], at: seg.address)
+            try ram.write(bytes[seg.fileOffset..<seg.fileOffset + seg.fileSize], at: seg.address)
             let zeroCount = Int(seg.memorySize) - seg.fileSize
             if zeroCount > 0 {
                 ram.host(seg.address + UInt64(seg.fileSize)).initializeMemory(as: UInt8.self, repeating: 0, count: zeroCount)
@@ -69,11 +69,15 @@ public enum ImageLoader {
             throw fail("program headers beyond end of file")
         }
         var segments: [Segment] = []
-        var lowest = UInt64.max, highest: UInt64 = 0
+        var lowest = UInt64.max
+        var highest: UInt64 = 0
         for i in 0..<phnum {
             let h = Int(phoff) + i * phentsize
-            guard u32(h) == 1 else { continue } // PT_LOAD
-            let offset = u64(h + 8), paddr = u64(h + 24), filesz = u64(h + 32), memsz = u64(h + 40)
+            guard u32(h) == 1 else { continue }  // PT_LOAD
+            let offset = u64(h + 8)
+            let paddr = u64(h + 24)
+            let filesz = u64(h + 32)
+            let memsz = u64(h + 40)
             guard filesz <= memsz else { throw fail("segment \(i): p_filesz > p_memsz") }
             guard offset <= UInt64(b.count), UInt64(b.count) - offset >= filesz else {
                 throw fail("segment \(i): file data beyond end of file")

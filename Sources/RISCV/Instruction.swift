@@ -6,22 +6,22 @@
 
 @usableFromInline
 enum OpKind: UInt8, Sendable {
-    case undecoded = 0   // slot not decoded yet (page caches start zeroed)
-    case pageEnd         // sentinel after a page's last slot: pc = page + offset, look it up
-    case lookup          // sentinel: look up the pc a jump left in the loop's `pc`
-    case illegal         // imm = the instruction bits (reported in xtval)
+    case undecoded = 0  // slot not decoded yet (page caches start zeroed)
+    case pageEnd  // sentinel after a page's last slot: pc = page + offset, look it up
+    case lookup  // sentinel: look up the pc a jump left in the loop's `pc`
+    case illegal  // imm = the instruction bits (reported in xtval)
     case nop
     // RV64I
     case lui, auipc, jal, j, jalr, jr
     case beq, bne, blt, bge, bltu, bgeu
     case lb, lh, lw, ld, lbu, lhu, lwu
-    case loadDiscard     // load with rd = x0: only its side effects/faults; rs2 = funct3
+    case loadDiscard  // load with rd = x0: only its side effects/faults; rs2 = funct3
     case sb, sh, sw, sd
     case addi, slti, sltiu, xori, ori, andi, slli, srli, srai
     case add, sub, sll, slt, sltu, xor, srl, sra, or, and
     case addiw, slliw, srliw, sraiw
     case addw, subw, sllw, srlw, sraw
-    case mv, li          // c.mv / c.li style: rd = rs1 / rd = imm
+    case mv, li  // c.mv / c.li style: rd = rs1 / rd = imm
     // M
     case mul, mulh, mulhsu, mulhu, div, divu, rem, remu
     case mulw, divw, divuw, remw, remuw

@@ -24,9 +24,12 @@ extension Hart {
         // ones (slot, remaining) must not be spilled. Slow paths reload what
         // they need from `self`. The pc is not carried: an op knows its offset
         // in `page`, and `pc` only holds a jump target for the `lookup` sentinel.
-        let s = sp, x = self.x, scratch = self.scratch
+        let s = sp
+        let x = self.x
+        let scratch = self.scratch
         // The current regime's TLBs: reloaded after a trap or xRET that does not end the slice.
-        var tlb = self.tlb, tlbF = tlbFetch
+        var tlb = self.tlb
+        var tlbF = tlbFetch
         let base = s.pointee.retired
         let lookup = lookupSlot
         var pc = s.pointee.pc
@@ -220,7 +223,8 @@ extension Hart {
                 }
             case .loadDiscard:
                 // Read before the slow path: a store may overwrite this very instruction.
-                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                let here = page &+ UInt64(op.offset)
+                let next = here &+ UInt64(op.len)
                 sync(here, remaining)
                 guard loadSlow(x[op.s1] &+ op.i, size: 1 << (op.s2 & 3)) != nil else { pc = sp.pointee.pc; break execution }
                 if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -232,7 +236,8 @@ extension Hart {
                     hostPointer(a &+ e.addend, UInt64.self).pointee = x[op.s2]
                 } else {
                     // Read before the slow path: a store may overwrite this very instruction.
-                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    let here = page &+ UInt64(op.offset)
+                    let next = here &+ UInt64(op.len)
                     sync(here, remaining)
                     guard storeSlow(a, size: 8, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
                     if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -244,7 +249,8 @@ extension Hart {
                     hostPointer(a &+ e.addend, UInt32.self).pointee = UInt32(truncatingIfNeeded: x[op.s2])
                 } else {
                     // Read before the slow path: a store may overwrite this very instruction.
-                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    let here = page &+ UInt64(op.offset)
+                    let next = here &+ UInt64(op.len)
                     sync(here, remaining)
                     guard storeSlow(a, size: 4, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
                     if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -256,7 +262,8 @@ extension Hart {
                     hostPointer(a &+ e.addend, UInt16.self).pointee = UInt16(truncatingIfNeeded: x[op.s2])
                 } else {
                     // Read before the slow path: a store may overwrite this very instruction.
-                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    let here = page &+ UInt64(op.offset)
+                    let next = here &+ UInt64(op.len)
                     sync(here, remaining)
                     guard storeSlow(a, size: 2, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
                     if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -268,7 +275,8 @@ extension Hart {
                     hostPointer(a &+ e.addend, UInt8.self).pointee = UInt8(truncatingIfNeeded: x[op.s2])
                 } else {
                     // Read before the slow path: a store may overwrite this very instruction.
-                    let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                    let here = page &+ UInt64(op.offset)
+                    let next = here &+ UInt64(op.len)
                     sync(here, remaining)
                     guard storeSlow(a, size: 1, value: x[op.s2]) else { pc = sp.pointee.pc; break execution }
                     if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -310,21 +318,32 @@ extension Hart {
                 x[op.d] = UInt64(bitPattern: Int64(bitPattern: x[op.s1]).multipliedFullWidth(by: Int64(bitPattern: x[op.s2])).high)
             case .mulhu: x[op.d] = x[op.s1].multipliedFullWidth(by: x[op.s2]).high
             case .mulhsu:
-                let a = x[op.s1], b = x[op.s2]
+                let a = x[op.s1]
+                let b = x[op.s2]
                 var high = a.multipliedFullWidth(by: b).high
                 if Int64(bitPattern: a) < 0 { high = high &- b }
                 x[op.d] = high
             case .div:
-                let a = Int64(bitPattern: x[op.s1]), b = Int64(bitPattern: x[op.s2])
-                if b == 0 { x[op.d] = .max } else if a == .min && b == -1 { x[op.d] = UInt64(bitPattern: a) } else {
+                let a = Int64(bitPattern: x[op.s1])
+                let b = Int64(bitPattern: x[op.s2])
+                if b == 0 {
+                    x[op.d] = .max
+                } else if a == .min && b == -1 {
+                    x[op.d] = UInt64(bitPattern: a)
+                } else {
                     x[op.d] = UInt64(bitPattern: a / b)
                 }
             case .divu:
                 let b = x[op.s2]
                 x[op.d] = b == 0 ? .max : x[op.s1] / b
             case .rem:
-                let a = Int64(bitPattern: x[op.s1]), b = Int64(bitPattern: x[op.s2])
-                if b == 0 { x[op.d] = UInt64(bitPattern: a) } else if a == .min && b == -1 { x[op.d] = 0 } else {
+                let a = Int64(bitPattern: x[op.s1])
+                let b = Int64(bitPattern: x[op.s2])
+                if b == 0 {
+                    x[op.d] = UInt64(bitPattern: a)
+                } else if a == .min && b == -1 {
+                    x[op.d] = 0
+                } else {
                     x[op.d] = UInt64(bitPattern: a % b)
                 }
             case .remu:
@@ -332,20 +351,32 @@ extension Hart {
                 x[op.d] = b == 0 ? x[op.s1] : x[op.s1] % b
             case .mulw: x[op.d] = sext32(x[op.s1] &* x[op.s2])
             case .divw:
-                let a = Int32(truncatingIfNeeded: x[op.s1]), b = Int32(truncatingIfNeeded: x[op.s2])
-                if b == 0 { x[op.d] = .max } else if a == .min && b == -1 { x[op.d] = sext32(UInt32(bitPattern: a)) } else {
+                let a = Int32(truncatingIfNeeded: x[op.s1])
+                let b = Int32(truncatingIfNeeded: x[op.s2])
+                if b == 0 {
+                    x[op.d] = .max
+                } else if a == .min && b == -1 {
+                    x[op.d] = sext32(UInt32(bitPattern: a))
+                } else {
                     x[op.d] = UInt64(bitPattern: Int64(a / b))
                 }
             case .divuw:
-                let a = UInt32(truncatingIfNeeded: x[op.s1]), b = UInt32(truncatingIfNeeded: x[op.s2])
+                let a = UInt32(truncatingIfNeeded: x[op.s1])
+                let b = UInt32(truncatingIfNeeded: x[op.s2])
                 x[op.d] = b == 0 ? .max : sext32(a / b)
             case .remw:
-                let a = Int32(truncatingIfNeeded: x[op.s1]), b = Int32(truncatingIfNeeded: x[op.s2])
-                if b == 0 { x[op.d] = sext32(UInt32(bitPattern: a)) } else if a == .min && b == -1 { x[op.d] = 0 } else {
+                let a = Int32(truncatingIfNeeded: x[op.s1])
+                let b = Int32(truncatingIfNeeded: x[op.s2])
+                if b == 0 {
+                    x[op.d] = sext32(UInt32(bitPattern: a))
+                } else if a == .min && b == -1 {
+                    x[op.d] = 0
+                } else {
                     x[op.d] = UInt64(bitPattern: Int64(a % b))
                 }
             case .remuw:
-                let a = UInt32(truncatingIfNeeded: x[op.s1]), b = UInt32(truncatingIfNeeded: x[op.s2])
+                let a = UInt32(truncatingIfNeeded: x[op.s1])
+                let b = UInt32(truncatingIfNeeded: x[op.s2])
                 x[op.d] = b == 0 ? sext32(a) : sext32(a % b)
 
             case .nop, .fence: break
@@ -354,13 +385,15 @@ extension Hart {
                 break
 
             case .amo:
-                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                let here = page &+ UInt64(op.offset)
+                let next = here &+ UInt64(op.len)
                 sync(here, remaining)
                 guard executeAMO(op.value) else { pc = sp.pointee.pc; break execution }
                 if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
             case .csrrw, .csrrs, .csrrc, .csrrwi, .csrrsi, .csrrci:
                 // Read before the slow path: a store may overwrite this very instruction.
-                let here = page &+ UInt64(op.offset), next = here &+ UInt64(op.len)
+                let here = page &+ UInt64(op.offset)
+                let next = here &+ UInt64(op.len)
                 sync(here, remaining)
                 guard executeCSR(op.value) else { pc = sp.pointee.pc; break execution }
                 if scratch.pointee.endSlice { pc = next; remaining &-= 1; break execution }
@@ -397,16 +430,20 @@ extension Hart {
     /// The decoded slot of a jump target: in the current page directly, elsewhere the
     /// sentinel that makes the loop look the page up.
     @inline(__always)
-    static func slot(for target: UInt64, page: UInt64, ops: UnsafeMutablePointer<Op>,
-                     lookup: UnsafeMutablePointer<Op>) -> UnsafeMutablePointer<Op> {
+    static func slot(
+        for target: UInt64, page: UInt64, ops: UnsafeMutablePointer<Op>,
+        lookup: UnsafeMutablePointer<Op>
+    ) -> UnsafeMutablePointer<Op> {
         target & ~0xfff == page ? ops + Int(truncatingIfNeeded: (target & 0xfff) >> 1) : lookup
     }
 
     /// A taken jal, j or branch: its target slot when it is in the same page, else the lookup
     /// sentinel with the target in `pc`.
     @inline(__always)
-    static func taken(_ op: OpRef, page: UInt64, ops: UnsafeMutablePointer<Op>, lookup: UnsafeMutablePointer<Op>,
-                      pc: inout UInt64) -> UnsafeMutablePointer<Op> {
+    static func taken(
+        _ op: OpRef, page: UInt64, ops: UnsafeMutablePointer<Op>, lookup: UnsafeMutablePointer<Op>,
+        pc: inout UInt64
+    ) -> UnsafeMutablePointer<Op> {
         if op.target >= 0 { return ops + Int(truncatingIfNeeded: op.target) }
         pc = page &+ UInt64(op.offset) &+ op.i
         return lookup

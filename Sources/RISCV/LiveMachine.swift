@@ -26,7 +26,7 @@ public enum RunOutcome: Sendable, Equatable {
 
 /// A machine on its own CPU thread: start, pause, resume, stop, reset, run code on the CPU thread
 /// (`onCPU`), load a state before it runs, and wait for its end.
-public final class LiveMachine: @unchecked Sendable { // the VirtMachine is touched only on its CPU thread, or before start / while parked, handed over through RunControl's atomics
+public final class LiveMachine: @unchecked Sendable {  // the VirtMachine is touched only on its CPU thread, or before start / while parked, handed over through RunControl's atomics
     public let machineType: MachineType
     public let control: RunControl
     package let machine: VirtMachine
@@ -152,7 +152,7 @@ public enum LiveMachineError: Error, CustomStringConvertible {
 }
 
 /// Hands a machine to the CPU thread; only that thread touches it until it is joined.
-final class MachineHandle: @unchecked Sendable { // ownership passes to the CPU thread and back at join
+final class MachineHandle: @unchecked Sendable {  // ownership passes to the CPU thread and back at join
     let machine: VirtMachine
     init(_ machine: VirtMachine) { self.machine = machine }
 }

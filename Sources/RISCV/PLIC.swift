@@ -119,12 +119,12 @@ public final class PLIC {
             let irq = Int(offset >> 2)
             if irq > 0 && irq < VirtIRQ.sourceCount { state.priority[irq] = v & PLIC.priorityMask; return }
         case PLIC.pendingBase..<PLIC.enableBase:
-            break // pending bits are read-only
+            break  // pending bits are read-only
         case PLIC.enableBase..<PLIC.contextBase:
             let ctx = Int((offset - PLIC.enableBase) / PLIC.enableStride)
             let w = Int(((offset - PLIC.enableBase) % PLIC.enableStride) >> 2)
             if ctx < PLIC.contextCount && w < PLIC.words {
-                state.enable[ctx * PLIC.words + w] = w == 0 ? v & ~1 : v // source 0 does not exist
+                state.enable[ctx * PLIC.words + w] = w == 0 ? v & ~1 : v  // source 0 does not exist
                 return
             }
         default:
@@ -158,13 +158,14 @@ public final class PLIC {
 
 extension PLIC: Device {
     public static let driver = "riscv.sifive.plic"
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "riscv_sifive_plic", versionID: 1, minimumVersionID: 1,
-        fields: [
-            .uint32Array(\.priority, count: VirtIRQ.sourceCount, name: "source_priority"),
-            .uint32Array(\.pending, count: PLIC.words),
-            .uint32Array(\.claimed, count: PLIC.words),
-            .uint32Array(\.enable, count: PLIC.words * PLIC.contextCount),
-            .uint32Array(\.threshold, count: PLIC.contextCount, name: "target_priority"),
-        ]))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "riscv_sifive_plic", versionID: 1, minimumVersionID: 1,
+            fields: [
+                .uint32Array(\.priority, count: VirtIRQ.sourceCount, name: "source_priority"),
+                .uint32Array(\.pending, count: PLIC.words),
+                .uint32Array(\.claimed, count: PLIC.words),
+                .uint32Array(\.enable, count: PLIC.words * PLIC.contextCount),
+                .uint32Array(\.threshold, count: PLIC.contextCount, name: "target_priority"),
+            ]))
 }

@@ -4,15 +4,16 @@
 // a parked or idle CPU thread sleeps on its doorbell until a request, input or
 // its timer deadline, and threads waiting for the CPU sleep on another.
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A condition variable: threads sleep in `wait` until the condition they test holds, and
 /// whoever may have made it true rings. The condition is state outside (atomics); testing it
 /// under the mutex, and ringing under it, is what makes a ring between test and sleep not
 /// lost.
-final class Doorbell: @unchecked Sendable { // the pthread objects live at fixed addresses and are only used through pthread calls
+final class Doorbell: @unchecked Sendable {  // the pthread objects live at fixed addresses and are only used through pthread calls
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -178,7 +179,9 @@ public final class RunControl: Sendable {
         request(RunControl.dirtySyncBit)
         var result: [UInt64]?
         _ = hostDoorbell.wait(deadline: Doorbell.deadline(afterMilliseconds: timeoutMilliseconds)) {
-            result = dirtyResult.withLock { v -> [UInt64]? in let r = v; v = nil; return r }
+            result = dirtyResult.withLock { v -> [UInt64]? in
+                let r = v; v = nil; return r
+            }
             return result != nil || word.load(ordering: .acquiring) & RunControl.stopBit != 0
                 || (hasRun.load(ordering: .acquiring) && isOutside.load(ordering: .acquiring))
         }

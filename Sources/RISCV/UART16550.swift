@@ -60,8 +60,9 @@ public final class UART16550 {
     convenience init(properties: DeviceProperties) throws {
         let depth = properties.uint("fifo-depth")
         guard let valid = UART16550.fifoDepths.first(where: { UInt64($0) == depth }) else {
-            throw EmulatorCore.MachineError.invalidPropertyValue(driver: UART16550.driver, property: "fifo-depth",
-                                                                 value: String(depth))
+            throw EmulatorCore.MachineError.invalidPropertyValue(
+                driver: UART16550.driver, property: "fifo-depth",
+                value: String(depth))
         }
         self.init(fifoDepth: valid)
     }
@@ -162,7 +163,7 @@ public final class UART16550 {
             state.fcr = v & 0xc9
         case UART16550.lcr: state.lcr = v
         case UART16550.mcr: state.mcr = v & 0x1f
-        case UART16550.lsr, UART16550.msr: break // read-only
+        case UART16550.lsr, UART16550.msr: break  // read-only
         case UART16550.scr: state.scr = v
         default:
             GuestErrorLog.log("uart: write beyond registers at 0x\(String(offset, radix: 16))")
@@ -181,40 +182,42 @@ public final class UART16550 {
 extension UART16550: Device {
     public static let driver = "ns16550a"
     public static let properties: [PropertyDefinition] = [
-        .uint("fifo-depth", default: 64, description: "receive FIFO depth in bytes: 16 (16550A) or 64 (16750)"),
+        .uint("fifo-depth", default: 64, description: "receive FIFO depth in bytes: 16 (16550A) or 64 (16750)")
     ]
 
     /// Release 1.0's layout, unchanged: the first 16 FIFO bytes. A deeper FIFO's depth and
     /// remaining bytes travel in serial/fifo-depth, sent only when the depth is not 16 — so
     /// a virt-1.0 guest (fifo-depth=16 by compat) writes exactly what release 1.0 wrote.
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "serial", versionID: 1, minimumVersionID: 1,
-        fields: [
-            .uint16(\.divisor), .uint8(\.ier), .uint8(\.lcr), .uint8(\.mcr), .uint8(\.lsrErrors, name: "lsr_errors"),
-            .uint8(\.msr), .uint8(\.scr), .uint8(\.fcr),
-            .bool(\.thrInterruptPending, name: "thr_ipending"),
-            .uint8(\.receiveFIFOCount, name: "recv_fifo_count"),
-            .vbuffer(\.receiveFIFO.serialHead, length: \.receiveFIFOCount, maximum: Int(UART16550.fifoSize), name: "recv_fifo"),
-        ],
-        subsections: [VMStateSubsection(fifoDepthSubsection, needed: { $0.fifoDepth != UART16550.fifoSize })],
-        // Absent serial/fifo-depth means a 16550A FIFO, whatever the destination held before.
-        preLoad: { $0.fifoDepth = UART16550.fifoSize },
-        postLoad: { state, _ in
-            guard UART16550.fifoDepths.contains(state.fifoDepth) else {
-                throw UARTStateError("fifo_depth \(state.fifoDepth) is neither 16 nor 64")
-            }
-            guard state.receiveFIFO.count <= Int(state.fifoDepth) else {
-                throw UARTStateError("\(state.receiveFIFO.count) bytes in a \(state.fifoDepth)-byte FIFO")
-            }
-        }))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "serial", versionID: 1, minimumVersionID: 1,
+            fields: [
+                .uint16(\.divisor), .uint8(\.ier), .uint8(\.lcr), .uint8(\.mcr), .uint8(\.lsrErrors, name: "lsr_errors"),
+                .uint8(\.msr), .uint8(\.scr), .uint8(\.fcr),
+                .bool(\.thrInterruptPending, name: "thr_ipending"),
+                .uint8(\.receiveFIFOCount, name: "recv_fifo_count"),
+                .vbuffer(\.receiveFIFO.serialHead, length: \.receiveFIFOCount, maximum: Int(UART16550.fifoSize), name: "recv_fifo"),
+            ],
+            subsections: [VMStateSubsection(fifoDepthSubsection, needed: { $0.fifoDepth != UART16550.fifoSize })],
+            // Absent serial/fifo-depth means a 16550A FIFO, whatever the destination held before.
+            preLoad: { $0.fifoDepth = UART16550.fifoSize },
+            postLoad: { state, _ in
+                guard UART16550.fifoDepths.contains(state.fifoDepth) else {
+                    throw UARTStateError("fifo_depth \(state.fifoDepth) is neither 16 nor 64")
+                }
+                guard state.receiveFIFO.count <= Int(state.fifoDepth) else {
+                    throw UARTStateError("\(state.receiveFIFO.count) bytes in a \(state.fifoDepth)-byte FIFO")
+                }
+            }))
 
     static let fifoDepthSubsection = VMStateDescription<State>(
         name: "serial/fifo-depth", versionID: 1, minimumVersionID: 1,
         fields: [
             .uint8(\.fifoDepth, name: "fifo_depth"),
             .uint8(\.receiveFIFOExtraCount, name: "recv_fifo_extra_count"),
-            .vbuffer(\.receiveFIFO.serialExtra, length: \.receiveFIFOExtraCount,
-                     maximum: 64 - Int(UART16550.fifoSize), name: "recv_fifo_extra"),
+            .vbuffer(
+                \.receiveFIFO.serialExtra, length: \.receiveFIFOExtraCount,
+                maximum: 64 - Int(UART16550.fifoSize), name: "recv_fifo_extra"),
         ])
 
     /// With fifo-depth 16 (virt-1.0) serial/fifo-depth is never `needed`, so virt-1.0's dump

@@ -28,8 +28,10 @@ enum VirtDeviceTree {
     static let isa = "rv64imac_zicsr_zifencei"
 
     /// `optionalDevices`: the machine type's devices beyond the fixed four, each adding its node.
-    static func build(memory: MemoryRegion, optionalDevices: [any VirtBusDevice] = [],
-                      boot: BootArguments = BootArguments()) -> [UInt8] {
+    static func build(
+        memory: MemoryRegion, optionalDevices: [any VirtBusDevice] = [],
+        boot: BootArguments = BootArguments()
+    ) -> [UInt8] {
         var fdt = FDTBuilder()
         fdt.beginNode("")
         fdt.property("#address-cells", cells: [2])

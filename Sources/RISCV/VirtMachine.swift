@@ -1,11 +1,12 @@
+import Block
+import EmulatorCore
+
 // The `virt` machine: RAM, one hart, the devices of VirtMemoryMap, a clock,
 // boot conventions of QEMU (a0 = hartid, a1 = device tree), and the slice
 // loop that runs the hart and services devices and interrupts between slices.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Block
-import EmulatorCore
 
 public struct MachineConfiguration: Sendable, Equatable {
     public var memoryMiB: Int = 128
@@ -80,8 +81,10 @@ public final class VirtMachine {
 
     /// Builds `machineType`'s board: the four fixed devices with its properties, plus every
     /// optional bus device its device list names (QEMU's machine init reading the type's options).
-    public init(configuration: MachineConfiguration = MachineConfiguration(),
-                machineType: MachineType = VirtMachineTypes.newest) throws {
+    public init(
+        configuration: MachineConfiguration = MachineConfiguration(),
+        machineType: MachineType = VirtMachineTypes.newest
+    ) throws {
         self.configuration = configuration
         self.machineType = machineType
         guard configuration.memoryMiB > 0 && configuration.memoryMiB <= Self.maximumMemoryMiB else {
@@ -156,8 +159,9 @@ public final class VirtMachine {
 
     private func buildDeviceTree() {
         let dram = ram.region
-        deviceTree = VirtDeviceTree.build(memory: dram, optionalDevices: bus.optionalDevices.map(\.device),
-                                          boot: bootArguments)
+        deviceTree = VirtDeviceTree.build(
+            memory: dram, optionalDevices: bus.optionalDevices.map(\.device),
+            boot: bootArguments)
         // QEMU's riscv_load_fdt: end of DRAM (below 3 GiB), 2 MiB aligned down.
         let top = min(dram.end, dram.base + (3 << 30))
         deviceTreeAddress = (top - UInt64(deviceTree.count)) & ~((2 << 20) - 1)
@@ -178,7 +182,7 @@ public final class VirtMachine {
         let start = kernelEntry &+ min(UInt64(ram.size) / 2, 128 << 20)
         _ = try ImageLoader.loadRaw(bytes, at: start, into: ram, name: "initrd")
         bootImages.append((start, bytes, false))
-        let range = start ..< start + UInt64(bytes.count)
+        let range = start..<start + UInt64(bytes.count)
         var arguments = bootArguments
         arguments.initrd = range
         setBootArguments(arguments)
@@ -218,7 +222,9 @@ public final class VirtMachine {
     public func reset() throws {
         ram.clear()
         for image in bootImages {
-            if image.isELF { _ = try ImageLoader.loadELF(image.bytes, into: ram) } else {
+            if image.isELF {
+                _ = try ImageLoader.loadELF(image.bytes, into: ram)
+            } else {
                 _ = try ImageLoader.loadRaw(image.bytes, at: image.address, into: ram)
             }
         }
@@ -239,8 +245,9 @@ public final class VirtMachine {
     /// re-derives interrupt lines and the clock offset.
     public var deviceStates: DeviceStates {
         get {
-            DeviceStates(hart: hart.state, clint: bus.clint.state, plic: bus.plic.state,
-                         uart0: bus.uart0.state)
+            DeviceStates(
+                hart: hart.state, clint: bus.clint.state, plic: bus.plic.state,
+                uart0: bus.uart0.state)
         }
         set {
             // The hart first: the clock re-bases mtime on the restored count.

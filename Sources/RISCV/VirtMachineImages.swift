@@ -7,8 +7,10 @@ extension VirtMachine {
     /// and the kernel at RAM + 2 MiB after it; without firmware the kernel is the first thing to
     /// run (an ELF at its own addresses, a raw image at the start of RAM). An `initrd` goes after
     /// the kernel and is named in /chosen with the `commandLine` (QEMU's -initrd and -append).
-    public static func booted(_ type: MachineType, configuration: MachineConfiguration = MachineConfiguration(),
-                              firmware: String?, kernel: String?, initrd: String? = nil, commandLine: String? = nil) throws -> VirtMachine {
+    public static func booted(
+        _ type: MachineType, configuration: MachineConfiguration = MachineConfiguration(),
+        firmware: String?, kernel: String?, initrd: String? = nil, commandLine: String? = nil
+    ) throws -> VirtMachine {
         let machine = try board(type, configuration: configuration, commandLine: commandLine)
         let dram = machine.ram.region
         var entry = dram.base
@@ -53,7 +55,8 @@ public enum BoardError: Error, Equatable, CustomStringConvertible {
         case .tooManyDrives(let type, let drives, let slots):
             return "\(type) has \(slots) virtio-mmio slots; \(drives) drives do not fit" + (slots == 0 ? " (disks need virt-1.2 or newer)" : "")
         case .noSuchDrive(let index): return "the machine has no drive \(index)"
-        case .diskSizeChanged(let drive, let old, let new): return "drive \(drive) is \(old) bytes; a replacement of \(new) bytes would change the guest's disk"
+        case .diskSizeChanged(let drive, let old, let new):
+            return "drive \(drive) is \(old) bytes; a replacement of \(new) bytes would change the guest's disk"
         }
     }
 }

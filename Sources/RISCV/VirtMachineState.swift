@@ -61,8 +61,10 @@ extension VirtMachine {
     /// this machine's own images would otherwise show through the gaps. So even a stream
     /// refused at its header leaves RAM changed: load into a machine that can be discarded.
     @discardableResult
-    public func loadState(from source: ByteSource, as type: MachineType,
-                          limits: QEVMStreamLimits = QEVMStreamLimits()) throws -> RAMTransferStats {
+    public func loadState(
+        from source: ByteSource, as type: MachineType,
+        limits: QEVMStreamLimits = QEVMStreamLimits()
+    ) throws -> RAMTransferStats {
         let state = try machineState(for: type)
         try state.checkMigratable()
         ram.clear()

@@ -20,7 +20,7 @@ public enum VirtMachineTypes {
     /// hw_compat_1_0: what virt-1.0 switches off relative to virt-1.1. Release 1.1 deepened the
     /// UART's receive FIFO to 64 bytes; virt-1.0 keeps QEMU's 16550A FIFO of 16.
     static let hwCompat1_0: [CompatProperty] = [
-        CompatProperty(driver: UART16550.driver, property: "fifo-depth", value: "16"),
+        CompatProperty(driver: UART16550.driver, property: "fifo-depth", value: "16")
     ]
 
     /// QEMU virt's eight virtio-mmio transports, listed from the last slot down as QEMU's
@@ -33,26 +33,32 @@ public enum VirtMachineTypes {
     /// virt-1.2 (release 1.2) adds the virtio-mmio transports, so disks; nothing of it changes
     /// what virt-1.0 and virt-1.1 guests see.
     static let virtVersions: [MachineVersionRelease] = [
-        MachineVersionRelease(MachineVersion(1, 0), release: "1.0", releaseDate: releaseDate("2026-11-27"),
-                              compat: hwCompat1_0),
+        MachineVersionRelease(
+            MachineVersion(1, 0), release: "1.0", releaseDate: releaseDate("2026-11-27"),
+            compat: hwCompat1_0),
         MachineVersionRelease(MachineVersion(1, 1), release: "1.1", releaseDate: releaseDate("2026-11-27")),
-        MachineVersionRelease(MachineVersion(1, 2), release: "1.2", releaseDate: releaseDate("2026-12-03"),
-                              devicesAdded: virtioTransports),
+        MachineVersionRelease(
+            MachineVersion(1, 2), release: "1.2", releaseDate: releaseDate("2026-12-03"),
+            devicesAdded: virtioTransports),
     ]
 
-    public static let all: [MachineType] = MachineFamily.versioned(
-        family: "virt", alias: "virt",
-        description: "RISC-V virt board: RV64IMAC hart, CLINT, PLIC, NS16550A UART, test finisher (from 1.2: eight virtio-mmio transports for disks)",
-        defaultRAMSize: defaultRAM, devices: boardDevices, versions: virtVersions)
+    public static let all: [MachineType] =
+        MachineFamily.versioned(
+            family: "virt", alias: "virt",
+            description:
+                "RISC-V virt board: RV64IMAC hart, CLINT, PLIC, NS16550A UART, test finisher (from 1.2: eight virtio-mmio transports for disks)",
+            defaultRAMSize: defaultRAM, devices: boardDevices, versions: virtVersions)
         + [
-            MachineType(name: "sandbox",
-                        description: "The virt board without a version: for experiments; its state moves only within a release",
-                        release: "1.0", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
-                        devices: boardDevices),
-            MachineType(name: "sandbox-hostrng",
-                        description: "The sandbox board plus a host entropy source (host-rng) that reads the host's /dev/urandom",
-                        release: "1.1", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
-                        devices: boardDevices + [DeviceSpec(HostRNG.self, id: "rng0")]),
+            MachineType(
+                name: "sandbox",
+                description: "The virt board without a version: for experiments; its state moves only within a release",
+                release: "1.0", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
+                devices: boardDevices),
+            MachineType(
+                name: "sandbox-hostrng",
+                description: "The sandbox board plus a host entropy source (host-rng) that reads the host's /dev/urandom",
+                release: "1.1", releaseDate: releaseDate("2026-11-27"), defaultRAMSize: defaultRAM,
+                devices: boardDevices + [DeviceSpec(HostRNG.self, id: "rng0")]),
         ]
 
     /// Every type, checked: a device whose state no description covers stops the program here.

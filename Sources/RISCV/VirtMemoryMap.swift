@@ -33,13 +33,13 @@ public enum VirtMemoryMap {
     /// Indexed by `VirtRegion.rawValue`; the DRAM size is the default and is
     /// replaced by the configured memory size (`dram(size:)`).
     static let table: [MemoryRegion] = [
-        MemoryRegion(base: 0x0010_0000, size: 0x1000),       // test (sifive_test finisher)
-        MemoryRegion(base: 0x0200_0000, size: 0x1_0000),     // clint
-        MemoryRegion(base: 0x0C00_0000, size: 0x60_0000),    // plic (1 hart: 2 contexts)
-        MemoryRegion(base: 0x1000_0000, size: 0x100),        // uart0
-        MemoryRegion(base: 0x0010_2000, size: 0x1000),       // host-rng (a hole in QEMU's map, after VIRT_RTC)
-        MemoryRegion(base: 0x1000_1000, size: 0x1000),       // virtio (transport 0; QEMU's VIRT_VIRTIO)
-        MemoryRegion(base: 0x8000_0000, size: 0x800_0000),   // dram (128 MiB default)
+        MemoryRegion(base: 0x0010_0000, size: 0x1000),  // test (sifive_test finisher)
+        MemoryRegion(base: 0x0200_0000, size: 0x1_0000),  // clint
+        MemoryRegion(base: 0x0C00_0000, size: 0x60_0000),  // plic (1 hart: 2 contexts)
+        MemoryRegion(base: 0x1000_0000, size: 0x100),  // uart0
+        MemoryRegion(base: 0x0010_2000, size: 0x1000),  // host-rng (a hole in QEMU's map, after VIRT_RTC)
+        MemoryRegion(base: 0x1000_1000, size: 0x1000),  // virtio (transport 0; QEMU's VIRT_VIRTIO)
+        MemoryRegion(base: 0x8000_0000, size: 0x800_0000),  // dram (128 MiB default)
     ]
 
     public static subscript(_ region: VirtRegion) -> MemoryRegion { table[region.rawValue] }

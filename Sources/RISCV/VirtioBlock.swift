@@ -7,10 +7,10 @@ import Block
 
 final class VirtioBlock: VirtioDevice {
     // Feature bits (§5.2.3).
-    static let featureReadOnly: UInt64 = 1 << 5      // VIRTIO_BLK_F_RO
-    static let featureSegMax: UInt64 = 1 << 2        // VIRTIO_BLK_F_SEG_MAX
-    static let featureBlockSize: UInt64 = 1 << 6     // VIRTIO_BLK_F_BLK_SIZE
-    static let featureFlush: UInt64 = 1 << 9         // VIRTIO_BLK_F_FLUSH
+    static let featureReadOnly: UInt64 = 1 << 5  // VIRTIO_BLK_F_RO
+    static let featureSegMax: UInt64 = 1 << 2  // VIRTIO_BLK_F_SEG_MAX
+    static let featureBlockSize: UInt64 = 1 << 6  // VIRTIO_BLK_F_BLK_SIZE
+    static let featureFlush: UInt64 = 1 << 9  // VIRTIO_BLK_F_FLUSH
     // Request types and status values (§5.2.6).
     static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4, typeGetID: UInt32 = 8
     static let statusOK: UInt8 = 0, statusIOError: UInt8 = 1, statusUnsupported: UInt8 = 2
@@ -137,7 +137,9 @@ final class VirtioBlock: VirtioDevice {
         var filled = 0
         for buffer in buffers where filled < bytes.count {
             let count = min(Int(buffer.length), bytes.count - filled)
-            let ok = bytes.withUnsafeMutableBytes { ram.dmaRead(buffer.address, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled..<filled + count])) }
+            let ok = bytes.withUnsafeMutableBytes {
+                ram.dmaRead(buffer.address, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled..<filled + count]))
+            }
             guard ok else { return filled }
             filled += count
         }

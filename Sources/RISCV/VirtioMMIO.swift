@@ -34,9 +34,9 @@ final class VirtioMMIO {
     static let queueDeviceLow: UInt64 = 0x0a0, queueDeviceHigh: UInt64 = 0x0a4
     static let configGeneration: UInt64 = 0x0fc, config: UInt64 = 0x100
 
-    static let magic: UInt64 = 0x7472_6976          // "virt"
-    static let vendorQEMU: UInt64 = 0x554d_4551     // "QEMU", as QEMU's transports answer
-    static let featureVersion1: UInt64 = 1 << 32    // VIRTIO_F_VERSION_1
+    static let magic: UInt64 = 0x7472_6976  // "virt"
+    static let vendorQEMU: UInt64 = 0x554d_4551  // "QEMU", as QEMU's transports answer
+    static let featureVersion1: UInt64 = 1 << 32  // VIRTIO_F_VERSION_1
     // Device status bits (§2.1).
     static let statusFeaturesOK: UInt32 = 8
     static let statusDriverOK: UInt32 = 4
@@ -185,7 +185,8 @@ final class VirtioMMIO {
         var status = v
         if status & VirtioMMIO.statusFeaturesOK != 0 && registers.status & VirtioMMIO.statusFeaturesOK == 0 {
             // FEATURES_OK sticks only for a subset of what was offered that includes VERSION_1 (§2.2).
-            let accepted = registers.driverFeatures & ~deviceFeatureBits == 0
+            let accepted =
+                registers.driverFeatures & ~deviceFeatureBits == 0
                 && registers.driverFeatures & VirtioMMIO.featureVersion1 != 0
             if !accepted { status &= ~VirtioMMIO.statusFeaturesOK }
         }
@@ -195,8 +196,9 @@ final class VirtioMMIO {
     /// Runs every request the driver made available on `queue`.
     private func notify(queue: Int) {
         guard queue < VirtioMMIO.queueCount, let device, let ram,
-              registers.status & VirtioMMIO.statusDriverOK != 0,
-              registers.status & VirtioMMIO.statusNeedsReset == 0 else { return }
+            registers.status & VirtioMMIO.statusDriverOK != 0,
+            registers.status & VirtioMMIO.statusNeedsReset == 0
+        else { return }
         var interrupt = false
         do {
             while let chain = try queues[queue].next(in: ram) {
@@ -228,26 +230,31 @@ final class VirtioMMIO {
 
 extension VirtioMMIO: VirtBusDevice {
     static let driver = "virtio-mmio"
-    static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "virtio-mmio", versionID: 1, minimumVersionID: 1,
-        fields: [
-            .uint32(\.deviceID, name: "device_id"), .uint32(\.status),
-            .uint32(\.deviceFeaturesSel, name: "host_features_sel"), .uint32(\.driverFeaturesSel, name: "guest_features_sel"),
-            .uint64(\.driverFeatures, name: "guest_features"), .uint32(\.queueSel, name: "queue_sel"),
-            .uint32(\.interruptStatus, name: "isr"),
-            .nestedArray(\.queues, count: VirtioMMIO.queueCount, Virtqueue.description, name: "vq"),
-        ],
-        notMigrated: ["localDeviceID"],
-        postLoad: { state, version in
-            // The load starts from this machine's state, so localDeviceID is what this slot holds.
-            guard state.deviceID == state.localDeviceID else {
-                throw VMStateError.postLoadFailed(device: "virtio-mmio", version: version,
-                    reason: "the stream's device \(VirtioMMIO.name(state.deviceID)) differs from this slot's \(VirtioMMIO.name(state.localDeviceID))")
-            }
-        }))
+    static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "virtio-mmio", versionID: 1, minimumVersionID: 1,
+            fields: [
+                .uint32(\.deviceID, name: "device_id"), .uint32(\.status),
+                .uint32(\.deviceFeaturesSel, name: "host_features_sel"), .uint32(\.driverFeaturesSel, name: "guest_features_sel"),
+                .uint64(\.driverFeatures, name: "guest_features"), .uint32(\.queueSel, name: "queue_sel"),
+                .uint32(\.interruptStatus, name: "isr"),
+                .nestedArray(\.queues, count: VirtioMMIO.queueCount, Virtqueue.description, name: "vq"),
+            ],
+            notMigrated: ["localDeviceID"],
+            postLoad: { state, version in
+                // The load starts from this machine's state, so localDeviceID is what this slot holds.
+                guard state.deviceID == state.localDeviceID else {
+                    throw VMStateError.postLoadFailed(
+                        device: "virtio-mmio", version: version,
+                        reason:
+                            "the stream's device \(VirtioMMIO.name(state.deviceID)) differs from this slot's \(VirtioMMIO.name(state.localDeviceID))")
+                }
+            }))
 
     static let properties: [PropertyDefinition] = [
-        .uint("slot", default: 0, description: "which of the board's virtio-mmio transports (0-7): address 0x10001000 + 0x1000·slot, PLIC source 1 + slot"),
+        .uint(
+            "slot", default: 0,
+            description: "which of the board's virtio-mmio transports (0-7): address 0x10001000 + 0x1000·slot, PLIC source 1 + slot")
     ]
 
     static let region = VirtRegion.virtio

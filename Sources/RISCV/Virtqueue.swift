@@ -82,7 +82,8 @@ struct Virtqueue: Equatable, Sendable {
             guard steps <= tableSize else { throw .badRing("descriptor chain loops") }
             let at = table + 16 * UInt64(index)
             guard let address = ram.dmaLoad64(at), let length = ram.dmaLoad32(at + 8),
-                  let flags = ram.dmaLoad16(at + 12), let next = ram.dmaLoad16(at + 14) else {
+                let flags = ram.dmaLoad16(at + 12), let next = ram.dmaLoad16(at + 14)
+            else {
                 throw .badRing("descriptor table outside RAM")
             }
             if flags & Virtqueue.flagIndirect != 0 {

@@ -26,15 +26,17 @@ public struct AnyVMStateDescription: Sendable {
         let name = description.name
         saveState = { state, out in
             guard let state = state as? State else {
-                throw VMStateError.stateTypeMismatch(device: name, expected: String(describing: State.self),
-                                                     actual: String(describing: type(of: state)))
+                throw VMStateError.stateTypeMismatch(
+                    device: name, expected: String(describing: State.self),
+                    actual: String(describing: type(of: state)))
             }
             return try description.save(state, to: out)
         }
         loadState = { state, input, versionID in
             guard var state = state as? State else {
-                throw VMStateError.stateTypeMismatch(device: name, expected: String(describing: State.self),
-                                                     actual: String(describing: type(of: state)))
+                throw VMStateError.stateTypeMismatch(
+                    device: name, expected: String(describing: State.self),
+                    actual: String(describing: type(of: state)))
             }
             try description.load(&state, from: input, versionID: versionID)
             return state
@@ -77,8 +79,10 @@ public struct SaveStateEntry {
     let getState: () -> Any
     let setState: (Any) -> Void
 
-    public init(idstr: String? = nil, instanceID: UInt32 = 0, description: AnyVMStateDescription,
-                get: @escaping () -> Any, set: @escaping (Any) -> Void) {
+    public init(
+        idstr: String? = nil, instanceID: UInt32 = 0, description: AnyVMStateDescription,
+        get: @escaping () -> Any, set: @escaping (Any) -> Void
+    ) {
         self.idstr = idstr ?? description.name
         self.instanceID = instanceID
         self.description = description
@@ -86,9 +90,12 @@ public struct SaveStateEntry {
         self.setState = set
     }
 
-    public init<State>(idstr: String? = nil, instanceID: UInt32 = 0, description: VMStateDescription<State>,
-                       get: @escaping () -> State, set: @escaping (State) -> Void) {
-        self.init(idstr: idstr, instanceID: instanceID, description: AnyVMStateDescription(description),
-                  get: { get() }, set: { if let state = $0 as? State { set(state) } })
+    public init<State>(
+        idstr: String? = nil, instanceID: UInt32 = 0, description: VMStateDescription<State>,
+        get: @escaping () -> State, set: @escaping (State) -> Void
+    ) {
+        self.init(
+            idstr: idstr, instanceID: instanceID, description: AnyVMStateDescription(description),
+            get: { get() }, set: { if let state = $0 as? State { set(state) } })
     }
 }

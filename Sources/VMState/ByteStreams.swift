@@ -1,9 +1,9 @@
 // The two ends a QEVM stream travels between. One writer and one reader serve
 // snapshot files and migration sockets alike, so both only see these protocols.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where a stream's bytes go: a file, a socket, memory.
@@ -23,8 +23,10 @@ extension ByteSink {
 /// Writes all of `pieces` with a gathering call (writev(2), sendmsg(2)) that `call` makes for a
 /// run of iovecs, resuming after short writes and EINTR. The byte count, or -1 with errno set
 /// by the failing call.
-public func writeFully(gathering pieces: [UnsafeRawBufferPointer],
-                       _ call: (UnsafePointer<iovec>, Int32) -> Int) -> Int {
+public func writeFully(
+    gathering pieces: [UnsafeRawBufferPointer],
+    _ call: (UnsafePointer<iovec>, Int32) -> Int
+) -> Int {
     var vectors = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
     var total = 0
     var first = 0
@@ -120,11 +122,11 @@ public final class MemorySource: ByteSource {
 }
 
 #if canImport(Glibc)
-private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
-private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
-private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Glibc.writev(fd, v, n) }
+    private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
+    private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
+    private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Glibc.writev(fd, v, n) }
 #else
-private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
-private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
-private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Darwin.writev(fd, v, n) }
+    private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
+    private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
+    private func systemWritev(_ fd: Int32, _ v: UnsafePointer<iovec>, _ n: Int32) -> Int { Darwin.writev(fd, v, n) }
 #endif

@@ -54,8 +54,10 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
-    private func writeContainer(_ items: [(String?, JSONValue)], open: String, close: String,
-                                to out: inout String, indent: Int?, level: Int) {
+    private func writeContainer(
+        _ items: [(String?, JSONValue)], open: String, close: String,
+        to out: inout String, indent: Int?, level: Int
+    ) {
         out += open
         if items.isEmpty { out += close; return }
         for (i, (key, value)) in items.enumerated() {
@@ -221,7 +223,7 @@ private struct JSONParser {
             case UInt8(ascii: "f"): scalars.append("\u{c}")
             case UInt8(ascii: "u"):
                 guard index + 4 <= bytes.count,
-                      let code = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16)
+                    let code = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16)
                 else { throw error("invalid \\u escape") }
                 index += 4
                 // Surrogate pairs never occur in vmstate names; a lone one becomes U+FFFD.

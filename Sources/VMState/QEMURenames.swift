@@ -15,17 +15,21 @@ enum QEMURenames {
         "ich9_ahci": ["card", "parent_obj"],
         "ich9-ahci": ["ahci", "ich9_ahci"],
         "ioh3420": ["PCIDevice", "PCIEDevice"],
-        "ioh-3240-express-root-port": ["port.br.dev", "parent_obj.parent_obj.parent_obj",
-                                       "port.br.dev.exp.aer_log", "parent_obj.parent_obj.parent_obj.exp.aer_log"],
+        "ioh-3240-express-root-port": [
+            "port.br.dev", "parent_obj.parent_obj.parent_obj",
+            "port.br.dev.exp.aer_log", "parent_obj.parent_obj.parent_obj.exp.aer_log",
+        ],
         "cirrus_vga": ["hw_cursor_x", "vga.hw_cursor_x", "hw_cursor_y", "vga.hw_cursor_y"],
         "lsiscsi": ["dev", "parent_obj"],
         "mch": ["d", "parent_obj"],
         "pci_bridge": ["bridge.dev", "parent_obj", "bridge.dev.shpc", "shpc"],
         "pcnet": ["pci_dev", "parent_obj"],
         "PIIX3": ["pci_irq_levels", "pci_irq_levels_vmstate"],
-        "piix4_pm": ["dev", "parent_obj", "pci0_status", "acpi_pci_hotplug.acpi_pcihp_pci_status[0x0]",
-                     "pm1a.sts", "ar.pm1.evt.sts", "pm1a.en", "ar.pm1.evt.en", "pm1_cnt.cnt", "ar.pm1.cnt.cnt",
-                     "tmr.timer", "ar.tmr.timer", "tmr.overflow_time", "ar.tmr.overflow_time", "gpe", "ar.gpe"],
+        "piix4_pm": [
+            "dev", "parent_obj", "pci0_status", "acpi_pci_hotplug.acpi_pcihp_pci_status[0x0]",
+            "pm1a.sts", "ar.pm1.evt.sts", "pm1a.en", "ar.pm1.evt.en", "pm1_cnt.cnt", "ar.pm1.cnt.cnt",
+            "tmr.timer", "ar.tmr.timer", "tmr.overflow_time", "ar.tmr.overflow_time", "gpe", "ar.gpe",
+        ],
         "rtl8139": ["dev", "parent_obj"],
         "qxl": ["num_surfaces", "ssd.num_surfaces"],
         "usb-ccid": ["abProtocolDataStructure", "abProtocolDataStructure.data"],
@@ -36,19 +40,25 @@ enum QEMURenames {
         "vmware_vga_internal": ["depth", "new_depth"],
         "xhci": ["pci_dev", "parent_obj"],
         "x3130-upstream": ["PCIDevice", "PCIEDevice"],
-        "xio3130-express-downstream-port": ["port.br.dev", "parent_obj.parent_obj.parent_obj",
-                                            "port.br.dev.exp.aer_log", "parent_obj.parent_obj.parent_obj.exp.aer_log"],
+        "xio3130-express-downstream-port": [
+            "port.br.dev", "parent_obj.parent_obj.parent_obj",
+            "port.br.dev.exp.aer_log", "parent_obj.parent_obj.parent_obj.exp.aer_log",
+        ],
         "xio3130-downstream": ["PCIDevice", "PCIEDevice"],
-        "xio3130-express-upstream-port": ["br.dev", "parent_obj.parent_obj",
-                                          "br.dev.exp.aer_log", "parent_obj.parent_obj.exp.aer_log"],
-        "spapr_pci": ["dma_liobn[0]", "mig_liobn", "mem_win_addr", "mig_mem_win_addr", "mem_win_size",
-                      "mig_mem_win_size", "io_win_addr", "mig_io_win_addr", "io_win_size", "mig_io_win_size"],
+        "xio3130-express-upstream-port": [
+            "br.dev", "parent_obj.parent_obj",
+            "br.dev.exp.aer_log", "parent_obj.parent_obj.exp.aer_log",
+        ],
+        "spapr_pci": [
+            "dma_liobn[0]", "mig_liobn", "mem_win_addr", "mig_mem_win_addr", "mem_win_size",
+            "mig_mem_win_size", "io_win_addr", "mig_io_win_addr", "io_win_size", "mig_io_win_size",
+        ],
         "hpet": ["num_timers", "num_timers_save"],
     ]
 
     /// Sections (device types) that were renamed: old name, new name.
     static let sections: [(String, String)] = [
-        ("ICH9 LPC", "ICH9-LPC"),         // QEMU commit 292b1634
+        ("ICH9 LPC", "ICH9-LPC"),  // QEMU commit 292b1634
         ("e1000-82540em", "e1000"),
     ]
 

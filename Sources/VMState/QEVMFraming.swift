@@ -15,8 +15,9 @@ struct QEVMSectionHeader {
     /// QEMU refuses a section whose version_id is not the one it registered (the iterative 'ram' one).
     func checkVersion(_ supported: UInt32) throws {
         guard versionID == supported else {
-            throw VMStateError.unsupportedSectionVersion(section: name, incoming: Int(versionID),
-                                                         local: Int(supported))
+            throw VMStateError.unsupportedSectionVersion(
+                section: name, incoming: Int(versionID),
+                local: Int(supported))
         }
     }
 }
@@ -132,8 +133,9 @@ extension QEMUFileReader {
                 let count = try getBE32()
                 // QEMU has a few dozen capabilities; a larger count is not a stream.
                 guard count <= 256 else {
-                    throw VMStateError.invalidValue(device: "configuration", version: 1, field: "caps_count",
-                                                    reason: "\(count) capabilities")
+                    throw VMStateError.invalidValue(
+                        device: "configuration", version: 1, field: "caps_count",
+                        reason: "\(count) capabilities")
                 }
                 for _ in 0..<count { configuration.capabilities.append(try getName("capability")) }
             case "configuration/uuid":
@@ -155,8 +157,9 @@ extension QEMUFileReader {
             return .eof
         case .sectionStart, .sectionFull:
             context = "section header"
-            let header = QEVMSectionHeader(sectionID: try getBE32(), name: try getName("section header"),
-                                           instanceID: try getBE32(), versionID: try getBE32())
+            let header = QEVMSectionHeader(
+                sectionID: try getBE32(), name: try getName("section header"),
+                instanceID: try getBE32(), versionID: try getBE32())
             return type == QEMUVMSectionType.sectionStart.rawValue ? .start(header) : .full(header)
         case .sectionPart, .sectionEnd:
             context = "section header"
@@ -192,8 +195,10 @@ extension QEMUFileReader {
         case RAMSaveFlags.memSize.rawValue:
             return .blockList(totalLength: address)
         case RAMSaveFlags.zero.rawValue, RAMSaveFlags.page.rawValue:
-            return .page(RAMPageHeader(address: address, isZero: flags & RAMSaveFlags.zero.rawValue != 0,
-                                       continuesBlock: flags & RAMSaveFlags.continue.rawValue != 0))
+            return .page(
+                RAMPageHeader(
+                    address: address, isZero: flags & RAMSaveFlags.zero.rawValue != 0,
+                    continuesBlock: flags & RAMSaveFlags.continue.rawValue != 0))
         case RAMSaveFlags.eos.rawValue:
             return .endOfSection
         default:

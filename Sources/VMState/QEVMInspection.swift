@@ -76,31 +76,42 @@ extension QEVMInspection {
             ("pageSize", int(pageSize)),
             ("capabilities", .array(capabilities.map(JSONValue.string))),
             ("totalBytes", int(totalBytes)),
-            ("ram", .object([
-                ("totalBytes", int(ram.totalBytes)),
-                ("blocks", .array(ram.blocks.map { .object([("idstr", .string($0.idstr)), ("length", int($0.length))]) })),
-                ("sections", int(ram.sections)),
-                ("pages", int(ram.pages)),
-                ("zeroPages", int(ram.zeroPages)),
-                ("normalPages", int(ram.normalPages)),
-                ("wireBytes", int(ram.wireBytes)),
-            ])),
-            ("devices", .array(devices.map { device in
+            (
+                "ram",
                 .object([
-                    ("name", .string(device.name)), ("instanceId", int(device.instanceID)),
-                    ("sectionId", int(device.sectionID)), ("versionId", int(device.versionID)),
-                    ("subsections", .array(device.subsections.map(JSONValue.string))),
-                    ("stateBytes", int(device.stateBytes)),
+                    ("totalBytes", int(ram.totalBytes)),
+                    ("blocks", .array(ram.blocks.map { .object([("idstr", .string($0.idstr)), ("length", int($0.length))]) })),
+                    ("sections", int(ram.sections)),
+                    ("pages", int(ram.pages)),
+                    ("zeroPages", int(ram.zeroPages)),
+                    ("normalPages", int(ram.normalPages)),
+                    ("wireBytes", int(ram.wireBytes)),
                 ])
-            })),
-            ("sections", .array(sections.map { section in
-                .object([
-                    ("kind", .string(section.kind)), ("sectionId", int(section.sectionID)),
-                    ("name", .string(section.name)), ("instanceId", optional(section.instanceID)),
-                    ("versionId", optional(section.versionID)), ("offset", int(section.offset)),
-                    ("length", int(section.length)),
-                ])
-            })),
+            ),
+            (
+                "devices",
+                .array(
+                    devices.map { device in
+                        .object([
+                            ("name", .string(device.name)), ("instanceId", int(device.instanceID)),
+                            ("sectionId", int(device.sectionID)), ("versionId", int(device.versionID)),
+                            ("subsections", .array(device.subsections.map(JSONValue.string))),
+                            ("stateBytes", int(device.stateBytes)),
+                        ])
+                    })
+            ),
+            (
+                "sections",
+                .array(
+                    sections.map { section in
+                        .object([
+                            ("kind", .string(section.kind)), ("sectionId", int(section.sectionID)),
+                            ("name", .string(section.name)), ("instanceId", optional(section.instanceID)),
+                            ("versionId", optional(section.versionID)), ("offset", int(section.offset)),
+                            ("length", int(section.length)),
+                        ])
+                    })
+            ),
             ("vmDescriptionBytes", optional(vmDescriptionBytes)),
         ])
     }
@@ -109,11 +120,13 @@ extension QEVMInspection {
     public func text() -> String {
         var lines: [String] = []
         lines.append("machine type   \(machineType)")
-        lines.append("stream         QEVM version \(streamVersion), \(totalBytes) bytes"
-            + (vmDescriptionBytes.map { ", VMDESCRIPTION \($0) bytes" } ?? ", no VMDESCRIPTION"))
+        lines.append(
+            "stream         QEVM version \(streamVersion), \(totalBytes) bytes"
+                + (vmDescriptionBytes.map { ", VMDESCRIPTION \($0) bytes" } ?? ", no VMDESCRIPTION"))
         if !capabilities.isEmpty { lines.append("capabilities   " + capabilities.joined(separator: ", ")) }
-        lines.append("RAM            \(ram.totalBytes) bytes in \(ram.blocks.count) block(s) of \(pageSize)-byte pages; \(ram.pages) pages sent "
-            + "(\(ram.zeroPages) zero, \(ram.normalPages) with data), \(ram.wireBytes) bytes on the wire in \(ram.sections) section(s)")
+        lines.append(
+            "RAM            \(ram.totalBytes) bytes in \(ram.blocks.count) block(s) of \(pageSize)-byte pages; \(ram.pages) pages sent "
+                + "(\(ram.zeroPages) zero, \(ram.normalPages) with data), \(ram.wireBytes) bytes on the wire in \(ram.sections) section(s)")
         for block in ram.blocks { lines.append("  \(block.idstr)  \(block.length) bytes") }
         lines.append("devices        \(devices.count)")
         for device in devices {
@@ -124,8 +137,10 @@ extension QEVMInspection {
         lines.append("sections       \(sections.count)")
         let header = ["id", "kind", "name", "instance", "version", "offset", "bytes"]
         let rows = sections.map { s in
-            [String(s.sectionID), s.kind, s.name, s.instanceID.map(String.init) ?? "-", s.versionID.map(String.init) ?? "-",
-             String(s.offset), String(s.length)]
+            [
+                String(s.sectionID), s.kind, s.name, s.instanceID.map(String.init) ?? "-", s.versionID.map(String.init) ?? "-",
+                String(s.offset), String(s.length),
+            ]
         }
         lines += TextTable.render(header: header, rows: rows, indent: "  ")
         return lines.joined(separator: "\n") + "\n"

@@ -31,20 +31,25 @@ public enum QEVMInspector {
     /// Finds the VMDESCRIPTION in the last bytes of a stream of `totalBytes`.
     public static func locateVMDescription(tail: [UInt8], totalBytes: UInt64) -> VMDescription? {
         guard let found = QEVMPreflight.locateVMDescription(inTail: tail) else { return nil }
-        return VMDescription(json: found.json, offset: totalBytes - UInt64(tail.count) + UInt64(found.start),
-                             length: found.length)
+        return VMDescription(
+            json: found.json, offset: totalBytes - UInt64(tail.count) + UInt64(found.start),
+            length: found.length)
     }
 
     /// Inspects a whole stream held in memory.
     public static func inspect(_ bytes: [UInt8]) throws -> QEVMInspection {
         let tail = Array(bytes.suffix(vmDescriptionSearchWindow))
-        return try inspect(source: MemorySource(bytes), totalBytes: UInt64(bytes.count),
-                           vmDescription: locateVMDescription(tail: tail, totalBytes: UInt64(bytes.count)))
+        return try inspect(
+            source: MemorySource(bytes), totalBytes: UInt64(bytes.count),
+            vmDescription: locateVMDescription(tail: tail, totalBytes: UInt64(bytes.count)))
     }
 
     /// Inspects a stream of `totalBytes` read from `source` (a file, read once, front to back).
-    public static func inspect(source: ByteSource, totalBytes: UInt64, vmDescription: VMDescription?) throws
-        -> QEVMInspection {
+    public static func inspect(
+        source: ByteSource, totalBytes: UInt64, vmDescription: VMDescription?
+    ) throws
+        -> QEVMInspection
+    {
         try Walk(source: source, vmDescription: vmDescription).run(totalBytes: totalBytes)
     }
 }
@@ -109,10 +114,12 @@ private final class Walk {
                 try readRAM()
                 try file.checkFooter(section: QEMUFileFormat.ramSectionName, sectionID: continuation.sectionID)
                 if continuation.isEnd { ramEnded = true }
-                report.sections.append(.init(kind: continuation.isEnd ? "end" : "part",
-                                             sectionID: continuation.sectionID, name: QEMUFileFormat.ramSectionName,
-                                             instanceID: nil, versionID: nil,
-                                             offset: offset, length: file.offset - offset))
+                report.sections.append(
+                    .init(
+                        kind: continuation.isEnd ? "end" : "part",
+                        sectionID: continuation.sectionID, name: QEMUFileFormat.ramSectionName,
+                        instanceID: nil, versionID: nil,
+                        offset: offset, length: file.offset - offset))
                 report.ram.wireBytes += file.offset - offset
             }
         }
@@ -122,8 +129,10 @@ private final class Walk {
 
     /// The configuration's target-page-bits when QEMU sent it, else the VMDESCRIPTION's
     /// page_size (what analyze-migration.py reads), else 4 KiB; the two must agree.
-    static func pageSize(configuration: QEVMConfiguration, vmDescription: JSONValue?,
-                         fail: (String) -> QEVMInspectionError) throws -> Int {
+    static func pageSize(
+        configuration: QEVMConfiguration, vmDescription: JSONValue?,
+        fail: (String) -> QEVMInspectionError
+    ) throws -> Int {
         let described = vmDescription?["page_size"]?.intValue
         // Flags live below the page size; QEMU's targets use 256-byte (AVR) to 64 KiB pages.
         let usable: (Int64) -> Bool = { $0 >= 256 && $0 <= 65536 && $0 & ($0 - 1) == 0 }
@@ -141,9 +150,11 @@ private final class Walk {
     }
 
     private func record(_ kind: String, _ header: QEVMSectionHeader, from offset: UInt64) {
-        report.sections.append(.init(kind: kind, sectionID: header.sectionID, name: header.name,
-                                     instanceID: header.instanceID, versionID: header.versionID,
-                                     offset: offset, length: file.offset - offset))
+        report.sections.append(
+            .init(
+                kind: kind, sectionID: header.sectionID, name: header.name,
+                instanceID: header.instanceID, versionID: header.versionID,
+                offset: offset, length: file.offset - offset))
     }
 
     // MARK: RAM (the same flags ram_load_precopy reads, counted instead of applied)
@@ -206,23 +217,28 @@ private final class Walk {
         guard let devices = vmDescription?.json["devices"]?.arrayValue else {
             throw fail("device section '\(name)' cannot be decoded: the stream has no VMDESCRIPTION")
         }
-        guard let index = devices.indices.first(where: {
-            devices[$0]["name"]?.stringValue == name && devices[$0]["instance_id"]?.intValue == Int64(instanceID)
-        }), usedDescriptions.insert(index).inserted else {
+        guard
+            let index = devices.indices.first(where: {
+                devices[$0]["name"]?.stringValue == name && devices[$0]["instance_id"]?.intValue == Int64(instanceID)
+            }), usedDescriptions.insert(index).inserted
+        else {
             throw fail("device section '\(name)' instance \(instanceID) is not in the VMDESCRIPTION")
         }
         let described = devices[index]
         // Old-style sections (SaveVMHandlers without a vmsd, e.g. QEMU's `slirp`) describe their
         // state as one buffer and give no version; analyze-migration.py does not check theirs.
         guard described["version"] == nil || described["version"]?.intValue == Int64(versionID) else {
-            throw fail("device section '\(name)' has version_id \(versionID), its VMDESCRIPTION says "
-                + "\(described["version"]?.intValue.map(String.init) ?? "none")")
+            throw fail(
+                "device section '\(name)' has version_id \(versionID), its VMDESCRIPTION says "
+                    + "\(described["version"]?.intValue.map(String.init) ?? "none")")
         }
         let start = file.offset
         var subsections: [String] = []
         try skipState(described, device: name, depth: 0, subsections: &subsections)
-        report.devices.append(.init(name: name, instanceID: instanceID, sectionID: header.sectionID,
-                                    versionID: versionID, subsections: subsections, stateBytes: file.offset - start))
+        report.devices.append(
+            .init(
+                name: name, instanceID: instanceID, sectionID: header.sectionID,
+                versionID: versionID, subsections: subsections, stateBytes: file.offset - start))
     }
 
     private func skipState(_ description: JSONValue, device: String, depth: Int, subsections: inout [String]) throws {

@@ -15,12 +15,14 @@ public enum QEVMPreflight {
     /// reader walking the stream can check it reaches the same bytes.
     public static func locateVMDescription(inTail tail: [UInt8]) -> (json: JSONValue, start: Int, length: Int)? {
         guard let nul = tail.lastIndex(of: 0),
-              let brace = tail[nul...].firstIndex(of: UInt8(ascii: "{")), brace >= 5,
-              tail[brace - 5] == QEMUVMSectionType.vmDescription.rawValue else { return nil }
+            let brace = tail[nul...].firstIndex(of: UInt8(ascii: "{")), brace >= 5,
+            tail[brace - 5] == QEMUVMSectionType.vmDescription.rawValue
+        else { return nil }
         let length = tail[(brace - 4)..<brace].reduce(0) { $0 << 8 | Int($1) }
         guard brace + length <= tail.count,
-              let text = String(validating: tail[brace..<(brace + length)], as: UTF8.self),
-              let json = try? JSONValue.parse(text) else { return nil }
+            let text = String(validating: tail[brace..<(brace + length)], as: UTF8.self),
+            let json = try? JSONValue.parse(text)
+        else { return nil }
         return (json, brace, length)
     }
 

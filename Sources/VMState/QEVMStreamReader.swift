@@ -46,8 +46,10 @@ public final class QEVMStreamReader {
     /// `machineType` is the local canonical name the stream must carry; `entries` are the
     /// device sections the local machine expects, every one of which must arrive.
     /// `bufferSize` bounds how far ahead a load sees RAM pages (`prepareRun`): 256 KiB is 63 pages.
-    public init(source: ByteSource, machineType: String, ramBlocks: [RAMBlock], entries: [SaveStateEntry],
-                limits: QEVMStreamLimits = QEVMStreamLimits(), bufferSize: Int = 64 << 10) {
+    public init(
+        source: ByteSource, machineType: String, ramBlocks: [RAMBlock], entries: [SaveStateEntry],
+        limits: QEVMStreamLimits = QEVMStreamLimits(), bufferSize: Int = 64 << 10
+    ) {
         file = QEMUFileReader(source: source, bufferSize: bufferSize)
         self.machineType = machineType
         self.ramBlocks = ramBlocks
@@ -64,12 +66,14 @@ public final class QEVMStreamReader {
             throw VMStateError.machineTypeMismatch(received: configuration.machineType, local: machineType)
         }
         if let bits = configuration.targetPageBits, 1 << Int(min(bits, 62)) != QEMUFileFormat.targetPageSize {
-            throw VMStateError.invalidValue(device: "configuration", version: 1, field: "target_page_bits",
-                                            reason: "received \(bits), local is \(QEMUFileFormat.targetPageSize.trailingZeroBitCount)")
+            throw VMStateError.invalidValue(
+                device: "configuration", version: 1, field: "target_page_bits",
+                reason: "received \(bits), local is \(QEMUFileFormat.targetPageSize.trailingZeroBitCount)")
         }
         if let capability = configuration.capabilities.first {
-            throw VMStateError.invalidValue(device: "configuration", version: 1, field: "capabilities",
-                                            reason: "capability \(capability) is on in the stream, off here")
+            throw VMStateError.invalidValue(
+                device: "configuration", version: 1, field: "capabilities",
+                reason: "capability \(capability) is on in the stream, off here")
         }
 
         var pending: [(entry: SaveStateEntry, state: Any)] = []
@@ -88,8 +92,9 @@ public final class QEVMStreamReader {
                 guard loaded.insert(SectionKey(name: name, instanceID: instanceID)).inserted else {
                     throw VMStateError.duplicateSection(name: name, instanceID: instanceID)
                 }
-                let state = try entry.description.load(from: file, into: entry.getState(),
-                                                       versionID: Int(header.versionID))
+                let state = try entry.description.load(
+                    from: file, into: entry.getState(),
+                    versionID: Int(header.versionID))
                 try file.checkFooter(section: name, sectionID: header.sectionID)
                 pending.append((entry, state))
             case .continuation(let continuation):
@@ -185,7 +190,8 @@ public final class QEVMStreamReader {
         while header + 8 <= ahead.count, offset + (pages + 1) * pageSize <= block.memory.count {
             let word = UInt64(bigEndian: ahead.loadUnaligned(fromByteOffset: header, as: UInt64.self))
             guard word & UInt64(pageSize - 1) == sameBlockPage,
-                  word & ~UInt64(pageSize - 1) == UInt64(offset + pages * pageSize) else { break }
+                word & ~UInt64(pageSize - 1) == UInt64(offset + pages * pageSize)
+            else { break }
             pages += 1
             header += pageSize + 8
         }

@@ -33,8 +33,10 @@ public final class QEVMStreamWriter {
         return nextSectionID
     }
 
-    private func putSectionHeader(_ type: QEMUVMSectionType, id: UInt32, name: String, instanceID: UInt32,
-                                  versionID: UInt32) throws {
+    private func putSectionHeader(
+        _ type: QEMUVMSectionType, id: UInt32, name: String, instanceID: UInt32,
+        versionID: UInt32
+    ) throws {
         try file.putByte(type.rawValue)
         try file.putBE32(id)
         try file.putName(name)
@@ -53,14 +55,16 @@ public final class QEVMStreamWriter {
     public func beginRAM(_ blocks: [RAMBlock]) throws {
         precondition(ramSectionID == nil, "beginRAM called twice")
         for block in blocks where block.memory.count % QEMUFileFormat.targetPageSize != 0 {
-            throw VMStateError.ramLengthMismatch(block: block.idstr, incoming: UInt64(block.memory.count),
-                                                 local: UInt64(block.pageCount * QEMUFileFormat.targetPageSize))
+            throw VMStateError.ramLengthMismatch(
+                block: block.idstr, incoming: UInt64(block.memory.count),
+                local: UInt64(block.pageCount * QEMUFileFormat.targetPageSize))
         }
         ramBlocks = blocks
         let id = allocateSectionID()
         ramSectionID = id
-        try putSectionHeader(.sectionStart, id: id, name: QEMUFileFormat.ramSectionName, instanceID: 0,
-                             versionID: QEMUFileFormat.ramSectionVersion)
+        try putSectionHeader(
+            .sectionStart, id: id, name: QEMUFileFormat.ramSectionName, instanceID: 0,
+            versionID: QEMUFileFormat.ramSectionVersion)
         let total = blocks.reduce(UInt64(0)) { $0 + UInt64($1.memory.count) }
         try file.putBE64(total | RAMSaveFlags.memSize.rawValue)
         for block in blocks {
@@ -121,8 +125,9 @@ public final class QEVMStreamWriter {
             let blockPages = blockStart..<(blockStart + block.pageCount)
             try pages.forEachRun(in: blockPages.clamped(to: range)) { run in
                 // The first page of each section names its block, so a section can be read alone.
-                try writePages((run.lowerBound - blockStart)..<(run.upperBound - blockStart), of: block,
-                               namingBlock: index != lastBlock)
+                try writePages(
+                    (run.lowerBound - blockStart)..<(run.upperBound - blockStart), of: block,
+                    namingBlock: index != lastBlock)
                 lastBlock = index
             }
             blockStart += block.pageCount
@@ -165,8 +170,9 @@ public final class QEVMStreamWriter {
     public func writeDevice(_ entry: SaveStateEntry) throws {
         let id = allocateSectionID()
         let description = entry.description
-        try putSectionHeader(.sectionFull, id: id, name: entry.idstr, instanceID: entry.instanceID,
-                             versionID: UInt32(truncatingIfNeeded: description.versionID))
+        try putSectionHeader(
+            .sectionFull, id: id, name: entry.idstr, instanceID: entry.instanceID,
+            versionID: UInt32(truncatingIfNeeded: description.versionID))
         let saved = try description.save(entry.getState(), to: file)
         try putFooter(id)
         var device: [(String, JSONValue)] = [

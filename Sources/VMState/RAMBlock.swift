@@ -2,7 +2,7 @@
 // memory stays where the guest has it. Pages are read from and written to it
 // directly; the stream never holds a second copy of guest RAM.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct RAMBlock {
@@ -23,9 +23,9 @@ public struct RAMBlock {
     /// no page fault per page. False where the host cannot; the pages then fault in as written.
     func populate(_ range: Range<Int>) -> Bool {
         #if os(Linux)
-        return madvise(memory.baseAddress! + range.lowerBound, range.count, MADV_POPULATE_WRITE) == 0
+            return madvise(memory.baseAddress! + range.lowerBound, range.count, MADV_POPULATE_WRITE) == 0
         #else
-        return false
+            return false
         #endif
     }
 }

@@ -29,7 +29,8 @@ public struct VMStateCheckError: Error, CustomStringConvertible, Sendable {
 public enum VMStateCheck {
     /// Compares the dumps as texts; throws only if one is not a dump at all.
     public static func check(old: String, new: String) throws -> VMStateCheckResult {
-        let source: JSONValue, destination: JSONValue
+        let source: JSONValue
+        let destination: JSONValue
         do { source = try JSONValue.parse(old) } catch { throw VMStateCheckError(description: "OLD: \(error)") }
         do { destination = try JSONValue.parse(new) } catch { throw VMStateCheckError(description: "NEW: \(error)") }
         return try check(old: source, new: destination)
@@ -47,7 +48,8 @@ public enum VMStateCheck {
                 continue
             }
             if section == "vmschkmachine" {
-                let sName = s["Name"]?.stringValue ?? "?", dName = d["Name"]?.stringValue ?? "?"
+                let sName = s["Name"]?.stringValue ?? "?"
+                let dName = d["Name"]?.stringValue ?? "?"
                 if sName != dName {
                     checker.result.warnings.append("Warning: checking incompatible machine types: \"\(sName)\", \"\(dName)\"")
                 }
@@ -72,8 +74,10 @@ private struct Checker {
     var result = VMStateCheckResult()
 
     mutating func problem(_ section: String, _ message: String, missingSubsection: Bool = false) {
-        result.problems.append(VMStateCheckProblem(section: section, message: message,
-                                                   isMissingSubsection: missingSubsection))
+        result.problems.append(
+            VMStateCheckProblem(
+                section: section, message: message,
+                isMissingSubsection: missingSubsection))
     }
 
     /// `description` is nil at section level, where QEMU's checker reports only a version error: a
@@ -90,7 +94,8 @@ private struct Checker {
     }
 
     mutating func checkDescriptions(_ s: JSONValue, _ d: JSONValue, section: String) {
-        let sName = s["name"]?.stringValue ?? "?", dName = d["name"]?.stringValue ?? "?"
+        let sName = s["name"]?.stringValue ?? "?"
+        let dName = d["name"]?.stringValue ?? "?"
         checkVersion(s, d, section: section, description: sName)
         guard QEMURenames.fieldsMatch(in: section, sName, dName) else {
             problem(section, "Section \"\(section)\": Description \"\(sName)\" missing, got \"\(dName)\" instead; skipping")
@@ -98,8 +103,9 @@ private struct Checker {
         }
         for (entry, value) in s.objectValue ?? [] {
             guard let other = d[entry] else {
-                problem(section, "Section \"\(section)\" Description \"\(sName)\": Entry \"\(entry)\" missing",
-                        missingSubsection: entry == "Subsections")
+                problem(
+                    section, "Section \"\(section)\" Description \"\(sName)\": Entry \"\(entry)\" missing",
+                    missingSubsection: entry == "Subsections")
                 continue
             }
             if entry == "Fields" {
@@ -121,10 +127,14 @@ private struct Checker {
     /// letting an `unused` placeholder stand for the fields it replaced (or that replaced it) when
     /// their sizes add up to the same bytes on the wire.
     mutating func checkFields(_ sFields: [JSONValue], _ dFields: [JSONValue], description: String, section: String) {
-        var sIter = (fields: sFields, next: 0), dIter = (fields: dFields, next: 0)
-        var sStack: [(fields: [JSONValue], next: Int)] = [], dStack: [(fields: [JSONValue], next: Int)] = []
-        var advanceSource = true, advanceDest = true
-        var sItem = JSONValue.null, dItem = JSONValue.null
+        var sIter = (fields: sFields, next: 0)
+        var dIter = (fields: dFields, next: 0)
+        var sStack: [(fields: [JSONValue], next: Int)] = []
+        var dStack: [(fields: [JSONValue], next: Int)] = []
+        var advanceSource = true
+        var advanceDest = true
+        var sItem = JSONValue.null
+        var dItem = JSONValue.null
         // Bytes of an `unused` field not yet matched by fields on the other side; while it is not
         // zero, the side holding the `unused` field stays put and the other side's fields are counted.
         var unusedBytes: Int64 = 0
@@ -147,7 +157,10 @@ private struct Checker {
                     dIter.next += 1
                 } else {
                     guard let outer = dStack.popLast() else {
-                        problem(section, "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", while dest has no further fields")
+                        problem(
+                            section,
+                            "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", while dest has no further fields"
+                        )
                         break
                     }
                     dIter = outer
@@ -185,7 +198,8 @@ private struct Checker {
                     continue
                 }
                 if name(sItem) == "unused" || name(dItem) == "unused" {
-                    let sSize = totalSize(sItem), dSize = totalSize(dItem)
+                    let sSize = totalSize(sItem)
+                    let dSize = totalSize(dItem)
                     if sSize == dSize { continue }
                     if name(dItem) == "unused" {
                         advanceDest = false
@@ -196,14 +210,19 @@ private struct Checker {
                     }
                     continue
                 }
-                problem(section, "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", got \"\(name(dItem))\"; skipping rest")
+                problem(
+                    section,
+                    "Section \"\(section)\", Description \"\(description)\": expected field \"\(name(sItem))\", got \"\(name(dItem))\"; skipping rest"
+                )
                 break
             }
             checkVersion(sItem, dItem, section: section, description: description)
             if sItem["Description"] == nil {
-                let sSize = sItem["size"]?.intValue ?? -1, dSize = dItem["size"]?.intValue ?? -1
+                let sSize = sItem["size"]?.intValue ?? -1
+                let dSize = dItem["size"]?.intValue ?? -1
                 if sSize != dSize {
-                    problem(section, "Section \"\(section)\" Description \"\(description)\" Field \"\(name(sItem))\" size mismatch: \(sSize) , \(dSize)")
+                    problem(
+                        section, "Section \"\(section)\" Description \"\(description)\" Field \"\(name(sItem))\" size mismatch: \(sSize) , \(dSize)")
                 }
             }
             if let sDescription = sItem["Description"] {
@@ -220,8 +239,9 @@ private struct Checker {
         for s in sSubs {
             let matches = dSubs.filter { $0["name"]?.stringValue == s["name"]?.stringValue }
             if matches.isEmpty {
-                problem(section, "Section \"\(section)\", Description \"\(description)\": Subsection \"\(s["name"]?.stringValue ?? "?")\" not found",
-                        missingSubsection: true)
+                problem(
+                    section, "Section \"\(section)\", Description \"\(description)\": Subsection \"\(s["name"]?.stringValue ?? "?")\" not found",
+                    missingSubsection: true)
             }
             for d in matches { checkDescriptions(s, d, section: section) }
         }

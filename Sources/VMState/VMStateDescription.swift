@@ -24,9 +24,11 @@ public struct VMStateDescription<State>: Sendable {
     /// Rebuilds derived values and rejects inconsistent state; throwing aborts the load.
     public let postLoad: PostLoad?
 
-    public init(name: String, versionID: Int, minimumVersionID: Int, fields: [VMStateField<State>],
-                subsections: [VMStateSubsection<State>] = [], notMigrated: [String] = [],
-                preSave: PreSave? = nil, preLoad: PreLoad? = nil, postLoad: PostLoad? = nil) {
+    public init(
+        name: String, versionID: Int, minimumVersionID: Int, fields: [VMStateField<State>],
+        subsections: [VMStateSubsection<State>] = [], notMigrated: [String] = [],
+        preSave: PreSave? = nil, preLoad: PreLoad? = nil, postLoad: PostLoad? = nil
+    ) {
         self.name = name
         self.versionID = versionID
         self.minimumVersionID = minimumVersionID
@@ -77,8 +79,10 @@ public struct VMStateDescription<State>: Sendable {
 
     /// Loads `versionID`-format state into `state`. `enclosed` is true inside another
     /// description: a subsection whose name is not ours then belongs to the encloser.
-    public func load(_ state: inout State, from input: QEMUFileReader, versionID incoming: Int,
-                     enclosed: Bool = false) throws {
+    public func load(
+        _ state: inout State, from input: QEMUFileReader, versionID incoming: Int,
+        enclosed: Bool = false
+    ) throws {
         guard incoming <= versionID else {
             throw VMStateError.versionTooNew(device: name, incoming: incoming, local: versionID)
         }
@@ -102,8 +106,10 @@ public struct VMStateDescription<State>: Sendable {
         }
     }
 
-    private func loadSubsections(_ state: inout State, from input: QEMUFileReader, versionID: Int,
-                                 enclosed: Bool) throws {
+    private func loadSubsections(
+        _ state: inout State, from input: QEMUFileReader, versionID: Int,
+        enclosed: Bool
+    ) throws {
         while true {
             let head = try input.peek(2)
             guard head.count == 2, head[0] == QEMUVMSectionType.subsection.rawValue else { return }
@@ -184,14 +190,19 @@ public struct VMStateDescription<State>: Sendable {
         ]
         // Like QEMU, a description without fields or subsections has no such key at all.
         if !fields.isEmpty {
-            members.append(("Fields", .array(fields.map { field in
-                var entry: [(String, JSONValue)] = [
-                    ("field", .string(field.name)), ("version_id", .int(Int64(field.sinceVersion))),
-                    ("field_exists", .bool(field.exists != nil)), ("size", .int(Int64(field.size))),
-                ]
-                if let nested = field.nested { entry.append(("Description", nested.dump())) }
-                return .object(entry)
-            })))
+            members.append(
+                (
+                    "Fields",
+                    .array(
+                        fields.map { field in
+                            var entry: [(String, JSONValue)] = [
+                                ("field", .string(field.name)), ("version_id", .int(Int64(field.sinceVersion))),
+                                ("field_exists", .bool(field.exists != nil)), ("size", .int(Int64(field.size))),
+                            ]
+                            if let nested = field.nested { entry.append(("Description", nested.dump())) }
+                            return .object(entry)
+                        })
+                ))
         }
         let dumped = subsections.filter { !omitted.contains($0.description.name) }
         if !dumped.isEmpty {

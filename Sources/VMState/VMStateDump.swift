@@ -24,12 +24,16 @@ public enum VMStateDump {
         var seen = Set<String>()
         for device in devices where seen.insert(device.name).inserted {
             let description = device.description
-            members.append((device.name, .object([
-                ("Name", .string(device.name)),
-                ("version_id", .int(Int64(description.versionID))),
-                ("minimum_version_id", .int(Int64(description.minimumVersionID))),
-                ("Description", description.dump(omittingSubsections: device.omittedSubsections)),
-            ])))
+            members.append(
+                (
+                    device.name,
+                    .object([
+                        ("Name", .string(device.name)),
+                        ("version_id", .int(Int64(description.versionID))),
+                        ("minimum_version_id", .int(Int64(description.minimumVersionID))),
+                        ("Description", description.dump(omittingSubsections: device.omittedSubsections)),
+                    ])
+                ))
         }
         return .object(members)
     }

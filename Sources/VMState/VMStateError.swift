@@ -4,7 +4,7 @@
 // versions involved, because "migration failed" alone helps nobody.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum VMStateError: Error, CustomStringConvertible, Equatable, Sendable {

@@ -39,15 +39,18 @@ public enum VMStateFuzz {
             .unused(2, since: 3),
         ],
         subsections: [
-            .init(VMStateDescription(name: "fuzz-device/depth", versionID: 1, minimumVersionID: 1,
-                                     fields: [.uint32(\.depth)],
-                                     postLoad: { state, _ in
-                                         guard state.depth > 0 && state.depth <= 64 else {
-                                             throw VMStateError.invalidValue(device: "fuzz-device/depth", version: 1,
-                                                                             field: "depth", reason: "out of range")
-                                         }
-                                     }),
-                  needed: { $0.depth != 16 }),
+            .init(
+                VMStateDescription(
+                    name: "fuzz-device/depth", versionID: 1, minimumVersionID: 1,
+                    fields: [.uint32(\.depth)],
+                    postLoad: { state, _ in
+                        guard state.depth > 0 && state.depth <= 64 else {
+                            throw VMStateError.invalidValue(
+                                device: "fuzz-device/depth", version: 1,
+                                field: "depth", reason: "out of range")
+                        }
+                    }),
+                needed: { $0.depth != 16 })
         ],
         preLoad: { $0.depth = 16 })
 
@@ -63,8 +66,9 @@ public enum VMStateFuzz {
         let entries = (0..<2).map { i in
             SaveStateEntry(instanceID: UInt32(i), description: device, get: { states[i] }, set: { states[i] = $0 })
         }
-        let reader = QEVMStreamReader(source: MemorySource(bytes), machineType: "fuzz-1.0",
-                                      ramBlocks: [RAMBlock(idstr: "fuzz.ram", memory: memory)], entries: entries)
+        let reader = QEVMStreamReader(
+            source: MemorySource(bytes), machineType: "fuzz-1.0",
+            ramBlocks: [RAMBlock(idstr: "fuzz.ram", memory: memory)], entries: entries)
         if let pending = try? reader.read() { pending.commit() }
     }
 
@@ -88,8 +92,10 @@ public enum VMStateFuzz {
             try writer.endRAM(RAMPage.all(in: blocks))
             for i in 0..<2 {
                 let copy = state
-                try writer.writeDevice(SaveStateEntry(instanceID: UInt32(i), description: device,
-                                                      get: { copy }, set: { _ in }))
+                try writer.writeDevice(
+                    SaveStateEntry(
+                        instanceID: UInt32(i), description: device,
+                        get: { copy }, set: { _ in }))
             }
             try writer.finish()
         } catch {

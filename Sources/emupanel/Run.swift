@@ -27,7 +27,10 @@ extension Emupanel {
         @Option(help: "Kernel command line, the device tree's /chosen/bootargs (QEMU's -append).")
         var append: String?
 
-        @Option(help: ArgumentHelp("Disk image on virtio-blk (QEMU's -drive): FILE, or file=FILE[,format=qcow2|raw][,readonly=on]. Repeatable; needs virt-1.2 or newer.", valueName: "drive"))
+        @Option(
+            help: ArgumentHelp(
+                "Disk image on virtio-blk (QEMU's -drive): FILE, or file=FILE[,format=qcow2|raw][,readonly=on]. Repeatable; needs virt-1.2 or newer.",
+                valueName: "drive"))
         var drive: [String] = []
 
         @Option(help: "RAM in MiB (1...\(VirtMachine.maximumMemoryMiB), what the virt board maps).")
@@ -100,8 +103,9 @@ extension Emupanel {
 
         private func execute() throws -> Int32 {
             let type = try MachineCatalog.registry.resolve(machine)
-            var options = RunOptions(machine: type.name, kernel: kernel, initrd: initrd, append: append, memoryMiB: memory, icount: icount,
-                                     maxInstructions: maxInstructions)
+            var options = RunOptions(
+                machine: type.name, kernel: kernel, initrd: initrd, append: append, memoryMiB: memory, icount: icount,
+                maxInstructions: maxInstructions)
             options.drives = try drive.map(Self.parseDrive)
             switch bios {
             case nil: options.bios = .default
@@ -121,7 +125,8 @@ extension Emupanel {
             let result = try session.run(console: console, control: control)
             if stats {
                 let mips = result.seconds > 0 ? Double(result.instructions) / result.seconds / 1e6 : 0
-                FileHandle.standardError.write(Data("emupanel: \(result.instructions) instructions in \(result.seconds) s = \(Int(mips)) MIPS\n".utf8))
+                FileHandle.standardError.write(
+                    Data("emupanel: \(result.instructions) instructions in \(result.seconds) s = \(Int(mips)) MIPS\n".utf8))
             }
             switch result.outcome {
             case .finished(let outcome): return outcome.exitStatus

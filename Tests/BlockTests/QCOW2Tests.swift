@@ -68,7 +68,9 @@ extension BlockDevice {
         #expect(try image.read(4096, at: 1 << 20) == [UInt8](repeating: 0, count: 4096))
         // Inside one cluster, across a cluster boundary, and far away (another L2 table is not
         // needed at this size, but another refcount-covered stretch of the file is).
-        let a = pattern(512, seed: 1), b = pattern(70_000, seed: 2), c = pattern(4096, seed: 3)
+        let a = pattern(512, seed: 1)
+        let b = pattern(70_000, seed: 2)
+        let c = pattern(4096, seed: 3)
         try image.write(a, at: 512)
         try image.write(b, at: (1 << 16) - 1000)
         try image.write(c, at: (64 << 20) - 4096)
@@ -111,7 +113,7 @@ extension BlockDevice {
         let path = dir.file("disk.qcow2")
         try QCOW2Image.create(path: path, sizeBytes: 1 << 20)
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[23] = 40   // cluster_bits
+        bytes[23] = 40  // cluster_bits
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
         #expect(throws: BlockError.corrupt(path: path, reason: "cluster_bits 40 is outside 9...21")) { try QCOW2Image(path: path) }
         #expect(throws: BlockError.cannotOpen(path: dir.file("missing.qcow2"), errno: ENOENT)) {
@@ -121,7 +123,8 @@ extension BlockDevice {
 
     @Test func anOverlayReadsThroughToItsBackingAndKeepsItsOwnWrites() throws {
         let dir = ScratchDirectory()
-        let base = dir.file("base.qcow2"), overlay = dir.file("overlay.qcow2")
+        let base = dir.file("base.qcow2")
+        let overlay = dir.file("overlay.qcow2")
         try QCOW2Image.create(path: base, sizeBytes: 4 << 20)
         let baseData = pattern(3 << 16, seed: 5)
         do {
@@ -148,7 +151,8 @@ extension BlockDevice {
 
     @Test(.enabled(if: QEMUImg.available)) func qemuImgAcceptsImagesAndChainsWrittenHere() throws {
         let dir = ScratchDirectory()
-        let base = dir.file("base.qcow2"), overlay = dir.file("overlay.qcow2")
+        let base = dir.file("base.qcow2")
+        let overlay = dir.file("overlay.qcow2")
         try QCOW2Image.create(path: base, sizeBytes: 8 << 20)
         let image = try QCOW2Image(path: base)
         for i in 0..<40 { try image.write(pattern(4096 + 512 * i, seed: UInt8(i)), at: UInt64(i) * 200_000) }
@@ -177,7 +181,9 @@ extension BlockDevice {
 
     @Test(.enabled(if: QEMUImg.available)) func imagesQEMUWroteReadTheSameHere() throws {
         let dir = ScratchDirectory()
-        let raw = dir.file("source.raw"), base = dir.file("qemu-base.qcow2"), overlay = dir.file("qemu-overlay.qcow2")
+        let raw = dir.file("source.raw")
+        let base = dir.file("qemu-base.qcow2")
+        let overlay = dir.file("qemu-overlay.qcow2")
         var bytes = [UInt8](repeating: 0, count: 3 << 20)
         for i in stride(from: 0, to: bytes.count, by: 300_000) {
             let p = pattern(9000, seed: UInt8(i & 0xff))
@@ -206,7 +212,8 @@ extension BlockDevice {
 
     @Test func aBackingLoopIsRefused() throws {
         let dir = ScratchDirectory()
-        let a = dir.file("a.qcow2"), b = dir.file("b.qcow2")
+        let a = dir.file("a.qcow2")
+        let b = dir.file("b.qcow2")
         try QCOW2Image.create(path: b, sizeBytes: 1 << 20)
         try QCOW2Image.create(path: a, backingFile: "b.qcow2")
         // Make b point at a: rewrite b as an overlay of a under the same name.

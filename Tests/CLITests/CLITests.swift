@@ -101,13 +101,22 @@ struct CLITests {
 
     /// A dump with a UART of `uartVersion` and, optionally, a timer.
     func dump(uartVersion: Int, timer: Bool) -> String {
-        var devices = [VMStateDump.Device(name: "ns16550a", description: AnyVMStateDescription(
-            VMStateDescription<TestUART.State>(name: "ns16550a", versionID: uartVersion, minimumVersionID: 1,
-                                                    fields: [.uint8(\.ier), .uint8(\.lsr)])))]
+        var devices = [
+            VMStateDump.Device(
+                name: "ns16550a",
+                description: AnyVMStateDescription(
+                    VMStateDescription<TestUART.State>(
+                        name: "ns16550a", versionID: uartVersion, minimumVersionID: 1,
+                        fields: [.uint8(\.ier), .uint8(\.lsr)])))
+        ]
         if timer {
-            devices.append(VMStateDump.Device(name: "test-timer", description: AnyVMStateDescription(
-                VMStateDescription<TestTimer.State>(name: "test-timer", versionID: 1, minimumVersionID: 1,
-                                                         fields: [.uint64(\.mtimecmp)]))))
+            devices.append(
+                VMStateDump.Device(
+                    name: "test-timer",
+                    description: AnyVMStateDescription(
+                        VMStateDescription<TestTimer.State>(
+                            name: "test-timer", versionID: 1, minimumVersionID: 1,
+                            fields: [.uint64(\.mtimecmp)]))))
         }
         return VMStateDump.render(machineType: "virt-1.0", devices: devices)
     }

@@ -22,10 +22,11 @@ struct RunMachineTypeTests {
     @Test func sandboxHostRNGRefusesASnapshotNamingTheBlocker() throws {
         let path = NSTemporaryDirectory() + "emupanel-hostrng-\(UUID().uuidString).qevm"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try emupanel("run", "--machine", "sandbox-hostrng", "--bios", "none", "--kernel", Self.guest("hostrng.elf"),
-                                  "--save-at", "100", "--save", path)
+        let result = try emupanel(
+            "run", "--machine", "sandbox-hostrng", "--bios", "none", "--kernel", Self.guest("hostrng.elf"),
+            "--save-at", "100", "--save", path)
         #expect(result.status == 1)
-        #expect(result.stdout.isEmpty)    // refused before the guest printed anything
+        #expect(result.stdout.isEmpty)  // refused before the guest printed anything
         #expect(result.stderr.contains("rng0") && result.stderr.contains("/dev/urandom"))
         #expect(!FileManager.default.fileExists(atPath: path))
     }
@@ -41,8 +42,9 @@ struct RunMachineTypeTests {
 
     @Test func frozenRelease10StreamContinuesAndChecksBothWays() throws {
         let frozen = Self.root.appendingPathComponent("Tests/Fixtures/releases/1.0").path
-        let result = try emupanel("run", "--machine", "virt-1.0", "--bios", "none", "--kernel", Self.guest("timer.elf"),
-                                  "--memory", "16", "--icount", "--load", frozen + "/virt-1.0.qevm")
+        let result = try emupanel(
+            "run", "--machine", "virt-1.0", "--bios", "none", "--kernel", Self.guest("timer.elf"),
+            "--memory", "16", "--icount", "--load", frozen + "/virt-1.0.qevm")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("timer: lost ticks 0, time went backwards 0"))
         let dump = try emupanel("vmstate", "dump", "--machine", "virt-1.0")

@@ -2,8 +2,9 @@
 // versioned types migrate forward and backward; unversioned ones work or fail
 // before any device state is applied, naming the device and both versions.
 import Testing
-@testable import EmulatorCore
 import VMState
+
+@testable import EmulatorCore
 
 @Suite struct CrossReleaseTests {
     let r1 = try! MachineRegistry(R1.machineTypes)
@@ -78,7 +79,7 @@ import VMState
     @Test func unversionedBackwardFailsBeforeAnyDeviceStateIsApplied() throws {
         let source = try TestMachine(r2.resolve("sandbox"), release: 2)
         source.device("uart0", as: R2.UART.self).state.ier = 0x0a
-        source.device("uart0", as: R2.UART.self).state.fifoDepth = 16   // so only the timer differs
+        source.device("uart0", as: R2.UART.self).state.fifoDepth = 16  // so only the timer differs
         source.device("timer", as: R2.Timer.self).state = .init(mtimecmp: 1, mtime: 2)
         let bytes = try source.snapshot()
         let destination = try TestMachine(r1.resolve("sandbox"), release: 1)
@@ -121,8 +122,9 @@ import VMState
     @Test func sectionTheDestinationDoesNotHave() throws {
         // A stream with a timer section, read by a board that has no timer.
         let bytes = try TestMachine(r2.resolve("sandbox"), release: 2).snapshot()
-        let noTimer = MachineType(name: "sandbox", description: "", release: "2.0", defaultRAMSize: 16 << 10,
-                                  devices: [DeviceSpec(R2.UART.self, id: "uart0")])
+        let noTimer = MachineType(
+            name: "sandbox", description: "", release: "2.0", defaultRAMSize: 16 << 10,
+            devices: [DeviceSpec(R2.UART.self, id: "uart0")])
         let destination = try TestMachine(noTimer, release: 2)
         #expect(throws: VMStateError.unknownSection(name: "test-timer", instanceID: 0)) { try destination.load(bytes) }
     }
@@ -138,14 +140,16 @@ import VMState
     }
 
     @Test func staticCheckerPassesBothWaysForVersionedAndFailsBackwardForUnversioned() throws {
-        let old = try r1.resolve("virt-1.0").vmstateDump(), new = try r2.resolve("virt-1.0").vmstateDump()
+        let old = try r1.resolve("virt-1.0").vmstateDump()
+        let new = try r2.resolve("virt-1.0").vmstateDump()
         #expect(try VMStateCheck.check(old: old, new: new).problems == [])
         // The new subsection is "not found" backward: it is only sent when needed,
         // which the static checker cannot know (QEMU's checker says the same).
         let backward = try VMStateCheck.check(old: new, new: old).problems
         #expect(backward.map(\.message) == ["Section \"ns16550a\" Description \"ns16550a\": Entry \"Subsections\" missing"])
-        let sandboxBackward = try VMStateCheck.check(old: r2.resolve("sandbox").vmstateDump(),
-                                                     new: r1.resolve("sandbox").vmstateDump())
+        let sandboxBackward = try VMStateCheck.check(
+            old: r2.resolve("sandbox").vmstateDump(),
+            new: r1.resolve("sandbox").vmstateDump())
         #expect(sandboxBackward.problems.contains { $0.message == "Section \"test-timer\" version error: 2 > 1" })
     }
 }

@@ -2,8 +2,9 @@
 // snapshots, and property-based round trips of whole machines.
 import PropertyBased
 import Testing
-@testable import EmulatorCore
 import VMState
+
+@testable import EmulatorCore
 
 @Suite struct MachineStateTests {
     let r2 = try! MachineRegistry(R2.machineTypes)
@@ -33,7 +34,7 @@ import VMState
     }
 
     @Test func zeroPagesAreMarkersNotPages() throws {
-        let source = try TestMachine(r2.resolve("sandbox"), release: 2)   // RAM all zero
+        let source = try TestMachine(r2.resolve("sandbox"), release: 2)  // RAM all zero
         let bytes = try source.snapshot()
         #expect(bytes.count < 1000)
         let destination = try TestMachine(r2.resolve("sandbox"), release: 2) { _ in 0x11 }
@@ -48,8 +49,9 @@ import VMState
     }
 
     @Test func sameDriverTwiceGetsInstanceIDs() throws {
-        let two = MachineType(name: "two-uarts", description: "", release: "2.0", defaultRAMSize: 4096,
-                              devices: [DeviceSpec(R2.UART.self, id: "uart0"), DeviceSpec(R2.UART.self, id: "uart1")])
+        let two = MachineType(
+            name: "two-uarts", description: "", release: "2.0", defaultRAMSize: 4096,
+            devices: [DeviceSpec(R2.UART.self, id: "uart0"), DeviceSpec(R2.UART.self, id: "uart1")])
         let source = try TestMachine(two, release: 2)
         let entries = try source.state.saveStateEntries()
         #expect(entries.map(\.instanceID) == [0, 1])
@@ -57,8 +59,10 @@ import VMState
     }
 
     @Test func uartStatesRoundTripThroughSnapshots() async {
-        await propertyCheck(count: 50, input: Gen.uint8(), Gen.uint8(), Gen.uint8(in: 1...255).array(of: 16),
-                            Gen.element(of: [16, 32, 64] as [UInt32]), Gen.uint64(), Gen.uint64()) {
+        await propertyCheck(
+            count: 50, input: Gen.uint8(), Gen.uint8(), Gen.uint8(in: 1...255).array(of: 16),
+            Gen.element(of: [16, 32, 64] as [UInt32]), Gen.uint64(), Gen.uint64()
+        ) {
             ier, lsr, fifo, depth, mtimecmp, mtime in
             let registry = try MachineRegistry(R2.machineTypes)
             let source = try TestMachine(registry.resolve("sandbox"), release: 2) { pattern($0 * 7) }

@@ -2,8 +2,9 @@
 // registration rules that keep undescribed state out.
 import Foundation
 import Testing
-@testable import EmulatorCore
 import VMState
+
+@testable import EmulatorCore
 
 @Suite struct MachineTypeTests {
     let registry = try! MachineRegistry(R2.machineTypes)
@@ -13,10 +14,11 @@ import VMState
         #expect(try registry.resolve("sandbox").tier == .unversioned)
         let passthrough = try registry.resolve("passthrough")
         #expect(passthrough.tier == .none)
-        #expect(passthrough.blockers == [
-            MigrationBlocker(deviceID: "hostser0", driver: "host-serial", reason: "holds an open host tty"),
-            MigrationBlocker(deviceID: "hostser1", driver: "host-serial", reason: "holds an open host tty"),
-        ])
+        #expect(
+            passthrough.blockers == [
+                MigrationBlocker(deviceID: "hostser0", driver: "host-serial", reason: "holds an open host tty"),
+                MigrationBlocker(deviceID: "hostser1", driver: "host-serial", reason: "holds an open host tty"),
+            ])
     }
 
     @Test func namesVersionsAndFamilies() throws {
@@ -36,7 +38,9 @@ import VMState
     }
 
     @Test func compatPropertiesAccumulateNewestFirst() throws {
-        let v12 = try registry.resolve("virt-1.2"), v11 = try registry.resolve("virt-1.1"), v10 = try registry.resolve("virt-1.0")
+        let v12 = try registry.resolve("virt-1.2")
+        let v11 = try registry.resolve("virt-1.1")
+        let v10 = try registry.resolve("virt-1.0")
         #expect(v12.compatProperties == [])
         #expect(v11.compatProperties == R2.compat_1_1)
         #expect(v10.compatProperties == R2.compat_1_1 + R2.compat_1_0)
@@ -49,22 +53,25 @@ import VMState
     }
 
     @Test func compatPropertyNamingAMissingPropertyIsRefused() {
-        let broken = MachineType(name: "broken-1.0", description: "", release: "2.0", defaultRAMSize: 4096,
-                                 devices: [DeviceSpec(R2.UART.self, id: "uart0")],
-                                 compatProperties: [CompatProperty(driver: "ns16550a", property: "fifo-size", value: "1")])
+        let broken = MachineType(
+            name: "broken-1.0", description: "", release: "2.0", defaultRAMSize: 4096,
+            devices: [DeviceSpec(R2.UART.self, id: "uart0")],
+            compatProperties: [CompatProperty(driver: "ns16550a", property: "fifo-size", value: "1")])
         #expect(throws: MachineError.unknownProperty(driver: "ns16550a", property: "fifo-size")) {
             try MachineRegistry([broken])
         }
-        let badValue = MachineType(name: "broken-1.1", description: "", release: "2.0", defaultRAMSize: 4096,
-                                   devices: [DeviceSpec(R2.UART.self, id: "uart0")],
-                                   compatProperties: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "deep")])
+        let badValue = MachineType(
+            name: "broken-1.1", description: "", release: "2.0", defaultRAMSize: 4096,
+            devices: [DeviceSpec(R2.UART.self, id: "uart0")],
+            compatProperties: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "deep")])
         #expect(throws: MachineError.invalidPropertyValue(driver: "ns16550a", property: "fifo-depth", value: "deep")) {
             try MachineRegistry([badValue])
         }
     }
 
     @Test func deprecationIsDataOnTheType() throws {
-        let v10 = try registry.resolve("virt-1.0"), v12 = try registry.resolve("virt-1.2")
+        let v10 = try registry.resolve("virt-1.0")
+        let v12 = try registry.resolve("virt-1.2")
         #expect(v10.isDeprecated(asOf: date(2023, 1, 16)))
         #expect(!v10.isDeprecated(asOf: date(2023, 1, 14)))
         #expect(!v12.isDeprecated(asOf: date(2025, 1, 1)))
@@ -77,8 +84,9 @@ import VMState
         #expect(throws: MachineError.duplicateMachineType("sandbox")) {
             try MachineRegistry(R2.machineTypes + [R2.machineTypes.first { $0.name == "sandbox" }!])
         }
-        let clash = MachineType(name: "other", alias: "sandbox", description: "", release: "2.0", defaultRAMSize: 4096,
-                                devices: [])
+        let clash = MachineType(
+            name: "other", alias: "sandbox", description: "", release: "2.0", defaultRAMSize: 4096,
+            devices: [])
         #expect(throws: MachineError.aliasConflict(alias: "sandbox", machineType: "other")) {
             try MachineRegistry(R2.machineTypes + [clash])
         }
@@ -100,11 +108,12 @@ final class Leaky: Device {
     struct State: Sendable {
         var saved: UInt8 = 0
         var forgotten: UInt32 = 0
-        var cache: UInt64 = 0   // derived, declared notMigrated
+        var cache: UInt64 = 0  // derived, declared notMigrated
     }
     static let driver = "leaky"
-    static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "leaky", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.saved)], notMigrated: ["cache"]))
+    static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "leaky", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.saved)], notMigrated: ["cache"]))
     var state = State()
 }
 
@@ -112,10 +121,14 @@ final class Leaky: Device {
 final class Misnamed: Device {
     struct State: Sendable { var a: UInt8 = 0 }
     static let driver = "misnamed"
-    static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "misnamed", versionID: 1, minimumVersionID: 1, fields: [],
-        subsections: [.init(VMStateDescription(name: "other/a", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)]),
-                            needed: { _ in true })]))
+    static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "misnamed", versionID: 1, minimumVersionID: 1, fields: [],
+            subsections: [
+                .init(
+                    VMStateDescription(name: "other/a", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)]),
+                    needed: { _ in true })
+            ]))
     var state = State()
 }
 
@@ -164,7 +177,8 @@ final class Misnamed: Device {
     @Test func unmigratableMachineIsRefusedUpFrontListingEveryBlocker() throws {
         let machine = try TestMachine(Passthrough.machineType, release: 2)
         let error = #expect(throws: MachineError.self) { try machine.snapshot() }
-        #expect(error?.description == "machine type 'passthrough' cannot be snapshotted or migrated: "
+        #expect(
+            error?.description == "machine type 'passthrough' cannot be snapshotted or migrated: "
                 + "device 'hostser0' (host-serial): holds an open host tty; device 'hostser1' (host-serial): holds an open host tty")
         #expect(throws: MachineError.self) { try machine.load([]) }
     }

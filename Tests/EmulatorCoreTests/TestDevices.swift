@@ -17,9 +17,10 @@ enum R1 {
             var fifo = [UInt8](repeating: 0, count: 16)
         }
         static let driver = "ns16550a"
-        static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-            name: "ns16550a", versionID: 1, minimumVersionID: 1,
-            fields: [.uint8(\.ier), .uint8(\.lsr), .bytes(\.fifo, count: 16)]))
+        static let migration = DeviceMigration<State>.vmstate(
+            VMStateDescription(
+                name: "ns16550a", versionID: 1, minimumVersionID: 1,
+                fields: [.uint8(\.ier), .uint8(\.lsr), .bytes(\.fifo, count: 16)]))
         var state = State()
         init(properties: DeviceProperties) {}
     }
@@ -33,9 +34,10 @@ enum R1 {
             family: "virt", alias: "virt", description: "test board", defaultRAMSize: 16 << 10,
             devices: [DeviceSpec(UART.self, id: "uart0"), DeviceSpec(Finisher.self, id: "finisher")],
             versions: [MachineVersionRelease(MachineVersion(1, 0), release: "1.0")])
-        let sandbox = MachineType(name: "sandbox", description: "unversioned test board", release: "1.0",
-                                  defaultRAMSize: 16 << 10,
-                                  devices: [DeviceSpec(UART.self, id: "uart0"), DeviceSpec(Timer.self, id: "timer")])
+        let sandbox = MachineType(
+            name: "sandbox", description: "unversioned test board", release: "1.0",
+            defaultRAMSize: 16 << 10,
+            devices: [DeviceSpec(UART.self, id: "uart0"), DeviceSpec(Timer.self, id: "timer")])
         return virt + [sandbox]
     }()
 }
@@ -58,22 +60,25 @@ enum R2 {
             .uint("fifo-depth", default: 64, description: "receive FIFO depth in bytes"),
             .bool("loopback-test", default: true),
         ]
-        static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-            name: "ns16550a", versionID: 1, minimumVersionID: 1,
-            fields: [.uint8(\.ier), .uint8(\.lsr), .bytes(\.fifo, count: 16)],
-            subsections: [
-                .init(VMStateDescription(name: "ns16550a/fifo-depth", versionID: 1, minimumVersionID: 1,
-                                         fields: [.uint32(\.fifoDepth)],
-                                         postLoad: { state, _ in
-                                             guard [16, 32, 64].contains(state.fifoDepth) else {
-                                                 throw VMStateError.invalidValue(
-                                                     device: "ns16550a/fifo-depth", version: 1, field: "fifoDepth",
-                                                     reason: "unsupported depth \(state.fifoDepth)")
-                                             }
-                                         }),
-                      needed: { $0.fifoDepth != 16 }),
-            ],
-            preLoad: { $0.fifoDepth = 16 }))
+        static let migration = DeviceMigration<State>.vmstate(
+            VMStateDescription(
+                name: "ns16550a", versionID: 1, minimumVersionID: 1,
+                fields: [.uint8(\.ier), .uint8(\.lsr), .bytes(\.fifo, count: 16)],
+                subsections: [
+                    .init(
+                        VMStateDescription(
+                            name: "ns16550a/fifo-depth", versionID: 1, minimumVersionID: 1,
+                            fields: [.uint32(\.fifoDepth)],
+                            postLoad: { state, _ in
+                                guard [16, 32, 64].contains(state.fifoDepth) else {
+                                    throw VMStateError.invalidValue(
+                                        device: "ns16550a/fifo-depth", version: 1, field: "fifoDepth",
+                                        reason: "unsupported depth \(state.fifoDepth)")
+                                }
+                            }),
+                        needed: { $0.fifoDepth != 16 })
+                ],
+                preLoad: { $0.fifoDepth = 16 }))
         var state = State()
         init(properties: DeviceProperties) { state.fifoDepth = UInt32(properties.uint("fifo-depth")) }
     }
@@ -86,16 +91,19 @@ enum R2 {
             var mtime: UInt64 = 0
         }
         static let driver = "test-timer"
-        static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-            name: "test-timer", versionID: 2, minimumVersionID: 1,
-            fields: [.uint64(\.mtimecmp), .uint64(\.mtime, since: 2)]))
+        static let migration = DeviceMigration<State>.vmstate(
+            VMStateDescription(
+                name: "test-timer", versionID: 2, minimumVersionID: 1,
+                fields: [.uint64(\.mtimecmp), .uint64(\.mtime, since: 2)]))
         var state = State()
     }
 
     typealias Finisher = R1.Finisher
 
-    static let compat_1_1 = [CompatProperty(driver: "ns16550a", property: "loopback-test", value: "off"),
-                             CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "32")]
+    static let compat_1_1 = [
+        CompatProperty(driver: "ns16550a", property: "loopback-test", value: "off"),
+        CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "32"),
+    ]
     static let compat_1_0 = [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "16")]
 
     static let machineTypes: [MachineType] = {
@@ -107,9 +115,10 @@ enum R2 {
                 MachineVersionRelease(MachineVersion(1, 2), release: "2.0", releaseDate: date(2024, 6, 1)),
                 MachineVersionRelease(MachineVersion(1, 1), release: "1.5", releaseDate: date(2022, 3, 1), compat: compat_1_1),
             ])
-        let sandbox = MachineType(name: "sandbox", description: "unversioned test board", release: "1.0",
-                                  defaultRAMSize: 16 << 10,
-                                  devices: [DeviceSpec(UART.self, id: "uart0"), DeviceSpec(Timer.self, id: "timer")])
+        let sandbox = MachineType(
+            name: "sandbox", description: "unversioned test board", release: "1.0",
+            defaultRAMSize: 16 << 10,
+            devices: [DeviceSpec(UART.self, id: "uart0"), DeviceSpec(Timer.self, id: "timer")])
         return virt + [sandbox, Passthrough.machineType]
     }()
 }
@@ -123,13 +132,17 @@ final class HostSerial: Device {
 enum Passthrough {
     static let machineType = MachineType(
         name: "passthrough", description: "board with a host device", release: "2.0", defaultRAMSize: 16 << 10,
-        devices: [DeviceSpec(R2.UART.self, id: "uart0"), DeviceSpec(HostSerial.self, id: "hostser0"),
-                  DeviceSpec(HostSerial.self, id: "hostser1")])
+        devices: [
+            DeviceSpec(R2.UART.self, id: "uart0"), DeviceSpec(HostSerial.self, id: "hostser0"),
+            DeviceSpec(HostSerial.self, id: "hostser1"),
+        ])
 }
 
 func date(_ year: Int, _ month: Int, _ day: Int) -> Date {
-    Calendar(identifier: .gregorian).date(from: DateComponents(timeZone: TimeZone(identifier: "UTC"), year: year,
-                                                               month: month, day: day))!
+    Calendar(identifier: .gregorian).date(
+        from: DateComponents(
+            timeZone: TimeZone(identifier: "UTC"), year: year,
+            month: month, day: day))!
 }
 
 /// A built test machine: RAM, devices, and its MachineState.

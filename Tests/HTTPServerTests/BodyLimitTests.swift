@@ -36,8 +36,9 @@ struct BodyLimitTests {
         let first = try RawHTTPConnection(port: test.port)
         let second = try RawHTTPConnection(port: test.port)
         for connection in [first, second] {
-            try connection.send(raw: Array("POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(size)\r\n\r\n".utf8)
-                                + [UInt8](repeating: 66, count: size / 2))
+            try connection.send(
+                raw: Array("POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(size)\r\n\r\n".utf8)
+                    + [UInt8](repeating: 66, count: size / 2))
         }
         // The server reads heads on its own threads: wait until both promises are made.
         try waitUntil { test.server.bufferedBodyBytes == 2 * size }

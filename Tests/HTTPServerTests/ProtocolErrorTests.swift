@@ -22,11 +22,17 @@ struct ProtocolErrorTests {
         Case(name: "HTTP/3.1", raw: "GET /api/v1/hello HTTP/3.1\r\nHost: localhost\r\n\r\n", status: 505),
         Case(name: "URI too long", raw: "GET /api/v1/\(big) HTTP/1.1\r\nHost: localhost\r\n\r\n", status: 414),
         Case(name: "header too large", raw: "GET /api/v1/hello HTTP/1.1\r\nHost: localhost\r\nX-Big: \(big)\r\n\r\n", status: 431),
-        Case(name: "cookie too large", raw: "GET /api/v1/hello HTTP/1.1\r\nHost: localhost\r\nCookie: a=\(String(big.prefix(20_000)))\r\n\r\n", status: 431),
+        Case(
+            name: "cookie too large", raw: "GET /api/v1/hello HTTP/1.1\r\nHost: localhost\r\nCookie: a=\(String(big.prefix(20_000)))\r\n\r\n",
+            status: 431),
         Case(name: "Content-Length not a number", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n", status: 400),
         Case(name: "Content-Length negative", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n", status: 400),
-        Case(name: "Content-Length beyond 64 bits", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999999\r\n\r\n", status: 413),
-        Case(name: "chunk size not hex", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", status: 400),
+        Case(
+            name: "Content-Length beyond 64 bits",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999999\r\n\r\n", status: 413),
+        Case(
+            name: "chunk size not hex",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", status: 400),
         Case(name: "header line without a colon", raw: "GET /api/v1/hello HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n", status: 400),
     ]
 
@@ -45,18 +51,25 @@ struct ProtocolErrorTests {
     }
 
     static let smuggling: [Case] = [
-        Case(name: "two different Content-Lengths",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", status: 400),
-        Case(name: "Content-Length and chunked",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400),
-        Case(name: "chunked and Content-Length",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", status: 400),
-        Case(name: "a coding other than chunked",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", status: 400),
-        Case(name: "chunked twice",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400),
-        Case(name: "chunked behind an obsolete line fold",
-             raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n", status: 400),
+        Case(
+            name: "two different Content-Lengths",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", status: 400),
+        Case(
+            name: "Content-Length and chunked",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400),
+        Case(
+            name: "chunked and Content-Length",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", status: 400),
+        Case(
+            name: "a coding other than chunked",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", status: 400),
+        Case(
+            name: "chunked twice",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            status: 400),
+        Case(
+            name: "chunked behind an obsolete line fold",
+            raw: "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n", status: 400),
     ]
 
     @Test(arguments: smuggling)
@@ -73,7 +86,9 @@ struct ProtocolErrorTests {
 
     @Test func repeatedEqualContentLengthIsOneLength() throws {
         let server = try TestServer()
-        let reply = try rawExchange(port: server.port, "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").reply
+        let reply = try rawExchange(
+            port: server.port, "POST /api/v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
+        ).reply
         #expect(reply.status == 200)
         #expect(reply.text == "abc")
     }

@@ -56,16 +56,20 @@ struct ResponseHeaderTests {
         expectCommonHeaders(try httpRequest(port: test.port, "GET", "/nope.js"), "static 404")
     }
 
-    @Test(arguments: ["localhost", "LOCALHOST", "localhost.", "127.0.0.1", "localhost:1234", "127.0.0.1:80", "[::1]", "[::1]:8080",
-                      "panel.example", "Panel.Example:443"])
+    @Test(arguments: [
+        "localhost", "LOCALHOST", "localhost.", "127.0.0.1", "localhost:1234", "127.0.0.1:80", "[::1]", "[::1]:8080",
+        "panel.example", "Panel.Example:443",
+    ])
     func hostsThatNameThisServerAreServed(host: String) throws {
         let test = try TestServer { $0.hostNames = ["panel.example"] }
         let reply = try httpRequest(port: test.port, "GET", "/api/v1/hello", headers: ["Host": host])
         #expect(reply.status == 200, "Host: \(host) answered \(reply.status) \(reply.text)")
     }
 
-    @Test(arguments: ["evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.nip.io", "10.9.8.7", "[::2]",
-                      "panel.example.evil", "local host", "", "localhost@evil.example"])
+    @Test(arguments: [
+        "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.nip.io", "10.9.8.7", "[::2]",
+        "panel.example.evil", "local host", "", "localhost@evil.example",
+    ])
     func otherHostsAreMisdirected(host: String) throws {
         let test = try TestServer { $0.hostNames = ["panel.example"] }
         for path in ["/api/v1/hello", "/", "/api/v1/nope"] {

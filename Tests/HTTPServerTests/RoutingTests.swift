@@ -109,14 +109,21 @@ struct RoutingTests {
     @Test func bodyWithoutCredentialsIsRefusedBeforeItIsRead() throws {
         let test = try TestServer()
         // Only the head is sent: the 401 can only come from the head, the body is never read.
-        let refused = try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n").reply
+        let refused = try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900000\r\n\r\n")
+            .reply
         #expect(refused.status == 401)
         #expect(refused.errorCode == "unauthorized")
-        #expect(try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n").reply.status == 401)
+        #expect(
+            try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n").reply
+                .status == 401)
         #expect(test.hooks.authChecks.load(ordering: .sequentiallyConsistent) == 0, "the middleware's full check never ran")
 
         // Wrong credentials are refused from the head too: only the head is sent.
-        #expect(try rawExchange(port: test.port, "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer nope\r\nContent-Length: 900000\r\n\r\n").reply.errorCode == "invalid_token")
+        #expect(
+            try rawExchange(
+                port: test.port,
+                "POST /api/v1/private/echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer nope\r\nContent-Length: 900000\r\n\r\n"
+            ).reply.errorCode == "invalid_token")
         #expect(test.hooks.authChecks.load(ordering: .sequentiallyConsistent) == 0)
 
         // With the right credentials the body is read and the middleware checks again.

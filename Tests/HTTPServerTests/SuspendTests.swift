@@ -1,7 +1,8 @@
 import Foundation
-@testable import HTTPServer
 import HTTPTestSupport
 import Testing
+
+@testable import HTTPServer
 
 @Suite("Long poll, event streams and stopping")
 struct SuspendTests {
@@ -90,7 +91,9 @@ struct SuspendTests {
         try waitUntil { test.hooks.lateEntered.load(ordering: .sequentiallyConsistent) == 1 }
         let stopped = DispatchSemaphore(value: 0)
         let server = test.server
-        Thread { server.stop(); stopped.signal() }.start()
+        Thread {
+            server.stop(); stopped.signal()
+        }.start()
         // stop() finds nothing parked and waits for the daemon's threads, one held in the handler.
         try waitUntil { server.stopping.load(ordering: .sequentiallyConsistent) }
         test.hooks.lateRelease.store(true, ordering: .sequentiallyConsistent)
@@ -111,7 +114,9 @@ struct SuspendTests {
             let stopped = DispatchSemaphore(value: 0)
             let server = test.server
             let delay = UInt32(round) * 3_000
-            Thread { usleep(delay); server.stop(); stopped.signal() }.start()
+            Thread {
+                usleep(delay); server.stop(); stopped.signal()
+            }.start()
             for (index, client) in clients.enumerated() {
                 // Sends may fail once the daemon is gone; the reads below still must end.
                 try? client.send("GET", index.isMultiple(of: 2) ? "/api/v1/wait?s=30" : "/api/v1/stream")

@@ -23,7 +23,9 @@ final class Hooks: Sendable {
     }
 
     func wakeAll(_ text: String) {
-        for deferred in waiting.withLock({ list in defer { list = [] }; return list }) {
+        for deferred in waiting.withLock({ list in
+            defer { list = [] }; return list
+        }) {
             deferred.complete(.text(text))
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 /// Checks answers against a served OpenAPI document: the status must be one the operation lists
 /// (or an error, in the error shape), and the body must match that answer's schema. The tests
 /// that talk to a panel pass every answer through it, so the document is proven on real traffic.
-public final class OpenAPIValidator: @unchecked Sendable { // immutable after init
+public final class OpenAPIValidator: @unchecked Sendable {  // immutable after init
     private let paths: [(template: [Substring], operations: [String: Any])]
     private let schemas: [String: Any]
 

@@ -185,8 +185,10 @@ public enum TestHTTPError: Error {
 }
 
 /// One request on a fresh connection.
-public func httpRequest(port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:],
-                        body: [UInt8]? = nil, source: String? = nil) throws -> RawHTTPConnection.Reply {
+public func httpRequest(
+    port: UInt16, _ method: String, _ path: String, headers: [String: String] = [:],
+    body: [UInt8]? = nil, source: String? = nil
+) throws -> RawHTTPConnection.Reply {
     try RawHTTPConnection(port: port, source: source).request(method, path, headers: headers, body: body)
 }
 

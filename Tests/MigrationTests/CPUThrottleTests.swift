@@ -2,6 +2,7 @@ import Foundation
 import RISCV
 import Synchronization
 import Testing
+
 @testable import Migration
 
 /// The auto-converge throttle on a real CPU thread: under --icount a throttled guest computes
@@ -17,9 +18,11 @@ import Testing
         init(_ elf: String, icount: Bool = true) throws {
             let kernel = ServeProcess.root.appendingPathComponent("guests/\(elf)").path
             let type = try VirtMachineTypes.registry.resolve("virt")
-            let output = self.output, ended = self.ended
-            let board = try VirtMachine.booted(type, configuration: MachineConfiguration(memoryMiB: 64, clock: icount ? .defaultICount : .realtime),
-                                               firmware: nil, kernel: kernel)
+            let output = self.output
+            let ended = self.ended
+            let board = try VirtMachine.booted(
+                type, configuration: MachineConfiguration(memoryMiB: 64, clock: icount ? .defaultICount : .realtime),
+                firmware: nil, kernel: kernel)
             board.console = SerialConsole { bytes in output.bytes.withLock { $0 += bytes } }
             machine = LiveMachine(board, onExit: { _ in ended.signal() })
         }

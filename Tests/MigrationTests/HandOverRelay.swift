@@ -68,7 +68,8 @@ final class HandOverRelay: Sendable {
             answer = jsonBody(ticket)
             Thread { [self] in try? relayOneStream(listener: streams, destinationStreamPort: UInt16(destinationStreamPort)) }.start()
         }
-        try client.write(line: "HTTP/1.1 \(reply.status) Relayed\r\nContent-Type: application/json\r\nContent-Length: \(answer.count)\r\nConnection: close\r")
+        try client.write(
+            line: "HTTP/1.1 \(reply.status) Relayed\r\nContent-Type: application/json\r\nContent-Length: \(answer.count)\r\nConnection: close\r")
         try client.write(line: "\r")
         try answer.withUnsafeBytes { try client.write($0) }
     }

@@ -155,9 +155,11 @@ extension MigrationTests {
         let b = try ServeProcess(name: "dest")
         let a = try ServeProcess(name: "source")
         let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 4 << 20,
-        ])
+        let started = try a.send(
+            "POST", "/guests/\(id)/migrate",
+            [
+                "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 4 << 20,
+            ])
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
         #expect(try eventually { try guests(on: b).first?["state"] as? String == "migrating" }, "the incoming guest is listed, not startable")
         let incoming = try #require(try guests(on: b).first?["id"] as? String)
@@ -187,9 +189,11 @@ extension MigrationTests {
         let created = try a.send("POST", "/guests", ["name": "timer", "image": "timer", "machineType": "virt", "memoryMiB": 64])
         let id = try #require(try created.json()["id"] as? String, "\(created.text)")
         #expect(try a.send("POST", "/guests/\(id)/start").status == 200)
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 4096, "downtimeLimitMs": 1,
-        ])
+        let started = try a.send(
+            "POST", "/guests/\(id)/migrate",
+            [
+                "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 4096, "downtimeLimitMs": 1,
+            ])
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
         #expect(try eventually(within: 30) { try a.get("/guests/\(id)")["state"] as? String == "stopped" }, "its exit is recorded")
         _ = try a.send("DELETE", "/tasks/\(taskID)")

@@ -7,15 +7,18 @@ import Testing
 struct MigrationTests {
     /// A migration held to 2 MiB/s, so there is time to act on it; returns its task once RAM is moving.
     func startSlowMigration(of id: String, from a: ServeProcess, to b: ServeProcess) throws -> String {
-        let started = try a.send("POST", "/guests/\(id)/migrate", [
-            "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
-        ])
+        let started = try a.send(
+            "POST", "/guests/\(id)/migrate",
+            [
+                "target": ["url": "http://127.0.0.1:\(b.port)", "token": b.token], "maxBandwidth": 2 << 20,
+            ])
         let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
-        #expect(try eventually(within: 30) {
-            let task = try a.get("/tasks/\(taskID)")
-            // Not "not running": a task still queued has not started either.
-            return (task["progress"] as? Double ?? 0) > 0 || ["succeeded", "failed", "cancelled"].contains(task["status"] as? String ?? "")
-        }, "the transfer started")
+        #expect(
+            try eventually(within: 30) {
+                let task = try a.get("/tasks/\(taskID)")
+                // Not "not running": a task still queued has not started either.
+                return (task["progress"] as? Double ?? 0) > 0 || ["succeeded", "failed", "cancelled"].contains(task["status"] as? String ?? "")
+            }, "the transfer started")
         return taskID
     }
 
@@ -143,17 +146,22 @@ struct MigrationTests {
         // A source from a newer release whose serial device is at version 9.
         let original = String(decoding: dump, as: UTF8.self)
         var text = original
-        text = text.replacingOccurrences(of: #""name": "serial",\s*"version_id": 1"#, with: #""name": "serial", "version_id": 9"#,
-                                         options: .regularExpression)
-            .replacingOccurrences(of: #""Name": "ns16550a",\s*"version_id": 1"#, with: #""Name": "ns16550a", "version_id": 9"#,
-                                  options: .regularExpression)
+        text = text.replacingOccurrences(
+            of: #""name": "serial",\s*"version_id": 1"#, with: #""name": "serial", "version_id": 9"#,
+            options: .regularExpression
+        )
+        .replacingOccurrences(
+            of: #""Name": "ns16550a",\s*"version_id": 1"#, with: #""Name": "ns16550a", "version_id": 9"#,
+            options: .regularExpression)
         let offer: [String: Any] = [
             "guest": ["name": "x", "image": "memory-pattern", "memoryMiB": 64, "icount": false],
             "machineType": "virt-1.0", "release": "9.9", "vmstate": text,
         ]
         let verdict = try b.send("POST", "/migrations/incoming/preflight", offer).json()
-        let unknownType = try b.send("POST", "/migrations/incoming/preflight",
-                                     offer.merging(["machineType": "virt-9.9", "vmstate": String(decoding: dump, as: UTF8.self)]) { $1 }).json()
+        let unknownType = try b.send(
+            "POST", "/migrations/incoming/preflight",
+            offer.merging(["machineType": "virt-9.9", "vmstate": String(decoding: dump, as: UTF8.self)]) { $1 }
+        ).json()
         #expect(unknownType["go"] as? Bool == false)
         #expect((unknownType["reasons"] as? [String])?.first?.contains("virt-9.9") == true, "\(unknownType)")
         let refused = try b.send("POST", "/migrations/incoming", offer.merging(["machineType": "virt-9.9"]) { $1 })
@@ -169,9 +177,12 @@ struct MigrationTests {
     @Test func icountBenchmarkMovesWithoutChangingItsResult() throws {
         let straight = Process()
         straight.executableURL = URL(fileURLWithPath: ServeProcess.binary)
-        straight.arguments = ["run", "--machine", "virt", "--bios", "none", "--icount", "--stats",
-                              "--kernel", ServeProcess.root.appendingPathComponent("guests/bench-quick.elf").path]
-        let out = Pipe(), err = Pipe()
+        straight.arguments = [
+            "run", "--machine", "virt", "--bios", "none", "--icount", "--stats",
+            "--kernel", ServeProcess.root.appendingPathComponent("guests/bench-quick.elf").path,
+        ]
+        let out = Pipe()
+        let err = Pipe()
         straight.standardOutput = out
         straight.standardError = err
         straight.standardInput = FileHandle.nullDevice
@@ -184,8 +195,12 @@ struct MigrationTests {
 
         let b = try ServeProcess(name: "dest")
         let a = try ServeProcess(name: "source", peers: [("dest", b.port, b.token)])
-        let created = try a.send("POST", "/guests", ["name": "bench", "image": "benchmark-quick", "machineType": "virt",
-                                                     "memoryMiB": 64, "icount": true])
+        let created = try a.send(
+            "POST", "/guests",
+            [
+                "name": "bench", "image": "benchmark-quick", "machineType": "virt",
+                "memoryMiB": 64, "icount": true,
+            ])
         let id = try #require(try created.json()["id"] as? String, "\(created.text)")
         // Start and park it at once, so the move surely happens mid-run.
         #expect(try a.send("POST", "/guests/\(id)/start").status == 200)
@@ -198,7 +213,9 @@ struct MigrationTests {
         var exit: [String: Any]?
         while exit == nil, Date() < deadline {
             let events = try b.get("/events?since=0")["items"] as? [[String: Any]] ?? []
-            exit = events.first { ($0["type"] as? String) == "guest.state" && (($0["data"] as? [String: Any])?["reason"] as? String) == "powered off" }
+            exit = events.first {
+                ($0["type"] as? String) == "guest.state" && (($0["data"] as? [String: Any])?["reason"] as? String) == "powered off"
+            }
             if exit == nil { usleep(100_000) }
         }
         let data = try #require(exit?["data"] as? [String: Any], "the moved guest powers off on the destination")

@@ -3,6 +3,7 @@
 // against that clock.
 import Synchronization
 import VMState
+
 @testable import Migration
 
 /// Simulated time: it moves when a sink takes time for its bytes or something sleeps on it.
@@ -130,8 +131,10 @@ final class ScriptedGuest: StreamedMachine {
     private var lastSync = Duration.zero
     private var writeCursor = 0.0
 
-    init(clock: ManualClock, pageCount: Int, populated: Range<Int>, workingSet: Range<Int> = 0..<0,
-         pagesPerSecond: Double = 0, running: Bool = true) {
+    init(
+        clock: ManualClock, pageCount: Int, populated: Range<Int>, workingSet: Range<Int> = 0..<0,
+        pagesPerSecond: Double = 0, running: Bool = true
+    ) {
         self.clock = clock
         self.pageCount = pageCount
         var bitmap = RAMPageBitmap(pageCount: pageCount)

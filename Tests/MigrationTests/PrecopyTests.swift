@@ -1,5 +1,6 @@
 import Testing
 import VMState
+
 @testable import Migration
 
 /// The pre-copy algorithm on simulated time: a scripted guest, a link of known bandwidth, a clock
@@ -146,8 +147,9 @@ import VMState
             let sent = UInt64(500_000 * period)
             if let raised = convergence.synced(allDirty, now: .milliseconds(10 * period), bytesSent: sent) { steps.append(raised) }
         }
-        #expect(steps == [20, 30, 40, 50, 60, 70, 80, 90, 99, 99.5, 99.75, 99.875, 99.9],
-                "raised every second hot period, QEMU's steps to its 99, then halving the vCPU's share")
+        #expect(
+            steps == [20, 30, 40, 50, 60, 70, 80, 90, 99, 99.5, 99.75, 99.875, 99.9],
+            "raised every second hot period, QEMU's steps to its 99, then halving the vCPU's share")
     }
 
     @Test func aStepGoesAsFarAsThePeriodSaysIsNeeded() {
@@ -229,7 +231,7 @@ import VMState
 
     @Test func limitHoldsTheAverageRate() throws {
         let sink = ThrottledSink(MemorySink(), transfer: TransferControl(maxBandwidth: 1 << 20), clock: clock)
-        try write(sink, times: 160) // 10 MiB at 1 MiB/s
+        try write(sink, times: 160)  // 10 MiB at 1 MiB/s
         let seconds = clock.now().seconds
         #expect(seconds > 9.8 && seconds < 10.1, "\(seconds) s")
     }
@@ -246,11 +248,11 @@ import VMState
     @Test func limitChangedMidFlightTakesEffect() throws {
         let transfer = TransferControl(maxBandwidth: 1 << 20)
         let sink = ThrottledSink(MemorySink(), transfer: transfer, clock: clock)
-        try write(sink, times: 32) // 2 MiB at 1 MiB/s
+        try write(sink, times: 32)  // 2 MiB at 1 MiB/s
         let slow = clock.now()
         #expect(abs(slow.seconds - 2) < 0.1, "\(slow)")
         transfer.maxBandwidth.store(4 << 20, ordering: .relaxed)
-        try write(sink, times: 64) // 4 MiB: 4 s at the old limit, at most 1 s at the new one
+        try write(sink, times: 64)  // 4 MiB: 4 s at the old limit, at most 1 s at the new one
         let fast = clock.now() - slow
         #expect(fast > .milliseconds(250) && fast <= .seconds(1), "\(fast)")
         transfer.maxBandwidth.store(0, ordering: .relaxed)

@@ -25,8 +25,10 @@ final class ServeProcess {
 
     /// With `reusing`, the panel starts on another's data directory (and token): a restart.
     /// Unless `waitForListening` is false, it returns once the panel listens.
-    init(name: String, peers: [(name: String, port: UInt16, token: String)] = [], reusing earlier: ServeProcess? = nil,
-         logLevel: String = "warning", waitForListening: Bool = true) throws {
+    init(
+        name: String, peers: [(name: String, port: UInt16, token: String)] = [], reusing earlier: ServeProcess? = nil,
+        logLevel: String = "warning", waitForListening: Bool = true
+    ) throws {
         dataDir = earlier?.dataDir ?? NSTemporaryDirectory() + "emupanel-\(name)-\(UUID().uuidString)"
         token = earlier?.token ?? "token-\(name)-\(UUID().uuidString.prefix(8))"
         ownsDataDir = earlier == nil
@@ -90,18 +92,27 @@ final class ServeProcess {
     }
 
     func send(_ method: String, _ path: String, _ body: [String: Any]? = nil) throws -> RawHTTPConnection.Reply {
-        checked(method, path, try httpRequest(port: port, method, "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"],
-                                              body: body.map(jsonBody) ?? []))
+        checked(
+            method, path,
+            try httpRequest(
+                port: port, method, "/api/v1" + path, headers: ["Authorization": "Bearer \(token)"],
+                body: body.map(jsonBody) ?? []))
     }
 
     /// Every answer must match the served OpenAPI document.
     private func checked(_ method: String, _ path: String, _ reply: RawHTTPConnection.Reply) -> RawHTTPConnection.Reply {
-        if validator == nil, let document = try? httpRequest(port: port, "GET", "/api/v1/openapi.json",
-                                                             headers: ["Authorization": "Bearer \(token)"]).json() {
+        if validator == nil,
+            let document = try? httpRequest(
+                port: port, "GET", "/api/v1/openapi.json",
+                headers: ["Authorization": "Bearer \(token)"]
+            ).json()
+        {
             validator = OpenAPIValidator(document: document)
         }
-        for problem in validator?.problems(method: method, path: "/api/v1" + path, status: reply.status,
-                                           contentType: reply.header("Content-Type"), body: reply.body) ?? [] {
+        for problem in validator?.problems(
+            method: method, path: "/api/v1" + path, status: reply.status,
+            contentType: reply.header("Content-Type"), body: reply.body) ?? []
+        {
             Issue.record("the answer does not match openapi.json: \(problem)")
         }
         return reply

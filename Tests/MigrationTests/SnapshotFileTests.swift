@@ -4,6 +4,7 @@ import Foundation
 import TestBoards
 import Testing
 import VMState
+
 @testable import Migration
 
 /// Snapshot files: the checksum computed behind the writer is the file's XXH3-128 (an earlier
@@ -23,10 +24,11 @@ struct SnapshotFileTests {
     /// What `xxh128sum` prints for `data`, from libxxhash's one-shot call.
     func xxh128(_ data: [UInt8]) -> String {
         let hash = data.withUnsafeBytes { XXH3_128bits($0.baseAddress, $0.count) }
-        return "xxh128:" + [hash.high64, hash.low64].map { value in
-            let digits = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }.joined()
+        return "xxh128:"
+            + [hash.high64, hash.low64].map { value in
+                let digits = String(value, radix: 16)
+                return String(repeating: "0", count: 16 - digits.count) + digits
+            }.joined()
     }
 
     func readAll(_ source: ByteSource) throws -> [UInt8] {
@@ -57,8 +59,9 @@ struct SnapshotFileTests {
         #expect(written.sizeBytes == Int64(size))
         #expect(written.checksum == xxh128(data))
         #expect(try SnapshotFile.read(path, expectedChecksum: written.checksum) { try readAll($0) } == data)
-        #expect(try SnapshotFile.read(path, expectedChecksum: sha256Hex(data)) { try readAll($0) } == data,
-                "a record from an earlier release, with a SHA-256")
+        #expect(
+            try SnapshotFile.read(path, expectedChecksum: sha256Hex(data)) { try readAll($0) } == data,
+            "a record from an earlier release, with a SHA-256")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["s.qevm"], "no temporary file left")
     }
 
@@ -121,5 +124,9 @@ struct SnapshotFileTests {
 
 extension Array {
     /// Endless repetition, for a loop that stops on its own condition.
-    func cycled() -> some Sequence<Element> { sequence(state: 0) { i in defer { i += 1 }; return self[i % count] } }
+    func cycled() -> some Sequence<Element> {
+        sequence(state: 0) { i in
+            defer { i += 1 }; return self[i % count]
+        }
+    }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import HTTPServer
 import HTTPTestSupport
+import Testing
+
 @testable import PanelCore
 @testable import PanelHTTP
-import Testing
 
 @Suite("Panel API")
 struct APITests {
@@ -36,8 +37,9 @@ struct APITests {
         let create = try #require(paths["/api/v1/guests"]?["post"] as? [String: Any])
         let body = try #require(((create["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])
         #expect((body["schema"] as? [String: Any])?["$ref"] as? String == "#/components/schemas/CreateGuest")
-        #expect(Set(schemas["CreateGuest"]?["required"] as? [String] ?? []) == ["name", "image", "machineType", "memoryMiB"],
-                "icount is optional: it is read with decodeIfPresent")
+        #expect(
+            Set(schemas["CreateGuest"]?["required"] as? [String] ?? []) == ["name", "image", "machineType", "memoryMiB"],
+            "icount is optional: it is read with decodeIfPresent")
         let guestState = ((schemas["GuestRecord"]?["properties"] as? [String: Any])?["state"] as? [String: Any])?["enum"] as? [String]
         #expect(guestState == GuestState.allCases.map(\.rawValue))
         let console = try #require(paths["/api/v1/guests/{id}/console"]?["get"] as? [String: Any])
@@ -46,14 +48,26 @@ struct APITests {
         let validator = OpenAPIValidator(document: document)
         let health = try panel.get("/api/v1/health", token: nil)
         #expect(validator.problems(method: "GET", path: "/api/v1/health", status: 200, contentType: "application/json", body: health.body).isEmpty)
-        #expect(!validator.problems(method: "GET", path: "/api/v1/health", status: 200, contentType: "application/json",
-                                    body: Array(#"{"status": 1, "release": "1.1"}"#.utf8)).isEmpty, "a wrong field type is caught")
-        #expect(!validator.problems(method: "GET", path: "/api/v1/guests", status: 200, contentType: "application/json",
-                                    body: Array(#"{"items": [{"id": "g-1"}]}"#.utf8)).isEmpty, "a missing required field is caught")
-        #expect(!validator.problems(method: "POST", path: "/api/v1/guests", status: 200, contentType: "application/json",
-                                    body: Array("{}".utf8)).isEmpty, "an undocumented status is caught")
-        #expect(!validator.problems(method: "GET", path: "/api/v1/guests", status: 404, contentType: "application/json",
-                                    body: Array(#"{"message": "x"}"#.utf8)).isEmpty, "errors must have the error shape")
+        #expect(
+            !validator.problems(
+                method: "GET", path: "/api/v1/health", status: 200, contentType: "application/json",
+                body: Array(#"{"status": 1, "release": "1.1"}"#.utf8)
+            ).isEmpty, "a wrong field type is caught")
+        #expect(
+            !validator.problems(
+                method: "GET", path: "/api/v1/guests", status: 200, contentType: "application/json",
+                body: Array(#"{"items": [{"id": "g-1"}]}"#.utf8)
+            ).isEmpty, "a missing required field is caught")
+        #expect(
+            !validator.problems(
+                method: "POST", path: "/api/v1/guests", status: 200, contentType: "application/json",
+                body: Array("{}".utf8)
+            ).isEmpty, "an undocumented status is caught")
+        #expect(
+            !validator.problems(
+                method: "GET", path: "/api/v1/guests", status: 404, contentType: "application/json",
+                body: Array(#"{"message": "x"}"#.utf8)
+            ).isEmpty, "errors must have the error shape")
     }
 
     @Test func unknownAPIRouteIsJSON404EvenWithoutToken() throws {
@@ -125,8 +139,9 @@ struct APITests {
         panel.app.events.publish("test.one")
         panel.app.events.publish("test.two")
         let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send("GET", "/api/v1/events/stream",
-                            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "2"])
+        try connection.send(
+            "GET", "/api/v1/events/stream",
+            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "2"])
         var dataLines: [String] = []
         var ids: [String] = []
         func readEvent() throws {
@@ -171,8 +186,9 @@ struct APITests {
         let panel = try PanelFixture()
         let newest = Int(panel.app.events.nextSeq) - 1
         let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send("GET", "/api/v1/events/stream",
-                            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "\(newest + 500)"])
+        try connection.send(
+            "GET", "/api/v1/events/stream",
+            headers: ["Authorization": "Bearer \(PanelFixture.token)", "Last-Event-ID": "\(newest + 500)"])
         var ids: [String] = []
         var dataLines: [String] = []
         func readEvent() throws {

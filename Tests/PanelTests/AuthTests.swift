@@ -110,7 +110,9 @@ struct AuthTests {
         #expect(fromEnvironment.value == "env-token-123")
         let fromConfig = try AdminToken.resolve(environment: [:], configured: "config-token-1", dataDir: dataDir)
         #expect(fromConfig.source == .configuration)
-        #expect(throws: ConfigurationError.self) { try AdminToken.resolve(environment: ["EMUPANEL_TOKEN": "short"], configured: nil, dataDir: dataDir) }
+        #expect(throws: ConfigurationError.self) {
+            try AdminToken.resolve(environment: ["EMUPANEL_TOKEN": "short"], configured: nil, dataDir: dataDir)
+        }
     }
 
     @Test func panelPrintsALoginURLWithTheToken() throws {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PanelCore
 @testable import PanelHTTP
 

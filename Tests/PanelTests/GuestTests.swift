@@ -20,7 +20,9 @@ struct GuestTests {
     }
 
     /// Polls the console until `needle` appears after `since`; returns the offset after it.
-    func waitForConsole(_ panel: PanelFixture, _ id: String, _ needle: String, since: Int = 0, timeout: Double = 60) throws -> (text: String, next: Int) {
+    func waitForConsole(
+        _ panel: PanelFixture, _ id: String, _ needle: String, since: Int = 0, timeout: Double = 60
+    ) throws -> (text: String, next: Int) {
         var text = ""
         var next = since
         let deadline = Date().addingTimeInterval(timeout)
@@ -56,8 +58,9 @@ struct GuestTests {
         #expect(try create(panel, valid.merging(["machineType": "pc-q35"]) { $1 }).errorCode == "unknown_machine_type")
         #expect(try create(panel, valid.merging(["memoryMiB": 8]) { $1 }).errorCode == "invalid_memory")
         #expect(try create(panel, valid.merging(["memoryMiB": "lots"]) { $1 }).status == 400)
-        #expect(try create(panel, valid.merging(["memoryMiB": 3000]) { $1 }).errorCode == "invalid_memory",
-                "no more than the board maps, so a created guest can start")
+        #expect(
+            try create(panel, valid.merging(["memoryMiB": 3000]) { $1 }).errorCode == "invalid_memory",
+            "no more than the board maps, so a created guest can start")
         let created = try create(panel, valid)
         #expect(created.status == 201)
         #expect(try created.json()["machineType"] as? String == "virt-1.2", "the alias is resolved to the newest version and recorded")
@@ -83,8 +86,11 @@ struct GuestTests {
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/console", json: ["data": "version\r"]).status == 204)
             console = try waitForConsole(panel, id, "GNU ld", since: console.next)
 
-            let snapshot = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots",
-                                                                 json: ["name": "at-prompt", "description": "U-Boot prompt"]))
+            let snapshot = try waitForTask(
+                panel,
+                try panel.send(
+                    "POST", "/api/v1/guests/\(id)/snapshots",
+                    json: ["name": "at-prompt", "description": "U-Boot prompt"]))
             #expect(snapshot["status"] as? String == "succeeded")
             #expect((snapshot["detail"] as? [String: Any])?["pauseMs"] != nil, "the pause is reported")
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "at-prompt"]).status == 409)

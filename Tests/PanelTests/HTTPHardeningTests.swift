@@ -17,8 +17,10 @@ struct HTTPHardeningTests {
         let panel = try PanelFixture(machines: VirtMachineTypes.registry)
         let created = try panel.send("POST", "/api/v1/guests", json: ["name": "keep", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
         let id = try #require(try created.json()["id"] as? String)
-        for path in ["/api/v1/guests/\(id)%00/snapshots/x", "/api/v1/guests/\(id)%00", "/api/v1/guests/\(id)%0a/snapshots/x",
-                     "/api/v1/guests/\(id)%2fsnapshots%2fx"] {
+        for path in [
+            "/api/v1/guests/\(id)%00/snapshots/x", "/api/v1/guests/\(id)%00", "/api/v1/guests/\(id)%0a/snapshots/x",
+            "/api/v1/guests/\(id)%2fsnapshots%2fx",
+        ] {
             let reply = try panel.send("DELETE", path)
             #expect(reply.status == 400, "DELETE \(path) answered \(reply.status)")
             #expect(reply.errorCode == "bad_path")
@@ -31,9 +33,13 @@ struct HTTPHardeningTests {
     @Test func wrongCredentialsAreRefusedBeforeTheBody() throws {
         let panel = try PanelFixture()
         let cookie = "\(panel.app.sessionCookieName)=0123456789abcdef"
-        for (header, code) in [("Authorization: Bearer wrong-token-here", "invalid_token"), ("Authorization: Basic abc", "invalid_token"),
-                               ("Cookie: \(cookie)", "unauthorized")] {
-            let reply = try rawExchange(port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\n\(header)\r\nContent-Length: 900000\r\n\r\n").reply
+        for (header, code) in [
+            ("Authorization: Bearer wrong-token-here", "invalid_token"), ("Authorization: Basic abc", "invalid_token"),
+            ("Cookie: \(cookie)", "unauthorized"),
+        ] {
+            let reply = try rawExchange(
+                port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\n\(header)\r\nContent-Length: 900000\r\n\r\n"
+            ).reply
             #expect(reply.status == 401, "\(header)")
             #expect(reply.errorCode == code, "\(header)")
         }
@@ -43,7 +49,9 @@ struct HTTPHardeningTests {
         let panel = try PanelFixture()
         let login = try panel.send("POST", "/api/v1/session", json: ["token": PanelFixture.token], token: nil)
         let cookie = try #require(login.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
-        let reply = try rawExchange(port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nCookie: \(cookie)\r\nContent-Length: 900000\r\n\r\n").reply
+        let reply = try rawExchange(
+            port: panel.port, "POST /api/v1/guests HTTP/1.1\r\nHost: localhost\r\nCookie: \(cookie)\r\nContent-Length: 900000\r\n\r\n"
+        ).reply
         #expect(reply.status == 403)
         #expect(reply.errorCode == "csrf_required")
     }
@@ -78,16 +86,25 @@ struct HTTPHardeningTests {
         let login = try httpRequest(port: panel.port, "POST", "/api/v1/session", body: jsonBody(["token": PanelFixture.token]))
         #expect(login.status == 429)
         // Another client is unaffected, and probes need no credentials.
-        #expect(try httpRequest(port: panel.port, "GET", "/api/v1/host", headers: ["Authorization": "Bearer \(PanelFixture.token)"],
-                                source: "127.0.0.2").status == 200)
+        #expect(
+            try httpRequest(
+                port: panel.port, "GET", "/api/v1/host", headers: ["Authorization": "Bearer \(PanelFixture.token)"],
+                source: "127.0.0.2"
+            ).status == 200)
         #expect(try panel.get("/api/v1/health", token: nil).status == 200)
         // Wrong logins count the same.
         for _ in 0..<burst {
-            #expect(try httpRequest(port: panel.port, "POST", "/api/v1/session", body: jsonBody(["token": "nope-nope-nope"]),
-                                    source: "127.0.0.3").status == 401)
+            #expect(
+                try httpRequest(
+                    port: panel.port, "POST", "/api/v1/session", body: jsonBody(["token": "nope-nope-nope"]),
+                    source: "127.0.0.3"
+                ).status == 401)
         }
-        #expect(try httpRequest(port: panel.port, "POST", "/api/v1/session", body: jsonBody(["token": "nope-nope-nope"]),
-                                source: "127.0.0.3").errorCode == "rate_limited")
+        #expect(
+            try httpRequest(
+                port: panel.port, "POST", "/api/v1/session", body: jsonBody(["token": "nope-nope-nope"]),
+                source: "127.0.0.3"
+            ).errorCode == "rate_limited")
         let failures = log.messages.filter { $0.contains("authentication failed") }
         #expect(failures.count == 2 * burst, "\(failures.count) failures logged")
         #expect(failures.contains { $0.contains("127.0.0.1") })
@@ -126,7 +143,8 @@ struct HTTPHardeningTests {
     /// Issue 15 item 5: two panels on one machine share the browser's cookie jar (cookies ignore
     /// ports); each must keep its own session.
     @Test func twoPanelsOnOneMachineKeepTheirOwnSessions() throws {
-        let a = try PanelFixture(), b = try PanelFixture()
+        let a = try PanelFixture()
+        let b = try PanelFixture()
         var jar: [String: String] = [:]
         func login(_ panel: PanelFixture) throws -> String {
             let reply = try panel.send("POST", "/api/v1/session", json: ["token": PanelFixture.token], token: nil)
@@ -200,8 +218,10 @@ final class CapturedLog: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+            file: String, function: String, line: UInt
+        ) {
             let all = self.metadata.merging(metadata ?? [:]) { $1 }
             let text = "\(message) " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             log.lines.withLock { $0.append(text) }

@@ -1,10 +1,11 @@
 import Foundation
 import HTTPTestSupport
-@testable import PanelCore
-@testable import PanelHTTP
 import RISCV
 import Synchronization
 import Testing
+
+@testable import PanelCore
+@testable import PanelHTTP
 
 /// Races between a guest's own end and the panel's lifecycle changes, staged by holding the
 /// manager's `lifecycle` lock (hence `@testable`): the interleavings are exact, not timed.
@@ -34,7 +35,7 @@ extension GuestTests {
         let console = try guests.console(id)
         let reportsBefore = lifecycle.exitReports.load(ordering: .acquiring)
         let swapped = try guests.withLifecycle(id) { _ -> Int? in
-            _ = old.type(Array("q".utf8)) // the echo guest powers off on 'q'
+            _ = old.type(Array("q".utf8))  // the echo guest powers off on 'q'
             let deadline = Date().addingTimeInterval(30)
             while old.machine.isRunning, Date() < deadline { usleep(1000) }
             guard !old.machine.isRunning else { return nil }

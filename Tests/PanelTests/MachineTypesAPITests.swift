@@ -124,8 +124,10 @@ struct MachineTypesAPITests {
         // 0.10 (sorted after 0.9) has a UART newer than ours: refused forward.
         try freeze(fixtures, "0.10", "virt-1.0", current.replacingOccurrences(of: "\"version_id\": 2", with: "\"version_id\": 3"))
         // 0.11 has the same UART at version 1 only: forward works, backward is refused.
-        try freeze(fixtures, "0.11", "virt-1.0", current
-            .replacingOccurrences(of: "\"version_id\": 2", with: "\"version_id\": 1"))
+        try freeze(
+            fixtures, "0.11", "virt-1.0",
+            current
+                .replacingOccurrences(of: "\"version_id\": 2", with: "\"version_id\": 1"))
         try freeze(fixtures, "0.12", "virt-1.0", "{ not json")
 
         let panel = try panel(fixturesDir: fixtures)
@@ -139,9 +141,10 @@ struct MachineTypesAPITests {
         #expect(virt10.map { $0["status"] as? String } == ["conditional", "incompatible", "forwardOnly", "incompatible", "same"])
         #expect(virt10[0]["forward"] as? Bool == true)
         #expect(virt10[0]["backward"] as? Bool == true)
-        #expect((virt10[0]["backwardProblems"] as? [String]) == [
-            "Section \"ns16550a\" Description \"ns16550a\": Entry \"Subsections\" missing",
-        ])
+        #expect(
+            (virt10[0]["backwardProblems"] as? [String]) == [
+                "Section \"ns16550a\" Description \"ns16550a\": Entry \"Subsections\" missing"
+            ])
         #expect((virt10[1]["forwardProblems"] as? [String])?.contains("Section \"ns16550a\" version error: 3 > 2") == true)
         #expect(virt10[1]["forward"] as? Bool == false)
         #expect(virt10[2]["forward"] as? Bool == true)

@@ -76,8 +76,9 @@ struct MonitoringTests {
         #expect(try panel.get("/api/v1/events/stream?metrics=maybe").status == 400)
 
         let connection = try RawHTTPConnection(port: panel.port)
-        try connection.send("GET", "/api/v1/events/stream?metrics=true&console=\(id)&consoleSince=0",
-                            headers: ["Authorization": "Bearer \(PanelFixture.token)"])
+        try connection.send(
+            "GET", "/api/v1/events/stream?metrics=true&console=\(id)&consoleSince=0",
+            headers: ["Authorization": "Bearer \(PanelFixture.token)"])
         var seen: Set<String> = []
         var console = ""
         var lastID: String?

@@ -1,11 +1,11 @@
 import EmulatorCore
 import Foundation
-import Logging
-import Synchronization
-import Testing
 import HTTPTestSupport
+import Logging
 import PanelCore
 import PanelHTTP
+import Synchronization
+import Testing
 
 /// A real panel on an ephemeral port with its own data directory and a known token.
 final class PanelFixture: Sendable {
@@ -15,8 +15,10 @@ final class PanelFixture: Sendable {
 
     var port: UInt16 { app.port }
 
-    init(machines: MachineRegistry = .empty, environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token],
-         logger: Logger = Logger(label: "emupanel"), configure: (inout PanelConfiguration) -> Void = { _ in }) throws {
+    init(
+        machines: MachineRegistry = .empty, environment: [String: String] = ["EMUPANEL_TOKEN": PanelFixture.token],
+        logger: Logger = Logger(label: "emupanel"), configure: (inout PanelConfiguration) -> Void = { _ in }
+    ) throws {
         dataDir = NSTemporaryDirectory() + "emupanel-panel-\(UUID().uuidString)"
         var configuration = PanelConfiguration()
         configuration.listen = "127.0.0.1:0"
@@ -45,8 +47,10 @@ final class PanelFixture: Sendable {
         return checked("GET", path, try httpRequest(port: port, "GET", path, headers: headers))
     }
 
-    func send(_ method: String, _ path: String, json: [String: Any]? = nil, token: String? = PanelFixture.token,
-              headers: [String: String] = [:]) throws -> RawHTTPConnection.Reply {
+    func send(
+        _ method: String, _ path: String, json: [String: Any]? = nil, token: String? = PanelFixture.token,
+        headers: [String: String] = [:]
+    ) throws -> RawHTTPConnection.Reply {
         var headers = headers
         if let token { headers["Authorization"] = "Bearer \(token)" }
         if json != nil { headers["Content-Type"] = "application/json" }
@@ -56,8 +60,10 @@ final class PanelFixture: Sendable {
     /// Every answer a test gets must match the served OpenAPI document.
     private func checked(_ method: String, _ path: String, _ reply: RawHTTPConnection.Reply) -> RawHTTPConnection.Reply {
         guard let validator = validator() else { return reply }
-        for problem in validator.problems(method: method, path: path, status: reply.status,
-                                          contentType: reply.header("Content-Type"), body: reply.body) {
+        for problem in validator.problems(
+            method: method, path: path, status: reply.status,
+            contentType: reply.header("Content-Type"), body: reply.body)
+        {
             Issue.record("the answer does not match openapi.json: \(problem)")
         }
         return reply
@@ -68,7 +74,8 @@ final class PanelFixture: Sendable {
     private func validator() -> OpenAPIValidator? {
         if let known = document.withLock({ $0 }) { return known }
         guard let reply = try? httpRequest(port: port, "GET", "/api/v1/openapi.json", headers: ["Authorization": "Bearer \(Self.token)"]),
-              reply.status == 200, let json = try? reply.json() else { return nil }
+            reply.status == 200, let json = try? reply.json()
+        else { return nil }
         let validator = OpenAPIValidator(document: json)
         document.withLock { $0 = validator }
         return validator

@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
 import HTTPTestSupport
-@testable import PanelCore
-@testable import PanelHTTP
 import Migration
 import RISCV
 import Testing
+
+@testable import PanelCore
+@testable import PanelHTTP
 
 /// What a restart, a crash or a full disk leaves behind: the saved state is never lost, never
 /// loaded when damaged, a paused guest does not run a single instruction across a restart, and
@@ -91,8 +92,9 @@ extension GuestTests {
         var id = ""
         do {
             let panel = try panel(dataDir: dataDir)
-            id = try #require(try create(panel, ["name": "orphan", "image": "uart-echo", "machineType": "virt", "memoryMiB": 64])
-                .json()["id"] as? String)
+            id = try #require(
+                try create(panel, ["name": "orphan", "image": "uart-echo", "machineType": "virt", "memoryMiB": 64])
+                    .json()["id"] as? String)
             #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
         }
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dataDir + "/emupanel.sqlite" + suffix) }
@@ -138,11 +140,13 @@ extension GuestTests {
         #expect((limits["memoryMiB"] as? [String: Any])?["max"] as? Int == VirtMachine.maximumMemoryMiB)
         let first = try create(panel, ["name": "a", "image": "uart-echo", "machineType": "virt", "memoryMiB": 128])
         #expect(first.status == 201)
-        #expect(try create(panel, ["name": "b", "image": "uart-echo", "machineType": "virt", "memoryMiB": 64]).errorCode == "quota_exceeded",
-                "160 MiB in all")
+        #expect(
+            try create(panel, ["name": "b", "image": "uart-echo", "machineType": "virt", "memoryMiB": 64]).errorCode == "quota_exceeded",
+            "160 MiB in all")
         #expect(try create(panel, ["name": "b", "image": "uart-echo", "machineType": "virt", "memoryMiB": 32]).status == 201)
-        #expect(try create(panel, ["name": "c", "image": "uart-echo", "machineType": "virt", "memoryMiB": 16]).errorCode == "quota_exceeded",
-                "two guests at most")
+        #expect(
+            try create(panel, ["name": "c", "image": "uart-echo", "machineType": "virt", "memoryMiB": 16]).errorCode == "quota_exceeded",
+            "two guests at most")
         let id = try #require(try first.json()["id"] as? String)
         #expect(try panel.send("PATCH", "/api/v1/guests/\(id)", json: ["memoryMiB": 129]).errorCode == "quota_exceeded")
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
@@ -207,10 +211,12 @@ extension GuestTests {
     @Test func strayConnectionDoesNotLockTheIncomingPortAgainstTheSource() throws {
         let panel = try panel()
         let type = try VirtMachineTypes.registry.resolve("virt")
-        let reply = try panel.send("POST", "/api/v1/migrations/incoming", json: [
-            "guest": ["name": "arriving", "image": "uart-echo", "memoryMiB": 64, "icount": false],
-            "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
-        ])
+        let reply = try panel.send(
+            "POST", "/api/v1/migrations/incoming",
+            json: [
+                "guest": ["name": "arriving", "image": "uart-echo", "memoryMiB": 64, "icount": false],
+                "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
+            ])
         #expect(reply.status == 201, "\(reply.text)")
         let port = try #require(try reply.json()["port"] as? Int)
         let ticket = try #require(try reply.json()["ticket"] as? String)

@@ -1,10 +1,11 @@
 import Foundation
 import HTTPTestSupport
-@testable import PanelCore
-@testable import PanelHTTP
 import RISCV
 import Synchronization
 import Testing
+
+@testable import PanelCore
+@testable import PanelHTTP
 
 /// Stopping the panel (SIGTERM) while a task streams a guest: the task is cancelled and ends
 /// first, the guest is given back and saved, and the next start resumes it — nothing runs twice,
@@ -13,8 +14,9 @@ import Testing
 struct ShutdownTests {
     /// A 64 MiB memory-pattern guest, created and started; its id.
     func startedMemoryPattern(_ name: String, on panel: PanelFixture) throws -> String {
-        let created = try panel.send("POST", "/api/v1/guests",
-                                     json: ["name": name, "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        let created = try panel.send(
+            "POST", "/api/v1/guests",
+            json: ["name": name, "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
         let id = try #require(try created.json()["id"] as? String)
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/start").status == 200)
         return id
@@ -29,10 +31,12 @@ struct ShutdownTests {
             let source = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = sourceDir }
             id = try startedMemoryPattern("moving", on: source)
             // 1 MiB/s: the 16 MiB working set would take a quarter of a minute.
-            let started = try source.send("POST", "/api/v1/guests/\(id)/migrate", json: [
-                "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token],
-                "maxBandwidth": 1 << 20,
-            ])
+            let started = try source.send(
+                "POST", "/api/v1/guests/\(id)/migrate",
+                json: [
+                    "target": ["url": "http://127.0.0.1:\(destination.port)", "token": PanelFixture.token],
+                    "maxBandwidth": 1 << 20,
+                ])
             #expect(started.status == 202, "\(started.text)")
             let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String)
             let deadline = Date().addingTimeInterval(30)
@@ -89,15 +93,17 @@ struct ShutdownTests {
         do {
             let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
             let now = Date()
-            try panel.app.services.guests.store.insert(GuestRecord(
-                id: "g-arriving", name: "arriving", image: "memory-pattern", machineType: "virt-1.1", memoryMiB: 64,
-                state: .migrating, icount: false, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil,
-                incoming: true, createdAt: now, updatedAt: now))
+            try panel.app.services.guests.store.insert(
+                GuestRecord(
+                    id: "g-arriving", name: "arriving", image: "memory-pattern", machineType: "virt-1.1", memoryMiB: 64,
+                    state: .migrating, icount: false, resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil,
+                    incoming: true, createdAt: now, updatedAt: now))
         }
         let panel = try PanelFixture(machines: VirtMachineTypes.registry) { $0.settings.dataDir = dataDir }
         #expect(try panel.get("/api/v1/guests/g-arriving").status == 404)
-        let retry = try panel.send("POST", "/api/v1/guests",
-                                   json: ["name": "arriving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
+        let retry = try panel.send(
+            "POST", "/api/v1/guests",
+            json: ["name": "arriving", "image": "memory-pattern", "machineType": "virt", "memoryMiB": 64])
         #expect(retry.status == 201, "\(retry.text)")
     }
 
@@ -129,16 +135,19 @@ struct ShutdownTests {
         }
         // The cap's worth hang on the silent host; the rest were turned away.
         let deadline = Date().addingTimeInterval(10)
-        while (panel.app.peerCalls.inFlight < MigrationController.maximumPeerCalls || statuses.withLock({ $0.count }) < 12 - MigrationController.maximumPeerCalls),
-              Date() < deadline { usleep(1000) }
+        while panel.app.peerCalls.inFlight < MigrationController.maximumPeerCalls
+            || statuses.withLock({ $0.count }) < 12 - MigrationController.maximumPeerCalls,
+            Date() < deadline
+        { usleep(1000) }
         // Nothing happens meanwhile, so this long poll ends on its 1 s timer — which needs a thread.
         let newest = try #require(try panel.get("/api/v1/events?since=0&wait=0").json()["next"] as? Int)
         let start = Date()
         #expect(try panel.get("/api/v1/events?since=\(newest)&wait=1").status == 200)
         let waited = Date().timeIntervalSince(start)
         #expect(waited > 0.9 && waited < 3, "a long poll answers on time while pre-flights hang (\(waited) s)")
-        #expect(statuses.withLock { $0.filter { $0 == 503 }.count } == 12 - MigrationController.maximumPeerCalls,
-                "the calls past the cap were turned away at once")
+        #expect(
+            statuses.withLock { $0.filter { $0 == 503 }.count } == 12 - MigrationController.maximumPeerCalls,
+            "the calls past the cap were turned away at once")
     }
 
     /// Incoming migrations hold a port and a thread each: one per guest name and a few in all;
@@ -147,10 +156,12 @@ struct ShutdownTests {
         let panel = try PanelFixture(machines: VirtMachineTypes.registry)
         let type = try VirtMachineTypes.registry.resolve("virt")
         func offer(_ name: String, memoryMiB: Int = 64) throws -> RawHTTPConnection.Reply {
-            try panel.send("POST", "/api/v1/migrations/incoming", json: [
-                "guest": ["name": name, "image": "memory-pattern", "memoryMiB": memoryMiB, "icount": false],
-                "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
-            ])
+            try panel.send(
+                "POST", "/api/v1/migrations/incoming",
+                json: [
+                    "guest": ["name": name, "image": "memory-pattern", "memoryMiB": memoryMiB, "icount": false],
+                    "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
+                ])
         }
         #expect(try offer("bad name!").status == 422)
         #expect(try offer("tiny", memoryMiB: 1).status == 422)

@@ -1,7 +1,7 @@
 import Foundation
-import Migration
 import HTTPServer
 import HTTPTestSupport
+import Migration
 import PanelCore
 import PanelHTTP
 import Synchronization
@@ -76,7 +76,8 @@ struct TaskTests {
         configuration.publicDir = PanelFixture.publicDir
         let environment = ["EMUPANEL_TOKEN": PanelFixture.token]
         let release = Atomic<Bool>(false)
-        var doneID = "", stuckID = ""
+        var doneID = ""
+        var stuckID = ""
         do {
             let app = try PanelApp(configuration: configuration, environment: environment)
             let done = try app.tasks.start(kind: "quick", guestId: nil) { _ in nil }

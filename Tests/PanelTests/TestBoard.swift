@@ -13,15 +13,18 @@ enum TestBoard {
         let virt = MachineFamily.versioned(
             family: "virt", alias: "virt", description: "test board", defaultRAMSize: 16 << 10, devices: devices,
             versions: [
-                MachineVersionRelease(MachineVersion(1, 0), release: "0.9", releaseDate: utcDate(2020, 1, 15),
-                                      compat: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "16")]),
+                MachineVersionRelease(
+                    MachineVersion(1, 0), release: "0.9", releaseDate: utcDate(2020, 1, 15),
+                    compat: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "16")]),
                 MachineVersionRelease(MachineVersion(1, 1), release: "1.0", releaseDate: utcDate(2025, 6, 1)),
             ])
-        let sandbox = MachineType(name: "sandbox", description: "unversioned test board", release: "1.0",
-                                  defaultRAMSize: 16 << 10, devices: devices)
-        let passthrough = MachineType(name: "passthrough", description: "board with a host device", release: "1.0",
-                                      defaultRAMSize: 16 << 10,
-                                      devices: devices + [DeviceSpec(TestHostSerial.self, id: "hostser0")])
+        let sandbox = MachineType(
+            name: "sandbox", description: "unversioned test board", release: "1.0",
+            defaultRAMSize: 16 << 10, devices: devices)
+        let passthrough = MachineType(
+            name: "passthrough", description: "board with a host device", release: "1.0",
+            defaultRAMSize: 16 << 10,
+            devices: devices + [DeviceSpec(TestHostSerial.self, id: "hostser0")])
         return try! MachineRegistry(virt + [sandbox, passthrough])
     }()
 }

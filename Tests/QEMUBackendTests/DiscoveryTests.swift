@@ -5,6 +5,7 @@ import EmulatorCore
 import Foundation
 import Testing
 import VMState
+
 @testable import QEMUBackend
 
 @Suite(.serialized) struct DiscoveryTests {
@@ -79,8 +80,9 @@ import VMState
     @Test(.enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
     func aConfiguredDeviceQEMUMarksUnmigratableIsABlocker() throws {
         // QEMU 7.2's NVMe controller registers an unmigratable VMState.
-        let blockers = try Self.discovery.blockers(binary: Installed.riscv64!, machineType: "virt",
-                                                   devices: ["nvme,serial=emupanel"])
+        let blockers = try Self.discovery.blockers(
+            binary: Installed.riscv64!, machineType: "virt",
+            devices: ["nvme,serial=emupanel"])
         #expect(blockers.count == 1)
         #expect(blockers.first?.device?.hasSuffix("/nvme") == true)
         #expect(try Self.discovery.blockers(binary: Installed.riscv64!, machineType: "virt", devices: []) == [])
@@ -97,8 +99,9 @@ import VMState
         defer { scratch.remove() }
         let stale = QEMUDiscovery(cacheDirectory: scratch.path)
         _ = try stale.probe(binary: Installed.riscv64!)
-        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: scratch.path)
-            .first { $0.hasSuffix(".json") })
+        let record = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: scratch.path)
+                .first { $0.hasSuffix(".json") })
         let recordPath = scratch.sub(record)
         let text = try String(contentsOfFile: recordPath, encoding: .utf8)
         let mtime = String(expected.identity.modificationTimeNanoseconds)

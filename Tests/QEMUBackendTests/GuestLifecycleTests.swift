@@ -2,6 +2,7 @@
 // console in both directions; QEMU's events and its exit reported through callbacks.
 import Foundation
 import Testing
+
 @testable import QEMUBackend
 
 @Suite(.enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
@@ -84,8 +85,9 @@ struct GuestLifecycleTests {
         // The microvm build has no seccomp; asked for -sandbox, it exits while parsing options.
         let scratch = Scratch("no-monitor")
         defer { scratch.remove() }
-        let configuration = QEMUGuestConfiguration(binary: Installed.qemu("qemu-system-x86_64-microvm")!,
-                                                   machineType: "microvm", memoryMiB: 16, sandbox: true)
+        let configuration = QEMUGuestConfiguration(
+            binary: Installed.qemu("qemu-system-x86_64-microvm")!,
+            machineType: "microvm", memoryMiB: 16, sandbox: true)
         let error = #expect(throws: QEMUError.self) {
             try QEMUGuest.start(configuration, directory: scratch.path, logPath: scratch.sub("qemu.log"))
         }
@@ -112,8 +114,9 @@ struct GuestLifecycleTests {
     @Test func qmpErrorsCarryQEMUsClassAndText() throws {
         let scratch = Scratch("qmp")
         defer { scratch.remove() }
-        let guest = try QEMUGuest.start(Guests.riscv("echo.elf"), directory: scratch.path,
-                                        logPath: scratch.sub("qemu.log"), paused: true)
+        let guest = try QEMUGuest.start(
+            Guests.riscv("echo.elf"), directory: scratch.path,
+            logPath: scratch.sub("qemu.log"), paused: true)
         defer { guest.kill() }
         #expect(guest.version.major >= 7)
         let error = #expect(throws: QMPError.self) { try guest.qmp.execute("no-such-command") }

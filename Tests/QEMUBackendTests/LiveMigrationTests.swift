@@ -6,23 +6,26 @@
 import Foundation
 import Migration
 import Testing
+
 @testable import QEMUBackend
 
 @Suite(.serialized, .enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
 struct LiveMigrationTests {
     /// A running memory-pattern guest, past its first printed pass.
     static func source(_ scratch: Scratch, devices: [String] = []) throws -> (QEMUGuest, Recorder) {
-        let (guest, recorder) = try Recorder.start(Guests.riscv("mempattern-forever.elf", devices: devices), in: scratch,
-                                                   "source")
+        let (guest, recorder) = try Recorder.start(
+            Guests.riscv("mempattern-forever.elf", devices: devices), in: scratch,
+            "source")
         #expect(recorder.waitForConsole("pass 16 ok"))
         return (guest, recorder)
     }
 
     static func destination(_ scratch: Scratch, memoryMiB: Int = 32) throws -> (QEMUIncomingMigration, Recorder) {
         let recorder = Recorder()
-        let incoming = try QEMUIncomingMigration.listen(Guests.riscv("mempattern-forever.elf", memoryMiB: memoryMiB),
-                                                        directory: scratch.sub("destination"),
-                                                        logPath: scratch.sub("destination.log"), events: recorder.events)
+        let incoming = try QEMUIncomingMigration.listen(
+            Guests.riscv("mempattern-forever.elf", memoryMiB: memoryMiB),
+            directory: scratch.sub("destination"),
+            logPath: scratch.sub("destination.log"), events: recorder.events)
         return (incoming, recorder)
     }
 

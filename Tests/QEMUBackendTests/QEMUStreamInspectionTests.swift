@@ -6,6 +6,7 @@ import EmulatorCore
 import Foundation
 import Testing
 import VMState
+
 @testable import QEMUBackend
 
 @Suite struct QEMUStreamInspectionTests {
@@ -14,8 +15,9 @@ import VMState
         let scratch = Scratch("inspect")
         defer { scratch.remove() }
         let configuration = QEMUGuestConfiguration(binary: binary, machineType: machineType, memoryMiB: 16, bios: bios)
-        let guest = try QEMUGuest.start(configuration, directory: scratch.sub("guest"), logPath: scratch.sub("qemu.log"),
-                                        paused: true)
+        let guest = try QEMUGuest.start(
+            configuration, directory: scratch.sub("guest"), logPath: scratch.sub("qemu.log"),
+            paused: true)
         defer { guest.kill() }
         let saved = try guest.saveSnapshot(to: scratch.sub("stream.qevm"))
         let report = try SnapshotInspection.inspect(path: scratch.sub("stream.qevm"))

@@ -4,6 +4,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import QEMUBackend
 
 enum Installed {
@@ -29,9 +30,10 @@ enum Guests {
 
     /// riscv64 `virt` with no firmware, `elf` as the kernel (QEMU jumps to it in M-mode).
     static func riscv(_ elf: String, memoryMiB: Int = 32, devices: [String] = []) -> QEMUGuestConfiguration {
-        QEMUGuestConfiguration(binary: Installed.riscv64 ?? "/usr/bin/qemu-system-riscv64", machineType: "virt",
-                               memoryMiB: memoryMiB, bios: "none", kernel: path(elf), devices: devices,
-                               name: "test-\(elf)")
+        QEMUGuestConfiguration(
+            binary: Installed.riscv64 ?? "/usr/bin/qemu-system-riscv64", machineType: "virt",
+            memoryMiB: memoryMiB, bios: "none", kernel: path(elf), devices: devices,
+            name: "test-\(elf)")
     }
 }
 
@@ -51,21 +53,27 @@ struct Scratch {
 /// Collects console bytes, events and the exit of one guest; tests wait for what they expect.
 final class Recorder: Sendable {
     /// Starts `configuration` in `scratch`/`name` (its log beside it), recorded by a new Recorder.
-    static func start(_ configuration: QEMUGuestConfiguration, in scratch: Scratch, _ name: String = "guest",
-                      paused: Bool = false) throws -> (QEMUGuest, Recorder) {
+    static func start(
+        _ configuration: QEMUGuestConfiguration, in scratch: Scratch, _ name: String = "guest",
+        paused: Bool = false
+    ) throws -> (QEMUGuest, Recorder) {
         let recorder = Recorder()
-        let guest = try QEMUGuest.start(configuration, directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
-                                        events: recorder.events, paused: paused)
+        let guest = try QEMUGuest.start(
+            configuration, directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
+            events: recorder.events, paused: paused)
         return (guest, recorder)
     }
 
     /// Restores `path` into a new QEMU in `scratch`/`name`, recorded by a new Recorder.
-    static func restore(_ configuration: QEMUGuestConfiguration, from path: String, sha256: String, in scratch: Scratch,
-                        _ name: String = "restored", paused: Bool = false) throws -> (QEMUGuest, Recorder) {
+    static func restore(
+        _ configuration: QEMUGuestConfiguration, from path: String, sha256: String, in scratch: Scratch,
+        _ name: String = "restored", paused: Bool = false
+    ) throws -> (QEMUGuest, Recorder) {
         let recorder = Recorder()
-        let guest = try QEMUGuest.restore(configuration, fromSnapshot: path, expectedSHA256: sha256,
-                                          directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
-                                          events: recorder.events, paused: paused)
+        let guest = try QEMUGuest.restore(
+            configuration, fromSnapshot: path, expectedSHA256: sha256,
+            directory: scratch.sub(name), logPath: scratch.sub(name + ".log"),
+            events: recorder.events, paused: paused)
         return (guest, recorder)
     }
 

@@ -1,13 +1,14 @@
+import CXXHash
 // Snapshots of QEMU guests: QEMU's migration stream into a snapshot file (temporary
 // file, SHA-256, fsync, rename), restored into a new QEMU with -incoming defer, with the
 // guest's own memory check passing afterwards; what QEMU refuses, refused up front.
 import Crypto
 import EmulatorCore
-import CXXHash
 import Foundation
 import Migration
 import Testing
 import VMState
+
 @testable import QEMUBackend
 
 @Suite(.serialized, .enabled(if: Installed.riscv64 != nil, "needs qemu-system-riscv64 (qemu-system-misc)"))
@@ -16,10 +17,11 @@ struct SnapshotTests {
     static func checksum(_ path: String) throws -> String {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let hash = data.withUnsafeBytes { XXH3_128bits($0.baseAddress, $0.count) }
-        return "xxh128:" + [hash.high64, hash.low64].map { value in
-            let digits = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }.joined()
+        return "xxh128:"
+            + [hash.high64, hash.low64].map { value in
+                let digits = String(value, radix: 16)
+                return String(repeating: "0", count: 16 - digits.count) + digits
+            }.joined()
     }
 
     @Test func aRunningGuestIsSavedAndRestoredWithItsMemoryIntact() throws {
@@ -51,8 +53,9 @@ struct SnapshotTests {
         #expect(inspection.machineType == "virt")
         #expect(inspection.devices.contains { $0.name == "cpu" })
 
-        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: path, sha256: saved.file.checksum,
-                                                                in: scratch)
+        let (restored, restoredRecorder) = try Recorder.restore(
+            configuration, from: path, sha256: saved.file.checksum,
+            in: scratch)
         defer { restored.kill() }
         #expect(try restored.runState() == "running")
         // mempattern checks every page on every pass: two more passes that print "ok" mean the
@@ -95,8 +98,9 @@ struct SnapshotTests {
         #expect(try guest.runState() != "running")
         guest.stop()
 
-        let (restored, restoredRecorder) = try Recorder.restore(configuration, from: scratch.sub("paused.qevm"),
-                                                                sha256: saved.file.checksum, in: scratch, paused: true)
+        let (restored, restoredRecorder) = try Recorder.restore(
+            configuration, from: scratch.sub("paused.qevm"),
+            sha256: saved.file.checksum, in: scratch, paused: true)
         defer { restored.kill() }
         #expect(try restored.runState() == "paused")
         try restored.resume()
@@ -118,8 +122,9 @@ struct SnapshotTests {
         #expect(try guest.runState() == "running")
         guest.stop()
         #expect(try SnapshotInspection.inspect(path: scratch.sub("q35.qevm")).machineType == "pc-q35-7.2")
-        let (restored, _) = try Recorder.restore(configuration, from: scratch.sub("q35.qevm"), sha256: saved.file.checksum,
-                                                 in: scratch)
+        let (restored, _) = try Recorder.restore(
+            configuration, from: scratch.sub("q35.qevm"), sha256: saved.file.checksum,
+            in: scratch)
         defer { restored.kill() }
         #expect(try restored.runState() == "running")
     }
@@ -127,8 +132,9 @@ struct SnapshotTests {
     @Test func aGuestQEMUBlocksIsRefusedUpFrontNamingTheDevice() throws {
         let scratch = Scratch("snapshot-blocked")
         defer { scratch.remove() }
-        let guest = try QEMUGuest.start(Guests.riscv("echo.elf", devices: ["nvme,serial=emupanel"]),
-                                        directory: scratch.sub("guest"), logPath: scratch.sub("guest.log"))
+        let guest = try QEMUGuest.start(
+            Guests.riscv("echo.elf", devices: ["nvme,serial=emupanel"]),
+            directory: scratch.sub("guest"), logPath: scratch.sub("guest.log"))
         defer { guest.kill() }
         let error = #expect(throws: QEMUError.self) { try guest.saveSnapshot(to: scratch.sub("blocked.qevm")) }
         guard case .migrationBlocked(let blockers) = error else { Issue.record("\(String(describing: error))"); return }
@@ -149,8 +155,9 @@ struct SnapshotTests {
         // A recorded checksum that does not match: the new QEMU is discarded.
         let exits = Recorder()
         #expect(throws: SnapshotFileError.self) {
-            try QEMUGuest.restore(configuration, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: String(repeating: "0", count: 64),
-                                  directory: scratch.sub("bad-sum"), logPath: scratch.sub("bad-sum.log"), events: exits.events)
+            try QEMUGuest.restore(
+                configuration, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: String(repeating: "0", count: 64),
+                directory: scratch.sub("bad-sum"), logPath: scratch.sub("bad-sum.log"), events: exits.events)
         }
         #expect(exits.wait { $0.exit != nil })
 
@@ -158,8 +165,9 @@ struct SnapshotTests {
         var bigger = configuration
         bigger.memoryMiB = 64
         let error = #expect(throws: QEMUError.self) {
-            try QEMUGuest.restore(bigger, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: saved.file.checksum,
-                                  directory: scratch.sub("bigger"), logPath: scratch.sub("bigger.log"))
+            try QEMUGuest.restore(
+                bigger, fromSnapshot: scratch.sub("good.qevm"), expectedSHA256: saved.file.checksum,
+                directory: scratch.sub("bigger"), logPath: scratch.sub("bigger.log"))
         }
         guard case .incomingFailed(let reason, let exit) = error else { Issue.record("\(String(describing: error))"); return }
         #expect(reason.contains("Size mismatch: riscv_virt_board.ram"))

@@ -2,6 +2,7 @@
 // the interpreter is running, a page remapped under code it has decoded, a translation used
 // with MPRV, and no translation of one privilege reaching another.
 import Testing
+
 @testable import RISCV
 
 @Suite struct CodeCacheTests {
@@ -34,13 +35,13 @@ import Testing
         // each time: rounds 2 and 3 run code whose decoded copy the store must drop. (Such a
         // store ends the slice, so the interpreter never reads on in stale slots.)
         let t = try TestMachine([
-            Asm.s(12, 12, 11, 2),          // 0: sw a2, 12(a1)
-            Self.add(12, 12, 13),          // 4: add a2, a2, a3   (next immediate + 1)
-            Asm.nop,                       // 8
-            Asm.addi(10, 10, 0),           // 12: addi a0, a0, <patched>
-            Asm.addi(5, 5, -1),            // 16: addi t0, t0, -1
-            Self.b(1, 5, 0, -20),          // 20: bne t0, x0, 0
-            Self.jal(0, 0),                // 24: j 24
+            Asm.s(12, 12, 11, 2),  // 0: sw a2, 12(a1)
+            Self.add(12, 12, 13),  // 4: add a2, a2, a3   (next immediate + 1)
+            Asm.nop,  // 8
+            Asm.addi(10, 10, 0),  // 12: addi a0, a0, <patched>
+            Asm.addi(5, 5, -1),  // 16: addi t0, t0, -1
+            Self.b(1, 5, 0, -20),  // 20: bne t0, x0, 0
+            Self.jal(0, 0),  // 24: j 24
         ])
         t[11] = t.base
         t[12] = UInt64(Asm.addi(10, 10, 7))
@@ -55,11 +56,11 @@ import Testing
     @Test func storeToTheNextInstructionIsSeen() throws {
         // The instruction right after the store is rewritten after it was decoded once.
         let t = try TestMachine([
-            Asm.s(4, 12, 11, 2),           // 0: sw a2, 4(a1)
-            Asm.addi(10, 10, 1),           // 4: addi a0, a0, 1 -> addi a0, a0, 100 from round 1 on
-            Asm.addi(5, 5, -1),            // 8
-            Self.b(1, 5, 0, -12),          // 12: bne t0, x0, 0
-            Self.jal(0, 0),                // 16
+            Asm.s(4, 12, 11, 2),  // 0: sw a2, 4(a1)
+            Asm.addi(10, 10, 1),  // 4: addi a0, a0, 1 -> addi a0, a0, 100 from round 1 on
+            Asm.addi(5, 5, -1),  // 8
+            Self.b(1, 5, 0, -12),  // 12: bne t0, x0, 0
+            Self.jal(0, 0),  // 16
         ])
         t[11] = t.base
         t[12] = UInt64(Asm.addi(10, 10, 100))
@@ -71,11 +72,11 @@ import Testing
     @Test func storeOverTheStoreItselfEndsTheSliceAfterIt() throws {
         // sw rewrites its own slot (with the same bits): the loop must not run on from a slot
         // that was just dropped, and the next instruction runs once.
-        let store = Asm.s(0, 12, 11, 2)   // sw a2, 0(a1)
+        let store = Asm.s(0, 12, 11, 2)  // sw a2, 0(a1)
         let t = try TestMachine([store, Asm.addi(10, 10, 1), Self.jal(0, 0)])
         t[11] = t.base
         t[12] = UInt64(store)
-        _ = t.machine.hart.run(budget: 1)   // decode it first
+        _ = t.machine.hart.run(budget: 1)  // decode it first
         t.machine.hart.state.pc = t.base
         let before = t.state.retired
         let ran = t.machine.hart.run(budget: 10)
@@ -90,7 +91,7 @@ import Testing
         let t = try TestMachine([0x0000_0000])
         t.machine.hart.state.mtvec = t.base
         let ran = t.machine.hart.run(budget: 100)
-        #expect(ran == 100)   // a hundred traps, each a step
+        #expect(ran == 100)  // a hundred traps, each a step
         #expect(t.state.retired == 0)
         #expect(t.state.mcause == 2 && t.state.pc == t.base)
     }
@@ -103,20 +104,24 @@ import Testing
     @Test func pageRemappedUnderDecodedCodeRunsTheNewPage() throws {
         // S-mode calls a function at VA 0x40000000 (decoded from physical page A), points the PTE
         // at page B, sfence.vma, and calls it again: B's code must run.
-        let code: UInt64 = 0, root: UInt64 = 0x10000, l1: UInt64 = 0x11000, l0: UInt64 = 0x12000
-        let pageA: UInt64 = 0x20000, pageB: UInt64 = 0x21000
+        let code: UInt64 = 0
+        let root: UInt64 = 0x10000
+        let l1: UInt64 = 0x11000
+        let l0: UInt64 = 0x12000
+        let pageA: UInt64 = 0x20000
+        let pageB: UInt64 = 0x21000
         let function: UInt64 = 0x4000_0000
         let t = try TestMachine([
-            Self.jalr(1, 9),               // 0: jalr ra, 0(s1)
-            Asm.sd(19, 18, 0),             // 4: sd s3, 0(s2)   (the PTE -> page B)
-            Self.sfenceVMA,                // 8
-            Self.jalr(1, 9),               // 12: jalr ra, 0(s1)
-            Self.jal(0, 0),                // 16: j 16
+            Self.jalr(1, 9),  // 0: jalr ra, 0(s1)
+            Asm.sd(19, 18, 0),  // 4: sd s3, 0(s2)   (the PTE -> page B)
+            Self.sfenceVMA,  // 8
+            Self.jalr(1, 9),  // 12: jalr ra, 0(s1)
+            Self.jal(0, 0),  // 16: j 16
         ])
         let base = t.base
         try t.place([Asm.addi(10, 10, 1), Self.jalr(0, 1)], at: base + pageA)
         try t.place([Asm.addi(10, 10, 100), Self.jalr(0, 1)], at: base + pageB)
-        let leaf: UInt64 = 0xcf   // V R W X A D
+        let leaf: UInt64 = 0xcf  // V R W X A D
         // RAM's first 2 MiB identity-mapped as a megapage (code and tables), the function as a 4 KiB page.
         try Self.write(t, ((base + l1) >> 12) << 10 | 1, at: base + root + 8 * ((base >> 30) & 0x1ff))
         try Self.write(t, (base >> 12) << 10 | leaf, at: base + l1 + 8 * ((base >> 21) & 0x1ff))
@@ -141,18 +146,20 @@ import Testing
     @Test func mprvLoadsUseTheTranslationOfMPP() throws {
         // M-mode reads VA 0x40000000 with MPRV (MPP = S): through S's page table, backed by a
         // page holding 42; then without MPRV the same VA is physical and unmapped (access fault).
-        let root: UInt64 = 0x10000, data: UInt64 = 0x20000
+        let root: UInt64 = 0x10000
+        let data: UInt64 = 0x20000
         let t = try TestMachine([
-            Asm.ld(10, 11, 0),             // 0: ld a0, 0(a1)   via S's translation
-            Asm.csrrw(0, 0x300, 12),       // 4: csrw mstatus, a2 (MPRV off)
-            Asm.ld(13, 11, 0),             // 8: ld a3, 0(a1)   bare: access fault
+            Asm.ld(10, 11, 0),  // 0: ld a0, 0(a1)   via S's translation
+            Asm.csrrw(0, 0x300, 12),  // 4: csrw mstatus, a2 (MPRV off)
+            Asm.ld(13, 11, 0),  // 8: ld a3, 0(a1)   bare: access fault
         ])
         let base = t.base
         try Self.write(t, 42, at: base + data)
-        let l1: UInt64 = 0x11000, l0: UInt64 = 0x12000
+        let l1: UInt64 = 0x11000
+        let l0: UInt64 = 0x12000
         try Self.write(t, ((base + l1) >> 12) << 10 | 1, at: base + root + 8)
         try Self.write(t, ((base + l0) >> 12) << 10 | 1, at: base + l1)
-        try Self.write(t, ((base + data) >> 12) << 10 | 0xc7, at: base + l0)   // V R W A D
+        try Self.write(t, ((base + data) >> 12) << 10 | 0xc7, at: base + l0)  // V R W A D
         var s = t.state
         s.satp = (8 << 60) | ((base + root) >> 12)
         s.mstatus |= Hart.mstatusMPRV | (1 << 11)

@@ -1,6 +1,7 @@
 // Compressed decoding: each RV64C encoding must decode to the same
 // operation as its 32-bit expansion (pairs assembled by GNU as).
 import Testing
+
 @testable import RISCV
 
 @Suite struct CompressedDecoderTests {
@@ -25,8 +26,10 @@ import Testing
         #expect(c.len == 2 && f.len == 4)
     }
 
-    @Test(arguments: [UInt16(0x0000), 0x2000 /* c.fld */, 0x4002 /* c.lwsp x0 */, 0x8002 /* c.jr x0 */,
-                      0x6101 /* c.addi16sp 0 */, 0x6281 /* c.lui 0 */, 0x9c41 /* reserved c.subw-space */])
+    @Test(arguments: [
+        UInt16(0x0000), 0x2000 /* c.fld */, 0x4002 /* c.lwsp x0 */, 0x8002 /* c.jr x0 */,
+        0x6101 /* c.addi16sp 0 */, 0x6281 /* c.lui 0 */, 0x9c41 /* reserved c.subw-space */,
+    ])
     func reservedEncodingsAreIllegal(bits: UInt16) {
         #expect(Decoder.decodeCompressed(bits).kind == .illegal)
     }
@@ -34,6 +37,6 @@ import Testing
     @Test func writesToX0BecomeHarmless() {
         #expect(Decoder.decode(Asm.addi(0, 1, 5)).kind == .nop)
         #expect(Decoder.decode(Asm.ld(0, 1, 0)).kind == .loadDiscard)
-        #expect(Decoder.decode(0x0000_006f).kind == .j)       // jal x0
+        #expect(Decoder.decode(0x0000_006f).kind == .j)  // jal x0
     }
 }

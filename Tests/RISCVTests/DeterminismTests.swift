@@ -3,6 +3,7 @@
 // instruction count.
 import Foundation
 import Testing
+
 @testable import RISCV
 
 @Suite(.serialized) struct DeterminismTests {
@@ -12,8 +13,10 @@ import Testing
         return m
     }
 
-    @Test(arguments: [("timer.elf", 0.37), ("timer.elf", 0.81), ("mempattern.elf", 0.5), ("sv39.elf", 0.6),
-                      ("traploop-quick.elf", 0.43), ("tlbflush.elf", 0.29)])
+    @Test(arguments: [
+        ("timer.elf", 0.37), ("timer.elf", 0.81), ("mempattern.elf", 0.5), ("sv39.elf", 0.6),
+        ("traploop-quick.elf", 0.43), ("tlbflush.elf", 0.29),
+    ])
     func snapshotAnywhereRestoresIdentically(elf: String, fraction: Double) throws {
         let fullOut = OutputCollector()
         let full = try machine(elf, output: fullOut)
@@ -39,8 +42,10 @@ import Testing
     }
 
     @Test func twoRunsAreIdentical() throws {
-        let a = OutputCollector(), b = OutputCollector()
-        let m1 = try machine("timer.elf", output: a), m2 = try machine("timer.elf", output: b)
+        let a = OutputCollector()
+        let b = OutputCollector()
+        let m1 = try machine("timer.elf", output: a)
+        let m2 = try machine("timer.elf", output: b)
         _ = m1.run()
         _ = m2.run()
         #expect(a.text == b.text)

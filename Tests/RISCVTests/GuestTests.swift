@@ -2,6 +2,7 @@
 // under `qemu-system-riscv64 -M virt -bios none -kernel GUEST -nographic`.
 import Foundation
 import Testing
+
 @testable import RISCV
 
 struct GuestCase: Sendable, CustomStringConvertible {

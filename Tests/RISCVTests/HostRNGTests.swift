@@ -5,6 +5,7 @@
 import EmulatorCore
 import Testing
 import VMState
+
 @testable import RISCV
 
 @Suite struct HostRNGTests {
@@ -24,8 +25,9 @@ import VMState
     }
 
     @Test func snapshotIsRefusedUpFrontNamingTheBlocker() throws {
-        let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 2, clock: .defaultICount),
-                                      machineType: hostrng)
+        let machine = try VirtMachine(
+            configuration: MachineConfiguration(memoryMiB: 2, clock: .defaultICount),
+            machineType: hostrng)
         let state = try machine.machineState()
         let sink = MemorySink()
         do {
@@ -45,9 +47,10 @@ import VMState
         let region = VirtMemoryMap[.hostRNG]
         let with = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 2), machineType: hostrng)
         #expect(with.bus.read(region.base + HostRNG.status, size: 4) == HostRNG.statusReady)
-        let a = with.bus.read(region.base + HostRNG.data, size: 8), b = with.bus.read(region.base + HostRNG.data, size: 8)
+        let a = with.bus.read(region.base + HostRNG.data, size: 8)
+        let b = with.bus.read(region.base + HostRNG.data, size: 8)
         #expect(a != nil && a != b)
-        #expect(with.bus.write(region.base + HostRNG.data, size: 4, value: 1))      // ignored, logged
+        #expect(with.bus.write(region.base + HostRNG.data, size: 4, value: 1))  // ignored, logged
         for name in ["virt-1.0", "virt-1.1", "sandbox"] {
             let type = try VirtMachineTypes.registry.resolve(name)
             let without = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 2), machineType: type)

@@ -2,6 +2,7 @@
 // M-extension edge cases (unprivileged spec table 7.1), word forms, AMOs,
 // LR/SC and misaligned accesses.
 import Testing
+
 @testable import RISCV
 
 @Suite struct MExtensionTests {
@@ -18,21 +19,21 @@ import Testing
     let minus1 = UInt64.max
 
     @Test func divisionByZero() throws {
-        #expect(try m(4, 42, 0) == .max)             // div
-        #expect(try m(5, 42, 0) == .max)             // divu
-        #expect(try m(6, 42, 0) == 42)               // rem
-        #expect(try m(7, 42, 0) == 42)               // remu
-        #expect(try m(4, 42, 0, word: true) == .max) // divw
-        #expect(try m(5, 42, 0, word: true) == .max) // divuw
-        #expect(try m(6, 0xffff_ffff_8000_0000, 0, word: true) == 0xffff_ffff_8000_0000) // remw
-        #expect(try m(7, 0x1_8000_0000, 0, word: true) == 0xffff_ffff_8000_0000)         // remuw sign-extends
+        #expect(try m(4, 42, 0) == .max)  // div
+        #expect(try m(5, 42, 0) == .max)  // divu
+        #expect(try m(6, 42, 0) == 42)  // rem
+        #expect(try m(7, 42, 0) == 42)  // remu
+        #expect(try m(4, 42, 0, word: true) == .max)  // divw
+        #expect(try m(5, 42, 0, word: true) == .max)  // divuw
+        #expect(try m(6, 0xffff_ffff_8000_0000, 0, word: true) == 0xffff_ffff_8000_0000)  // remw
+        #expect(try m(7, 0x1_8000_0000, 0, word: true) == 0xffff_ffff_8000_0000)  // remuw sign-extends
     }
 
     @Test func signedOverflow() throws {
         #expect(try m(4, minInt, minus1) == minInt)  // div
-        #expect(try m(6, minInt, minus1) == 0)       // rem
-        #expect(try m(4, 0x8000_0000, minus1, word: true) == 0xffff_ffff_8000_0000) // divw
-        #expect(try m(6, 0x8000_0000, minus1, word: true) == 0)                     // remw
+        #expect(try m(6, minInt, minus1) == 0)  // rem
+        #expect(try m(4, 0x8000_0000, minus1, word: true) == 0xffff_ffff_8000_0000)  // divw
+        #expect(try m(6, 0x8000_0000, minus1, word: true) == 0)  // remw
     }
 
     @Test func signsAndRounding() throws {
@@ -42,12 +43,12 @@ import Testing
     }
 
     @Test func highMultiplies() throws {
-        #expect(try m(1, minus1, minus1) == 0)                       // mulh(-1, -1)
-        #expect(try m(3, minus1, minus1) == minus1 - 1)              // mulhu
-        #expect(try m(2, minus1, minus1) == minus1)                  // mulhsu(-1, 2^64-1) = -(2^64-1) -> high -1
-        #expect(try m(2, 2, minus1) == 1)                            // mulhsu(2, 2^64-1)
-        #expect(try m(1, minInt, minInt) == 0x4000_0000_0000_0000)   // mulh
-        #expect(try m(0, 0x1_0000_0001, 0xffff_ffff, word: true) == 0xffff_ffff_ffff_ffff) // mulw
+        #expect(try m(1, minus1, minus1) == 0)  // mulh(-1, -1)
+        #expect(try m(3, minus1, minus1) == minus1 - 1)  // mulhu
+        #expect(try m(2, minus1, minus1) == minus1)  // mulhsu(-1, 2^64-1) = -(2^64-1) -> high -1
+        #expect(try m(2, 2, minus1) == 1)  // mulhsu(2, 2^64-1)
+        #expect(try m(1, minInt, minInt) == 0x4000_0000_0000_0000)  // mulh
+        #expect(try m(0, 0x1_0000_0001, 0xffff_ffff, word: true) == 0xffff_ffff_ffff_ffff)  // mulw
     }
 }
 
@@ -67,8 +68,8 @@ import Testing
         let t = try TestMachine([Asm.amo(0x14, 3, 10, 11, 12), Asm.amo(0x18, 3, 13, 11, 14)])
         let addr = t.base + 0x1000
         t[11] = addr
-        t[12] = UInt64(bitPattern: -5)   // amomax(0, -5) keeps 0
-        t[14] = 3                        // amominu(0, 3) keeps 0
+        t[12] = UInt64(bitPattern: -5)  // amomax(0, -5) keeps 0
+        t[14] = 3  // amominu(0, 3) keeps 0
         t.step(2)
         #expect(t[10] == 0 && t[13] == 0)
         #expect(t.machine.ram.read(addr, count: 8) == [UInt8](repeating: 0, count: 8))

@@ -4,6 +4,7 @@
 import Foundation
 import Headless
 import Testing
+
 @testable import RISCV
 
 @Suite(.serialized) struct LinuxBootTests {
@@ -39,13 +40,18 @@ import Testing
         let theirs = LinuxGuest.session(Self.commands, send: { qemu.send($0) }, output: qemu.output)
         _ = qemu.finish(timeout: 0)
         let q = try #require(theirs, "QEMU did not reach the shell: \(qemu.output.text)")
-        let a = LinuxGuest.normalizedForQEMU(ours), b = LinuxGuest.normalizedForQEMU(q)
+        let a = LinuxGuest.normalizedForQEMU(ours)
+        let b = LinuxGuest.normalizedForQEMU(q)
         if a != b {
             // "\r\n" is one Character: split the UTF-8 bytes at LF instead.
-            func lines(_ text: String) -> [String] { text.utf8.split(separator: 10, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) } }
-            let left = lines(a), right = lines(b)
+            func lines(_ text: String) -> [String] {
+                text.utf8.split(separator: 10, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            }
+            let left = lines(a)
+            let right = lines(b)
             let firstDifference = (0..<min(left.count, right.count)).first { left[$0] != right[$0] } ?? min(left.count, right.count)
-            Issue.record("""
+            Issue.record(
+                """
                 transcripts differ from line \(firstDifference + 1):
                 ours: \(left.dropFirst(firstDifference).prefix(3).joined(separator: "\\n"))
                 qemu: \(right.dropFirst(firstDifference).prefix(3).joined(separator: "\\n"))

@@ -7,13 +7,16 @@ import Foundation
 import Headless
 import Testing
 import VMState
+
 @testable import RISCV
 
 @Suite(.serialized) struct LinuxDeterminismTests {
     /// Where the straight run types a command (instruction count → text).
     /// The shell's first prompt comes after ~45 M instructions.
-    static let typing: [(at: UInt64, text: String)] = [(60_000_000, "echo typed at a fixed instruction\n"),
-                                                         (70_000_000, "uname\n")]
+    static let typing: [(at: UInt64, text: String)] = [
+        (60_000_000, "echo typed at a fixed instruction\n"),
+        (70_000_000, "uname\n"),
+    ]
     static let end: UInt64 = 80_000_000
 
     func machine(output: OutputCollector) throws -> VirtMachine {

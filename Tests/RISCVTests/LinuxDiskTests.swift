@@ -5,6 +5,7 @@ import Block
 import Foundation
 import Headless
 import Testing
+
 @testable import RISCV
 
 enum HostTools {
@@ -59,9 +60,12 @@ final class DiskScratch {
         let run = startMachine(try options.makeMachine(), console: console)
         defer { run.control.stop(); _ = run.wait() }
 
-        let first = LinuxGuest.session(["mount /dev/vda /mnt", "echo written before the reboot > /mnt/note",
-                                        "cat /mnt/note", "umount /mnt", "reboot"],
-                                       send: { console.send($0) }, output: out)
+        let first = LinuxGuest.session(
+            [
+                "mount /dev/vda /mnt", "echo written before the reboot > /mnt/note",
+                "cat /mnt/note", "umount /mnt", "reboot",
+            ],
+            send: { console.send($0) }, output: out)
         // `reboot` prints no prompt; the next boot's first prompt is the sixth one.
         #expect(first == nil || out.text.contains("reboot"))
         #expect(out.wait(for: LinuxGuest.prompt, count: 6, timeout: 300), "the guest did not come back: \(out.text.suffix(2000))")

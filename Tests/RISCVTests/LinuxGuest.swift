@@ -2,6 +2,7 @@
 // the source tree), how to boot it here and under QEMU, and how to talk to its shell.
 import Foundation
 import Headless
+
 @testable import RISCV
 
 enum LinuxGuest {
@@ -28,9 +29,11 @@ enum LinuxGuest {
     /// (`dtb`, written by the caller): QEMU's own lists devices this board does not have
     /// (PCI, flash, RTC, fw_cfg), and Linux's memory figures depend on the tree's size.
     static func qemuArguments(dtb: String) -> [String] {
-        ["-cpu", "rv64,f=false,d=false,h=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,pmp=false,pmu-num=0,priv_spec=v1.10.0",
-         "-smp", "1", "-m", "128M", "-bios", DebianFirmware.openSBI, "-dtb", dtb,
-         "-kernel", kernel, "-initrd", initrd, "-append", commandLine]
+        [
+            "-cpu", "rv64,f=false,d=false,h=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,pmp=false,pmu-num=0,priv_spec=v1.10.0",
+            "-smp", "1", "-m", "128M", "-bios", DebianFirmware.openSBI, "-dtb", dtb,
+            "-kernel", kernel, "-initrd", initrd, "-append", commandLine,
+        ]
     }
 
     /// For comparing with QEMU: timestamps out, and the two figures of Linux's "Memory:"
@@ -40,8 +43,9 @@ enum LinuxGuest {
     static func normalizedForQEMU(_ text: String) -> String {
         let regex = try! NSRegularExpression(pattern: "Memory: [0-9]+K/([0-9]+K) available (.*), [0-9]+K reserved")
         let plain = normalized(text)
-        return regex.stringByReplacingMatches(in: plain, range: NSRange(plain.startIndex..., in: plain),
-                                              withTemplate: "Memory: ?K/$1 available $2, ?K reserved")
+        return regex.stringByReplacingMatches(
+            in: plain, range: NSRange(plain.startIndex..., in: plain),
+            withTemplate: "Memory: ?K/$1 available $2, ?K reserved")
     }
 
     /// Console text with every printk timestamp ("[    1.234567] ") replaced by "[T] ".
@@ -52,8 +56,9 @@ enum LinuxGuest {
             out += rest[..<open]
             let tail = rest[open...]
             if let close = tail.firstIndex(of: "]"), tail.distance(from: open, to: close) <= 14,
-               tail[tail.index(after: open)..<close].allSatisfy({ $0 == " " || $0 == "." || $0.isNumber }),
-               tail[tail.index(after: open)..<close].contains(".") {
+                tail[tail.index(after: open)..<close].allSatisfy({ $0 == " " || $0 == "." || $0.isNumber }),
+                tail[tail.index(after: open)..<close].contains(".")
+            {
                 out += "[T]"
                 rest = tail[tail.index(after: close)...]
             } else {
@@ -66,8 +71,10 @@ enum LinuxGuest {
 
     /// Waits for the shell, types each command and waits for the prompt after it; returns
     /// the whole console transcript, or nil when the guest did not get there in time.
-    static func session(_ commands: [String], send: (String) -> Void, output: OutputCollector,
-                        bootTimeout: Double = 300) -> String? {
+    static func session(
+        _ commands: [String], send: (String) -> Void, output: OutputCollector,
+        bootTimeout: Double = 300
+    ) -> String? {
         guard output.wait(for: prompt, count: 1, timeout: bootTimeout) else { return nil }
         for (i, command) in commands.enumerated() {
             send(command + "\n")

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import TestBoards
 import Testing
+
 @testable import RISCV
 
 @Suite struct LoaderTests {
@@ -68,7 +69,8 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/dtc")
         p.arguments = ["-I", "dtb", "-O", "dts", path]
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -77,9 +79,11 @@ import Testing
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
         #expect(warnings.isEmpty, "\(warnings)")
-        for needle in ["mmu-type = \"riscv,sv39\"", "timebase-frequency = <0x989680>", "stdout-path = \"/soc/serial@10000000\"",
-                       "clock-frequency", "riscv,isa = \"rv64imac_zicsr_zifencei\"", "plic@c000000",
-                       "clint@2000000", "test@100000", "reg = <0x00 0x80000000 0x00 0x8000000>"] {
+        for needle in [
+            "mmu-type = \"riscv,sv39\"", "timebase-frequency = <0x989680>", "stdout-path = \"/soc/serial@10000000\"",
+            "clock-frequency", "riscv,isa = \"rv64imac_zicsr_zifencei\"", "plic@c000000",
+            "clint@2000000", "test@100000", "reg = <0x00 0x80000000 0x00 0x8000000>",
+        ] {
             #expect(dts.contains(needle), "\(needle)")
         }
     }

@@ -5,6 +5,7 @@ import EmulatorCore
 import Foundation
 import Testing
 import VMState
+
 @testable import RISCV
 
 @Suite(.serialized) struct QEVMSnapshotTests {
@@ -143,7 +144,8 @@ import VMState
             let found: Bool
             switch situation {
             case "in-handler":
-                found = state.priv == .machine && state.mstatus & Hart.mstatusMIE == 0 && state.mstatus & Hart.mstatusMPIE != 0
+                found =
+                    state.priv == .machine && state.mstatus & Hart.mstatusMIE == 0 && state.mstatus & Hart.mstatusMPIE != 0
                     && state.mcause == (1 << 63 | 7)
             default:
                 found = (state.mip | probe.hart.scratch.pointee.mipLines) & state.mie & Hart.irqMTI != 0

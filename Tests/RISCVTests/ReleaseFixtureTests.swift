@@ -7,6 +7,7 @@ import Foundation
 import Headless
 import Testing
 import VMState
+
 @testable import RISCV
 
 enum Fixtures {
@@ -34,7 +35,8 @@ enum Fixtures {
         for release in releases {
             let directory = Fixtures.releases + "/" + release
             let sums = try String(contentsOfFile: directory + "/SHA256SUMS", encoding: .utf8)
-            let listed = Set(sums.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) })
+            let listed = Set(
+                sums.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).last.map(String.init) })
             let present = Set(try FileManager.default.contentsOfDirectory(atPath: directory)).subtracting(["SHA256SUMS"])
             #expect(listed == present, "release \(release): SHA256SUMS must list exactly the frozen files")
             let process = Process()
@@ -78,7 +80,8 @@ enum Fixtures {
     /// virt-1.2 is virt-1.1 plus QEMU's eight virtio-mmio transports, newest first in the
     /// device tree; the older versions map nothing there.
     @Test func virt12AddsTheVirtioTransportsAndOnlyIt() throws {
-        let v12 = try registry.resolve("virt-1.2"), v11 = try registry.resolve("virt-1.1")
+        let v12 = try registry.resolve("virt-1.2")
+        let v11 = try registry.resolve("virt-1.1")
         #expect(try registry.resolve("virt").name == "virt-1.2")
         #expect(v12.tier == .versioned)
         #expect(v12.devices.map(\.id) == v11.devices.map(\.id) + (0..<8).reversed().map { "virtio-mmio\($0)" })
@@ -88,8 +91,9 @@ enum Fixtures {
         let old = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16), machineType: v11)
         #expect(old.bus.read(0x1000_8000, size: 4) == nil)
         #expect(throws: BoardError.tooManyDrives(machineType: "virt-1.1", drives: 1, slots: 0)) {
-            try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16, drives: [DriveConfiguration(path: "/nonexistent")]),
-                            machineType: v11)
+            try VirtMachine(
+                configuration: MachineConfiguration(memoryMiB: 16, drives: [DriveConfiguration(path: "/nonexistent")]),
+                machineType: v11)
         }
     }
 
@@ -98,8 +102,10 @@ enum Fixtures {
     @Test(arguments: ["virt-1.0", "virt-1.1"])
     func frozen11StreamsLoadAndRunToTheEnd(machine: String) throws {
         let straightOut = OutputCollector()
-        let straight = try makeMachine(RunOptions(machine: machine, bios: .none, kernel: Guests.path(Fixtures.streamGuest),
-                                                                 memoryMiB: Fixtures.streamMemoryMiB, icount: true))
+        let straight = try makeMachine(
+            RunOptions(
+                machine: machine, bios: .none, kernel: Guests.path(Fixtures.streamGuest),
+                memoryMiB: Fixtures.streamMemoryMiB, icount: true))
         straight.console = SerialConsole { straightOut.append($0) }
         #expect(straight.run(maxInstructions: Fixtures.streamInstruction) == .instructionLimit)
         let printed = straightOut.text.utf8.count
@@ -108,8 +114,9 @@ enum Fixtures {
         let stream = try Fixtures.bytes("1.1", machine + ".qevm")
         let out = OutputCollector()
         let machineType = try registry.resolve(machine)
-        let restored = try VirtMachine(configuration: MachineConfiguration(memoryMiB: Fixtures.streamMemoryMiB, clock: .defaultICount),
-                                       machineType: machineType)
+        let restored = try VirtMachine(
+            configuration: MachineConfiguration(memoryMiB: Fixtures.streamMemoryMiB, clock: .defaultICount),
+            machineType: machineType)
         restored.console = SerialConsole { out.append($0) }
         let state = try restored.machineState()
         try state.preflight(snapshotTail: stream)
@@ -151,8 +158,9 @@ enum Fixtures {
         let stream = try Fixtures.bytes("1.0", "virt-1.0.qevm")
         let out = OutputCollector()
         let virt10 = try registry.resolve("virt-1.0")
-        let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: Fixtures.streamMemoryMiB, clock: .defaultICount),
-                                      machineType: virt10)
+        let machine = try VirtMachine(
+            configuration: MachineConfiguration(memoryMiB: Fixtures.streamMemoryMiB, clock: .defaultICount),
+            machineType: virt10)
         machine.console = SerialConsole { out.append($0) }
         let state = try machine.machineState()
         try state.preflight(snapshotTail: stream)
@@ -180,8 +188,9 @@ enum Fixtures {
 
     @Test func virt11StreamRoundTripsItsDeepFIFO() throws {
         let stream = try virt11Stream()
-        let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16, clock: .defaultICount),
-                                      machineType: try registry.resolve("virt-1.1"))
+        let machine = try VirtMachine(
+            configuration: MachineConfiguration(memoryMiB: 16, clock: .defaultICount),
+            machineType: try registry.resolve("virt-1.1"))
         try machine.machineState().load(from: MemorySource(stream))
         #expect(machine.bus.uart0.state.fifoDepth == 64)
         #expect(machine.bus.uart0.state.receiveFIFO == Array(UInt8(1)...40))
@@ -189,8 +198,9 @@ enum Fixtures {
 
     @Test func virt11StreamIsRefusedAsVirt10NamingBothTypes() throws {
         let stream = try virt11Stream()
-        let machine = try VirtMachine(configuration: MachineConfiguration(memoryMiB: 16, clock: .defaultICount),
-                                      machineType: try registry.resolve("virt-1.0"))
+        let machine = try VirtMachine(
+            configuration: MachineConfiguration(memoryMiB: 16, clock: .defaultICount),
+            machineType: try registry.resolve("virt-1.0"))
         let before = machine.deviceStates
         do {
             try machine.machineState().load(from: MemorySource(stream))
@@ -231,8 +241,9 @@ enum Fixtures {
     }
 
     @Test func compatibilityMatrixShowsVirt10AcrossReleases() throws {
-        let matrix = CompatibilityMatrix(registry: registry, currentRelease: "1.1",
-                                         frozen: FrozenRelease.loadAll(from: Fixtures.releases))
+        let matrix = CompatibilityMatrix(
+            registry: registry, currentRelease: "1.1",
+            frozen: FrozenRelease.loadAll(from: Fixtures.releases))
         #expect(matrix.releases == ["1.0", "1.1"])
         func statuses(_ name: String) -> [CompatibilityMatrix.Status]? {
             matrix.rows.first { $0.machineType == name }?.cells.map(\.status)
@@ -266,17 +277,18 @@ enum Fixtures {
 
     @Test func triggerLevelsScaleWithTheDeepFIFO() throws {
         let u = try uart("virt-1.1")
-        u.write(offset: UART16550.iirFCR, size: 1, value: 0x41)    // trigger level 1 of 4: 16 on a 64-byte FIFO
+        u.write(offset: UART16550.iirFCR, size: 1, value: 0x41)  // trigger level 1 of 4: 16 on a 64-byte FIFO
         u.write(offset: UART16550.ier, size: 1, value: 0x01)
         for _ in 0..<15 { u.receive(1) }
-        #expect(u.read(offset: UART16550.iirFCR, size: 1) & 0x0f == 0x0c)   // character timeout below the level
+        #expect(u.read(offset: UART16550.iirFCR, size: 1) & 0x0f == 0x0c)  // character timeout below the level
         u.receive(1)
-        #expect(u.read(offset: UART16550.iirFCR, size: 1) & 0x0f == 0x04)   // received data available
+        #expect(u.read(offset: UART16550.iirFCR, size: 1) & 0x0f == 0x04)  // received data available
     }
 
     @Test func aDepthOtherThan16Or64IsRefused() throws {
-        let props = try DeviceProperties.resolve(driver: "ns16550a", definitions: UART16550.properties,
-                                                 compat: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "32")])
+        let props = try DeviceProperties.resolve(
+            driver: "ns16550a", definitions: UART16550.properties,
+            compat: [CompatProperty(driver: "ns16550a", property: "fifo-depth", value: "32")])
         #expect(throws: EmulatorCore.MachineError.self) { try UART16550(properties: props) }
     }
 

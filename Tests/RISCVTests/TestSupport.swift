@@ -4,6 +4,7 @@
 import Foundation
 import Headless
 import Synchronization
+
 @testable import RISCV
 
 enum Asm {
@@ -124,8 +125,10 @@ func startMachine(_ machine: VirtMachine, console: SerialConsole, maxInstruction
 }
 
 /// Runs a guest on its own thread; `input` is typed once `after` appears.
-func runGuest(_ name: String, machine: String = "virt", input: String = "", after marker: String = "", icount: Bool = false,
-              maxInstructions: UInt64? = nil) throws -> GuestResult {
+func runGuest(
+    _ name: String, machine: String = "virt", input: String = "", after marker: String = "", icount: Bool = false,
+    maxInstructions: UInt64? = nil
+) throws -> GuestResult {
     let out = OutputCollector()
     let console = SerialConsole { out.append($0) }
     let run = startMachine(try bootGuest(name, machine: machine, icount: icount), console: console, maxInstructions: maxInstructions)
@@ -189,7 +192,8 @@ enum QEMU {
 
     /// QEMU runs with `-icount` too (idle time warped through WFI, not slept), so a loaded host
     /// cannot make QEMU itself lose timer ticks.
-    static func runGuest(_ name: String, input: String = "", after marker: String = "", icount: Bool = true) throws -> (status: Int32, output: String) {
+    static func runGuest(_ name: String, input: String = "", after marker: String = "", icount: Bool = true) throws -> (status: Int32, output: String)
+    {
         let clock = icount ? ["-icount", "shift=0,sleep=off"] : []
         let session = try Session(arguments: ["-bios", "none", "-kernel", Guests.path(name)] + clock)
         if !input.isEmpty {

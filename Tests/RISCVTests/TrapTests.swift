@@ -1,10 +1,11 @@
 // Traps, delegation, privilege and CSR rules (priv. spec §3.1.8, §3.3, §4.3).
 import Testing
+
 @testable import RISCV
 
 @Suite struct TrapTests {
     @Test func unimplementedCSRIsIllegalWithInstructionInMtval() throws {
-        let insn = Asm.csrrs(10, 0x3a0, 0)   // pmpcfg0
+        let insn = Asm.csrrs(10, 0x3a0, 0)  // pmpcfg0
         let t = try TestMachine([insn])
         t.machine.hart.state.mtvec = t.base + 0x100
         t.step(1)
@@ -14,8 +15,10 @@ import Testing
         #expect(t.state.mepc == t.base)
     }
 
-    @Test(arguments: [0x7a0 /* tselect? absent */, 0x30c /* mstateen0 */, 0x14d /* stimecmp */, 0x320 /* mcountinhibit */,
-                      0x30a /* menvcfg */, 0xfb0 /* mtopi */, 0x3b0 /* pmpaddr0 */])
+    @Test(arguments: [
+        0x7a0 /* tselect? absent */, 0x30c /* mstateen0 */, 0x14d /* stimecmp */, 0x320 /* mcountinhibit */,
+        0x30a /* menvcfg */, 0xfb0 /* mtopi */, 0x3b0 /* pmpaddr0 */,
+    ])
     func probedCSRsAreAbsent(csr: UInt32) throws {
         let t = try TestMachine([Asm.csrrs(10, csr, 0)])
         t.step(1)
@@ -27,7 +30,7 @@ import Testing
         t.step(3)
         #expect(t[10] == Hart.misa)
         #expect(t[11] == 0)
-        #expect(t[12] == 2)   // minstret: two instructions retired before the read
+        #expect(t[12] == 2)  // minstret: two instructions retired before the read
     }
 
     @Test func illegalInstructionFromSIsDelegatedToS() throws {
@@ -43,8 +46,8 @@ import Testing
         let after = t.state
         #expect(after.priv == .supervisor)
         #expect(after.scause == 2 && after.sepc == t.base && after.pc == t.base + 0x200)
-        #expect(after.mstatus & Hart.mstatusSPP != 0)          // came from S
-        #expect(after.mstatus & Hart.mstatusSPIE != 0)         // SIE saved
+        #expect(after.mstatus & Hart.mstatusSPP != 0)  // came from S
+        #expect(after.mstatus & Hart.mstatusSPIE != 0)  // SIE saved
         #expect(after.mstatus & Hart.mstatusSIE == 0)
         #expect(after.mcause == 0)
     }
@@ -74,7 +77,7 @@ import Testing
         #expect(t.state.mcause == UInt64(1) << 63 | 3)
         t.machine.bus.clint.msip = 0
         t.machine.hart.scratch.pointee.mipLines = 0
-        t.step(1)   // mret
+        t.step(1)  // mret
         #expect(t.state.pc == t.base && t.state.mstatus & Hart.mstatusMIE != 0)
     }
 
@@ -108,7 +111,7 @@ import Testing
         let pte: UInt64 = ((t.base + 0x1000) >> 12) << 10 | 0xcf  // V R W X A D
         try t.machine.ram.write((0..<8).map { UInt8(truncatingIfNeeded: pte >> (8 * UInt64($0))) }, at: root + 8)
         var s = t.state
-        s.mstatus |= Hart.mstatusMPRV | (1 << 11)   // loads as S-mode
+        s.mstatus |= Hart.mstatusMPRV | (1 << 11)  // loads as S-mode
         s.satp = (8 << 60) | (root >> 12)
         s.x[11] = 0x4000_0000
         t.state = s
@@ -126,7 +129,7 @@ import Testing
         let t = try TestMachine([0x344 << 20 | 6 << 15 | 3 << 12 | 5 << 7 | 0x73])
         t[6] = 1 << 5
         var s = t.state
-        s.mip = 1 << 5   // STIP set by software
+        s.mip = 1 << 5  // STIP set by software
         t.state = s
         t.machine.hart.scratch.pointee.mipLines = Hart.irqSEI
         t.step(1)

@@ -3,6 +3,7 @@
 import Foundation
 import Headless
 import Testing
+
 @testable import RISCV
 
 enum UBoot {

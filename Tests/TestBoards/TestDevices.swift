@@ -19,13 +19,18 @@ public final class TestUART: Device {
     }
     public static let driver = "ns16550a"
     public static let properties: [PropertyDefinition] = [.uint("fifo-depth", default: 64)]
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "ns16550a", versionID: 2, minimumVersionID: 1,
-        fields: [.uint8(\.ier), .uint8(\.lsr, since: 2)],
-        subsections: [.init(VMStateDescription(name: "ns16550a/fifo-depth", versionID: 1, minimumVersionID: 1,
-                                               fields: [.uint32(\.fifoDepth)]),
-                            needed: { $0.fifoDepth != 16 })],
-        preLoad: { $0.fifoDepth = 16 }))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "ns16550a", versionID: 2, minimumVersionID: 1,
+            fields: [.uint8(\.ier), .uint8(\.lsr, since: 2)],
+            subsections: [
+                .init(
+                    VMStateDescription(
+                        name: "ns16550a/fifo-depth", versionID: 1, minimumVersionID: 1,
+                        fields: [.uint32(\.fifoDepth)]),
+                    needed: { $0.fifoDepth != 16 })
+            ],
+            preLoad: { $0.fifoDepth = 16 }))
     public var state = State()
     public init() {}
 }
@@ -37,8 +42,9 @@ public final class TestTimer: Device {
         public init(mtimecmp: UInt64 = .max) { self.mtimecmp = mtimecmp }
     }
     public static let driver = "test-timer"
-    public static let migration = DeviceMigration<State>.vmstate(VMStateDescription(
-        name: "test-timer", versionID: 1, minimumVersionID: 1, fields: [.uint64(\.mtimecmp)]))
+    public static let migration = DeviceMigration<State>.vmstate(
+        VMStateDescription(
+            name: "test-timer", versionID: 1, minimumVersionID: 1, fields: [.uint64(\.mtimecmp)]))
     public var state = State()
     public init() {}
 }
@@ -58,6 +64,8 @@ public final class TestHostSerial: Device {
 }
 
 public func utcDate(_ year: Int, _ month: Int, _ day: Int) -> Date {
-    Calendar(identifier: .gregorian).date(from: DateComponents(timeZone: TimeZone(identifier: "UTC"), year: year,
-                                                               month: month, day: day))!
+    Calendar(identifier: .gregorian).date(
+        from: DateComponents(
+            timeZone: TimeZone(identifier: "UTC"), year: year,
+            month: month, day: day))!
 }

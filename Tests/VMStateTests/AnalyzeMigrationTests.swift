@@ -3,13 +3,16 @@
 // when QEMU_ANALYZE_MIGRATION names it (or a QEMU install ships it) and python3 exists.
 import Foundation
 import Testing
+
 @testable import VMState
 
 @Suite struct AnalyzeMigrationTests {
     static var script: String? {
-        let candidates = [ProcessInfo.processInfo.environment["QEMU_ANALYZE_MIGRATION"],
-                          "/usr/share/qemu/scripts/analyze-migration.py",
-                          "/usr/lib/qemu/scripts/analyze-migration.py"]
+        let candidates = [
+            ProcessInfo.processInfo.environment["QEMU_ANALYZE_MIGRATION"],
+            "/usr/share/qemu/scripts/analyze-migration.py",
+            "/usr/lib/qemu/scripts/analyze-migration.py",
+        ]
         return candidates.compactMap { $0 }.first { FileManager.default.isReadableFile(atPath: $0) }
     }
 
@@ -44,7 +47,8 @@ import Testing
         process.executableURL = URL(fileURLWithPath: python!)
         process.arguments = [script!] + arguments
         if let directory { process.currentDirectoryURL = directory }
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()

@@ -1,6 +1,7 @@
 // `vmstate dump` layout (QEMU -dump-vmstate) and `vmstate check` rules
 // (QEMU scripts/vmstate-static-checker.py).
 import Testing
+
 @testable import VMState
 
 @Suite struct DumpCheckTests {
@@ -38,10 +39,12 @@ import Testing
     }
 
     @Test func versionBumpBreaksBackwardButNotForward() throws {
-        let v1 = VMStateDescription<Small>(name: "small", versionID: 1, minimumVersionID: 1,
-                                           fields: [.uint8(\.a), .uint16(\.b)])
-        let v2 = VMStateDescription<Small>(name: "small", versionID: 2, minimumVersionID: 1,
-                                           fields: [.uint8(\.a), .uint16(\.b), .uint32(\.c, since: 2)])
+        let v1 = VMStateDescription<Small>(
+            name: "small", versionID: 1, minimumVersionID: 1,
+            fields: [.uint8(\.a), .uint16(\.b)])
+        let v2 = VMStateDescription<Small>(
+            name: "small", versionID: 2, minimumVersionID: 1,
+            fields: [.uint8(\.a), .uint16(\.b), .uint32(\.c, since: 2)])
         let old = dump([.init(name: "s", description: AnyVMStateDescription(v1))])
         let new = dump([.init(name: "s", description: AnyVMStateDescription(v2))])
         #expect(try VMStateCheck.check(old: old, new: new).problems == [])
@@ -60,28 +63,38 @@ import Testing
         let resized = VMStateDescription<Small>(
             name: "small", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a), .uint32(\.c, name: "b"), .uint32(\.c)],
             subsections: smallDescription.subsections)
-        let o = dump([.init(name: "s", description: AnyVMStateDescription(old)),
-                      .init(name: "gone", description: AnyVMStateDescription(smallDescription))])
+        let o = dump([
+            .init(name: "s", description: AnyVMStateDescription(old)),
+            .init(name: "gone", description: AnyVMStateDescription(smallDescription)),
+        ])
         let r1 = try VMStateCheck.check(old: o, new: dump([.init(name: "s", description: AnyVMStateDescription(renamed))]))
         let messages = r1.problems.map(\.message)
         #expect(messages.contains("Section \"gone\" does not exist in dest"))
         #expect(messages.contains { $0.contains("expected field \"b\", got \"c\"; skipping rest") })
         #expect(messages.contains("Section \"s\" Description \"small\": Entry \"Subsections\" missing"))
         #expect(r1.exitStatus == Int32(messages.count))
-        let r2 = try VMStateCheck.check(old: dump([.init(name: "s", description: AnyVMStateDescription(old))]),
-                                        new: dump([.init(name: "s", description: AnyVMStateDescription(resized))]))
+        let r2 = try VMStateCheck.check(
+            old: dump([.init(name: "s", description: AnyVMStateDescription(old))]),
+            new: dump([.init(name: "s", description: AnyVMStateDescription(resized))]))
         #expect(r2.problems.map(\.message) == ["Section \"s\" Description \"small\" Field \"b\" size mismatch: 2 , 4"])
     }
 
     @Test func minimumVersionAndSubsectionNotFound() throws {
-        let old = VMStateDescription<Small>(name: "small", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)],
-                                            subsections: smallDescription.subsections)
-        let new = VMStateDescription<Small>(name: "small", versionID: 3, minimumVersionID: 2, fields: [.uint8(\.a)],
-                                            subsections: [.init(VMStateDescription(name: "small/other", versionID: 1,
-                                                                                   minimumVersionID: 1, fields: []),
-                                                                needed: { _ in false })])
-        let result = try VMStateCheck.check(old: dump([.init(name: "s", description: AnyVMStateDescription(old))]),
-                                            new: dump([.init(name: "s", description: AnyVMStateDescription(new))]))
+        let old = VMStateDescription<Small>(
+            name: "small", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)],
+            subsections: smallDescription.subsections)
+        let new = VMStateDescription<Small>(
+            name: "small", versionID: 3, minimumVersionID: 2, fields: [.uint8(\.a)],
+            subsections: [
+                .init(
+                    VMStateDescription(
+                        name: "small/other", versionID: 1,
+                        minimumVersionID: 1, fields: []),
+                    needed: { _ in false })
+            ])
+        let result = try VMStateCheck.check(
+            old: dump([.init(name: "s", description: AnyVMStateDescription(old))]),
+            new: dump([.init(name: "s", description: AnyVMStateDescription(new))]))
         let messages = result.problems.map(\.message)
         // Reported once, by the description (QEMU's checker counts none at section level).
         #expect(messages.contains("Section \"s\" Description \"small\": minimum version error: 1 < 2"))
@@ -91,7 +104,8 @@ import Testing
     }
 
     @Test func machineNameDifferenceIsOnlyAWarning() throws {
-        let a = dump([], machine: "a-1.0"), b = dump([], machine: "b-1.0")
+        let a = dump([], machine: "a-1.0")
+        let b = dump([], machine: "b-1.0")
         let result = try VMStateCheck.check(old: a, new: b)
         #expect(result.problems.isEmpty)
         #expect(result.warnings == ["Warning: checking incompatible machine types: \"a-1.0\", \"b-1.0\""])
@@ -99,15 +113,22 @@ import Testing
 
     @Test func fieldsMovedIntoASubstructKeepTheWireFormat() throws {
         // Old: head, num inline. New: a struct whose first field is `head`.
-        let flat = VMStateDescription<Fifo>(name: "holder", versionID: 1, minimumVersionID: 1,
-                                            fields: [.uint32(\.head), .uint32(\.num)])
+        let flat = VMStateDescription<Fifo>(
+            name: "holder", versionID: 1, minimumVersionID: 1,
+            fields: [.uint32(\.head), .uint32(\.num)])
         struct Holder: Sendable { var fifo = Fifo() }
-        let nested = VMStateDescription<Holder>(name: "holder", versionID: 1, minimumVersionID: 1,
-                                                fields: [.nested(\.fifo, VMStateDescription<Fifo>(
-                                                    name: "fifo8", versionID: 1, minimumVersionID: 1,
-                                                    fields: [.uint32(\.head), .uint32(\.num)]))])
-        let result = try VMStateCheck.check(old: dump([.init(name: "h", description: AnyVMStateDescription(flat))]),
-                                            new: dump([.init(name: "h", description: AnyVMStateDescription(nested))]))
+        let nested = VMStateDescription<Holder>(
+            name: "holder", versionID: 1, minimumVersionID: 1,
+            fields: [
+                .nested(
+                    \.fifo,
+                    VMStateDescription<Fifo>(
+                        name: "fifo8", versionID: 1, minimumVersionID: 1,
+                        fields: [.uint32(\.head), .uint32(\.num)]))
+            ])
+        let result = try VMStateCheck.check(
+            old: dump([.init(name: "h", description: AnyVMStateDescription(flat))]),
+            new: dump([.init(name: "h", description: AnyVMStateDescription(nested))]))
         #expect(result.problems == [])
     }
 

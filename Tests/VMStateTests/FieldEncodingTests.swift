@@ -1,6 +1,7 @@
 // Byte-exact checks of the VMState wire encoding (migration/vmstate.c): big-endian
 // integers, one-byte bools, subsections after the fields.
 import Testing
+
 @testable import VMState
 
 struct Small: Equatable, Sendable {
@@ -16,18 +17,25 @@ struct Small: Equatable, Sendable {
 let smallDescription = VMStateDescription<Small>(
     name: "small", versionID: 1, minimumVersionID: 1,
     fields: [.uint8(\.a), .uint16(\.b), .uint32(\.c), .uint64(\.d), .int32(\.e), .bool(\.f)],
-    subsections: [.init(VMStateDescription(name: "small/depth", versionID: 3, minimumVersionID: 1,
-                                           fields: [.uint32(\.depth)]),
-                        needed: { $0.depth != 16 })],
+    subsections: [
+        .init(
+            VMStateDescription(
+                name: "small/depth", versionID: 3, minimumVersionID: 1,
+                fields: [.uint32(\.depth)]),
+            needed: { $0.depth != 16 })
+    ],
     preLoad: { $0.depth = 16 })
 
 @Suite struct FieldEncodingTests {
     @Test func integersAreBigEndianAndBoolIsOneByte() throws {
         let state = Small(a: 0x11, b: 0x2233, c: 0x4455_6677, d: 0x8899_aabb_ccdd_eeff, e: -2, f: true)
         let (bytes, _) = try encode(state, smallDescription)
-        #expect(bytes == [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
-                          0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
-                          0xff, 0xff, 0xff, 0xfe, 0x01])
+        #expect(
+            bytes == [
+                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+                0xff, 0xff, 0xff, 0xfe, 0x01,
+            ])
     }
 
     @Test func subsectionFollowsFieldsWithNameAndVersion() throws {
@@ -44,7 +52,7 @@ let smallDescription = VMStateDescription<Small>(
         let (bytes, json) = try encode(Small(), smallDescription)
         #expect(json["subsections"] == nil)
         var destination = Small()
-        destination.depth = 99   // whatever the destination held must not survive
+        destination.depth = 99  // whatever the destination held must not survive
         #expect(try decode(bytes, smallDescription, into: destination, versionID: 1).depth == 16)
     }
 
@@ -64,7 +72,7 @@ let smallDescription = VMStateDescription<Small>(
         var destination = Everything()
         destination.late = 7
         let loaded = try decode(bytes, Everything.vmstate, into: destination, versionID: 1)
-        state.late = 7   // not in a version-1 stream: the destination keeps its own value
+        state.late = 7  // not in a version-1 stream: the destination keeps its own value
         #expect(loaded == state)
     }
 
@@ -102,7 +110,8 @@ let smallDescription = VMStateDescription<Small>(
         state.depth = 1
         var (bytes, _) = try encode(state, smallDescription)
         bytes[bytes.count - 5] = 4  // the subsection's version_id byte: 3 → 4
-        #expect(error { try decode(bytes, smallDescription, into: Small(), versionID: 1) }
+        #expect(
+            error { try decode(bytes, smallDescription, into: Small(), versionID: 1) }
                 == .versionTooNew(device: "small/depth", incoming: 4, local: 3))
     }
 
@@ -126,14 +135,18 @@ let smallDescription = VMStateDescription<Small>(
         #expect(Array(bytes[107..<111]) == [0, 0, 0, 3])
         bytes.replaceSubrange(107..<111, with: [0xff, 0xff, 0xff, 0xff])
         let e = error { try decode(bytes, Everything.vmstate, into: Everything(), versionID: 2) }
-        #expect(e == .lengthOutOfBounds(device: "everything", version: 2, field: "data", length: 0xffff_ffff,
-                                        maximum: Everything.maximumData))
+        #expect(
+            e
+                == .lengthOutOfBounds(
+                    device: "everything", version: 2, field: "data", length: 0xffff_ffff,
+                    maximum: Everything.maximumData))
     }
 
     @Test func saveRefusesArraysOfTheWrongLength() throws {
         var state = Everything.sample
         state.regs = [1]
-        #expect(error { try encode(state, Everything.vmstate) }
+        #expect(
+            error { try encode(state, Everything.vmstate) }
                 == .fieldSizeMismatch(device: "everything", version: 2, field: "regs", expected: 4, actual: 1))
     }
 
@@ -158,8 +171,12 @@ let smallDescription = VMStateDescription<Small>(
     @Test func problemsAreReported() {
         let bad = VMStateDescription<Small>(
             name: "bad", versionID: 1, minimumVersionID: 2, fields: [.uint8(\.a), .uint8(\.a), .uint16(\.b, since: 5)],
-            subsections: [.init(VMStateDescription(name: "other/x", versionID: 1, minimumVersionID: 1,
-                                                   fields: [.uint32(\.depth)]), needed: { _ in true })])
+            subsections: [
+                .init(
+                    VMStateDescription(
+                        name: "other/x", versionID: 1, minimumVersionID: 1,
+                        fields: [.uint32(\.depth)]), needed: { _ in true })
+            ])
         let problems = bad.problems()
         #expect(problems.count == 4)
         #expect(bad.uncoveredProperties(of: Small()) == ["c", "d", "e", "f"])

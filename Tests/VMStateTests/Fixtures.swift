@@ -11,8 +11,9 @@ struct Fifo: Equatable, Sendable {
         name: "fifo8", versionID: 1, minimumVersionID: 1,
         fields: [.uint32(\.head), .uint32(\.num)],
         subsections: [
-            .init(VMStateDescription(name: "fifo8/flag", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.subFlag)]),
-                  needed: { $0.subFlag != 0 }),
+            .init(
+                VMStateDescription(name: "fifo8/flag", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.subFlag)]),
+                needed: { $0.subFlag != 0 })
         ],
         preLoad: { $0.subFlag = 0 })
 }
@@ -36,9 +37,9 @@ struct Everything: Equatable, Sendable {
     var data: [UInt8] = []
     var fifo = Fifo()
     var fifos = [Fifo(), Fifo()]
-    var late: UInt32 = 0          // arrives in version 2
-    var gated: UInt16 = 0          // only when `flag`
-    var fifoDepth: UInt32 = 16     // subsection, only when not the default
+    var late: UInt32 = 0  // arrives in version 2
+    var gated: UInt16 = 0  // only when `flag`
+    var fifoDepth: UInt32 = 16  // subsection, only when not the default
 
     static let maximumData = 64
 
@@ -56,14 +57,16 @@ struct Everything: Equatable, Sendable {
             .uint16(\.gated, exists: { state, _ in state.flag }),
         ],
         subsections: [
-            .init(VMStateDescription(name: "everything/fifo-depth", versionID: 1, minimumVersionID: 1,
-                                     fields: [.uint32(\.fifoDepth)],
-                                     postLoad: { state, _ in
-                                         guard state.fifoDepth >= 1 && state.fifoDepth <= 256 else {
-                                             throw TestError.badDepth(state.fifoDepth)
-                                         }
-                                     }),
-                  needed: { $0.fifoDepth != 16 }),
+            .init(
+                VMStateDescription(
+                    name: "everything/fifo-depth", versionID: 1, minimumVersionID: 1,
+                    fields: [.uint32(\.fifoDepth)],
+                    postLoad: { state, _ in
+                        guard state.fifoDepth >= 1 && state.fifoDepth <= 256 else {
+                            throw TestError.badDepth(state.fifoDepth)
+                        }
+                    }),
+                needed: { $0.fifoDepth != 16 })
         ],
         preLoad: { $0.fifoDepth = 16 })
 
@@ -117,8 +120,9 @@ final class Box<S> {
     var state: S
     init(_ state: S) { self.state = state }
     func entry(_ description: VMStateDescription<S>, instanceID: UInt32 = 0, idstr: String? = nil) -> SaveStateEntry {
-        SaveStateEntry(idstr: idstr, instanceID: instanceID, description: description,
-                       get: { self.state }, set: { self.state = $0 })
+        SaveStateEntry(
+            idstr: idstr, instanceID: instanceID, description: description,
+            get: { self.state }, set: { self.state = $0 })
     }
 }
 

@@ -2,6 +2,7 @@
 // stream through VMStateFuzz.consume must all return (errors are fine).
 import TestBoards
 import Testing
+
 @testable import VMState
 
 @Suite struct FuzzSmokeTests {
@@ -25,7 +26,8 @@ import Testing
                 let i = Int(rng.next() % UInt64(bytes.count - 4))
                 bytes.replaceSubrange(i..<(i + 4), with: [0xff, 0xff, 0xff, 0xff])
             default:  // splice a chunk elsewhere
-                let a = Int(rng.next() % UInt64(bytes.count)), n = Int(rng.next() % 64)
+                let a = Int(rng.next() % UInt64(bytes.count))
+                let n = Int(rng.next() % 64)
                 let b = Int(rng.next() % UInt64(bytes.count))
                 bytes.insert(contentsOf: bytes[a..<min(a + n, bytes.count)], at: b)
             }

@@ -1,5 +1,6 @@
 // The machine-independent walk behind `snapshot inspect`, on the fuzz machine's stream.
 import Testing
+
 @testable import VMState
 
 @Suite struct InspectorTests {
@@ -92,7 +93,8 @@ import Testing
         try file.putByte(QEMUVMSectionType.sectionFooter.rawValue)
         try file.putBE32(3)
         try file.putByte(QEMUVMSectionType.eof.rawValue)
-        let description = #"{"page_size": \#(describedPageSize), "devices": [{"name": "dev", "instance_id": 0, "#
+        let description =
+            #"{"page_size": \#(describedPageSize), "devices": [{"name": "dev", "instance_id": 0, "#
             + #""vmsd_name": "dev", "version": 1, "fields": [{"name": "x", "type": "uint32", "size": 4}]}]}"#
         try file.putByte(QEMUVMSectionType.vmDescription.rawValue)
         try file.putBE32(UInt32(description.utf8.count))
@@ -125,8 +127,9 @@ import Testing
 
     @Test func theLoaderRefusesWhatItCannotMatch() throws {
         // A stream for this machine type but with 16 KiB pages is refused by the loader, not misread.
-        let reader = QEVMStreamReader(source: MemorySource(try Self.stream(ignoreShared: false)), machineType: "virt",
-                                      ramBlocks: [], entries: [])
+        let reader = QEVMStreamReader(
+            source: MemorySource(try Self.stream(ignoreShared: false)), machineType: "virt",
+            ramBlocks: [], entries: [])
         let error = #expect(throws: VMStateError.self) { try reader.read() }
         #expect(error?.description.contains("target_page_bits") == true)
     }

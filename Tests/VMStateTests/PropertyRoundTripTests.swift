@@ -2,12 +2,15 @@
 // whichever optional parts (field_exists, subsections) it happens to need.
 import PropertyBased
 import Testing
+
 @testable import VMState
 
 @Suite struct PropertyRoundTripTests {
     @Test func smallStatesRoundTrip() async {
-        await propertyCheck(input: Gen.uint8(), Gen.uint16(), Gen.uint64(), Gen.int32(), Gen.bool,
-                            Gen.uint32(in: 1...40)) { a, b, d, e, f, depth in
+        await propertyCheck(
+            input: Gen.uint8(), Gen.uint16(), Gen.uint64(), Gen.int32(), Gen.bool,
+            Gen.uint32(in: 1...40)
+        ) { a, b, d, e, f, depth in
             let state = Small(a: a, b: b, c: UInt32(truncatingIfNeeded: d >> 7), d: d, e: e, f: f, depth: depth)
             let (bytes, _) = try encode(state, smallDescription)
             #expect(try decode(bytes, smallDescription, into: Small(), versionID: 1) == state)
@@ -15,8 +18,10 @@ import Testing
     }
 
     @Test func everythingRoundTripsThroughAStream() async {
-        await propertyCheck(count: 60, input: Gen.uint64(), Gen.uint8().array(of: 0...Everything.maximumData),
-                            Gen.bool, Gen.uint32(in: 1...256), Gen.int64(), Gen.uint8(in: 1...255).array(of: 4096)) {
+        await propertyCheck(
+            count: 60, input: Gen.uint64(), Gen.uint8().array(of: 0...Everything.maximumData),
+            Gen.bool, Gen.uint32(in: 1...256), Gen.int64(), Gen.uint8(in: 1...255).array(of: 4096)
+        ) {
             word, data, flag, depth, signed, page in
             var state = Everything.sample
             state.u64 = word

@@ -3,6 +3,7 @@
 // field and section renames, and the section-level minimum version. Each test pairs
 // two dumps in QEMU's -dump-vmstate layout and expects the script's verdict.
 import Testing
+
 @testable import VMState
 
 @Suite struct QEMUCheckerRulesTests {
@@ -18,8 +19,10 @@ import Testing
     }
 
     /// One section (device type) with one description holding `fields`.
-    static func dump(section: String = "dev", description: String? = nil, version: Int = 1, minimum: Int = 1,
-                     fields: [String], machine: String = "pc-q35-7.2") -> String {
+    static func dump(
+        section: String = "dev", description: String? = nil, version: Int = 1, minimum: Int = 1,
+        fields: [String], machine: String = "pc-q35-7.2"
+    ) -> String {
         #"{"vmschkmachine": {"Name": "\#(machine)"}, "\#(section)": {"Name": "\#(section)", "#
             + #""version_id": \#(version), "minimum_version_id": \#(minimum), "Description": {"name": "\#(description ?? section)", "#
             + #""version_id": \#(version), "minimum_version_id": \#(minimum), "Fields": [\#(fields.joined(separator: ", "))]}}}"#
@@ -33,8 +36,10 @@ import Testing
 
     @Test func anUnusedPlaceholderAbsorbsTheFieldsItReplaced() throws {
         // e1000 in QEMU 1.x dropped two uint32 fields and sent 8 bytes of `unused` in their place.
-        let old = Self.dump(fields: [Self.field("a", size: 1), Self.field("b", size: 4), Self.field("c", size: 4),
-                                     Self.field("d", size: 2)])
+        let old = Self.dump(fields: [
+            Self.field("a", size: 1), Self.field("b", size: 4), Self.field("c", size: 4),
+            Self.field("d", size: 2),
+        ])
         let new = Self.dump(fields: [Self.field("a", size: 1), Self.field("unused", size: 8), Self.field("d", size: 2)])
         #expect(try Self.problems(old, new) == [])
         #expect(try Self.problems(new, old) == [])
@@ -85,10 +90,12 @@ import Testing
     @Test func aRenamedFirstFieldStillOpensASubstruct() throws {
         // mch: the old flat `d` is now the first member of a `parent_obj` substruct named "mch".
         let old = Self.dump(section: "mch", fields: [Self.field("d", size: 8), Self.field("smram", size: 1)])
-        let new = Self.dump(section: "mch", fields: [
-            Self.structField("wrapper", description: "mch", fields: [Self.field("parent_obj", size: 8)]),
-            Self.field("smram", size: 1),
-        ])
+        let new = Self.dump(
+            section: "mch",
+            fields: [
+                Self.structField("wrapper", description: "mch", fields: [Self.field("parent_obj", size: 8)]),
+                Self.field("smram", size: 1),
+            ])
         #expect(try Self.problems(old, new) == [])
     }
 
@@ -101,8 +108,9 @@ import Testing
         #expect(try Self.problems(old, new) == [])
         let otherOld = Self.dump(section: "usb-kbd", fields: [struct1])
         let otherNew = Self.dump(section: "usb-kbd", fields: [struct2])
-        #expect(try Self.problems(otherOld, otherNew)
-            == ["Section \"usb-kbd\": Description \"usb-ptr-queue\" missing, got \"HIDPointerEventQueue\" instead; skipping"])
+        #expect(
+            try Self.problems(otherOld, otherNew)
+                == ["Section \"usb-kbd\": Description \"usb-ptr-queue\" missing, got \"HIDPointerEventQueue\" instead; skipping"])
     }
 
     @Test func sectionsQEMURenamedAreFoundUnderEitherName() throws {
@@ -122,7 +130,10 @@ import Testing
         let new = Self.dump(version: 4, minimum: 3, fields: [Self.field("a", size: 4)])
         #expect(try Self.problems(old, new) == ["Section \"dev\" Description \"dev\": minimum version error: 1 < 3"])
         // A version error is counted at both levels, as QEMU's checker does.
-        #expect(try Self.problems(new, old) == ["Section \"dev\" version error: 4 > 1",
-                                                "Section \"dev\" Description \"dev\": version error: 4 > 1"])
+        #expect(
+            try Self.problems(new, old) == [
+                "Section \"dev\" version error: 4 > 1",
+                "Section \"dev\" Description \"dev\": version error: 4 > 1",
+            ])
     }
 }

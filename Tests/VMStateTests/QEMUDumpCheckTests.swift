@@ -5,6 +5,7 @@
 import Foundation
 import TestBoards
 import Testing
+
 @testable import VMState
 
 @Suite struct QEMUDumpCheckTests {
@@ -80,7 +81,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for round in 0..<60 {
-            var old = dump, new = dump
+            var old = dump
+            var new = dump
             for _ in 0..<Int.random(in: 1...3, using: &rng) {
                 if Bool.random(using: &rng) { old = DumpEdit.random(old, using: &rng) } else { new = DumpEdit.random(new, using: &rng) }
             }
@@ -88,7 +90,9 @@ import Testing
             try new.serialized().write(toFile: directory + "/new.json", atomically: true, encoding: .utf8)
             let theirs = try Self.run("/usr/bin/python3", [Self.script!, "-s", directory + "/old.json", "-d", directory + "/new.json"])
             let ours = try VMStateCheck.check(old: old, new: new)
-            #expect(ours.exitStatus == theirs.status, "round \(round): QEMU's checker says\n\(theirs.output)\nours:\n\(ours.problems.map(\.message).joined(separator: "\n"))")
+            #expect(
+                ours.exitStatus == theirs.status,
+                "round \(round): QEMU's checker says\n\(theirs.output)\nours:\n\(ours.problems.map(\.message).joined(separator: "\n"))")
         }
     }
 }
@@ -105,10 +109,11 @@ enum DumpEdit {
 
     /// Applies `change` to `section`'s top-level field list.
     static func fieldList(in dump: JSONValue, section: String, _ change: ([JSONValue]) -> [JSONValue]) -> JSONValue {
-        .object((dump.objectValue ?? []).map { name, value in
-            guard name == section else { return (name, value) }
-            return (name, replacing(value, path: ["Description", "Fields"]) { .array(change($0.arrayValue ?? [])) })
-        })
+        .object(
+            (dump.objectValue ?? []).map { name, value in
+                guard name == section else { return (name, value) }
+                return (name, replacing(value, path: ["Description", "Fields"]) { .array(change($0.arrayValue ?? [])) })
+            })
     }
 
     static func renameFields(_ dump: JSONValue, section: String, _ old: String, to new: String) -> JSONValue {
@@ -118,36 +123,49 @@ enum DumpEdit {
     }
 
     static func raiseMinimumVersion(_ dump: JSONValue, section: String) -> JSONValue {
-        .object((dump.objectValue ?? []).map { name, value in
-            guard name == section, let version = value["version_id"]?.intValue else { return (name, value) }
-            let raised = replacing(value, path: ["minimum_version_id"]) { _ in .int(version + 1) }
-            return (name, replacing(raised, path: ["Description", "minimum_version_id"]) { _ in .int(version + 1) })
-        })
+        .object(
+            (dump.objectValue ?? []).map { name, value in
+                guard name == section, let version = value["version_id"]?.intValue else { return (name, value) }
+                let raised = replacing(value, path: ["minimum_version_id"]) { _ in .int(version + 1) }
+                return (name, replacing(raised, path: ["Description", "minimum_version_id"]) { _ in .int(version + 1) })
+            })
     }
 
     /// One random change of the kinds QEMU's checker has rules for.
     static func random(_ dump: JSONValue, using rng: inout SplitMix64) -> JSONValue {
         var members = dump.objectValue ?? []
-        let sections = members.indices.filter { members[$0].0 != "vmschkmachine" && members[$0].1["Description"]?["Fields"]?.arrayValue?.isEmpty == false }
+        let sections = members.indices.filter {
+            members[$0].0 != "vmschkmachine" && members[$0].1["Description"]?["Fields"]?.arrayValue?.isEmpty == false
+        }
         guard let index = sections.randomElement(using: &rng) else { return dump }
         let section = members[index].1
         let fields = section["Description"]?["Fields"]?.arrayValue ?? []
         let i = Int.random(in: 0..<fields.count, using: &rng)
         func withFields(_ new: [JSONValue]) -> JSONValue { replacing(section, path: ["Description", "Fields"]) { _ in .array(new) } }
         switch Int.random(in: 0..<9, using: &rng) {
-        case 0: members[index].1 = withFields(fields.enumerated().map { $0.offset == i ? replacing($0.element, path: ["field"]) { _ in .string("unused") } : $0.element })
+        case 0:
+            members[index].1 = withFields(
+                fields.enumerated().map { $0.offset == i ? replacing($0.element, path: ["field"]) { _ in .string("unused") } : $0.element })
         case 1:
             let n = min(Int.random(in: 1...3, using: &rng), fields.count - i)
             let size = fields[i..<(i + n)].reduce(Int64(0)) { $0 + ($1["size"]?.intValue ?? 0) } + (Int.random(in: 0..<4, using: &rng) == 0 ? 1 : 0)
             members[index].1 = withFields(Array(fields[..<i]) + [unused(size: size)] + fields[(i + n)...])
-        case 2: members[index].1 = withFields(fields.enumerated().map { $0.offset == i ? replacing($0.element, path: ["size"]) { .int(($0.intValue ?? 0) + 1) } : $0.element })
+        case 2:
+            members[index].1 = withFields(
+                fields.enumerated().map { $0.offset == i ? replacing($0.element, path: ["size"]) { .int(($0.intValue ?? 0) + 1) } : $0.element })
         case 3: members[index].1 = withFields(fields.enumerated().filter { $0.offset != i }.map(\.element))
-        case 4: members[index].1 = withFields(fields.enumerated().map { $0.offset == i ? replacing($0.element, path: ["field"]) { .string(($0.stringValue ?? "") + "_x") } : $0.element })
+        case 4:
+            members[index].1 = withFields(
+                fields.enumerated().map {
+                    $0.offset == i ? replacing($0.element, path: ["field"]) { .string(($0.stringValue ?? "") + "_x") } : $0.element
+                })
         case 5: members[index].1 = replacing(section, path: ["Description", "version_id"]) { .int(($0.intValue ?? 0) + 1) }
         case 6: members[index].1 = replacing(section, path: ["Description", "minimum_version_id"]) { .int(($0.intValue ?? 0) + 2) }
         case 7:
-            members[index].1 = replacing(replacing(section, path: ["version_id"]) { .int(($0.intValue ?? 0) + 1) },
-                                         path: ["minimum_version_id"]) { .int(($0.intValue ?? 0) + 5) }
+            members[index].1 = replacing(
+                replacing(section, path: ["version_id"]) { .int(($0.intValue ?? 0) + 1) },
+                path: ["minimum_version_id"]
+            ) { .int(($0.intValue ?? 0) + 5) }
         default:
             if Bool.random(using: &rng), let lpc = members.firstIndex(where: { $0.0 == "ICH9-LPC" }) {
                 members[lpc].0 = "ICH9 LPC"

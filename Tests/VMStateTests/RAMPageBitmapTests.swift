@@ -3,6 +3,7 @@
 import Foundation
 import TestBoards
 import Testing
+
 @testable import VMState
 
 @Suite struct RAMPageBitmapTests {
@@ -37,7 +38,8 @@ import Testing
             }
             #expect(fromRuns == model.sorted())
             for _ in 0..<20 {
-                let a = Int(random.next() % UInt64(n + 1)), b = Int(random.next() % UInt64(n + 1))
+                let a = Int(random.next() % UInt64(n + 1))
+                let b = Int(random.next() % UInt64(n + 1))
                 let range = min(a, b)..<max(a, b)
                 var inRange: [Int] = []
                 bitmap.forEachRun(in: range) { inRange += $0 }
@@ -71,8 +73,10 @@ import Testing
     /// Pages go from guest memory by reference; what reaches the sink is what copying them would give.
     @Test func referencedPagesReachTheSinkAsCopiesWould() throws {
         let ram = TestRAM(pages: 700) { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 12) | 1 }
-        let gathered = MemorySink(), copied = MemorySink()
-        let a = QEMUFileWriter(sink: gathered), b = QEMUFileWriter(sink: copied)
+        let gathered = MemorySink()
+        let copied = MemorySink()
+        let a = QEMUFileWriter(sink: gathered)
+        let b = QEMUFileWriter(sink: copied)
         for page in 0..<700 {
             let bytes = UnsafeRawBufferPointer(rebasing: ram.block().memory[(page * 4096)..<((page + 1) * 4096)])
             try a.putBE64(UInt64(page)); try b.putBE64(UInt64(page))

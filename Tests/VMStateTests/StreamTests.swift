@@ -1,6 +1,7 @@
 // The QEVM stream (SPEC §2): framing bytes, RAM pages, device sections, and every
 // way a stream can be refused before anything is applied.
 import Testing
+
 @testable import VMState
 
 @Suite struct StreamTests {
@@ -95,8 +96,9 @@ import Testing
             fields: Everything.vmstate.fields.filter { $0.sinceVersion <= 1 })
         let destination = Destination()
         let e = error {
-            try readStream(bytes, ram: [destination.ram.block()],
-                           entries: [destination.first.entry(older), destination.second.entry(smallDescription)])
+            try readStream(
+                bytes, ram: [destination.ram.block()],
+                entries: [destination.first.entry(older), destination.second.entry(smallDescription)])
         }
         #expect(e == .versionTooNew(device: "everything", incoming: 2, local: 1))
         #expect(e?.description == "everything: incoming version_id 2 is greater than our version_id 1")
@@ -121,8 +123,9 @@ import Testing
 
     @Test func unknownSection() throws {
         let setup = Setup()
-        let bytes = try writeStream(ram: [setup.ram.block()],
-                                    entries: setup.entries + [Box(Small()).entry(smallDescription, idstr: "stranger")])
+        let bytes = try writeStream(
+            ram: [setup.ram.block()],
+            entries: setup.entries + [Box(Small()).entry(smallDescription, idstr: "stranger")])
         let e = error { try Destination().read(bytes) }
         #expect(e == .unknownSection(name: "stranger", instanceID: 0))
         #expect(e?.description.contains("'stranger' 0") == true)
@@ -132,12 +135,14 @@ import Testing
         let withExtra = VMStateDescription<Small>(
             name: "small", versionID: 1, minimumVersionID: 1, fields: smallDescription.fields,
             subsections: smallDescription.subsections + [
-                .init(VMStateDescription(name: "small/extra", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)]),
-                      needed: { _ in true }),
+                .init(
+                    VMStateDescription(name: "small/extra", versionID: 1, minimumVersionID: 1, fields: [.uint8(\.a)]),
+                    needed: { _ in true })
             ])
         let setup = Setup()
-        let bytes = try writeStream(ram: [setup.ram.block()],
-                                    entries: [setup.first.entry(Everything.vmstate), setup.second.entry(withExtra)])
+        let bytes = try writeStream(
+            ram: [setup.ram.block()],
+            entries: [setup.first.entry(Everything.vmstate), setup.second.entry(withExtra)])
         let destination = Destination()
         #expect(error { try destination.read(bytes) } == .unknownSubsection(name: "small/extra", parent: "small", version: 1))
         #expect(destination.first.state == Everything())
@@ -177,7 +182,8 @@ import Testing
         // The RAM START section's footer names section 0; make it name 9.
         #expect(bytes[71] == 0x7e)
         bytes[75] = 9
-        #expect(error { try Destination().read(bytes) }
+        #expect(
+            error { try Destination().read(bytes) }
                 == .mismatchedSectionFooter(section: "ram", read: 9, expected: 0))
     }
 
@@ -185,7 +191,8 @@ import Testing
         let bytes = try Setup().stream()
         let ram = TestRAM(pages: 2)
         let destination = Destination()
-        #expect(error { try readStream(bytes, ram: [ram.block()], entries: destination.entries) }
+        #expect(
+            error { try readStream(bytes, ram: [ram.block()], entries: destination.entries) }
                 == .ramLengthMismatch(block: "test.ram", incoming: 4 * 4096, local: 2 * 4096))
     }
 
@@ -218,13 +225,15 @@ import Testing
         try writer.finish()
         close(fds[1])
         let destination = Destination()
-        let pending = try QEVMStreamReader(source: FileDescriptorSource(fileDescriptor: fds[0]), machineType: "test-1.0",
-                                           ramBlocks: [destination.ram.block()], entries: destination.entries).read()
+        let pending = try QEVMStreamReader(
+            source: FileDescriptorSource(fileDescriptor: fds[0]), machineType: "test-1.0",
+            ramBlocks: [destination.ram.block()], entries: destination.entries
+        ).read()
         pending.commit()
         #expect(destination.first.state == setup.first.state)
     }
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
