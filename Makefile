@@ -4,21 +4,26 @@
 SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
 # Built and run with these; `make test` adds the reference tools the tests compare against.
-RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev libxxhash-dev opensbi u-boot-qemu
+RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev libxxhash-dev opensbi u-boot-qemu e2fsprogs esbuild node-xterm
 TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-system-x86 qemu-utils e2fsprogs device-tree-compiler curl chromium chromium-driver python3-venv eslint
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 # The Linux guest (guests/linux/build.sh): kernel and initramfs, built once into ~/.cache/emupanel/linux.
 LINUX_PACKAGES = $(shell guests/linux/build.sh --packages)
 
-.PHONY: run build test test-browser screenshots test-tsan lint fuzz deps test-deps bench bench-http clean linux linux-deps
+.PHONY: run build test test-browser screenshots test-tsan lint fuzz deps test-deps bench bench-http clean linux linux-deps terminal
 
 run: deps build linux
 	.build/release/emupanel serve --config $(CONFIG)
 
-build: deps
+build: deps terminal
 	$(SWIFT) build -c release --product emupanel
 
-test: test-deps linux
+# The console's terminal: Debian's node-xterm bundled with Debian's esbuild into the ignored
+# Public/vendor/ (a no-op when up to date).
+terminal: deps
+	@./scripts/bundle-terminal
+
+test: test-deps linux terminal
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	FUZZ_SECONDS=60 ./scripts/fuzz
@@ -79,4 +84,4 @@ bench-deps:
 	@./scripts/apt-ensure $(BENCH_PACKAGES)
 
 clean:
-	rm -rf .build .build-fuzz bench/out
+	rm -rf .build .build-fuzz bench/out Public/vendor

@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "PanelCore",
             dependencies: [
-                "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "QEMUBackend",
+                "EmulatorCore", "RISCV", "Migration", "Headless", "VMState", "QEMUBackend", "Block",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -104,6 +104,7 @@ let package = Package(
             name: "PanelTests",
             dependencies: [
                 "PanelHTTP", "PanelCore", "HTTPServer", "HTTPTestSupport", "TestBoards", "EmulatorCore", "VMState", "RISCV", "Migration", "CXXHash",
+                "Block",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // Runs the built `emupanel` binary as a subprocess (so `swift build --build-tests` first).

@@ -1,218 +1,197 @@
-// A small terminal for the serial console: text, CR/LF, backspace, tabs and the CSI
-// sequences U-Boot and OpenSBI send (erase line/display, cursor moves, SGR ignored).
-// Our own because Debian's xterm.js ships as CommonJS modules that need a bundler.
+// The serial console's terminal: xterm.js from Debian's node-xterm, bundled at build time with
+// Debian's esbuild into /vendor/xterm.js (scripts/bundle-terminal; nothing of it is committed).
+// Around it: copy and paste that work on every browser, the terminal's size kept to its frame,
+// and on phones a text field that opens the soft keyboard (xterm.js 3.8 reads key events only).
 
-const ESC = "\x1b";
+const PHONE = "(max-width: 600px)";
+let bundle = null;
+
+/** The bundle, loaded once on first use; a missing one says how to build it. */
+function loadXterm() {
+  if (!bundle) {
+    bundle = import("/vendor/xterm.js").catch(() => {
+      throw new Error("The terminal is not built: run make (scripts/bundle-terminal bundles Debian's node-xterm with esbuild).");
+    });
+  }
+  return bundle;
+}
 
 export class Terminal {
   /**
-   * The whole interface the console page uses (so another terminal can take its place): build it
-   * on a <pre>, put `element` in the page, `write` output, get typed input from `onData`,
-   * `dispose` it. Keys go to a hidden textarea over the screen, which is what lets a phone open its
-   * soft keyboard (a <pre> never does) and receives what the keyboard or an IME types.
+   * The whole interface the console page uses: build it on an element (its id is kept), put
+   * `element` in the page, `write` output, get typed input from `onData`, `dispose` it.
    */
-  constructor(screen, { cols = 100, rows = 30, scrollback = 2000, onData = () => {} } = {}) {
-    this.screen = screen;
-    this.cols = cols;
-    this.rows = rows;
-    this.scrollback = scrollback;
+  constructor(screen, { scrollback = 5000, onData = () => {}, onError = () => {} } = {}) {
     this.onData = onData;
-    this.lines = [[]];
-    this.cursorRow = 0; // index into this.lines
-    this.cursorCol = 0;
-    this.state = "text";
-    this.params = "";
-    this.pending = false;
-    screen.classList.add("terminal");
-    screen.setAttribute("role", "log");
-    screen.setAttribute("aria-live", "off");
-    this.input = document.createElement("textarea");
-    this.input.className = "terminal-input";
-    this.input.id = `${screen.id || "terminal"}-input`;
-    this.input.setAttribute("aria-label", screen.getAttribute("aria-label") || "Terminal input");
-    this.input.setAttribute("autocapitalize", "off");
-    this.input.setAttribute("autocomplete", "off");
-    this.input.setAttribute("autocorrect", "off");
-    this.input.setAttribute("spellcheck", "false");
-    this.input.setAttribute("enterkeyhint", "send");
+    this.queue = [];
+    this.xterm = null;
+    this.screen = document.createElement("div");
+    this.screen.id = screen.id || "console";
+    this.screen.className = "terminal";
+    this.screen.setAttribute("aria-label", screen.getAttribute("aria-label") || "Terminal");
+    // Tests read the whole buffer (the canvas holds no text), and a cell's colour.
+    this.screen.readText = () => this.text;
+    this.screen.readForeground = (row, column) => this.foreground(row, column);
+    this.size = document.createElement("span");
+    this.size.className = "muted small terminal-size";
+    this.size.id = `${this.screen.id}-size`;
+    this.phone = document.createElement("input");
+    this.phone.id = `${this.screen.id}-phone`;
+    this.phone.className = "terminal-phone";
+    for (const [name, value] of Object.entries({ type: "text", "aria-label": "Type into the console", placeholder: "Type here; Enter sends",
+      autocapitalize: "off", autocomplete: "off", autocorrect: "off", spellcheck: "false", enterkeyhint: "send" })) {
+      this.phone.setAttribute(name, value);
+    }
+    this.phone.addEventListener("input", (event) => this.typed(event));
+    this.phone.addEventListener("keydown", (event) => this.phoneKey(event));
+    const copy = button("Copy", "Copy the selection (Ctrl+Shift+C)", () => this.copy());
+    const paste = button("Paste", "Paste the clipboard (Ctrl+Shift+V)", () => this.paste());
     this.element = document.createElement("div");
     this.element.className = "terminal-wrap";
+    const tools = document.createElement("div");
+    tools.className = "terminal-tools";
+    tools.append(copy, paste, this.size);
     screen.replaceWith(this.element);
-    this.element.append(screen, this.input);
-    this.input.addEventListener("keydown", (event) => this.keydown(event));
-    this.input.addEventListener("input", (event) => this.typed(event));
-    this.input.addEventListener("compositionend", (event) => { this.send(event.data || ""); this.input.value = ""; });
-    this.input.addEventListener("paste", (event) => {
-      event.preventDefault();
-      this.onData(event.clipboardData.getData("text").replace(/\r?\n/g, "\r"));
+    this.element.append(this.screen, this.phone, tools);
+    // On a phone a tap on the screen means "type": the field opens the soft keyboard.
+    this.screen.addEventListener("click", () => {
+      if (window.matchMedia(PHONE).matches && !this.selection()) this.phone.focus({ preventScroll: true });
     });
-    // A click that selected nothing (to copy) means "type here".
-    screen.addEventListener("click", () => { if (String(window.getSelection()) === "") this.focus(); });
-    this.render();
+    this.resizeObserver = new ResizeObserver(() => this.fit());
+    loadXterm().then(({ Terminal: XTerm }) => {
+      if (this.disposed) return;
+      // The canvas renderer: the DOM one injects <style> elements, which the pages' CSP
+      // (style-src 'self') refuses. Text for tests and copying comes from the buffer (`text`).
+      const xterm = new XTerm({ scrollback, rendererType: "canvas", cursorBlink: true, convertEol: false,
+        fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', fontSize: window.matchMedia(PHONE).matches ? 12 : 14 });
+      xterm.open(this.screen);
+      xterm.textarea.id = `${this.screen.id}-input`;
+      xterm.on("data", (data) => this.onData(data));
+      xterm.on("resize", ({ cols, rows }) => { this.size.textContent = `${cols}×${rows}`; });
+      xterm.attachCustomKeyEventHandler((event) => this.shortcut(event));
+      this.xterm = xterm;
+      this.fit();
+      this.resizeObserver.observe(this.screen);
+      for (const data of this.queue) xterm.write(data);
+      this.queue = [];
+    }).catch((error) => onError(error));
   }
 
-  focus() {
-    this.input.focus({ preventScroll: true });
-  }
-
-  dispose() {
-    this.onData = () => {};
-  }
-
-  /** The text on screen, for tests and screen readers' "copy all". */
   get text() {
-    return this.lines.map((line) => line.join("").replace(/\s+$/, "")).join("\n");
+    if (!this.xterm) return this.queue.join("");
+    const buffer = this.xterm._core.buffer;
+    const lines = [];
+    for (let i = 0; i < buffer.lines.length; i++) lines.push(buffer.translateBufferLineToString(i, true));
+    // The cursor's row keeps the blanks up to the cursor: a prompt reads "=> ", as on screen.
+    const cursorRow = buffer.ybase + buffer.y;
+    if (cursorRow < lines.length) {
+      lines[cursorRow] = buffer.translateBufferLineToString(cursorRow, false).slice(0, Math.max(lines[cursorRow].length, buffer.x));
+    }
+    while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+    return lines.join("\n");
+  }
+
+  /** The palette index of the colour a visible cell is drawn in (SGR 30–37: 0–7), -1 for the default. */
+  foreground(row, column) {
+    if (!this.xterm) return -1;
+    const buffer = this.xterm._core.buffer;
+    const cell = buffer.lines.get(buffer.ydisp + row).get(column);
+    const fg = (cell[0] >> 9) & 0x1ff; // CharData [attr, char, width, code]; attr = flags | fg << 9 | bg
+    return fg >= 256 ? -1 : fg;
   }
 
   write(data) {
-    for (const ch of data) this.feed(ch);
-    this.scheduleRender();
+    if (this.xterm) this.xterm.write(data);
+    else this.queue.push(data);
   }
 
-  feed(ch) {
-    switch (this.state) {
-      case "escape":
-        if (ch === "[") { this.state = "csi"; this.params = ""; }
-        else if (ch === "c") { this.reset(); this.state = "text"; }
-        else this.state = "text"; // other escapes (charset, keypad modes) change nothing we draw
-        return;
-      case "csi":
-        if (/[0-9;?]/.test(ch)) { this.params += ch; return; }
-        this.csi(ch, this.params);
-        this.state = "text";
-        return;
-      default:
-        break;
+  focus() {
+    if (window.matchMedia(PHONE).matches) this.phone.focus({ preventScroll: true });
+    else this.xterm?.focus();
+  }
+
+  fit() {
+    if (!this.xterm || this.screen.clientWidth === 0) return;
+    this.xterm.fit();
+    this.size.textContent = `${this.xterm.cols}×${this.xterm.rows}`;
+  }
+
+  dispose() {
+    this.disposed = true;
+    this.onData = () => {};
+    this.resizeObserver.disconnect();
+    this.xterm?.dispose();
+  }
+
+  selection() {
+    return this.xterm?.hasSelection() ? this.xterm.getSelection() : String(window.getSelection());
+  }
+
+  /** Ctrl+Shift+C and Ctrl+Shift+V copy and paste, as desktop terminals do; Ctrl+C stays ^C. */
+  shortcut(event) {
+    if (event.type !== "keydown" || !event.ctrlKey || !event.shiftKey) return true;
+    if (event.key === "C" || event.key === "c") { this.copy(); event.preventDefault(); return false; }
+    if (event.key === "V" || event.key === "v") { this.paste(); event.preventDefault(); return false; }
+    return true;
+  }
+
+  async copy() {
+    const text = this.selection();
+    if (!text) return;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      // Without the asynchronous clipboard (no secure context): the old way, through a field.
+      const field = document.createElement("textarea");
+      field.value = text;
+      document.body.append(field);
+      field.select();
+      document.execCommand("copy");
+      field.remove();
     }
-    switch (ch) {
-      case ESC: this.state = "escape"; return;
-      case "\r": this.cursorCol = 0; return;
-      case "\n": this.newline(); return;
-      case "\b": this.cursorCol = Math.max(0, this.cursorCol - 1); return;
-      case "\t": this.cursorCol = Math.min(this.cols - 1, (Math.floor(this.cursorCol / 8) + 1) * 8); return;
-      case "\x07": case "\0": return;
-      default: {
-        if (ch < " ") return;
-        if (this.cursorCol >= this.cols) { this.newline(); this.cursorCol = 0; }
-        const line = this.lines[this.cursorRow];
-        while (line.length < this.cursorCol) line.push(" ");
-        line[this.cursorCol] = ch;
-        this.cursorCol += 1;
-      }
-    }
+    this.xterm?.focus();
   }
 
-  newline() {
-    this.cursorRow += 1;
-    if (this.cursorRow >= this.lines.length) this.lines.push([]);
-    if (this.lines.length > this.scrollback) {
-      const drop = this.lines.length - this.scrollback;
-      this.lines.splice(0, drop);
-      this.cursorRow -= drop;
-    }
-  }
-
-  /** First row of the visible screen, for absolute cursor positioning. */
-  get top() {
-    return Math.max(0, this.lines.length - this.rows);
-  }
-
-  csi(command, params) {
-    const numbers = params.replace("?", "").split(";").map((p) => (p === "" ? NaN : Number(p)));
-    const n = (index, fallback) => (Number.isNaN(numbers[index]) || numbers[index] === undefined ? fallback : numbers[index]);
-    const line = this.lines[this.cursorRow];
-    switch (command) {
-      case "K": // erase in line
-        if (n(0, 0) === 0) line.length = Math.min(line.length, this.cursorCol);
-        else if (n(0, 0) === 1) for (let i = 0; i <= this.cursorCol && i < line.length; i++) line[i] = " ";
-        else line.length = 0;
-        break;
-      case "J": // erase in display
-        if (n(0, 0) === 2 || n(0, 0) === 3) {
-          const top = this.top;
-          for (let row = top; row < this.lines.length; row++) this.lines[row] = [];
-          this.cursorRow = top; this.cursorCol = 0;
-        } else if (n(0, 0) === 0) {
-          line.length = Math.min(line.length, this.cursorCol);
-          this.lines.length = this.cursorRow + 1;
-        }
-        break;
-      case "H": case "f": { // cursor position, 1-based
-        const row = this.top + Math.min(this.rows, Math.max(1, n(0, 1))) - 1;
-        while (this.lines.length <= row) this.lines.push([]);
-        this.cursorRow = row;
-        this.cursorCol = Math.min(this.cols - 1, Math.max(1, n(1, 1)) - 1);
-        break;
-      }
-      case "A": this.cursorRow = Math.max(this.top, this.cursorRow - n(0, 1)); break;
-      case "B": this.cursorRow = Math.min(this.lines.length - 1, this.cursorRow + n(0, 1)); break;
-      case "C": this.cursorCol = Math.min(this.cols - 1, this.cursorCol + n(0, 1)); break;
-      case "D": this.cursorCol = Math.max(0, this.cursorCol - n(0, 1)); break;
-      case "G": this.cursorCol = Math.min(this.cols - 1, Math.max(1, n(0, 1)) - 1); break;
-      default: break; // m (colours), h/l (modes), s/u: nothing to draw
+  async paste() {
+    try {
+      this.send(await navigator.clipboard.readText());
+    } catch {
+      this.phone.focus(); // the browser refused: a paste (Ctrl+V, long press) into the field still works
     }
   }
 
-  reset() {
-    this.lines = [[]];
-    this.cursorRow = 0;
-    this.cursorCol = 0;
-  }
-
-  keydown(event) {
-    if (event.isComposing || event.metaKey || (event.ctrlKey && event.key === "v")) return; // IME, paste
-    const keys = { Enter: "\r", Backspace: "\x7f", Tab: "\t", Escape: ESC, ArrowUp: `${ESC}[A`, ArrowDown: `${ESC}[B`,
-      ArrowRight: `${ESC}[C`, ArrowLeft: `${ESC}[D`, Home: `${ESC}[H`, End: `${ESC}[F`, Delete: `${ESC}[3~` };
-    let data = keys[event.key];
-    if (!data && event.ctrlKey && event.key.length === 1 && /[a-z]/i.test(event.key)) {
-      data = String.fromCharCode(event.key.toUpperCase().charCodeAt(0) - 64);
-    }
-    if (!data && !event.ctrlKey && !event.altKey && event.key.length === 1) data = event.key;
-    // Soft keyboards send "Unidentified" keys and deliver the text as input events (typed()).
-    if (!data) return;
-    if (event.key === "Tab" && event.shiftKey) return; // keep Shift+Tab for leaving the terminal
-    event.preventDefault();
-    this.onData(data);
-  }
-
-  /** Text a soft keyboard, dictation or an IME put into the textarea (no key event for it). */
+  /** What a soft keyboard, dictation or an IME put into the phone field. */
   typed(event) {
     if (event.isComposing) return;
     if (event.inputType && event.inputType.startsWith("delete")) this.send("\x7f");
     else if (event.inputType === "insertLineBreak") this.send("\r");
-    else this.send(this.input.value);
-    this.input.value = "";
+    else this.send(this.phone.value);
+    this.phone.value = "";
+  }
+
+  phoneKey(event) {
+    const keys = { Enter: "\r", Backspace: "\x7f", Tab: "\t", Escape: "\x1b", ArrowUp: "\x1b[A", ArrowDown: "\x1b[B" };
+    // Backspace on an empty field gives no input event; Enter none either.
+    if (keys[event.key] && !(event.key === "Backspace" && this.phone.value !== "")) {
+      event.preventDefault();
+      this.send(keys[event.key]);
+    } else if (event.ctrlKey && event.key.length === 1 && /[a-z]/i.test(event.key)) {
+      event.preventDefault();
+      this.send(String.fromCharCode(event.key.toUpperCase().charCodeAt(0) - 64));
+    }
   }
 
   send(text) {
     if (text) this.onData(text.replace(/\r?\n/g, "\r"));
   }
+}
 
-  scheduleRender() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.render(); });
-  }
-
-  render() {
-    const fragment = document.createDocumentFragment();
-    this.lines.forEach((line, row) => {
-      const text = line.join("");
-      if (row === this.cursorRow) {
-        const col = this.cursorCol;
-        const padded = text.padEnd(col + 1, " ");
-        fragment.append(padded.slice(0, col));
-        const cursor = document.createElement("span");
-        cursor.className = "cursor";
-        cursor.textContent = padded[col];
-        fragment.append(cursor, padded.slice(col + 1));
-      } else {
-        fragment.append(text);
-      }
-      if (row < this.lines.length - 1) fragment.append("\n");
-    });
-    const atBottom = this.screen.scrollTop + this.screen.clientHeight >= this.screen.scrollHeight - 4;
-    this.screen.replaceChildren(fragment);
-    if (atBottom) this.screen.scrollTop = this.screen.scrollHeight;
-  }
+function button(label, title, action) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = "secondary small";
+  element.textContent = label;
+  element.title = title;
+  element.addEventListener("click", action);
+  return element;
 }

@@ -22,9 +22,9 @@ public final class QCOW2Image: BlockDevice {
     static let offsetMask: UInt64 = 0x00ff_ffff_ffff_fe00
 
     public let path: String
-    public private(set) var header: QCOW2Header
+    public internal(set) var header: QCOW2Header
     /// The image under this one: reads of clusters this image does not hold go there.
-    public let backing: (any BlockDevice)?
+    public internal(set) var backing: (any BlockDevice)?
     public let isReadOnly: Bool
     public var sizeBytes: UInt64 { header.size }
 
@@ -32,7 +32,7 @@ public final class QCOW2Image: BlockDevice {
     let clusterSize: Int
     let clusterBits: UInt64
     let l2Entries: Int
-    private var l1: [UInt64]
+    var l1: [UInt64]
     private var l2Tables: [UInt64: [UInt64]] = [:]
     private var refcountTable: [UInt64]
     private var refcountBlocks: [UInt64: [UInt16]] = [:]
@@ -132,17 +132,25 @@ public final class QCOW2Image: BlockDevice {
         // Each used cluster is referenced once.
         for c in 0..<Int(used) { put16(&image, at: Int(2 * cluster) + 2 * c, 1) }
 
-        let directory = directoryOf(path)
-        let temporary = directory + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
+        try placeWhole(path) { temporary in
             let file = try HostFile(creating: temporary)
             try file.write(at: 0, image)
             try file.sync()
+        }
+    }
+
+    /// Writes a new file through `write` under a temporary name beside `path`, then links it into
+    /// place: `path` either does not exist or is whole, and a file that appeared meanwhile is never
+    /// replaced (link() refuses an existing name).
+    static func placeWhole(_ path: String, write: (_ temporary: String) throws -> Void) throws {
+        let directory = directoryOf(path)
+        let temporary = directory + "/." + baseName(path) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try write(temporary)
         } catch {
             unlink(temporary)
             throw error
         }
-        // link() refuses an existing name, so a file that appeared meanwhile is never replaced.
         guard link(temporary, path) == 0 else {
             let e = errno
             unlink(temporary)
@@ -230,14 +238,14 @@ public final class QCOW2Image: BlockDevice {
     private func l2Index(_ guest: UInt64) -> Int { Int((guest >> clusterBits) & UInt64(l2Entries - 1)) }
 
     /// The L2 entry for `guest`, or 0 when no L2 table covers it.
-    private func l2Entry(_ guest: UInt64) throws -> UInt64 {
+    func l2Entry(_ guest: UInt64) throws -> UInt64 {
         let l1Entry = l1[l1Index(guest)]
         let table = l1Entry & QCOW2Image.offsetMask
         if table == 0 { return 0 }
         return try l2Table(at: table)[l2Index(guest)]
     }
 
-    private func l2Table(at offset: UInt64) throws -> [UInt64] {
+    func l2Table(at offset: UInt64) throws -> [UInt64] {
         if let cached = l2Tables[offset] { return cached }
         guard offset % UInt64(clusterSize) == 0, offset + UInt64(clusterSize) <= fileEnd else {
             throw BlockError.corrupt(path: path, reason: "L2 table at \(offset) lies outside the file")

@@ -8,14 +8,17 @@ extension LiveMachine {
     /// fits the downtime limit; then it is parked for the last pages and the devices. Returns with
     /// the guest parked when `parkedGuest` says so — the caller resumes it (snapshot) or hands it
     /// over (migration); `Precopy.snapshot` lets it run on by itself when it can. On error the
-    /// guest is resumed if this call parked it.
+    /// guest is resumed if this call parked it. `atSwitchOver` runs on the CPU thread with the
+    /// guest parked, right before its last state is taken: a change made there (a disk overlay
+    /// frozen) is exactly as old as the state streamed; an error there fails the stream.
     public func streamState(
         to sink: ByteSink, transfer: TransferControl, precopy: Precopy = Precopy(),
+        atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil,
         progress: (TransferStats) -> Void
     ) throws -> TransferStats {
         guard !transferring.exchange(true, ordering: .acquiringAndReleasing) else { throw LiveMachineError.transferInProgress }
         defer { transferring.store(false, ordering: .releasing) }
-        return try precopy.run(StreamedLiveMachine(self), to: sink, transfer: transfer, progress: progress)
+        return try precopy.run(StreamedLiveMachine(self, atSwitchOver: atSwitchOver), to: sink, transfer: transfer, progress: progress)
     }
 }
 
@@ -24,9 +27,11 @@ extension LiveMachine {
 final class StreamedLiveMachine: StreamedMachine {
     private let live: LiveMachine
     private let throttle: CPUThrottle
+    private let atSwitchOver: (@Sendable (VirtMachine) throws -> Void)?
 
-    init(_ live: LiveMachine) {
+    init(_ live: LiveMachine, atSwitchOver: (@Sendable (VirtMachine) throws -> Void)? = nil) {
         self.live = live
+        self.atSwitchOver = atSwitchOver
         throttle = CPUThrottle(live)
     }
 
@@ -64,6 +69,11 @@ final class StreamedLiveMachine: StreamedMachine {
     func resumeGuest() { live.resume() }
 
     func throttleCPU(percentage: Double) { throttle.set(percentage: percentage) }
+
+    func willComplete() throws {
+        guard let atSwitchOver else { return }
+        try live.onCPU(atSwitchOver)
+    }
 
     func endStream() {
         throttle.stop()

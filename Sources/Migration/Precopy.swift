@@ -18,6 +18,13 @@ public protocol StreamedMachine: AnyObject {
     func throttleCPU(percentage: Double)
     /// The dirty log off and the vCPU unthrottled, once the stream ended either way.
     func endStream()
+    /// With the guest parked, just before its last pages and devices go out: what must change at
+    /// the same instant as the state streamed (a snapshot freezes the disk's overlay here).
+    func willComplete() throws
+}
+
+extension StreamedMachine {
+    public func willComplete() throws {}
 }
 
 /// The stream pre-copy writes: a QEVM stream's RAM sections and its end (`OutgoingMigration`).
@@ -136,6 +143,7 @@ public struct Precopy {
             } else {
                 // Already paused (or never started): everything in one go, no downtime to speak of.
                 stats.status = "device"
+                try machine.willComplete()
                 try stream.complete(remainingDirtyPages: firstPass)
                 stats.downtimeMs = 0
             }
@@ -175,6 +183,7 @@ public struct Precopy {
         let bytes = last.count * (QEMUFileFormat.targetPageSize + 8)
         let held = bytes <= captureLimit ? capture : nil
         held?.hold(expected: bytes + (64 << 10))
+        try machine.willComplete()
         try stream.complete(remainingDirtyPages: last)
         if held != nil {
             machine.resumeGuest()

@@ -13,7 +13,8 @@ public enum APIExamples {
         id: "g-1a2b3c4d", name: "demo", image: "uboot", machineType: "virt", memoryMiB: 128, state: .running,
         icount: false, resumeAtStart: false, managedSave: "xxh128:0123456789abcdef0123456789abcdef", pausedAtSave: false,
         currentSnapshot: "before-upgrade", incoming: false, peer: "http://127.0.0.1:8081", peerGuestId: "g-5e6f7a8b",
-        migrationId: "0123456789abcdef", createdAt: date, updatedAt: date, backend: .qemu, binary: "qemu-system-riscv64")
+        migrationId: "0123456789abcdef", disks: [GuestDisk(id: "vda", sizeBytes: 256 << 20, overlay: "vda.0a1b2c3d.qcow2")],
+        createdAt: date, updatedAt: date, backend: .qemu, binary: "qemu-system-riscv64")
 
     public static let task: TaskInfo = {
         var task = TaskInfo(id: "t-0123456789ab", kind: "migrate", guestId: guest.id)
@@ -28,12 +29,19 @@ public enum APIExamples {
         SnapshotRecord(
             guestId: guest.id, name: "before-upgrade", parent: "fresh", description: "U-Boot at its prompt",
             machineType: "virt-1.1", release: Release.current, sizeBytes: 17_825_792, checksum: String(repeating: "ab", count: 32),
-            file: "before-upgrade.qevm", createdAt: date), current: true)
+            file: "before-upgrade.qevm", createdAt: date, disks: [SnapshotDisk(id: "vda", overlay: "vda.4e5f6a7b.qcow2")]), current: true)
 
-    public static let image = ImageCatalog.Image(
-        id: "uboot", name: "OpenSBI + U-Boot", description: "Boots to an interactive => prompt.", minimumMemoryMiB: 64,
-        defaultMemoryMiB: 128, available: false, unavailableReason: "install Debian's opensbi and u-boot-qemu packages",
-        biosPath: nil, kernelPath: "")
+    public static let image: ImageCatalog.Image = {
+        var image = ImageCatalog.Image(
+            id: "linux", name: "Linux 6.1", description: "Boots to a shell; a virtio disk with ext4.", minimumMemoryMiB: 64,
+            defaultMemoryMiB: 128, available: false, unavailableReason: "the Linux guest is not built (make linux)",
+            biosPath: nil, kernelPath: "")
+        image.kernel = "Image"
+        image.initrd = "initramfs.cpio"
+        image.commandLine = LinuxImage.commandLine
+        image.disk = LinuxImage.disk
+        return image
+    }()
 
     public static let consoleChunk = ConsoleBuffer.ConsoleChunk(data: "=> ", next: 1024, truncated: false)
 

@@ -40,11 +40,11 @@ struct BuiltinBackend: GuestBackend {
     }
 
     func makeRuntime(
-        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        for guest: GuestRecord, image: ImageCatalog.Image, drives: [DriveConfiguration], console: ConsoleBuffer,
         reports: RuntimeReports
     ) throws -> any GuestRuntime {
         try BuiltinRuntime(
-            guest: guest, image: image, machineType: try resolve(guest.machineType), console: console,
+            guest: guest, image: image, machineType: try resolve(guest.machineType), drives: drives, console: console,
             reports: reports)
     }
 

@@ -1,3 +1,4 @@
+import Block
 import EmulatorCore
 import Foundation
 import Migration
@@ -12,15 +13,17 @@ final class BuiltinRuntime: GuestRuntime {
     /// The CPU thread's kernel id, read on that thread at the first metrics round.
     private let cpuThread = Mutex<Int32?>(nil)
 
+    /// `drives` are the guest's disks, top overlays first in drive order (GuestDiskFiles.drives).
     init(
-        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, console: ConsoleBuffer,
-        reports: RuntimeReports
+        guest: GuestRecord, image: ImageCatalog.Image, machineType: MachineType, drives: [DriveConfiguration],
+        console: ConsoleBuffer, reports: RuntimeReports
     ) throws {
         serial = SerialConsole { console.append($0) }
         let board = try VirtMachine.booted(
             machineType,
             configuration: MachineConfiguration(
-                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime), firmware: image.biosPath, kernel: image.kernelPath)
+                memoryMiB: guest.memoryMiB, clock: guest.icount ? .defaultICount : .realtime, drives: drives),
+            firmware: image.biosPath, kernel: image.kernelPath, initrd: image.initrdPath, commandLine: image.commandLine)
         board.console = serial
         let owner = RuntimeOwner()
         machine = LiveMachine(board) { outcome in
@@ -64,7 +67,7 @@ final class BuiltinRuntime: GuestRuntime {
     }
 
     func saveSnapshot(
-        to path: String, transfer: TransferControl,
+        to path: String, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> SavedState {
         var final = TransferStats()
@@ -73,7 +76,8 @@ final class BuiltinRuntime: GuestRuntime {
         let paused = !machine.isRunning || machine.control.isPaused
         let written = try SnapshotFile.write(to: path, unchangingSource: paused) { sink in
             let throttled = ThrottledSink(sink, transfer: transfer)
-            let stats = try machine.streamState(to: throttled, transfer: transfer, precopy: .snapshot, progress: progress)
+            let stats = try machine.streamState(
+                to: throttled, transfer: transfer, precopy: .snapshot, atSwitchOver: Self.swapping(diskFreeze), progress: progress)
             final = stats
             // A guest that powered off meanwhile left only its last moment: no snapshot to keep.
             guard machine.isRunning else { throw GuestEnded(during: "snapshot") }
@@ -94,10 +98,36 @@ final class BuiltinRuntime: GuestRuntime {
     }
 
     func send(
-        over socket: TCPSocket, transfer: TransferControl,
+        over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats {
-        try machine.streamState(to: ThrottledSink(socket, transfer: transfer), transfer: transfer, progress: progress)
+        try machine.streamState(
+            to: ThrottledSink(socket, transfer: transfer), transfer: transfer, atSwitchOver: Self.swapping(diskFreeze), progress: progress)
+    }
+
+    /// The switch-over hook that swaps `freeze`'s tops, run with the board parked.
+    private static func swapping(_ freeze: DiskFreeze?) -> (@Sendable (VirtMachine) throws -> Void)? {
+        guard let freeze else { return nil }
+        return { board in try freeze.swap(board) }
+    }
+
+    func swapDisks(_ freeze: DiskFreeze) throws {
+        try machine.onCPU { try freeze.swap($0) }
+    }
+
+    func editDisk(_ drive: Int, _ body: @escaping @Sendable (QCOW2Image) throws -> Void) throws {
+        try machine.onCPU { board in
+            guard let image = board.disk(drive) as? QCOW2Image else { throw DiskEditError() }
+            try body(image)
+        }
+    }
+
+    func replaceDisks(with paths: [String]) throws {
+        try machine.onCPU { board in
+            for (drive, path) in paths.enumerated() {
+                try board.replaceDisk(drive, with: try QCOW2Image(path: path))
+            }
+        }
     }
 
     func receive(from socket: TCPSocket) throws {

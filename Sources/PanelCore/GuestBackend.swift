@@ -1,4 +1,5 @@
 import Foundation
+import RISCV
 
 /// What runs a guest (SPEC §8 "Backends"): the built-in RISC-V core, or QEMU.
 public enum Backend: String, Sendable, Codable, CaseIterable {
@@ -30,9 +31,9 @@ protocol GuestBackend: Sendable {
     /// naming every blocker.
     func refuseIfUnmigratable(_ guest: GuestRecord, action: String) throws
 
-    /// The guest's machine, not running yet.
+    /// The guest's machine, not running yet, with `drives` as its disks (GuestDiskFiles.drives).
     func makeRuntime(
-        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        for guest: GuestRecord, image: ImageCatalog.Image, drives: [DriveConfiguration], console: ConsoleBuffer,
         reports: RuntimeReports
     ) throws -> any GuestRuntime
 

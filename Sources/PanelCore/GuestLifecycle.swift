@@ -56,9 +56,11 @@ public final class GuestLifecycle: Sendable {
 
     // MARK: Records
 
+    /// Creates a stopped guest; an image with a disk gets its own (`diskSizeBytes`, or the
+    /// image's size), made before the record so a guest never names a disk it lacks.
     public func create(
         name: String, image imageID: String, machineType: String, memoryMiB: Int, icount: Bool,
-        backend kind: Backend = .builtin, binary: String? = nil
+        backend kind: Backend = .builtin, binary: String? = nil, diskSizeBytes: Int64? = nil
     ) throws -> GuestRecord {
         try Names.validate(name, what: "guest")
         let image = try registry.images.image(imageID)
@@ -70,15 +72,53 @@ public final class GuestLifecycle: Sendable {
         }
         try Self.checkMemory(memoryMiB, image: image, range: backend.memoryRange)
         try quotas.checkGuest(memoryMiB: memoryMiB)
+        // An image with a disk boots only on the built-in core (ImageCatalog.Image.backends).
+        let diskSize = try Self.diskSize(diskSizeBytes, image: image) { try registry.machines.resolve(placement.machineType) }
+        if (try? store.all())?.contains(where: { $0.name == name }) == true {
+            throw PanelError(.conflict, code: "name_taken", message: "a guest named '\(name)' exists")
+        }
         let now = Date()
-        let guest = GuestRecord(
+        var guest = GuestRecord(
             id: "g-" + UUID().uuidString.lowercased().prefix(8), name: name, image: image.id,
             machineType: placement.machineType, memoryMiB: memoryMiB, state: .stopped, icount: icount,
             resumeAtStart: false, pausedAtSave: false, currentSnapshot: nil, createdAt: now, updatedAt: now,
             backend: kind, binary: placement.binary)
-        try store.insert(guest)
+        do {
+            if let template = image.disk, let diskSize {
+                guest.disks = try registry.diskFiles(guest.id).create(template, sizeBytes: diskSize)
+            }
+            try store.insert(guest)
+        } catch {
+            try? FileManager.default.removeItem(atPath: registry.guestDirectory(guest.id))
+            if let error = error as? PanelError { throw error }
+            throw PanelError(.invalid, code: "disk_creation_failed", message: "the guest's disk could not be made: \(error)")
+        }
         events.publish("guest.created", subject: guest.id, data: GuestRegistry.eventData(guest))
         return guest
+    }
+
+    /// The size of the disk a new guest of `image` gets, nil for an image without one.
+    static func diskSize(_ requested: Int64?, image: ImageCatalog.Image, machineType: () throws -> MachineType) throws -> Int64? {
+        guard let template = image.disk else {
+            guard requested == nil else {
+                throw PanelError(.invalid, code: "invalid_disk_size", message: "image '\(image.id)' has no disk to size")
+            }
+            return nil
+        }
+        let machineType = try machineType()
+        guard VirtMachineTypes.driveSlots(in: machineType) > 0 else {
+            throw PanelError(
+                .invalid, code: "machine_type_without_disks",
+                message: "image '\(image.id)' boots from a virtio disk, which \(machineType.name) lacks: use virt-1.2 or newer (or the alias virt)")
+        }
+        let size = requested ?? template.sizeBytes
+        guard DiskTemplate.sizes.contains(size), size % (1 << 20) == 0 else {
+            throw PanelError(
+                .invalid, code: "invalid_disk_size",
+                message:
+                    "diskSizeBytes must be whole MiB from \(DiskTemplate.sizes.lowerBound >> 20) MiB to \(DiskTemplate.sizes.upperBound >> 30) GiB")
+        }
+        return size
     }
 
     public func patch(_ id: String, name: String?, memoryMiB: Int?, icount: Bool?) throws -> GuestRecord {
@@ -252,10 +292,12 @@ public final class GuestLifecycle: Sendable {
         }
     }
 
-    func makeRuntime(for guest: GuestRecord) throws -> any GuestRuntime {
+    /// The guest's machine, its disks' tops plugged in (`disks` instead of the record's: a restore's fresh overlays).
+    func makeRuntime(for guest: GuestRecord, disks: [GuestDisk]? = nil) throws -> any GuestRuntime {
         let image = try registry.images.image(guest.image)
         return try registry.backend(of: guest).makeRuntime(
-            for: guest, image: image, console: registry.slot(guest.id).console,
+            for: guest, image: image, drives: registry.diskFiles(guest.id).drives(disks ?? guest.disks),
+            console: registry.slot(guest.id).console,
             reports: reports(for: guest.id))
     }
 

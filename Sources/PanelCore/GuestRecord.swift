@@ -40,6 +40,8 @@ public struct GuestRecord: Sendable, Codable, Equatable, FetchableRecord, Persis
     public var peerGuestId: String? = nil
     /// Names the migration on both hosts: the source asks the destination about it by this id.
     public var migrationId: String? = nil
+    /// Its virtio disks (virt-1.2 on), in drive order; empty for an image without a disk.
+    public var disks: [GuestDisk] = []
     public var createdAt: Date
     public var updatedAt: Date
     /// What runs it (SPEC §8 "Backends"); with `machineType` the pair a guest records.

@@ -169,6 +169,8 @@ public final class GuestRegistry: Sendable {
 
     func snapshotPath(_ id: String, name: String) -> String { guestDirectory(id) + "/snapshots/" + name + ".qevm" }
 
+    func diskFiles(_ id: String) -> GuestDiskFiles { GuestDiskFiles(guestDirectory: guestDirectory(id)) }
+
     static func eventData(_ guest: GuestRecord, extra: [String: JSON] = [:]) -> JSON {
         var data: [String: JSON] = [
             "id": .string(guest.id), "name": .string(guest.name), "state": .string(guest.state.rawValue),

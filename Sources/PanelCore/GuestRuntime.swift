@@ -1,3 +1,4 @@
+import Block
 import Foundation
 import Migration
 
@@ -31,9 +32,10 @@ protocol GuestRuntime: AnyObject, Sendable {
     /// against `expectedChecksum` while it loads. A failure leaves nothing running.
     func load(fromFile path: String, expectedChecksum: String?) throws
     /// Writes a snapshot to `path` while the guest runs; it pauses only for the switch-over and a
-    /// running guest runs on afterwards, a paused one stays paused.
+    /// running guest runs on afterwards, a paused one stays paused. `diskFreeze` swaps the disks'
+    /// tops at the switch-over, so the frozen layers hold the disk of the state written.
     func saveSnapshot(
-        to path: String, transfer: TransferControl,
+        to path: String, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> SavedState
     /// Parks the guest and writes its state to `path` (the panel is stopping).
@@ -41,12 +43,21 @@ protocol GuestRuntime: AnyObject, Sendable {
     /// The source side of a migration: the state goes over `socket` (the ticket already sent), and
     /// the guest is left parked at the end for the hand-over. A cancel throws `MigrationCancelled`.
     func send(
-        over socket: TCPSocket, transfer: TransferControl,
+        over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats
     /// The destination side: the stream from `socket` (after its ticket line) is loaded into a
     /// machine that never ran.
     func receive(from socket: TCPSocket) throws
+
+    /// Swaps the disks' tops for `freeze`'s new overlays between two instructions (a snapshot's
+    /// or a migration's freeze). Only machines with disks (the built-in core's) are asked.
+    func swapDisks(_ freeze: DiskFreeze) throws
+    /// Plugs the files at `paths` in as the disks' tops, in drive order (a migration's destination,
+    /// once the last layers arrived).
+    func replaceDisks(with paths: [String]) throws
+    /// Runs `body` on the image of drive `drive`'s top where the machine writes it (its CPU thread).
+    func editDisk(_ drive: Int, _ body: @escaping @Sendable (QCOW2Image) throws -> Void) throws
 
     /// What the resource graphs read; `first` for a machine not sampled before (it sets up what
     /// later rounds read). Nil when the machine is gone.

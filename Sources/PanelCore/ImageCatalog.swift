@@ -22,19 +22,30 @@ public struct ImageCatalog: Sendable {
         let biosPath: String?
         /// Loaded at 0x80200000 after firmware, or at its ELF addresses without firmware.
         let kernelPath: String
+        /// An initramfs placed after the kernel (QEMU's -initrd), and the kernel's command line.
+        var initrdPath: String? = nil
+        public var commandLine: String? = nil
+        /// What the guest boots, by file name (never a host path): e.g. `Image` and `initramfs.cpio`.
+        public var kernel: String? = nil
+        public var initrd: String? = nil
+        /// The disk each guest created from the image gets (`POST /guests` may change its size).
+        public var disk: DiskTemplate? = nil
 
         enum CodingKeys: String, CodingKey {
             case id, name, description, minimumMemoryMiB, defaultMemoryMiB, available, unavailableReason, arch, backends
+            case kernel, initrd, commandLine, disk
         }
     }
 
     public let images: [Image]
 
-    /// Debian's firmware plus the project's test guests found in `guestsDir`.
+    /// Debian's firmware, the Linux guest when guests/linux/build.sh has built it, and the
+    /// project's test guests found in `guestsDir`.
     public init(guestsDir: String) {
         var images: [Image] = []
         let firmware = [DebianFirmware.openSBI, DebianFirmware.uBoot]
         let missing = firmware.filter { !FileManager.default.isReadableFile(atPath: $0) }
+        images.append(LinuxImage.image(guestsDir: guestsDir, firmwareMissing: !missing.isEmpty))
         images.append(
             Image(
                 id: "uboot", name: "OpenSBI + U-Boot",

@@ -1,7 +1,9 @@
+import Block
 import EmulatorCore
 import Foundation
 import Logging
 import Migration
+import RISCV
 import Synchronization
 import VMState
 
@@ -55,7 +57,12 @@ public final class IncomingMigrations: Sendable {
         var qemuVersion: String?
 
         var backendKind: Backend { backend ?? .builtin }
+        /// The guest's disks; their chains arrive around the stream (DiskChainTransfer). Absent
+        /// from releases before disks.
+        var disks: [OfferedDisk]?
     }
+
+    public struct OfferedDisk: Codable, Sendable { var id: String; var sizeBytes: Int64 }
 
     public struct Check: Encodable, Sendable {
         var name: String
@@ -133,6 +140,17 @@ public final class IncomingMigrations: Sendable {
             checks.append(Check(name: "capacity", ok: true, detail: "within this host's limits"))
         } catch {
             checks.append(Check(name: "capacity", ok: false, detail: (error as? PanelError)?.message ?? "\(error)"))
+        }
+        if let disks = offer.disks, !disks.isEmpty {
+            // Disks are the built-in core's: a QEMU offer's type has no slots here.
+            let type = offer.backendKind == .builtin ? registry.machines.machineTypes.first { $0.name == offer.machineType } : nil
+            let slots = type.map(VirtMachineTypes.driveSlots(in:)) ?? 0
+            let sizesOK = disks.allSatisfy { DiskTemplate.sizes.contains($0.sizeBytes) }
+            checks.append(
+                Check(
+                    name: "disks", ok: disks.count <= slots && sizesOK,
+                    detail: "\(disks.count) disk(s) of \(disks.map { "\($0.sizeBytes >> 20) MiB" }.joined(separator: ", ")); "
+                        + "\(offer.machineType) takes \(slots)"))
         }
         let range = backend?.memoryRange ?? GuestLifecycle.memoryRange
         let minimum = max(range.lowerBound, image?.minimumMemoryMiB ?? 0)
@@ -265,9 +283,27 @@ public final class IncomingMigrations: Sendable {
         let cut = { [self] in _ = receiving.withLock { $0.removeValue(forKey: guest.name) } }
         if stopping.load(ordering: .acquiring) { connection.shutdown() }
         let runtime: any GuestRuntime
+        let offered = (offer.disks ?? []).map { GuestDisk(id: $0.id, sizeBytes: $0.sizeBytes, overlay: "") }
+        let files = registry.diskFiles(guest.id)
+        var layers: [String: String] = [:]
         do {
-            runtime = try lifecycle.makeRuntime(for: guest)
+            // The disks' chains come first; the machine starts on placeholder tops over them.
+            var placeholders: [GuestDisk] = []
+            if !offered.isEmpty {
+                layers = try DiskChainTransfer.receive(from: connection, into: files, expected: offered)
+                placeholders = try files.startOverlays(offered, over: offered.map { layers[$0.id]! })
+            }
+            runtime = try lifecycle.makeRuntime(for: guest, disks: placeholders)
             try runtime.receive(from: connection)
+            if !offered.isEmpty {
+                // The layers frozen at the switch-over, then the guest's own tops over them.
+                try connection.write(line: "DISKS")
+                let last = try DiskChainTransfer.receive(from: connection, into: files, expected: offered, below: layers)
+                let tops = try files.startOverlays(offered, over: offered.map { last[$0.id]! })
+                try runtime.replaceDisks(with: tops.map { files.layout.path($0.overlay) })
+                files.remove(placeholders.map(\.overlay))
+                try store.update(guest.id) { $0.disks = tops }
+            }
         } catch {
             cut()
             throw stopping.load(ordering: .acquiring) ? PanelError.busy("the destination is shutting down", retryAfter: 30) : error

@@ -2,6 +2,7 @@ import EmulatorCore
 import Foundation
 import Logging
 import Migration
+import RISCV
 import Synchronization
 
 /// The source side of a live migration: pre-flight at the destination, then pre-copy over the
@@ -42,6 +43,7 @@ public final class OutgoingMigrations: Sendable {
                 "icount": .bool(guest.icount),
             ],
             "backend": .string(guest.backend.rawValue),
+            "disks": .array(guest.disks.map { ["id": .string($0.id), "sizeBytes": .number(Double($0.sizeBytes))] }),
         ]
         fields.merge(try registry.backend(of: guest).offer(for: guest)) { $1 }
         if let migrationId { fields["migrationId"] = .string(migrationId) }
@@ -142,23 +144,48 @@ public final class OutgoingMigrations: Sendable {
             socket.shutdown()
         }
         let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace)
+        let disks = DiskTransferCount()
+        let hasDisks = !migration.guest.disks.isEmpty
         let report: @Sendable (TransferStats) -> Void = { stats in
             // The guest parks for the switch-over (QEMU's source holds it from `completed` on):
             // from here a silent destination may hold it only for the downtime limit plus the grace.
             if stats.status == "device" || stats.status == "completed" { watchdog.arm() }
-            handle.progress(stats.progress, detail: stats.queryMigrate(under: transfer))
+            var detail = stats.queryMigrate(under: transfer)
+            if hasDisks, case .object(var object) = detail {
+                object["disk"] = disks.json
+                detail = .object(object)
+            }
+            handle.progress(stats.progress, detail: detail)
         }
         try markMigrating(migration)
         var sentGO = false
         defer {
             watchdog.disarm()
-            if !sentGO { runOnHere(after: migration) }
+            if !sentGO {
+                runOnHere(after: migration)
+                // Layers frozen for a migration that did not happen fold back into the guest's top.
+                if hasDisks { _ = try? registry.collectDiskLayers(of: migration.id) }
+            }
         }
-        var stats = try Self.stream(migration, to: socket, report: report, watchdog: watchdog)
+        // 2a. The disks' chains, frozen now, go while the guest runs; the layer frozen at the
+        // switch-over follows the stream (DiskChainTransfer).
+        let switchOverFreeze = try hasDisks ? sendDiskChains(migration, on: socket, count: disks, handle: handle, report: report) : nil
+        var stats: TransferStats
+        do {
+            stats = try Self.stream(migration, to: socket, report: report, watchdog: watchdog, diskFreeze: switchOverFreeze)
+        } catch {
+            settle(switchOverFreeze, of: migration)
+            throw error
+        }
+        settle(switchOverFreeze, of: migration)
         // A guest that powered off meanwhile sent its last moment: that is not handed over (no GO).
         guard isStillStreamed(migration) else {
             socket.shutdown()
             throw GuestEnded(during: "migration")
+        }
+        if let switchOverFreeze {
+            try sendLastLayers(switchOverFreeze, of: migration, on: socket, count: disks, watchdog: watchdog)
+            handle.log("sent the disk layers frozen at the switch-over: " + switchOverFreeze.frozen.map(\.overlay).joined(separator: ", "))
         }
         // 3. The destination's verdict; GO hands the guest over.
         let verdict: String
@@ -186,6 +213,7 @@ public final class OutgoingMigrations: Sendable {
         if case .object(var object) = detail {
             object["destination"] = .string(migration.peer.baseURL.absoluteString)
             object["destinationGuestId"] = .string(destinationID)
+            if hasDisks { object["disk"] = disks.json }
             detail = .object(object)
         }
         events.publish("guest.migrated-out", subject: migration.id, data: GuestRegistry.eventData(try store.get(migration.id)))
@@ -205,14 +233,91 @@ public final class OutgoingMigrations: Sendable {
         return socket
     }
 
+    /// 2a. Freezes the guest's tops (a moment on its CPU thread), sends every layer of their
+    /// chains, and makes the overlays the switch-over will swap in. The guest writes the new tops
+    /// from the freeze on, whatever happens to the migration.
+    private func sendDiskChains(
+        _ migration: OutgoingMigration, on socket: TCPSocket, count: DiskTransferCount,
+        handle: TaskHandle, report: @escaping @Sendable (TransferStats) -> Void
+    ) throws -> DiskFreeze {
+        let files = registry.diskFiles(migration.id)
+        let first = try DiskFreeze(files: files, disks: try store.get(migration.id).disks)
+        do {
+            try migration.runtime.swapDisks(first)
+        } catch {
+            first.settle()
+            throw error
+        }
+        first.settle()
+        try store.update(migration.id) { $0.disks = first.next }
+        let chains = try first.frozen.map { (disk: $0, files: try DiskChainTransfer.chain(from: $0.overlay, in: files)) }
+        count.add(total: try DiskChainTransfer.size(of: chains, in: files))
+        handle.log(
+            "sending the disks' chains while the guest runs: "
+                + chains.map { "\($0.disk.id): \($0.files.joined(separator: " <- "))" }.joined(separator: "; "))
+        var setup = TransferStats()
+        setup.status = "setup"
+        var lastReport = Date.distantPast
+        do {
+            try DiskChainTransfer.send(chains, from: files, to: ThrottledSink(socket, transfer: migration.transfer)) { sent in
+                count.add(sent: sent)
+                if Date().timeIntervalSince(lastReport) > 0.1 { lastReport = Date(); report(setup) }
+            }
+        } catch {
+            throw Self.destinationReason(on: socket, error)
+        }
+        report(setup)
+        return try DiskFreeze(files: files, disks: first.next)
+    }
+
+    /// After the stream, the guest parked: the destination asks for the last layers (`DISKS`) once
+    /// it has loaded the state, then they go.
+    private func sendLastLayers(
+        _ freeze: DiskFreeze, of migration: OutgoingMigration, on socket: TCPSocket,
+        count: DiskTransferCount, watchdog: SwitchOverWatchdog
+    ) throws {
+        guard freeze.happened else { throw PeerError(status: 0, message: "the disks were not frozen at the switch-over") }
+        let files = registry.diskFiles(migration.id)
+        let chains = freeze.frozen.map { (disk: $0, files: [$0.overlay]) }
+        count.add(total: try DiskChainTransfer.size(of: chains, in: files))
+        do {
+            let line = try socket.readLine()
+            guard line == "DISKS" else {
+                throw PeerError(
+                    status: 0, message: line.map { $0.hasPrefix("ERR ") ? String($0.dropFirst(4)) : $0 } ?? "the destination closed the connection")
+            }
+            try DiskChainTransfer.send(chains, from: files, to: socket) { count.add(sent: $0) }
+        } catch _ where watchdog.fired {
+            throw watchdog.timeout
+        }
+    }
+
+    /// The switch-over's freeze, either way: its files settled, and the record naming the tops the machine writes.
+    private func settle(_ freeze: DiskFreeze?, of migration: OutgoingMigration) {
+        guard let freeze else { return }
+        freeze.settle()
+        if freeze.happened { _ = try? store.update(migration.id) { $0.disks = freeze.next } }
+    }
+
+    /// The destination may have said why before it hung up (QEMU's source only sees EPIPE).
+    private static func destinationReason(on socket: TCPSocket, _ error: any Error) -> any Error {
+        if error is MigrationCancelled { return error }
+        socket.setTimeouts(2)
+        if let line = try? socket.readLine(), line.hasPrefix("ERR ") {
+            return PeerError(status: 0, message: String(line.dropFirst(4)))
+        }
+        return PeerError(status: 0, message: "the stream broke: \(error)")
+    }
+
     /// 2. Pre-copy, then the guest parks for the last pages and the devices.
     private static func stream(
         _ migration: OutgoingMigration, to socket: TCPSocket,
-        report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog
+        report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog,
+        diskFreeze: DiskFreeze? = nil
     ) throws -> TransferStats {
         let transfer = migration.transfer
         do {
-            return try migration.runtime.send(over: socket, transfer: transfer, progress: report)
+            return try migration.runtime.send(over: socket, transfer: transfer, diskFreeze: diskFreeze, progress: report)
         } catch _ where watchdog.fired {
             throw watchdog.timeout
         } catch let error as MigrationCancelled {

@@ -115,6 +115,11 @@ public final class PanelDatabase: Sendable {
                 t.add(column: "binary", .text)
             }
         }
+        migrator.registerMigration("9-disks") { db in
+            // A guest's disks (its tops) and each snapshot's frozen overlays, as JSON arrays.
+            try db.alter(table: "guest") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }
+            try db.alter(table: "snapshot") { t in t.add(column: "disks", .text).notNull().defaults(to: "[]") }
+        }
         return migrator
     }
 

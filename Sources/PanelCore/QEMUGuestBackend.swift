@@ -1,6 +1,7 @@
 import EmulatorCore
 import Foundation
 import QEMUBackend
+import RISCV
 import VMState
 
 /// QEMU as a backend (SPEC §8): machine types and tiers from discovery (`QEMUHost`), a guest's
@@ -55,9 +56,10 @@ struct QEMUGuestBackend: GuestBackend {
     }
 
     func makeRuntime(
-        for guest: GuestRecord, image: ImageCatalog.Image, console: ConsoleBuffer,
+        for guest: GuestRecord, image: ImageCatalog.Image, drives: [DriveConfiguration], console: ConsoleBuffer,
         reports: RuntimeReports
     ) throws -> any GuestRuntime {
+        guard drives.isEmpty else { throw QEMURuntime.noDisks }
         let directory = guestDirectory(guest.id)
         return QEMURuntime(
             configuration: try configuration(for: guest, image: image), directory: directory,

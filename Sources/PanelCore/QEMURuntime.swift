@@ -1,3 +1,4 @@
+import Block
 import Foundation
 import Migration
 import QEMUBackend
@@ -135,9 +136,10 @@ final class QEMURuntime: GuestRuntime {
     }
 
     func saveSnapshot(
-        to path: String, transfer: TransferControl,
+        to path: String, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> SavedState {
+        guard diskFreeze == nil else { throw Self.noDisks }
         let guest = try running()
         let result = try Self.qemuErrors(cancelled: transfer) {
             try guest.saveSnapshot(to: path, transfer: transfer, progress: progress)
@@ -158,9 +160,10 @@ final class QEMURuntime: GuestRuntime {
     /// the stream still flows (QEMU's source has no return path and never reads it), so the
     /// transfer is given up at once and the caller reads the reason.
     func send(
-        over socket: TCPSocket, transfer: TransferControl,
+        over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
         progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats {
+        guard diskFreeze == nil else { throw Self.noDisks }
         let guest = try running()
         let descriptor = socket.fileDescriptor
         // QEMU waits on the socket itself; the panel's timeouts are put back for the verdict.
@@ -201,6 +204,13 @@ final class QEMURuntime: GuestRuntime {
                 events: events)
         }
     }
+
+    /// The panel's disks are the built-in core's (ImageCatalog: the Linux image boots there only).
+    static let noDisks = PanelError(.invalid, code: "no_disks_on_qemu", message: "QEMU guests of the panel take no disks yet")
+
+    func swapDisks(_ freeze: DiskFreeze) throws { throw Self.noDisks }
+    func replaceDisks(with paths: [String]) throws { throw Self.noDisks }
+    func editDisk(_ drive: Int, _ body: @escaping @Sendable (QCOW2Image) throws -> Void) throws { throw Self.noDisks }
 
     func counters(first: Bool, paused: Bool) -> RuntimeCounters? {
         guard let guest, guest.process.exit == nil else { return nil }

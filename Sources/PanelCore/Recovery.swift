@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Migration
 import QEMUBackend
+import RISCV
 import Synchronization
 
 /// What the panel does when it starts and stops, so a restart loses nothing (libvirt's managed
@@ -134,6 +135,33 @@ public final class Recovery: Sendable {
         for guest in guests {
             reconcileSnapshots(of: guest)
             reconcileManagedSave(of: guest)
+            reconcileDisks(of: guest)
+        }
+    }
+
+    /// A crash between a disk's freeze and its record, or inside a copy, leaves an overlay no
+    /// record names or a temporary file: the overlay is streamed away as a deleted snapshot's
+    /// would be (GuestDiskFiles.collect), the temporary file removed. No machine runs yet.
+    private func reconcileDisks(of guest: GuestRecord) {
+        guard !guest.disks.isEmpty, guest.state != .migrating else { return }
+        let files = registry.diskFiles(guest.id)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: files.layout.directory)) ?? []
+        for name in names where name.hasPrefix(".") && name.contains("partial") {
+            if unlink(files.layout.path(name)) == 0 {
+                logger.warning("removed the file of an interrupted disk write", metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+            }
+        }
+        for name in guest.disks.map(\.overlay) where !names.contains(name) {
+            warn("the disk \(name) of guest \(guest.name) is missing: the guest cannot start until it is restored from a snapshot")
+        }
+        do {
+            for name in try registry.collectDiskLayers(of: guest.id) {
+                logger.warning(
+                    "folded a disk layer no record names into its child (the panel stopped between a freeze and its record)",
+                    metadata: ["guest": "\(guest.name)", "file": "\(name)"])
+            }
+        } catch {
+            warn("could not tidy the disk layers of guest \(guest.name): \(error)")
         }
     }
 
@@ -263,14 +291,18 @@ public final class Recovery: Sendable {
         }
     }
 
-    /// A first start finds one guest ready to start: U-Boot when Debian's firmware is installed,
-    /// else the memory-pattern test guest.
+    /// A first start finds one guest ready to start: the Linux guest when it is built (on the
+    /// newest versioned type, the alias's, which has its disk), else U-Boot when Debian's firmware
+    /// is installed, else the first test guest.
     func createDemoGuestIfEmpty() {
         guard allGuests("create the demo guest").isEmpty else { return }
         let images = registry.images.images.filter { $0.backends.contains(.builtin) }
-        let image = images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available }
         let machines = registry.machines.machineTypes
-        guard let image, let type = machines.first(where: { $0.alias != nil }) ?? machines.first else { return }
+        let newest = machines.first(where: { $0.alias != nil }) ?? machines.first
+        let linux = images.first { $0.id == LinuxImage.id && $0.available }
+            .flatMap { newest.map(VirtMachineTypes.driveSlots(in:)) ?? 0 > 0 ? $0 : nil }
+        let image = linux ?? images.first { $0.id == "uboot" && $0.available } ?? images.first { $0.available && $0.disk == nil }
+        guard let image, let type = newest else { return }
         do {
             _ = try lifecycle.create(name: "demo", image: image.id, machineType: type.name, memoryMiB: image.defaultMemoryMiB, icount: false)
         } catch {

@@ -18,6 +18,8 @@ public struct SnapshotRecord: Sendable, Codable, Equatable, FetchableRecord, Per
     /// File name inside the guest's snapshot directory.
     public var file: String
     public var createdAt: Date
+    /// The overlay each disk wrote until this snapshot, frozen by it (external snapshots).
+    public var disks: [SnapshotDisk] = []
 
     public static let databaseTableName = "snapshot"
 }
@@ -53,7 +55,7 @@ struct SnapshotStore: Sendable {
 
     /// Records a snapshot and, with `current`, makes it the one its guest descends from — in one
     /// transaction, so no crash can leave one change without the other.
-    func insert(_ snapshot: SnapshotRecord, current: Bool = false) throws {
+    func insert(_ snapshot: SnapshotRecord, current: Bool = false, guestDisks: [GuestDisk]? = nil) throws {
         try database.write { db in
             if try SnapshotRecord.fetchOne(db, key: ["guestId": snapshot.guestId, "name": snapshot.name]) != nil {
                 throw PanelError(.conflict, code: "name_taken", message: "a snapshot named '\(snapshot.name)' exists")
@@ -63,6 +65,11 @@ struct SnapshotStore: Sendable {
                 try db.execute(
                     sql: "UPDATE guest SET currentSnapshot = ?, updatedAt = ? WHERE id = ?",
                     arguments: [snapshot.name, Date(), snapshot.guestId])
+            }
+            if let guestDisks {
+                try db.execute(
+                    sql: "UPDATE guest SET disks = ?, updatedAt = ? WHERE id = ?",
+                    arguments: [String(decoding: try JSONEncoder().encode(guestDisks), as: UTF8.self), Date(), snapshot.guestId])
             }
         }
     }

@@ -1,3 +1,4 @@
+import Block
 import EmulatorCore
 import Foundation
 import Migration
@@ -63,23 +64,41 @@ public final class SnapshotService: Sendable {
         let transfer = TransferControl(downtimeLimitMs: 50)
         handle.onCancel { transfer.cancelled.store(true, ordering: .relaxed) }
         let started = Date()
+        // External disk snapshots: the guest's tops are frozen at the instant its last state is
+        // taken, and it goes on in new overlays over them (libvirt's --disk-only layout).
+        let disks = try store.get(id).disks
+        let freeze = try DiskFreeze(files: registry.diskFiles(id), disks: disks)
+        var recorded = false
+        defer {
+            freeze.settle()
+            // A freeze that happened stays whatever failed after it: the machine writes the new tops.
+            if freeze.happened && !recorded { try? store.update(id) { $0.disks = freeze.next } }
+        }
         // The task names its snapshot from the start: a restart that finds the task interrupted
         // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
         handle.progress(0, detail: ["snapshot": .string(name)])
-        let saved = try runtime.saveSnapshot(to: path, transfer: transfer) { stats in
+        let saved = try runtime.saveSnapshot(to: path, transfer: transfer, diskFreeze: disks.isEmpty ? nil : freeze) { stats in
             var detail = stats.queryMigrate(under: transfer)
             if case .object(var fields) = detail { fields["snapshot"] = .string(name); detail = .object(fields) }
             handle.progress(stats.progress * 0.95, detail: detail)
         }
         let (written, final) = (saved.file, saved.stats)
         handle.log("wrote \((path as NSString).lastPathComponent): \(written.sizeBytes) bytes, checksum \(written.checksum)")
-        let record = SnapshotRecord(
+        if !disks.isEmpty {
+            let pairs = zip(freeze.frozen, freeze.next).map { (old: GuestDisk, new: GuestDisk) -> String in
+                "\(old.id): \(old.overlay), new overlay \(new.overlay)"
+            }
+            handle.log("froze " + pairs.joined(separator: "; "))
+        }
+        var record = SnapshotRecord(
             guestId: id, name: name, parent: guest.currentSnapshot, description: description,
             machineType: guest.machineType, release: Release.current, sizeBytes: written.sizeBytes,
             checksum: written.checksum, file: (path as NSString).lastPathComponent, createdAt: started)
+        record.disks = freeze.frozen.map { SnapshotDisk(id: $0.id, overlay: $0.overlay) }
         do {
-            // One transaction: the record exists exactly when the guest descends from it.
-            try snapshots.insert(record, current: true)
+            // One transaction: the record exists exactly when the guest descends from it and writes the new tops.
+            try snapshots.insert(record, current: true, guestDisks: freeze.happened ? freeze.next : nil)
+            recorded = true
         } catch {
             unlink(path)
             throw error
@@ -119,8 +138,19 @@ public final class SnapshotService: Sendable {
 
     private func restore(_ record: SnapshotRecord, into guest: GuestRecord, handle: TaskHandle) throws -> JSON {
         let (id, name) = (guest.id, record.name)
-        let fresh = try lifecycle.makeRuntime(for: guest)
+        let files = registry.diskFiles(id)
+        let current = try store.get(id).disks
+        // A fresh overlay over each layer the snapshot froze: the snapshot's layers are never written.
+        let frozen = current.map { disk in record.disks.first { $0.id == disk.id }?.overlay ?? disk.overlay }
+        let tops = record.disks.isEmpty ? current : try files.startOverlays(current, over: frozen)
+        var replaced = false
+        defer { if !replaced && !record.disks.isEmpty { files.remove(tops.map { (disk: GuestDisk) in disk.overlay }) } }
+        let fresh = try lifecycle.makeRuntime(for: guest, disks: tops)
         handle.log("loading snapshot '\(name)' into a fresh machine, checking its checksum on the way")
+        if !record.disks.isEmpty {
+            let pairs = zip(tops, frozen).map { (top: GuestDisk, layer: String) -> String in "\(top.id): new overlay \(top.overlay) over \(layer)" }
+            handle.log("disks: " + pairs.joined(separator: "; "))
+        }
         handle.progress(0.1)
         do {
             // Hashed while it loads; the fresh machine replaces nothing until both succeeded.
@@ -136,12 +166,17 @@ public final class SnapshotService: Sendable {
             let old = registry.register(fresh, for: id)
             // A stop ends it without an exit report; one it sent already names the old machine and is ignored.
             old?.stop()
+            replaced = true
             let state: GuestState = current.state == .paused ? .paused : .running
             try registry.startRegistered(fresh, for: id, paused: state == .paused)
             let restored = try store.update(id) {
-                $0.currentSnapshot = name; $0.state = state
+                $0.currentSnapshot = name; $0.state = state; $0.disks = tops
             }
             events.publish("guest.state", subject: id, data: GuestRegistry.eventData(restored))
+        }
+        if !record.disks.isEmpty {
+            // The tops left behind held what the guest wrote since: a restore discards it, as libvirt's revert does.
+            try? registry.collectDiskLayers(of: id)
         }
         events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
         return ["name": .string(name)]
@@ -165,6 +200,8 @@ public final class SnapshotService: Sendable {
             }
             let record = try snapshots.delete(guestId: id, name: name)
             unlink(registry.guestDirectory(id) + "/snapshots/" + record.file)
+            // Its frozen layers go, or are streamed into their only child, unless another image still needs them.
+            if !record.disks.isEmpty { try registry.collectDiskLayers(of: id) }
         }
         events.publish("snapshot.deleted", subject: id, data: ["guestId": .string(id), "name": .string(name)])
     }
@@ -181,7 +218,7 @@ public struct SnapshotView: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, parent, description, machineType, release, sizeBytes, checksum, createdAt, current
+        case name, parent, description, machineType, release, sizeBytes, checksum, createdAt, current, disks
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -195,5 +232,6 @@ public struct SnapshotView: Encodable, Sendable {
         try container.encode(record.checksum, forKey: .checksum)
         try container.encode(record.createdAt, forKey: .createdAt)
         try container.encode(current, forKey: .current)
+        try container.encode(record.disks, forKey: .disks)
     }
 }

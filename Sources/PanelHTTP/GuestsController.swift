@@ -21,6 +21,8 @@ struct GuestsController: Sendable {
         /// QEMU guests: the binary by name (`qemu-system-riscv64`); by default the one with the
         /// machine type for the image's architecture.
         var binary: String?
+        /// The size of the disk an image with one brings (its `disk.sizeBytes` when absent).
+        var diskSizeBytes: Int64?
     }
 
     struct PatchGuest: Decodable {
@@ -34,18 +36,18 @@ struct GuestsController: Sendable {
     func addRoutes(to api: RouteGroup) {
         api.get("/guests", summary: "Guests", doc: .init(answer: Items<GuestRecord>.self)) { _ in .json(Items(items: try guests.list())) }
         api.post(
-            "/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, backend?, binary?}",
+            "/guests", summary: "Create a guest from an image: {name, image, machineType, memoryMiB, icount?, backend?, binary?, diskSizeBytes?}",
             doc: .init(body: CreateGuest.self, answer: GuestRecord.self, status: .created)
         ) { request in
             let body = try request.decode(CreateGuest.self)
-            // A QEMU guest may wait for discovery to finish: off the server's threads.
+            // A QEMU guest may wait for discovery, a disk's file system takes a moment: off the server's threads.
             return workers.respond {
                 respondMapped {
                     .json(
                         try lifecycle.create(
                             name: body.name, image: body.image, machineType: body.machineType,
                             memoryMiB: body.memoryMiB, icount: body.icount ?? false,
-                            backend: body.backend ?? .builtin, binary: body.binary), status: .created)
+                            backend: body.backend ?? .builtin, binary: body.binary, diskSizeBytes: body.diskSizeBytes), status: .created)
                 }
             }
         }

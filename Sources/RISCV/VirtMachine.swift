@@ -138,14 +138,17 @@ public final class VirtMachine {
     /// Swaps drive `index`'s image for another of the same size — the panel's step when a
     /// snapshot freezes the current overlay and the guest goes on in a new one. Call it on the
     /// CPU thread or while parked: requests complete synchronously, so none is in flight.
-    public func replaceDisk(_ index: Int, with disk: any BlockDevice) throws {
+    /// Returns the image it replaced, unflushed: the caller syncs it once the guest runs again
+    /// (an fsync inside a snapshot's pause would lengthen it).
+    @discardableResult
+    public func replaceDisk(_ index: Int, with disk: any BlockDevice) throws -> any BlockDevice {
         guard virtioBlocks.indices.contains(index) else { throw BoardError.noSuchDrive(index) }
         let old = virtioBlocks[index].disk
         guard disk.sizeBytes == old.sizeBytes else {
             throw BoardError.diskSizeChanged(drive: index, old: old.sizeBytes, new: disk.sizeBytes)
         }
-        try old.flush()
         virtioBlocks[index].disk = disk
+        return old
     }
 
     /// The virtio-blk devices in drive order (highest transport first).

@@ -2,6 +2,7 @@
 restore, and migrate it to a second emupanel — then the source says where it went, what happened to
 its snapshots, and how the downtime and throughput compare with their limits."""
 
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -17,11 +18,12 @@ def wait(driver, seconds=30):
 def type_into_console(driver, text):
     """Types as a person does: click the console, then the keys go to its input field."""
     driver.find_element(By.ID, "console").click()
-    driver.find_element(By.ID, "console-input").send_keys(text)
+    ActionChains(driver).send_keys(text).perform()
 
 
 def console_text(driver):
-    return driver.find_element(By.ID, "console").text
+    # The whole buffer: xterm.js draws only the rows on screen.
+    return driver.execute_script("const c = document.getElementById('console'); return c && c.readText ? c.readText() : ''")
 
 
 def test_create_run_snapshot_restore_migrate(panel, panel_b, browser):

@@ -8,20 +8,7 @@ import Headless
 enum LinuxGuest {
     /// The cache directory of this source tree's build, or nil when it is not built
     /// (`make test` builds it first; a bare `swift test` skips the Linux tests visibly).
-    static let directory: String? = {
-        let script = Guests.directory.appendingPathComponent("linux/build.sh").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, "--print-dir"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }()
+    static let directory: String? = LinuxGuestBuild.builtDirectory(guestsDir: Guests.directory.path)
 
     static var available: Bool { directory != nil && FileManager.default.fileExists(atPath: DebianFirmware.openSBI) }
     static var kernel: String { directory! + "/Image" }

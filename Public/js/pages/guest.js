@@ -113,7 +113,7 @@ function migratedNotice(guest, tasks) {
 }
 
 function consolePanel(guest) {
-  const screen = h("pre", { id: "console", "aria-label": "Serial console; type here when focused" });
+  const screen = h("div", { id: "console", "aria-label": "Serial console; type here when focused" });
   const error = h("p", { class: "error", role: "alert" });
   let inputQueue = Promise.resolve();
   const terminal = new Terminal(screen, {
@@ -122,6 +122,7 @@ function consolePanel(guest) {
         .then(() => { error.textContent = ""; })
         .catch((failure) => { error.textContent = failure.message; });
     },
+    onError: (failure) => { error.textContent = failure.message; },
   });
   // On the tab's one event stream (no connection of its own), from the first byte kept.
   const stop = watchConsole(guest.id, 0, (chunk) => {
@@ -130,7 +131,7 @@ function consolePanel(guest) {
   });
   const element = h("section", { class: "card", "aria-labelledby": "console-h" },
     h("h2", { id: "console-h" }, "Serial console"),
-    h("p", { class: "muted small" }, "Click or tap the console, or tab to it, then type. Shift+Tab leaves it."),
+    h("p", { class: "muted small" }, "Click or tap the console, or tab to it, then type; select to copy. Ctrl+Shift+C and Ctrl+Shift+V copy and paste."),
     terminal.element, error);
   return { element, terminal, dispose: () => { stop(); terminal.dispose(); } };
 }
