@@ -20,11 +20,15 @@ public struct Quotas: Sendable {
         public var maxGuests: Int?
         public var maxTotalMemoryMiB: Int?
         public var maxSnapshotBytes: Int64?
+        /// The size a new guest's disk may have (`diskSizeBytes`, whole MiB), for images with one.
+        public var diskSizeMiB: Range
         public init(
             memoryMiB: Range, backendMemoryMiB: [String: Range] = [:], maxGuests: Int?, maxTotalMemoryMiB: Int?,
-            maxSnapshotBytes: Int64?
+            maxSnapshotBytes: Int64?,
+            diskSizeMiB: Range = .init(min: Int(DiskTemplate.sizes.lowerBound >> 20), max: Int(DiskTemplate.sizes.upperBound >> 20))
         ) {
             self.memoryMiB = memoryMiB
+            self.diskSizeMiB = diskSizeMiB
             self.backendMemoryMiB = backendMemoryMiB
             self.maxGuests = maxGuests
             self.maxTotalMemoryMiB = maxTotalMemoryMiB

@@ -32,6 +32,7 @@ export async function renderGuest(main, id) {
       h("dt", {}, "Migration tier"), h("dd", { id: "guest-tier" }, type ? [tierBadge(type.tier), " ", (value.backend === "qemu" ? QEMU_TIER_PROMISE : TIER_PROMISE)[type.tier] || ""] : "—"),
       h("dt", {}, "Image"), h("dd", {}, value.image),
       h("dt", {}, "Memory"), h("dd", {}, formatBytes(value.memoryMiB * 1048576)),
+      ...(value.disks && value.disks.length ? [h("dt", {}, "Disks"), h("dd", { id: "guest-disks" }, diskList(value.disks))] : []),
       h("dt", {}, "Clock"), h("dd", {}, value.icount ? "deterministic (icount)" : "real time"),
       h("dt", {}, "State descends from"), h("dd", {}, value.currentSnapshot ? `snapshot ${value.currentSnapshot}` : "a fresh start"),
       h("dt", {}, "Id"), h("dd", {}, h("code", {}, value.id)));
@@ -134,4 +135,10 @@ function consolePanel(guest) {
     h("p", { class: "muted small" }, "Click or tap the console, or tab to it, then type; select to copy. Ctrl+Shift+C and Ctrl+Shift+V copy and paste."),
     terminal.element, error);
   return { element, terminal, dispose: () => { stop(); terminal.dispose(); } };
+}
+
+/** A guest's disks: size and format, and the overlay it writes (its layers below are the snapshots'). */
+function diskList(disks) {
+  return disks.map((disk, index) => [index ? h("br") : null,
+    `${disk.id}: ${formatBytes(disk.sizeBytes)} ${disk.format}, writing `, h("code", {}, disk.overlay)]);
 }

@@ -157,6 +157,19 @@ function createForm(images, types, host) {
   const memory = h("input", { id: "guest-memory", name: "memoryMiB", type: "number", step: 1, required: true, "aria-describedby": "guest-memory-help" });
   const memoryHelp = h("p", { class: "muted small", id: "guest-memory-help" });
   const icount = h("input", { id: "guest-icount", name: "icount", type: "checkbox" });
+  // Images that bring a disk (Linux) get a size for the guest's own; the range is the host's.
+  const diskRange = (host && host.limits && host.limits.diskSizeMiB) || { min: 16, max: 65536 };
+  const disk = h("input", { id: "guest-disk", name: "diskSizeMiB", type: "number", step: 1, min: diskRange.min, max: diskRange.max,
+    "aria-describedby": "guest-disk-help" });
+  const diskField = h("div", { id: "guest-disk-field" },
+    h("label", { for: "guest-disk" }, "Disk size (MiB)"), disk,
+    h("p", { class: "muted small", id: "guest-disk-help" },
+      `${diskRange.min}–${diskRange.max} MiB: a qcow2 disk of its own with the image's file system, allocated as it is written.`));
+  const showDisk = () => {
+    const chosen = available.find((item) => item.id === image.value);
+    diskField.hidden = !(chosen && chosen.disk);
+    if (chosen && chosen.disk) disk.value = Math.round(chosen.disk.sizeBytes / 1048576);
+  };
   const limits = () => memoryLimits(host, available.find((item) => item.id === image.value), backend.value);
   const setMemoryRange = () => {
     const { min, max } = limits();
@@ -168,10 +181,12 @@ function createForm(images, types, host) {
     const chosen = available.find((item) => item.id === image.value);
     if (chosen) memory.value = chosen.defaultMemoryMiB;
     setMemoryRange();
+    showDisk();
   });
   const chosen = available.find((item) => item.id === image.value);
   if (chosen) memory.value = chosen.defaultMemoryMiB;
   setMemoryRange();
+  showDisk();
   const newest = types.find((type) => type.alias);
   if (newest) machineType.value = newest.name;
   // The backend decides which images boot and which machine types there are; QEMU runs on real time.
@@ -197,6 +212,7 @@ function createForm(images, types, host) {
     const picked = available.find((item) => item.id === image.value);
     if (picked) memory.value = picked.defaultMemoryMiB;
     setMemoryRange();
+    showDisk();
   });
 
   const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "create-h", id: "create-guest" },
@@ -208,6 +224,7 @@ function createForm(images, types, host) {
     unavailable.length ? h("p", { class: "muted small" }, `Not available here: ${unavailable.map((item) => `${item.name} (${item.unavailableReason})`).join("; ")}`) : null,
     h("label", { for: "guest-machine" }, "Machine type"), machineType,
     h("label", { for: "guest-memory" }, "Memory (MiB)"), memory, memoryHelp,
+    diskField,
     h("label", { class: "inline" }, icount, " Deterministic clock (icount): time follows retired instructions"),
     error,
     h("p", {}, h("button", { class: "primary", type: "submit" }, "Create")));
@@ -216,12 +233,15 @@ function createForm(images, types, host) {
     error.textContent = "";
     const { min, max } = limits();
     const mib = Number(memory.value);
+    const diskMiB = Number(disk.value);
     const problem = !NAME.test(name.value) ? [name, "The name must be 1–40 letters, digits, '-', '_' or '.'."]
       : !image.value ? [image, "Choose an image."]
       : !machineType.value ? [machineType, "Choose a machine type."]
       : !(Number.isInteger(mib) && mib >= min && (max === null || mib <= max))
-        ? [memory, max !== null ? `Memory must be a whole number of MiB from ${min} to ${max}.` : `Memory must be a whole number of MiB, at least ${min}.`] : null;
-    for (const field of [name, image, machineType, memory]) field.removeAttribute("aria-invalid");
+        ? [memory, max !== null ? `Memory must be a whole number of MiB from ${min} to ${max}.` : `Memory must be a whole number of MiB, at least ${min}.`]
+      : !diskField.hidden && !(Number.isInteger(diskMiB) && diskMiB >= diskRange.min && diskMiB <= diskRange.max)
+        ? [disk, `The disk must be a whole number of MiB from ${diskRange.min} to ${diskRange.max}.`] : null;
+    for (const field of [name, image, machineType, memory, disk]) field.removeAttribute("aria-invalid");
     if (problem) {
       problem[0].setAttribute("aria-invalid", "true");
       error.textContent = problem[1];
@@ -231,6 +251,7 @@ function createForm(images, types, host) {
     try {
       const guest = await api("POST", "/guests", {
         name: name.value, image: image.value, machineType: machineType.value, memoryMiB: mib, icount: icount.checked,
+        ...(diskField.hidden ? {} : { diskSizeBytes: diskMiB * 1048576 }),
         ...(backend.value === "qemu" ? { backend: "qemu", binary: machineType.selectedOptions[0]?.dataset.binary || undefined } : {}),
       });
       location.hash = `#/guests/${guest.id}`;
