@@ -32,6 +32,7 @@ export class Terminal {
     // Tests read the whole buffer (the canvas holds no text), and a cell's colour.
     this.screen.readText = () => this.text;
     this.screen.readForeground = (row, column) => this.foreground(row, column);
+    this.screen.readScreen = () => this.visibleRows();
     this.size = document.createElement("span");
     this.size.className = "muted small terminal-size";
     this.size.id = `${this.screen.id}-size`;
@@ -92,6 +93,15 @@ export class Terminal {
   }
 
   /** The palette index of the colour a visible cell is drawn in (SGR 30–37: 0–7), -1 for the default. */
+  /** The rows on screen now, top to bottom (a full-screen program's frame, without the scrollback). */
+  visibleRows() {
+    if (!this.xterm) return [];
+    const buffer = this.xterm._core.buffer;
+    const rows = [];
+    for (let i = 0; i < this.xterm.rows; i++) rows.push(buffer.translateBufferLineToString(buffer.ydisp + i, true));
+    return rows;
+  }
+
   foreground(row, column) {
     if (!this.xterm) return -1;
     const buffer = this.xterm._core.buffer;

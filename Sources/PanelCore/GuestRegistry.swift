@@ -129,7 +129,11 @@ public final class GuestRegistry: Sendable {
         } catch {
             _ = unregister(id, ifStill: runtime)
             runtime.stop()
-            try? setState(id, .stopped)
+            do {
+                _ = try setState(id, .stopped)
+            } catch let recording {
+                logger.error("could not record guest \(id) stopped after its machine would not run", metadata: ["error": "\(recording)"])
+            }
             throw error
         }
     }

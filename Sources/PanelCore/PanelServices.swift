@@ -70,6 +70,7 @@ public final class PanelServices: Sendable {
         counts.guests = all.count
         counts.runningGuests = all.filter { $0.state == .running }.count
         counts.snapshots = (try? guests.snapshots.count()) ?? 0
+        counts.snapshotBytes = (try? quotas.snapshotBytes()) ?? 0
         return counts
     }
 
@@ -95,6 +96,8 @@ public struct HostCounts: Sendable, Encodable, Equatable {
     public var guests = 0
     public var runningGuests = 0
     public var snapshots = 0
+    /// Their state files and the disk layers they froze (what `limits.maxSnapshotBytes` bounds).
+    public var snapshotBytes: Int64 = 0
     public var activeTasks = 0
     public init() {}
 }

@@ -74,12 +74,35 @@ public struct Quotas: Sendable {
     /// the guest's memory plus its devices, so that is what it is held to.
     func checkSnapshot(of guest: GuestRecord) throws {
         guard let maximum = limits.maxSnapshotBytes else { return }
-        let used = try registry.snapshots.totalBytes()
-        let needed = Int64(guest.memoryMiB) << 20
+        let used = try snapshotBytes()
+        // Its state file holds at most the guest's RAM; the disk tops it freezes become its layers.
+        let files = registry.diskFiles(guest.id)
+        let needed = (Int64(guest.memoryMiB) << 20) + guest.disks.reduce(0) { $0 + Self.allocatedBytes(files.layout.path($1.overlay)) }
         guard used + needed <= maximum else {
             throw PanelError.insufficientStorage(
                 "snapshots use \(used) bytes of the \(maximum) allowed (limits.maxSnapshotBytes); one of guest \(guest.name) may need up to \(needed) more: delete snapshots first"
             )
         }
+    }
+
+    /// What snapshots hold on this host: their state files and the disk layers they froze, each
+    /// layer once (a qcow2 layer holds only the clusters written while it was a top).
+    func snapshotBytes() throws -> Int64 {
+        var total = try registry.snapshots.totalBytes()
+        var counted = Set<String>()
+        for record in try registry.snapshots.allFreezingDisks() {
+            let files = registry.diskFiles(record.guestId)
+            for disk in record.disks where counted.insert(files.layout.path(disk.overlay)).inserted {
+                total += Self.allocatedBytes(files.layout.path(disk.overlay))
+            }
+        }
+        return total
+    }
+
+    /// A file's allocated bytes (a sparse file counts what it holds); 0 for none.
+    static func allocatedBytes(_ path: String) -> Int64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Int64(info.st_blocks) * 512
     }
 }

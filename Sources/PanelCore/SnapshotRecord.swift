@@ -38,6 +38,11 @@ struct SnapshotStore: Sendable {
         try database.read { db in try SnapshotRecord.fetchCount(db) }
     }
 
+    /// Every snapshot that froze disk layers (their files count as snapshot storage too).
+    func allFreezingDisks() throws -> [SnapshotRecord] {
+        try database.read { db in try SnapshotRecord.filter(Column("disks") != "[]").fetchAll(db) }
+    }
+
     func totalBytes() throws -> Int64 {
         try database.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(sizeBytes), 0) FROM snapshot") ?? 0 }
     }

@@ -78,3 +78,39 @@ def test_a_phone_types_through_a_field_that_opens_the_soft_keyboard(panel, brows
         panel.api(f"/guests/{guest['id']}/stop", "POST")
     finally:
         browser.set_window_size(1280, 900)
+
+
+def screen_rows(driver):
+    return driver.execute_script("const c = document.getElementById('console'); return c && c.readScreen ? c.readScreen() : []")
+
+
+def test_a_full_screen_program_redraws_in_place(panel, browser):
+    """Issue 14 item 5: `top` in the Linux guest takes the whole screen with cursor addressing and
+    redraws it every second; its title stays on the first row, and 'q' gives the shell back."""
+    images = {i["id"]: i for i in panel.api("/images")["items"]}
+    if not (images.get("linux") and images["linux"]["available"]):
+        import pytest
+        pytest.skip("the Linux guest is not built (make linux)")
+    panel.remove_guests()
+    guest = panel.guest("full-screen", image="linux", start=True)
+    login(browser, panel)
+    open_page(browser, panel, f"guests/{guest['id']}", "full-screen")
+    wait(browser, 90).until(lambda d: console_text(d).rstrip().endswith("#"))
+    panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "top\r"})
+    title = "top - emupanel Linux guest"
+    wait(browser, 30).until(lambda d: title in (screen_rows(d) or [""])[0])
+
+    def frame(d):
+        rows = screen_rows(d)
+        line = next((r for r in rows if "frame " in r), "")
+        return int(line.split("frame ")[1].split()[0]) if line else 0
+
+    first = frame(browser)
+    wait(browser, 30).until(lambda d: frame(d) >= first + 2)
+    rows = screen_rows(browser)
+    assert title in rows[0] and sum(title in r for r in rows) == 1, rows
+    assert any(r.split()[:3] == ["1", "S", "init"] or r.split()[:2] == ["1", "S"] for r in rows), rows
+    screenshot(browser, "guest-console-top")
+    panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "q"})
+    wait(browser, 30).until(lambda d: not any(title in r for r in screen_rows(d)) and "#" in "".join(screen_rows(d)))
+    panel.api(f"/guests/{guest['id']}/stop", "POST")

@@ -177,6 +177,12 @@ struct LinuxDiskSnapshotTests {
         let afterSnapshot = try panel.get("/api/v1/guests/\(id)").json()
         let top = try #require((afterSnapshot["disks"] as? [[String: Any]])?.first?["overlay"] as? String)
         #expect(top != frozen, "the guest writes a new overlay after the snapshot")
+        // The frozen layer is snapshot storage: GET /host counts it with the state file.
+        var layer = stat()
+        #expect(stat(directory + "/" + frozen, &layer) == 0)
+        let stateBytes = try #require(record["sizeBytes"] as? Int)
+        let counts = try #require(try panel.get("/api/v1/host").json()["counts"] as? [String: Any])
+        #expect(counts["snapshotBytes"] as? Int == stateBytes + Int(layer.st_blocks) * 512, "\(counts)")
 
         try write("second version", to: "note", &shell)
         #expect(try shell.run("cat /mnt/note").contains("second version"))

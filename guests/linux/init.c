@@ -9,9 +9,9 @@ typedef long ssize_t;
 
 // asm-generic/unistd.h numbers (RISC-V uses the generic table).
 enum {
-    SYS_getcwd = 17, SYS_mkdirat = 34, SYS_unlinkat = 35, SYS_umount2 = 39, SYS_mount = 40,
+    SYS_getcwd = 17, SYS_ioctl = 29, SYS_mkdirat = 34, SYS_unlinkat = 35, SYS_umount2 = 39, SYS_mount = 40,
     SYS_chdir = 49, SYS_openat = 56, SYS_close = 57, SYS_getdents64 = 61, SYS_read = 63,
-    SYS_write = 64, SYS_sync = 81, SYS_exit = 93, SYS_nanosleep = 101, SYS_reboot = 142,
+    SYS_write = 64, SYS_ppoll = 73, SYS_sync = 81, SYS_exit = 93, SYS_nanosleep = 101, SYS_reboot = 142,
     SYS_uname = 160,
 };
 enum { AT_FDCWD = -100, AT_REMOVEDIR = 0x200 };
@@ -78,7 +78,7 @@ static int cmdHelp(int argc, char **argv) {
     (void)argc; (void)argv;
     say("commands: echo [TEXT] [> FILE | >> FILE], cat FILE..., ls [DIR], mkdir DIR, rm FILE,\n"
         "          rmdir DIR, cd DIR, pwd, mount DEV DIR [TYPE], umount DIR, sync, uname,\n"
-        "          sleep SECONDS, reboot, poweroff, help\n");
+        "          sleep SECONDS, top, reboot, poweroff, help\n");
     return 0;
 }
 
@@ -200,10 +200,114 @@ static int powerDown(long how) {
 static int cmdReboot(int argc, char **argv) { (void)argc; (void)argv; return powerDown(REBOOT_RESTART); }
 static int cmdPoweroff(int argc, char **argv) { (void)argc; (void)argv; return powerDown(REBOOT_POWER_OFF); }
 
+// MARK: top, a full-screen program
+
+// asm-generic termbits: what `top` changes to read keys one at a time without echo.
+struct termios { unsigned int iflag, oflag, cflag, lflag; unsigned char line, cc[19]; };
+enum { TCGETS = 0x5401, TCSETS = 0x5402, TIOCGWINSZ = 0x5413, ICANON = 02, ECHO = 010, VTIME = 5, VMIN = 6 };
+struct winsize { unsigned short rows, cols, xpixel, ypixel; };
+struct pollfd { int fd; short events, revents; };
+
+/// The first line of a small /proc file, without its newline.
+static void readLine(const char *path, char *buf, long size) {
+    buf[0] = 0;
+    long fd = SYS(SYS_openat, AT_FDCWD, path, O_RDONLY, 0);
+    if (fd < 0) return;
+    long n = SYS(SYS_read, fd, buf, size - 1, 0);
+    SYS(SYS_close, fd, 0, 0, 0);
+    if (n < 0) n = 0;
+    buf[n] = 0;
+    for (long i = 0; i < n; i++) if (buf[i] == '\n') { buf[i] = 0; break; }
+}
+
+/// Text padded or cut to `width` columns.
+static void column(const char *s, int width) {
+    char cell[64];
+    int i = 0;
+    for (; s[i] && i < width && i < 63; i++) cell[i] = s[i];
+    for (; i < width && i < 63; i++) cell[i] = ' ';
+    cell[i] = 0;
+    put(1, cell);
+}
+
+/// One screen: a reverse-video title, uptime and load, memory, then a process per row, each
+/// line cleared to its end and the rest of the screen below (cursor addressing, not scrolling).
+static void drawTop(int rows, int cols, long frame) {
+    static char buf[512];
+    put(1, "\033[H\033[7m");
+    column(" top - emupanel Linux guest                          q quits", cols);
+    put(1, "\033[0m\033[K\n");
+    readLine("/proc/uptime", buf, sizeof buf);
+    put(1, "up (s), idle (s): "); put(1, buf);
+    readLine("/proc/loadavg", buf, sizeof buf);
+    put(1, "   load: "); put(1, buf);
+    put(1, "   frame "); putNumber(1, frame); put(1, "\033[K\n");
+    readLine("/proc/meminfo", buf, sizeof buf);
+    put(1, buf); put(1, "\033[K\n\033[K\n\033[1m");
+    column("  PID", 7); column("S", 3); column("COMMAND", 20);
+    put(1, "\033[0m\033[K\n");
+    int row = 5;
+    static char dirents[4096];
+    long dir = SYS(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY, 0);
+    long n;
+    while (dir >= 0 && (n = SYS(SYS_getdents64, dir, dirents, sizeof dirents, 0)) > 0) {
+        for (long at = 0; at < n && row < rows; at += ((struct dirent64 *)(dirents + at))->reclen) {
+            struct dirent64 *d = (struct dirent64 *)(dirents + at);
+            if (d->name[0] < '0' || d->name[0] > '9') continue;
+            char path[64] = "/proc/";
+            size_t len = 6;
+            for (const char *q = d->name; *q && len < 50; q++) path[len++] = *q;
+            memcpy(path + len, "/stat", 6);
+            readLine(path, buf, sizeof buf);
+            // "PID (comm) S ...": the name between the parentheses, the state after them.
+            char *open = buf, *close = buf;
+            while (*open && *open != '(') open++;
+            for (char *q = buf; *q; q++) if (*q == ')') close = q;
+            if (!*open || close <= open) continue;
+            *close = 0;
+            char state[2] = { close[2] ? close[2] : '?', 0 };
+            column(d->name, 5);
+            put(1, "  "); column(state, 3); column(open + 1, 20);
+            put(1, "\033[K\n");
+            row++;
+        }
+    }
+    if (dir >= 0) SYS(SYS_close, dir, 0, 0, 0);
+    put(1, "\033[J");
+}
+
+static int cmdTop(int argc, char **argv) {
+    (void)argc; (void)argv;
+    struct termios saved, raw;
+    int haveTerm = SYS(SYS_ioctl, 0, TCGETS, &saved, 0) == 0;
+    if (haveTerm) {
+        raw = saved;
+        raw.lflag &= ~(unsigned int)(ICANON | ECHO);
+        raw.cc[VMIN] = 1; raw.cc[VTIME] = 0;
+        SYS(SYS_ioctl, 0, TCSETS, &raw, 0);
+    }
+    struct winsize size = { 0, 0, 0, 0 };
+    SYS(SYS_ioctl, 1, TIOCGWINSZ, &size, 0);
+    int rows = size.rows ? size.rows : 24, cols = size.cols ? size.cols : 80;
+    put(1, "\033[?25l\033[2J");
+    for (long frame = 1;; frame++) {
+        drawTop(rows, cols, frame);
+        struct pollfd in = { 0, 1, 0 };
+        long timeout[2] = { 1, 0 };
+        if (syscall6(SYS_ppoll, (long)&in, 1, (long)timeout, 0, 8, 0) > 0) {
+            char key;
+            if (SYS(SYS_read, 0, &key, 1, 0) == 1 && (key == 'q' || key == 'Q' || key == 3)) break;
+        }
+    }
+    put(1, "\033[?25h\033[2J\033[H");
+    if (haveTerm) SYS(SYS_ioctl, 0, TCSETS, &saved, 0);
+    return 0;
+}
+
 static const struct { const char *name; int (*run)(int, char **); } commands[] = {
     {"help", cmdHelp}, {"echo", cmdEcho}, {"cat", cmdCat}, {"ls", cmdLs}, {"mkdir", cmdMkdir},
     {"rm", cmdRm}, {"rmdir", cmdRmdir}, {"cd", cmdCd}, {"pwd", cmdPwd}, {"mount", cmdMount},
-    {"umount", cmdUmount}, {"sync", cmdSync}, {"uname", cmdUname}, {"sleep", cmdSleep},
+    {"umount", cmdUmount}, {"sync", cmdSync}, {"uname", cmdUname}, {"sleep", cmdSleep}, {"top", cmdTop},
     {"reboot", cmdReboot}, {"poweroff", cmdPoweroff},
 };
 
