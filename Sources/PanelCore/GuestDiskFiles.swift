@@ -171,6 +171,27 @@ extension GuestRegistry {
     }
 }
 
+extension GuestRegistry {
+    /// `collectDiskLayers` where its failure must not fail the caller (the work it tidies up after
+    /// is done): logged, and the next collection or start-up recovery tries again.
+    func collectDiskLayersLogged(of id: String) {
+        do {
+            try collectDiskLayers(of: id)
+        } catch {
+            logger.warning("could not remove the unneeded disk layers of guest \(id)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Records the tops a freeze made the machine write, whatever failed after it.
+    func recordTops(_ tops: [GuestDisk], of id: String) {
+        do {
+            try store.update(id) { $0.disks = tops }
+        } catch {
+            logger.error("could not record the new disk tops of guest \(id)", metadata: ["error": "\(error)", "tops": "\(tops.map(\.overlay))"])
+        }
+    }
+}
+
 struct DiskEditError: Error, CustomStringConvertible {
     var description: String { "the guest's disk is not the qcow2 image its record names" }
 }

@@ -164,7 +164,7 @@ public final class OutgoingMigrations: Sendable {
             if !sentGO {
                 runOnHere(after: migration)
                 // Layers frozen for a migration that did not happen fold back into the guest's top.
-                if hasDisks { _ = try? registry.collectDiskLayers(of: migration.id) }
+                if hasDisks { registry.collectDiskLayersLogged(of: migration.id) }
             }
         }
         // 2a. The disks' chains, frozen now, go while the guest runs; the layer frozen at the
@@ -296,7 +296,7 @@ public final class OutgoingMigrations: Sendable {
     private func settle(_ freeze: DiskFreeze?, of migration: OutgoingMigration) {
         guard let freeze else { return }
         freeze.settle()
-        if freeze.happened { _ = try? store.update(migration.id) { $0.disks = freeze.next } }
+        if freeze.happened { registry.recordTops(freeze.next, of: migration.id) }
     }
 
     /// The destination may have said why before it hung up (QEMU's source only sees EPIPE).

@@ -72,7 +72,7 @@ public final class SnapshotService: Sendable {
         defer {
             freeze.settle()
             // A freeze that happened stays whatever failed after it: the machine writes the new tops.
-            if freeze.happened && !recorded { try? store.update(id) { $0.disks = freeze.next } }
+            if freeze.happened && !recorded { registry.recordTops(freeze.next, of: id) }
         }
         // The task names its snapshot from the start: a restart that finds the task interrupted
         // and the snapshot recorded knows the work was done (Recovery.reconcileTasks).
@@ -176,7 +176,7 @@ public final class SnapshotService: Sendable {
         }
         if !record.disks.isEmpty {
             // The tops left behind held what the guest wrote since: a restore discards it, as libvirt's revert does.
-            try? registry.collectDiskLayers(of: id)
+            registry.collectDiskLayersLogged(of: id)
         }
         events.publish("snapshot.restored", subject: id, data: ["guestId": .string(id), "name": .string(name)])
         return ["name": .string(name)]

@@ -3,8 +3,9 @@
 // no `file:`, which QEMU 7.2 lacks), and the panel copies the stream into
 // SnapshotFile.write: a temporary file beside the final name, SHA-256 computed behind
 // the writer, fsync, rename — the same files and checksums as built-in snapshots.
-// Restore starts a new QEMU with `-incoming defer` and feeds the file to
-// `migrate-incoming fd:` while SnapshotFile.read checks it against its checksum.
+// Restore starts a new QEMU with `-incoming defer` and passes it the file itself
+// (`getfd` + `migrate-incoming fd:`: QEMU reads a regular file's descriptor as a file), while a
+// thread of the panel checks the file against its checksum; the guest runs only once both passed.
 import Foundation
 import Migration
 import Synchronization
@@ -100,38 +101,36 @@ extension QEMUGuest {
         events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false,
         timeout: Duration = .seconds(3600)
     ) throws -> QEMUGuest {
-        let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+        // Checked from the start, beside QEMU's start-up and load (the page cache serves both).
+        let check = expectedSHA256.map { ChecksumCheck(path: path, expected: $0) }
         do {
-            try guest.load(fromSnapshot: path, expectedSHA256: expectedSHA256, timeout: timeout)
-            if !paused { try guest.resume() }
-            return guest
+            let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+            do {
+                try guest.load(fromSnapshot: path, timeout: timeout)
+                try check?.result()
+                if !paused { try guest.resume() }
+                return guest
+            } catch {
+                guest.kill()
+                throw error
+            }
         } catch {
-            guest.kill()
+            // A damaged file is reported as damaged, even when the damage also made the load fail.
+            if case .failure(let failure as SnapshotFileError) = check?.outcome(), failure.isChecksumMismatch { throw failure }
             throw error
         }
     }
 
-    private func load(fromSnapshot path: String, expectedSHA256: String?, timeout: Duration) throws {
-        let (ours, theirs) = try UnixSocket.pair()
-        defer { close(ours) }
+    private func load(fromSnapshot path: String, timeout: Duration) throws {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw QEMUError.io(operation: "open \(path)", errno: errno) }
         do {
-            defer { close(theirs) }
-            try qmp.execute("getfd", ["fdname": .string(Self.restoreDescriptorName)], passing: theirs)
+            defer { close(file) }
+            try qmp.execute("getfd", ["fdname": .string(Self.restoreDescriptorName)], passing: file)
         }
         transferWatch.reset()
         try qmp.execute("migrate-incoming", ["uri": .string("fd:" + Self.restoreDescriptorName)])
-        try SnapshotFile.read(path, expectedChecksum: expectedSHA256) { source in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-            defer { buffer.deallocate() }
-            while true {
-                let n = try source.read(into: buffer)
-                if n == 0 { break }
-                // A QEMU that refused the stream has closed its end: its reason comes below.
-                do { try UnixSocket.send(ours, UnsafeRawBufferPointer(rebasing: buffer[..<n])) } catch { break }
-            }
-            shutdown(ours, Int32(SHUT_WR))
-            try waitForIncoming(deadline: .now + timeout)
-        }
+        try waitForIncoming(deadline: .now + timeout)
     }
 
     /// Waits until an incoming stream has loaded; QEMU's failure becomes `incomingFailed` with
@@ -201,5 +200,30 @@ private final class StreamCopier: @unchecked Sendable {
             return copyError ?? QEMUError.timedOut("waiting for QEMU to close the snapshot stream")
         }
         return failure.withLock { $0 }
+    }
+}
+
+/// A snapshot file's checksum, computed on a thread of its own while QEMU loads the file.
+// @unchecked Sendable: `outcome` is written once by the thread before `done` is signalled, read after
+private final class ChecksumCheck: @unchecked Sendable {
+    private var value: Result<Void, Error> = .success(())
+    private let done = DispatchSemaphore(value: 0)
+
+    init(path: String, expected: String) {
+        let thread = Thread { [self] in
+            value = Result { try SnapshotFile.read(path, expectedChecksum: expected) { _ in } }
+            done.signal()
+        }
+        thread.name = "snapshot checksum"
+        thread.start()
+    }
+
+    /// Waits for the check; throws what it found.
+    func result() throws { try outcome().get() }
+
+    func outcome() -> Result<Void, Error> {
+        done.wait()
+        done.signal()  // later callers pass straight through
+        return value
     }
 }

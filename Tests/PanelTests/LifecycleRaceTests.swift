@@ -98,7 +98,7 @@ extension GuestTests {
         let release = DispatchSemaphore(value: 0)
         let holding = DispatchSemaphore(value: 0)
         Thread {
-            _ = try? guests.withLifecycle(id) { _ in
+            guests.withLifecycle(id) { _ in
                 holding.signal()
                 release.wait()
             }

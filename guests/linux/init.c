@@ -266,7 +266,8 @@ static void drawTop(int rows, int cols, long frame) {
             if (!*open || close <= open) continue;
             *close = 0;
             char state[2] = { close[2] ? close[2] : '?', 0 };
-            column(d->name, 5);
+            for (size_t pad = length(d->name); pad < 5; pad++) put(1, " ");
+            put(1, d->name);
             put(1, "  "); column(state, 3); column(open + 1, 20);
             put(1, "\033[K\n");
             row++;
