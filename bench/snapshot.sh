@@ -172,9 +172,10 @@ for name, rows in results.items():
     print(f"{'dd ' + name:18} {col('dd_cpu'):>13}")
 print("CPU = the panel's, QEMU's (with its cat) or dd's CPU time during the operation, whatever else ran: a running "
       "guest's own vCPU is in it; QEMU's restore includes its start-up")
+starts = [r["q_start"] for rows in results.values() for r in rows if "q_start" in r]
 print("emupanel save = POST to task succeeded (pre-copy passes, pause, checksum, fsync, rename); "
-      "qemu save = migrate to completed + sync of the file; qemu restore includes its start-up: " +
-      span([r["q_start"] for rows in results.values() for r in rows if "q_start" in r]) + " s alone")
+      "qemu save = migrate to completed + sync of the file; qemu restore includes its start-up" +
+      (f": {span(starts)} s alone" if starts else ""))
 best = lambda rows, k: min(r[k] for r in rows if k in r)
 med = lambda rows, k: sorted(r[k] for r in rows if k in r)[len([r for r in rows if k in r]) // 2]
 for name, rows in results.items():

@@ -83,6 +83,14 @@ extension QEMUGuest {
                 try pause()
                 pausedHere = true
             }
+            if stats.status == "completed", stats.totalTimeMs == 0 {
+                // QEMU announces completion before it has computed total-time and downtime (7.2
+                // runs migration_calculate_complete after the state change): ask again briefly.
+                for _ in 0..<40 where stats.totalTimeMs == 0 {
+                    usleep(5000)
+                    stats = TransferStats(queryMigrate: try qmp.execute("query-migrate"))
+                }
+            }
             stats.parkedGuest = pausedHere
             progress(stats)
             switch stats.status {
