@@ -3,9 +3,10 @@
 
 SWIFT        ?= swift
 CONFIG       ?= Config/emupanel.json
-# Built and run with these; `make test` adds the reference tools the tests compare against.
+# Built and run with these; `make test` adds the reference tools the tests compare against
+# (and the modules ESLint's report needs: Debian's eslint only recommends them).
 RUN_PACKAGES  = libmicrohttpd-dev pkg-config libsqlite3-dev libxxhash-dev opensbi u-boot-qemu e2fsprogs esbuild node-xterm
-TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-system-x86 qemu-utils e2fsprogs device-tree-compiler curl chromium chromium-driver python3-venv eslint
+TEST_PACKAGES = $(RUN_PACKAGES) qemu-system-misc qemu-system-x86 qemu-utils e2fsprogs device-tree-compiler curl chromium chromium-driver python3-venv eslint node-chalk node-strip-ansi node-text-table
 BENCH_PACKAGES = $(TEST_PACKAGES) wrk hyperfine
 # The Linux guest (guests/linux/build.sh): kernel and initramfs, built once into ~/.cache/emupanel/linux.
 LINUX_PACKAGES = $(shell guests/linux/build.sh --packages)

@@ -5,7 +5,7 @@ import { h, formatBytes, formatCount } from "./dom.js";
 import { lineGraph } from "./graph.js";
 import { onEvent } from "./events.js";
 
-const FIGURES = [
+const ALL_FIGURES = [
   ["ips", "Instructions/s", (s) => s.instructionsPerSecond, (v) => `${formatCount(v)}/s`],
   ["dirty", "Dirty pages/s", (s) => s.dirtyPagesPerSecond, (v) => `${formatCount(v)}/s`],
   ["cpu", "Host CPU", (s) => s.cpuPercent, (v) => `${v.toFixed(v < 10 ? 1 : 0)} %`],
@@ -14,10 +14,12 @@ const FIGURES = [
 
 /**
  * `guestId` null: the panel (host) itself. Returns {element, dispose}. `subject` says in words
- * whose CPU and memory these are, under the heading.
+ * whose CPU and memory these are, under the heading; `shown` names the figures to draw (a QEMU
+ * guest's retired instructions and dirty pages are not counted).
  */
-export function resourceGraphs({ guestId = null, heading = "Resources", subject = "" }) {
+export function resourceGraphs({ guestId = null, heading = "Resources", subject = "", shown = null }) {
   const prefix = guestId ? "guest" : "host";
+  const FIGURES = ALL_FIGURES.filter(([key]) => !shown || shown.includes(key));
   // The server's time, from the newest round: the panel samples itself every round, so it ticks.
   let serverNow = null;
   const clock = () => serverNow;

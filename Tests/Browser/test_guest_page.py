@@ -89,6 +89,27 @@ def test_resource_graphs_update_live(panel, browser):
     panel.api(f"/guests/{guest['id']}/stop", "POST")
 
 
+def test_a_qemu_guest_graphs_what_qemu_reports(panel, browser):
+    """A QEMU guest's page draws its QEMU process's CPU and memory and says why instructions and
+    dirty pages are missing, rather than a flat 0/s (issue 12)."""
+    import shutil
+    import pytest
+    if not shutil.which("qemu-system-riscv64"):
+        pytest.skip("qemu-system-riscv64 is not installed")
+    panel.remove_guests()
+    guest = panel.api("/guests", "POST", {"name": "on-qemu", "image": "uboot", "machineType": "virt",
+                                          "memoryMiB": 128, "backend": "qemu"})
+    panel.api(f"/guests/{guest['id']}/start", "POST")
+    login(browser, panel)
+    open_page(browser, panel, f"guests/{guest['id']}", "on-qemu")
+    count = lambda d, graph: int(d.find_element(By.ID, graph).get_attribute("data-samples"))
+    wait(browser, 30).until(lambda d: all(count(d, g) >= 2 for g in ["guest-graph-cpu", "guest-graph-rss"]))
+    assert not browser.find_elements(By.ID, "guest-graph-ips") and not browser.find_elements(By.ID, "guest-graph-dirty")
+    assert "QEMU does not report retired instructions" in browser.find_element(By.CSS_SELECTOR, "[aria-labelledby=guest-graphs-h]").text
+    assert "MiB" in browser.find_element(By.ID, "guest-graph-rss").text
+    panel.api(f"/guests/{guest['id']}/stop", "POST")
+
+
 def test_phone_console_opens_a_soft_keyboard(panel, browser):
     """Issue 15 item 9: on a phone the console could not open a soft keyboard (a <pre> takes no text
     input). Tapping it focuses a text field; what a soft keyboard types there (input events, no key

@@ -60,8 +60,11 @@ export async function renderGuest(main, id) {
     }
   });
 
-  const graphs = resourceGraphs({ guestId: id, heading: "Resources",
-    subject: "Host CPU is the guest's CPU thread (100 % = one core); resident memory is the guest RAM the host holds." });
+  const graphs = guest.backend === "qemu"
+    ? resourceGraphs({ guestId: id, heading: "Resources", shown: ["cpu", "rss"],
+      subject: "Host CPU and resident memory of the guest's QEMU process (100 % = one core). QEMU does not report retired instructions, nor dirty pages outside a migration." })
+    : resourceGraphs({ guestId: id, heading: "Resources",
+      subject: "Host CPU is the guest's CPU thread (100 % = one core); resident memory is the guest RAM the host holds." });
   const serial = consolePanel(guest);
   const snapshots = snapshotPanel(guest);
   const migrate = migratePanel(guest, snapshots);
