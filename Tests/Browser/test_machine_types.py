@@ -87,3 +87,37 @@ def test_backend_switch_shows_qemus_machine_types_with_tiers(panel, browser):
     guest = next(g for g in panel.api("/guests")["items"] if g["name"] == "qemu-echo")
     assert guest["backend"] == "qemu" and guest["binary"] == "qemu-system-riscv64"
     panel.api(f"/guests/{guest['id']}", method="DELETE")
+
+
+def test_qemu_compatibility_matrix_shows_this_hosts_and_the_peers_qemus(panel, browser):
+    """Issue 12 item 7: machine type × QEMU version, this host's QEMU and the peer's, with the
+    cells the API computes."""
+    if not shutil.which("qemu-system-riscv64"):
+        pytest.skip("qemu-system-riscv64 is not installed")
+    login(browser, panel)
+    open_page(browser, panel, "compatibility", "Compatibility")
+    browser.find_element(By.ID, "backend-qemu").click()
+    matrix = panel.api("/compatibility?backend=qemu")
+    table = "//table[@data-arch='riscv64']"
+    wait(browser, 120).until(EC.presence_of_element_located((By.XPATH, table)))
+    headers = [th.text for th in browser.find_elements(By.XPATH, f"{table}/thead//th")][1:]
+    assert headers == [c["release"] for c in matrix["items"][0]["cells"]]
+    assert any(h.startswith("b: qemu-system-riscv64") for h in headers), headers
+    for row in matrix["items"]:
+        shown = browser.find_element(By.XPATH, f"{table}/tbody/tr[@data-name='{row['machineType']}']")
+        assert row["tier"] in shown.find_element(By.TAG_NAME, "th").text
+        cells = [td.text for td in shown.find_elements(By.TAG_NAME, "td")]
+        for text, value in zip(cells, row["cells"]):
+            if value["status"] == "same":
+                assert "this QEMU" in text
+            elif value["status"] == "blocked":
+                assert "not migratable" in text and value["reason"] in text
+            elif value["status"] == "compatible":
+                assert "moves both ways" in text
+    virt = [c["status"] for c in next(r for r in matrix["items"] if r["machineType"] == "virt")["cells"]]
+    assert virt == ["same", "compatible"], virt
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "undefined" not in page and "null" not in page
+    screenshot(browser, "compatibility-qemu")
+    browser.find_element(By.ID, "backend-builtin").click()
+    wait(browser).until(lambda d: "release" in d.find_element(By.XPATH, "//table[contains(@class,'matrix')]/thead").text)

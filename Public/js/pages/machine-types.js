@@ -20,8 +20,8 @@ export const QEMU_TIER_PROMISE = {
 
 const BACKEND_KEY = "emupanel.machineTypes.backend";
 
-/** The backend the machine-types page shows, as last chosen in this tab. */
-function chosenBackend() {
+/** The backend the machine-types and compatibility pages show, as last chosen in this tab. */
+export function chosenBackend() {
   return sessionStorage.getItem(BACKEND_KEY) === "qemu" ? "qemu" : "builtin";
 }
 
@@ -32,7 +32,12 @@ export function machineTypeHref(type) {
     : `#/machine-types/${encodeURIComponent(type.name)}`;
 }
 
-function backendSwitch(backend, onChange) {
+/** Remembers the backend chosen in this tab. */
+export function chooseBackend(value) {
+  sessionStorage.setItem(BACKEND_KEY, value);
+}
+
+export function backendSwitch(backend, onChange) {
   const option = (value, label) => {
     const input = h("input", { type: "radio", name: "backend", id: `backend-${value}`, value });
     input.checked = value === backend;
@@ -46,7 +51,7 @@ function backendSwitch(backend, onChange) {
 /** Every machine type of one backend with its tier and what the tier promises. */
 export async function renderMachineTypes(main) {
   const backend = chosenBackend();
-  const rerender = (value) => { sessionStorage.setItem(BACKEND_KEY, value); renderMachineTypes(main); };
+  const rerender = (value) => { chooseBackend(value); renderMachineTypes(main); };
   if (backend === "qemu") return renderQEMUMachineTypes(main, backendSwitch(backend, rerender));
   const { items } = await api("GET", "/machine-types?backend=builtin");
   fill(main,
@@ -77,6 +82,7 @@ async function renderQEMUMachineTypes(main, switcher) {
     h("p", { id: "qemu-binaries" }, binaries.length === 0 ? "No QEMU binaries were found on this host."
       : `QEMU on this host: ${binaries.map((b) => `${b.name} ${b.version}${b.package ? ` (${b.package})` : ""}`).join(", ")}.`),
     failures.length ? h("p", { class: "muted small" }, `Not usable: ${failures.map((f) => `${f.path}: ${f.reason}`).join("; ")}`) : null,
+    h("p", {}, h("a", { href: "#/compatibility" }, "Compatibility across QEMU versions →")),
     items.length === 0 ? null :
       h("table", { id: "qemu-machine-types" },
         h("thead", {}, h("tr", {}, ["Name", "Tier", "Why", "Binary", "Blockers"].map((t) => h("th", { scope: "col" }, t)))),
