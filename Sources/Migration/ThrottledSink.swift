@@ -11,8 +11,8 @@ public final class ThrottledSink: ByteSink, @unchecked Sendable {
     private let transfer: TransferControl
     private let clock: TransferClock
     private let sent = Atomic<UInt64>(0)
-    private var windowStart: Duration
-    private var windowBytes: UInt64 = 0
+    /// When the bytes admitted so far are paid for at the limit: a write waits until then.
+    private var paidUntil: Duration
 
     /// A wait for bandwidth is cut into steps this long, so a cancel is seen within one.
     static let cancelCheck = Duration.milliseconds(100)
@@ -21,7 +21,7 @@ public final class ThrottledSink: ByteSink, @unchecked Sendable {
         self.inner = inner
         self.transfer = transfer
         self.clock = clock
-        windowStart = clock.now()
+        paidUntil = clock.now()
     }
 
     public var bytesSent: UInt64 { sent.load(ordering: .relaxed) }
@@ -39,23 +39,24 @@ public final class ThrottledSink: ByteSink, @unchecked Sendable {
         sent.add(UInt64(count), ordering: .relaxed)
     }
 
-    /// Waits until `count` more bytes keep the current one-second window within the limit.
+    /// Charges `count` bytes at the current limit (a limit changed mid-flight prices the next
+    /// bytes, not those already sent) and waits until they are paid for. Time the sink sat idle
+    /// (a setup, a dirty-log sync) is no credit: no stretch of the transfer goes over the limit.
     private func admit(_ count: Int) throws {
         if transfer.isCancelled { throw MigrationCancelled() }
         let limit = transfer.maxBandwidth.load(ordering: .relaxed)
-        guard limit > 0 else { return }
-        windowBytes += UInt64(count)
-        let elapsed = clock.now() - windowStart
-        var wait = Duration.seconds(Double(windowBytes) / Double(limit)) - elapsed
+        let now = clock.now()
+        guard limit > 0 else {
+            paidUntil = now
+            return
+        }
+        paidUntil = max(paidUntil, now) + .seconds(Double(count) / Double(limit))
+        var wait = paidUntil - now
         while wait > .zero {
             let step = min(wait, Self.cancelCheck)
             clock.sleep(for: step)
             wait -= step
             if transfer.isCancelled { throw MigrationCancelled() }
-        }
-        if elapsed > .seconds(1) {
-            windowStart = clock.now()
-            windowBytes = 0
         }
     }
 }

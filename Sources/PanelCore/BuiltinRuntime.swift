@@ -134,6 +134,9 @@ final class BuiltinRuntime: GuestRuntime {
         _ = try machine.load(from: socket)
     }
 
+    /// The board is built when the runtime is made: nothing to start ahead of the stream.
+    func prepareIncoming() {}
+
     func counters(first: Bool, paused: Bool) -> RuntimeCounters? {
         // Only a machine on its CPU thread: `onCPU` runs the body right here for one that is not,
         // and one not started yet may be loading a stream on another thread.

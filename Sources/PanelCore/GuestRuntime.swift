@@ -49,6 +49,9 @@ protocol GuestRuntime: AnyObject, Sendable {
     /// The destination side: the stream from `socket` (after its ticket line) is loaded into a
     /// machine that never ran.
     func receive(from socket: TCPSocket) throws
+    /// Gets the destination's machine ready for `receive` while the source connects (a QEMU is
+    /// launched waiting for its stream); `stop()` ends it if no stream comes.
+    func prepareIncoming() throws
 
     /// Swaps the disks' tops for `freeze`'s new overlays between two instructions (a snapshot's
     /// or a migration's freeze). Only machines with disks (the built-in core's) are asked.

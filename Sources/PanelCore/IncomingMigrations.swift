@@ -220,9 +220,13 @@ public final class IncomingMigrations: Sendable {
 
     /// Waits for the source: a connection with a wrong ticket is answered and closed, and the port
     /// keeps listening for the right one until the deadline (one stray connection must not lock
-    /// out the real source).
+    /// out the real source). The guest's record and machine are made first, while the source
+    /// connects (its bytes wait in the socket): a QEMU's start-up then costs the transfer nothing.
     private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
         defer { listener.close() }
+        let arrival = Result { try arrive(offer) }
+        var handedOn = false
+        defer { if !handedOn, case .success(let arrival) = arrival { discard(arrival) } }
         let deadline = Date().addingTimeInterval(Self.ticketDeadline)
         var socket: TCPSocket?
         do {
@@ -246,7 +250,10 @@ public final class IncomingMigrations: Sendable {
             }
             guard let socket else { return }
             socket.setTimeouts(30)
-            try takeOver(offer, from: socket)
+            // Whatever made the arrival fail, the source hears it on its connection.
+            let ready = try arrival.get()
+            handedOn = true
+            try takeOver(offer, ready, from: socket)
         } catch {
             try? socket?.write(line: "ERR \(Self.oneLine(error))")
             logger.warning("incoming migration failed", metadata: ["error": "\(error)"])
@@ -271,14 +278,44 @@ public final class IncomingMigrations: Sendable {
         return HandOverStatus(migrationId: id, guestId: guest.id, state: guest.incoming ? .migrating : guest.state)
     }
 
+    /// What an incoming guest has before its stream: its record, reserved (state `migrating`) so
+    /// its name is held for the whole transfer, and — unless disk chains come first, which its
+    /// machine is made over — the machine, ready to load.
+    private struct Arrival {
+        var guest: GuestRecord
+        var runtime: (any GuestRuntime)?
+    }
+
+    private func arrive(_ offer: IncomingOffer) throws -> Arrival {
+        var arrival = Arrival(guest: try reserveIncoming(offer), runtime: nil)
+        guard (offer.disks ?? []).isEmpty else { return arrival }
+        do {
+            let runtime = try lifecycle.makeRuntime(for: arrival.guest)
+            arrival.runtime = runtime
+            try runtime.prepareIncoming()
+            return arrival
+        } catch {
+            discard(arrival)
+            throw error
+        }
+    }
+
+    /// Gives up on an arrival: its machine is ended (a QEMU loaded or waiting would otherwise
+    /// stay, paused, beside the source's guest) and its record goes.
+    private func discard(_ arrival: Arrival) {
+        arrival.runtime?.stop()
+        discardReservation(arrival.guest)
+    }
+
     /// Loads the stream into a machine that never ran, answers OK, and starts the guest on the
-    /// source's GO. The record is reserved (state `migrating`) before any of it, so once OK is
-    /// sent nothing that can fail is left — the source may already have let go of its copy.
-    /// Without a GO the reservation goes again.
-    private func takeOver(_ offer: IncomingOffer, from connection: TCPSocket) throws {
-        let guest = try reserveIncoming(offer)
+    /// source's GO. The record was reserved before any of it, so once OK is sent nothing that
+    /// can fail is left — the source may already have let go of its copy. Without a GO the
+    /// arrival goes again.
+    private func takeOver(_ offer: IncomingOffer, _ reserved: Arrival, from connection: TCPSocket) throws {
+        var arrival = reserved
+        let guest = arrival.guest
         var started = false
-        defer { if !started { discardReservation(guest) } }
+        defer { if !started { discard(arrival) } }
         receiving.withLock { $0[guest.name] = connection }
         let cut = { [self] in _ = receiving.withLock { $0.removeValue(forKey: guest.name) } }
         if stopping.load(ordering: .acquiring) { connection.shutdown() }
@@ -292,8 +329,10 @@ public final class IncomingMigrations: Sendable {
             if !offered.isEmpty {
                 layers = try DiskChainTransfer.receive(from: connection, into: files, expected: offered)
                 placeholders = try files.startOverlays(offered, over: offered.map { layers[$0.id]! })
+                arrival.runtime = try lifecycle.makeRuntime(for: guest, disks: placeholders)
             }
-            runtime = try lifecycle.makeRuntime(for: guest, disks: placeholders)
+            guard let made = arrival.runtime else { throw PanelError.invalidState("the incoming guest has no machine") }
+            runtime = made
             try runtime.receive(from: connection)
             if !offered.isEmpty {
                 // The layers frozen at the switch-over, then the guest's own tops over them.

@@ -16,6 +16,8 @@ final class QEMURuntime: GuestRuntime {
     private let reports: RuntimeReports
     private let owner = RuntimeOwner()
     private let qemu = Mutex<QEMUGuest?>(nil)
+    /// A QEMU launched by `prepareIncoming`, waiting for the stream `receive` gives it.
+    private let arriving = Mutex<QEMUGuest?>(nil)
     /// What QEMU's callbacks share with the runtime, without holding it.
     private let flags = Flags()
 
@@ -111,6 +113,7 @@ final class QEMURuntime: GuestRuntime {
     func stop() {
         flags.stopping.store(true, ordering: .releasing)
         guest?.stop()
+        _ = arriving.withLock { $0.take() }?.kill()
     }
 
     func reset() throws { try Self.qemuErrors { try running().reset() } }
@@ -198,11 +201,25 @@ final class QEMURuntime: GuestRuntime {
             Self.setBlocking(descriptor)
             socket.setTimeouts(30)
         }
-        try adopt {
-            try QEMUIncomingMigration.receive(
-                configuration, from: descriptor, directory: directory, logPath: logPath,
-                events: events)
+        let launched = arriving.withLock { $0.take() }
+        do {
+            try adopt {
+                let arrival = try launched ?? QEMUIncomingMigration.launch(configuration, directory: directory, logPath: logPath, events: events)
+                return try QEMUIncomingMigration.load(into: arrival, from: descriptor)
+            }
+        } catch {
+            _ = launched?.kill()
+            throw error
         }
+    }
+
+    /// Launches the destination's QEMU ahead of the stream: it starts while the source connects.
+    func prepareIncoming() throws {
+        guard guest == nil, arriving.withLock({ $0 == nil }) else { return }
+        let launched = try Self.qemuErrors {
+            try QEMUIncomingMigration.launch(configuration, directory: directory, logPath: logPath, events: events)
+        }
+        arriving.withLock { $0 = launched }
     }
 
     /// The panel's disks are the built-in core's (ImageCatalog: the Linux image boots there only).

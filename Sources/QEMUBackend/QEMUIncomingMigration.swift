@@ -67,17 +67,23 @@ public final class QEMUIncomingMigration: Sendable {
     /// Gives up on the incoming guest: its QEMU is ended.
     public func cancel() { guest.kill() }
 
-    /// Starts QEMU for `configuration` with `-incoming defer -S` and loads the stream from a
-    /// connection the caller accepted (and checked the ticket on): QEMU gets it with `getfd` and
-    /// reads it with `migrate-incoming fd:`, so no port is ever open for QEMU. Returns the guest
-    /// paused once the whole stream loaded; a stream QEMU refused throws `incomingFailed` with
-    /// QEMU's reason and exit status, and no QEMU is left.
-    public static func receive(
-        _ configuration: QEMUGuestConfiguration, from descriptor: Int32, directory: String,
-        logPath: String, events: QEMUGuestEvents = QEMUGuestEvents(),
-        timeout: Duration = .seconds(3600)
+    /// Starts QEMU for `configuration` with `-incoming defer -S`, waiting for a stream: `load`
+    /// gives it one. Launched before the source connects, QEMU's start-up overlaps the source's.
+    public static func launch(
+        _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
+        events: QEMUGuestEvents = QEMUGuestEvents()
     ) throws -> QEMUGuest {
-        let guest = try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+        try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+    }
+
+    /// Loads the stream from a connection the caller accepted (and checked the ticket on) into
+    /// `guest`, a QEMU from `launch`: QEMU gets it with `getfd` and reads it with
+    /// `migrate-incoming fd:`, so no port is ever open for QEMU. Returns once the whole stream
+    /// loaded, the guest paused; a stream QEMU refused throws `incomingFailed` with QEMU's reason
+    /// and exit status, and the QEMU is ended.
+    public static func load(
+        into guest: QEMUGuest, from descriptor: Int32, timeout: Duration = .seconds(3600)
+    ) throws -> QEMUGuest {
         do {
             try guest.qmp.execute("getfd", ["fdname": .string(QEMUGuest.migrationDescriptorName)], passing: descriptor)
             try guest.qmp.execute("migrate-incoming", ["uri": .string("fd:" + QEMUGuest.migrationDescriptorName)])

@@ -227,8 +227,8 @@ import VMState
     }
 }
 
-/// ThrottledSink on simulated time: the bandwidth limit in one-second windows, a limit changed
-/// mid-flight, and a cancel that lands while it waits.
+/// ThrottledSink on simulated time: the bandwidth limit, no burst after sitting idle, a limit
+/// changed mid-flight, and a cancel that lands while it waits.
 @Suite struct ThrottledSinkTests {
     let clock = ManualClock()
     let chunk = [UInt8](repeating: 1, count: 64 << 10)
@@ -249,6 +249,17 @@ import VMState
         try write(sink, times: 160)  // 10 MiB at 1 MiB/s
         let seconds = clock.now().seconds
         #expect(seconds > 9.8 && seconds < 10.1, "\(seconds) s")
+    }
+
+    /// The final figure once read 38 Mbit/s under a 32 Mbit/s cap: the setup's idle time had
+    /// been credited, and the bytes after it went out in a burst.
+    @Test func idleTimeIsNoCreditForABurst() throws {
+        let sink = ThrottledSink(MemorySink(), transfer: TransferControl(maxBandwidth: 1 << 20), clock: clock)
+        clock.advance(.milliseconds(500))
+        let start = clock.now()
+        try write(sink, times: 32)  // 2 MiB at 1 MiB/s, after half a second idle
+        let took = clock.now() - start
+        #expect(took >= .seconds(2), "\(took)")
     }
 
     @Test func gatheredWritesCountEveryPiece() throws {
