@@ -7,6 +7,8 @@ import VMState
 /// computed from their device lists, state descriptions from the devices themselves.
 struct BuiltinBackend: GuestBackend {
     let machines: MachineRegistry
+    /// The machine types' state descriptions for offers, made once.
+    let described = StateDescriptionsCache()
 
     var kind: Backend { .builtin }
 
@@ -48,9 +50,18 @@ struct BuiltinBackend: GuestBackend {
             reports: reports)
     }
 
-    func offer(for guest: GuestRecord) throws -> [String: JSON] {
+    func offer(for guest: GuestRecord, describing: Bool) throws -> [String: JSON] {
         let type = try resolve(guest.machineType)
-        return ["machineType": .string(type.name), "release": .string(Release.current), "vmstate": .string(type.vmstateDump())]
+        let described = descriptions(of: type)
+        var fields: [String: JSON] = [
+            "machineType": .string(type.name), "release": .string(Release.current), "vmstateSHA256": .string(described.sha256),
+        ]
+        if describing { fields["vmstate"] = .string(described.compact) }
+        return fields
+    }
+
+    private func descriptions(of type: MachineType) -> StateDescriptions {
+        described.descriptions(type.name) { type.vmstateDump() }
     }
 
     func localChecks(for guest: GuestRecord) -> [IncomingMigrations.Check] {
@@ -64,7 +75,7 @@ struct BuiltinBackend: GuestBackend {
         ]
     }
 
-    func checks(of offer: IncomingMigrations.IncomingOffer) -> [IncomingMigrations.Check] {
+    func checks(of offer: IncomingMigrations.IncomingOffer) throws -> [IncomingMigrations.Check] {
         var checks: [IncomingMigrations.Check] = []
         let type = machines.machineTypes.first { $0.name == offer.machineType }
         checks.append(
@@ -78,9 +89,8 @@ struct BuiltinBackend: GuestBackend {
             .init(
                 name: "tier", ok: type.tier != .none,
                 detail: type.tier == .none ? type.blockers.map(\.description).joined(separator: "; ") : type.tier.rawValue))
-        checks += IncomingMigrations.staticChecks(
-            theirs: offer.vmstate, theirLabel: offer.release,
-            ours: type.vmstateDump(), ourLabel: Release.current)
+        checks += try IncomingMigrations.staticChecks(
+            of: offer, theirLabel: offer.release, ours: descriptions(of: type), ourLabel: Release.current)
         return checks
     }
 

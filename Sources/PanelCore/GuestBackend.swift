@@ -37,14 +37,16 @@ protocol GuestBackend: Sendable {
         reports: RuntimeReports
     ) throws -> any GuestRuntime
 
-    /// The backend's part of a migration offer (machine type, state descriptions, versions).
-    func offer(for guest: GuestRecord) throws -> [String: JSON]
+    /// The backend's part of a migration offer (machine type, versions, the state descriptions'
+    /// digest, and with `describing` their text).
+    func offer(for guest: GuestRecord, describing: Bool) throws -> [String: JSON]
 
     /// The source's own checks, before the destination is asked.
     func localChecks(for guest: GuestRecord) -> [IncomingMigrations.Check]
 
-    /// The destination's checks of an offer of this backend: machine type, tier, static check.
-    func checks(of offer: IncomingMigrations.IncomingOffer) -> [IncomingMigrations.Check]
+    /// The destination's checks of an offer of this backend: machine type, tier, static check
+    /// (throwing `StateDescriptions.needed` when it takes the descriptions' text).
+    func checks(of offer: IncomingMigrations.IncomingOffer) throws -> [IncomingMigrations.Check]
 
     /// Where an offered guest goes here (its checks passed).
     func placement(of offer: IncomingMigrations.IncomingOffer) throws -> GuestPlacement

@@ -44,8 +44,11 @@ public final class IncomingMigrations: Sendable {
         var guest: Guest
         var machineType: String
         var release: String
-        /// The source's `-dump-vmstate` JSON for the machine type.
-        var vmstate: String
+        /// The source's `-dump-vmstate` JSON for the machine type: sent when the destination asks
+        /// for it (its own differ from `vmstateSHA256`), and always by releases before digests.
+        var vmstate: String?
+        /// SHA-256 of the source's state descriptions without indentation (StateDescriptions).
+        var vmstateSHA256: String?
         /// The source's name for this migration; it asks about it by this id if the hand-over's
         /// answer is lost (absent from releases before 1.2's hand-over handling).
         var migrationId: String?
@@ -71,28 +74,32 @@ public final class IncomingMigrations: Sendable {
     }
 
     /// QEMU's static checker both ways between the source's state descriptions and ours; a
-    /// subsection missing on one side is no refusal (it travels only when needed).
-    static func staticChecks(theirs: String, theirLabel: String, ours: String, ourLabel: String) -> [Check] {
+    /// subsection missing on one side is no refusal (it travels only when needed). An offer with
+    /// only the digest of descriptions that differ from ours throws `StateDescriptions.needed`.
+    static func staticChecks(of offer: IncomingOffer, theirLabel: String, ours: StateDescriptions, ourLabel: String) throws -> [Check] {
         // The same build describes the same state: nothing to compare (QEMU's dump takes the
         // checker a while, and pre-flight and the offer each run it both ways).
-        if JSON.withoutWhitespace(theirs) == JSON.withoutWhitespace(ours) {
+        if offer.vmstateSHA256 == ours.sha256 || offer.vmstate.map(JSON.withoutWhitespace) == ours.compact {
             return [
                 Check(name: "static check \(theirLabel) → \(ourLabel)", ok: true, detail: "identical state descriptions"),
                 Check(name: "static check \(ourLabel) → \(theirLabel)", ok: true, detail: "identical state descriptions"),
             ]
         }
-        return [("static check \(theirLabel) → \(ourLabel)", theirs, ours), ("static check \(ourLabel) → \(theirLabel)", ours, theirs)]
-            .map { label, old, new in
-                do {
-                    let result = try VMStateCheck.check(old: old, new: new)
-                    let blocking = result.problems.filter { !$0.isMissingSubsection }
-                    return Check(
-                        name: label, ok: blocking.isEmpty,
-                        detail: result.problems.isEmpty ? "no problems" : result.problems.map(\.message).prefix(3).joined(separator: "; "))
-                } catch {
-                    return Check(name: label, ok: false, detail: "a state description is unreadable: \(error)")
-                }
+        guard let theirs = offer.vmstate else { throw StateDescriptions.needed }
+        return [
+            ("static check \(theirLabel) → \(ourLabel)", theirs, ours.compact), ("static check \(ourLabel) → \(theirLabel)", ours.compact, theirs),
+        ]
+        .map { label, old, new in
+            do {
+                let result = try VMStateCheck.check(old: old, new: new)
+                let blocking = result.problems.filter { !$0.isMissingSubsection }
+                return Check(
+                    name: label, ok: blocking.isEmpty,
+                    detail: result.problems.isEmpty ? "no problems" : result.problems.map(\.message).prefix(3).joined(separator: "; "))
+            } catch {
+                return Check(name: label, ok: false, detail: "a state description is unreadable: \(error)")
             }
+        }
     }
 
     public struct Verdict: Encodable, Sendable {
@@ -111,10 +118,12 @@ public final class IncomingMigrations: Sendable {
         }
     }
 
-    public func verdict(_ offer: IncomingOffer) -> Verdict {
+    /// The destination's checks of an offer; throws `StateDescriptions.needed` for an offer that
+    /// must come again with its state descriptions.
+    public func verdict(_ offer: IncomingOffer) throws -> Verdict {
         let backend = try? registry.backends(offer.backendKind)
         var checks =
-            backend?.checks(of: offer)
+            try backend?.checks(of: offer)
             ?? [Check(name: "backend", ok: false, detail: "this host has no \(offer.backendKind.rawValue) backend")]
         let image = registry.images.images.first { $0.id == offer.guest.image }
         let bootable = image.map { $0.backends.contains(offer.backendKind) && (offer.arch == nil || offer.arch == $0.arch) } ?? false
@@ -169,13 +178,15 @@ public final class IncomingMigrations: Sendable {
         guard !stopping.load(ordering: .acquiring) else {
             throw PanelError.busy("this host is shutting down", retryAfter: 30)
         }
-        let verdict = verdict(offer)
-        guard verdict.go else {
-            throw PanelError(.invalid, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
-        }
+        // The name first: a second offer of a guest under way is told so, whether or not the
+        // first one's record is reserved yet.
         try holdIncomingName(offer.guest.name)
         let listener: TCPListener
         do {
+            let verdict = try verdict(offer)
+            guard verdict.go else {
+                throw PanelError(.invalid, code: "migration_refused", message: verdict.reasons.joined(separator: "; "))
+            }
             listener = try TCPListener(host: listenHost)
         } catch {
             releaseIncomingName(offer.guest.name)

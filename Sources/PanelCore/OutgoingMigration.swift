@@ -36,7 +36,7 @@ public final class OutgoingMigrations: Sendable {
 
     /// What the destination is offered: the guest, and its backend's machine type and state
     /// descriptions (the destination runs the same checks on them as pre-flight).
-    func offer(for guest: GuestRecord, migrationId: String? = nil) throws -> JSON {
+    func offer(for guest: GuestRecord, migrationId: String? = nil, describing: Bool) throws -> JSON {
         var fields: [String: JSON] = [
             "guest": [
                 "name": .string(guest.name), "image": .string(guest.image), "memoryMiB": .number(Double(guest.memoryMiB)),
@@ -45,9 +45,19 @@ public final class OutgoingMigrations: Sendable {
             "backend": .string(guest.backend.rawValue),
             "disks": .array(guest.disks.map { ["id": .string($0.id), "sizeBytes": .number(Double($0.sizeBytes))] }),
         ]
-        fields.merge(try registry.backend(of: guest).offer(for: guest)) { $1 }
+        fields.merge(try registry.backend(of: guest).offer(for: guest, describing: describing)) { $1 }
         if let migrationId { fields["migrationId"] = .string(migrationId) }
         return .object(fields)
+    }
+
+    /// Posts an offer with its state descriptions' digest, and again with their text when the
+    /// destination asks for it (its own differ, or it is a release before digests).
+    private func post(_ path: String, to peer: PeerClient, _ offer: (_ describing: Bool) throws -> JSON) throws -> JSON {
+        do {
+            return try peer.post(path, try offer(false))
+        } catch let error as PeerError where StateDescriptions.isRequest(error) {
+            return try peer.post(path, try offer(true))
+        }
     }
 
     /// Go / no-go with reasons, before any RAM moves.
@@ -63,7 +73,7 @@ public final class OutgoingMigrations: Sendable {
         let peer = try PeerClient.resolve(target, peers: peers)
         var remote: JSON = ["go": false, "checks": []]
         do {
-            remote = try peer.post("/migrations/incoming/preflight", try offer(for: guest))
+            remote = try post("/migrations/incoming/preflight", to: peer) { try offer(for: guest, describing: $0) }
         } catch {
             local.append(["name": "destination", "ok": false, "detail": .string(String(describing: error))])
         }
@@ -222,7 +232,9 @@ public final class OutgoingMigrations: Sendable {
 
     /// 1. The destination checks again and hands out a one-time ticket for its stream port.
     private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
-        let ticket = try migration.peer.post("/migrations/incoming", try offer(for: migration.guest, migrationId: migration.migrationId))
+        let ticket = try post("/migrations/incoming", to: migration.peer) {
+            try offer(for: migration.guest, migrationId: migration.migrationId, describing: $0)
+        }
         guard case .string(let secret)? = ticket["ticket"], case .number(let portNumber)? = ticket["port"],
             let port = portNumber.wholeNumber(in: 1...65_535)
         else {

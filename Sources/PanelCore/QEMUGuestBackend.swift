@@ -66,13 +66,16 @@ struct QEMUGuestBackend: GuestBackend {
             logPath: directory + "/qemu.log", console: console, reports: reports)
     }
 
-    func offer(for guest: GuestRecord) throws -> [String: JSON] {
+    func offer(for guest: GuestRecord, describing: Bool) throws -> [String: JSON] {
         let (binary, type) = try lookup(guest)
-        return [
+        let described = try host.stateDescriptions(binary, machineType: type.name)
+        var fields: [String: JSON] = [
             "machineType": .string(type.name), "release": .string(Release.current), "binary": .string(binary.name),
             "arch": .string(binary.arch), "qemuVersion": .string(binary.version.description),
-            "vmstate": .string(JSON.withoutWhitespace(try host.vmstateDump(binary, machineType: type.name))),
+            "vmstateSHA256": .string(described.sha256),
         ]
+        if describing { fields["vmstate"] = .string(described.compact) }
+        return fields
     }
 
     func localChecks(for guest: GuestRecord) -> [IncomingMigrations.Check] {
@@ -93,7 +96,7 @@ struct QEMUGuestBackend: GuestBackend {
     /// The destination's side of SPEC §8 "QEMU tiers": a QEMU for the architecture, the machine
     /// type in it, the tier's rule on the two QEMU versions, and the static checker both ways
     /// between the two QEMUs' `-dump-vmstate`.
-    func checks(of offer: IncomingMigrations.IncomingOffer) -> [IncomingMigrations.Check] {
+    func checks(of offer: IncomingMigrations.IncomingOffer) throws -> [IncomingMigrations.Check] {
         guard let arch = offer.arch, let theirVersion = offer.qemuVersion.flatMap(QEMUVersion.init(text:)) else {
             return [.init(name: "offer", ok: false, detail: "the source did not say which QEMU architecture and version it runs")]
         }
@@ -118,14 +121,15 @@ struct QEMUGuestBackend: GuestBackend {
         }
         checks.append(.init(name: "machine type", ok: true, detail: "\(type.name) is in \(binary.name) \(binary.version) here"))
         checks.append(Self.tierCheck(type, ours: binary.version, theirs: theirVersion))
+        let ours: StateDescriptions
         do {
-            checks += IncomingMigrations.staticChecks(
-                theirs: offer.vmstate, theirLabel: "QEMU \(theirVersion)",
-                ours: try host.vmstateDump(binary, machineType: type.name),
-                ourLabel: "QEMU \(binary.version)")
+            ours = try host.stateDescriptions(binary, machineType: type.name)
         } catch {
             checks.append(.init(name: "static check", ok: false, detail: (error as? PanelError)?.message ?? "\(error)"))
+            return checks
         }
+        checks += try IncomingMigrations.staticChecks(
+            of: offer, theirLabel: "QEMU \(theirVersion)", ours: ours, ourLabel: "QEMU \(binary.version)")
         return checks
     }
 

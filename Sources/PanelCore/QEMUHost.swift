@@ -26,6 +26,7 @@ public final class QEMUHost: Sendable {
     let discovery: QEMUDiscovery?
     private let names: Set<String>?
     private let found = Mutex<Found?>(nil)
+    private let described = StateDescriptionsCache()
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
     private let logger: Logger
@@ -140,6 +141,14 @@ public final class QEMUHost: Sendable {
             throw PanelError(
                 .invalid, code: "vmstate_unavailable",
                 message: "\(binary.name) did not dump the state descriptions of \(machineType): \(error)")
+        }
+    }
+
+    /// The descriptions an offer carries for `machineType` of `binary`, made once per build.
+    func stateDescriptions(_ binary: QEMUBinary, machineType: String) throws -> StateDescriptions {
+        let build = binary.identity
+        return try described.descriptions("\(build.path) \(build.size) \(build.modificationTimeNanoseconds) \(machineType)") {
+            try vmstateDump(binary, machineType: machineType)
         }
     }
 

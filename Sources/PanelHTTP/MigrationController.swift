@@ -70,7 +70,7 @@ struct MigrationController: Sendable {
             summary: "Destination: would this host take the offered guest? (machine type, tier, static check both ways)",
             doc: .init(body: IncomingMigrations.IncomingOffer.self, answer: IncomingMigrations.Verdict.self)
         ) { request in
-            .json(incoming.verdict(try request.decode(IncomingMigrations.IncomingOffer.self)))
+            .json(try incoming.verdict(try request.decode(IncomingMigrations.IncomingOffer.self)))
         }
         api.post(
             "/migrations/incoming", summary: "Destination: accept a migration; answers a one-time ticket and the port to stream to",
