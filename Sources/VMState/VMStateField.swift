@@ -61,7 +61,11 @@ extension VMStateField {
 
     /// "\State.inner.z" → "inner.z": the field's default name, as QEMU names fields by their C path.
     static func propertyPath<Value>(_ keyPath: KeyPath<State, Value>) -> String? {
-        let text = String(describing: keyPath)
+        // debugDescription itself, not String(describing:): that first asks the runtime whether
+        // the key path's type is TextOutputStreamable or CustomStringConvertible, a scan of every
+        // conformance record per new type, which was most of building the board's descriptions
+        // (and so of `emupanel run`'s start-up).
+        let text = keyPath.debugDescription
         let prefix = "\\" + String(describing: State.self) + "."
         guard text.hasPrefix(prefix) else { return nil }
         // A computed property prints as "<computed …>": the stored part before it is the path

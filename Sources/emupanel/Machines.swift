@@ -5,6 +5,7 @@ extension Emupanel {
     /// `emupanel machines`: every machine type with its migration tier (SPEC §1, §4).
     struct Machines: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "machines",
             abstract: "List machine types with their migration tier.",
             discussion: "--json prints exactly what GET /api/v1/machine-types answers.")
 

@@ -9,6 +9,7 @@ extension Emupanel {
     /// status is the finisher's code, 124 when `--max-instructions` ran out, 1 on any error.
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run a guest headless; the UART is this terminal (Ctrl-A x quits).",
             discussion: "Exit status: the test finisher's code (pass 0, fail N), 124 when --max-instructions runs out, 1 on an error.")
 

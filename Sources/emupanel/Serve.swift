@@ -8,7 +8,7 @@ import PanelHTTP
 extension Emupanel {
     /// `emupanel serve`: the panel on 127.0.0.1 until SIGINT or SIGTERM.
     struct Serve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Serve the web panel and its REST API.")
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve the web panel and its REST API.")
 
         @Option(help: "Configuration file (JSON). Missing keys take defaults.")
         var config: String?

@@ -6,6 +6,7 @@ extension Emupanel.VMStateCommand {
     /// `emupanel vmstate check OLD NEW`: QEMU's vmstate-static-checker.py rules.
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Compare two vmstate dumps by the rules of QEMU's static checker.",
             discussion: """
                 OLD is the migration source, NEW the destination; run it both ways to promise \

@@ -120,4 +120,6 @@ def test_qemu_compatibility_matrix_shows_this_hosts_and_the_peers_qemus(panel, b
     assert "undefined" not in page and "null" not in page
     screenshot(browser, "compatibility-qemu")
     browser.find_element(By.ID, "backend-builtin").click()
-    wait(browser).until(lambda d: "release" in d.find_element(By.XPATH, "//table[contains(@class,'matrix')]/thead").text)
+    # Read in the page: the switch redraws the page, so an element found a moment ago may be gone.
+    heads = "const t = document.querySelector('table.matrix thead'); return t ? t.textContent : ''"
+    wait(browser).until(lambda d: "release" in d.execute_script(heads))

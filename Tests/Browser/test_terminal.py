@@ -3,6 +3,7 @@ addressing render as in a desktop terminal, the grid follows its frame when the 
 paste and copy work, and a phone types through a field that opens its soft keyboard."""
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from conftest import login, open_page, screenshot, wait
 
@@ -78,6 +79,39 @@ def test_a_phone_types_through_a_field_that_opens_the_soft_keyboard(panel, brows
         panel.api(f"/guests/{guest['id']}/stop", "POST")
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_vi_edits_a_file_full_screen(panel, browser):
+    """Issue 14 item 5: the guest's `vi` takes the whole screen (the text, "~" past its end, a
+    status line), is typed into with the browser's keyboard (Escape, Enter, arrows), and writes
+    the file."""
+    images = {i["id"]: i for i in panel.api("/images")["items"]}
+    if not (images.get("linux") and images["linux"]["available"]):
+        import pytest
+        pytest.skip("the Linux guest is not built (make linux)")
+    panel.remove_guests()
+    guest = panel.guest("editor", image="linux", start=True)
+    login(browser, panel)
+    open_page(browser, panel, f"guests/{guest['id']}", "editor")
+    wait(browser, 90).until(lambda d: console_text(d).rstrip().endswith("#"))
+    panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "vi /notes\r"})
+    status = lambda d: next((r for r in reversed(screen_rows(d)) if r.strip()), "")
+    wait(browser, 30).until(lambda d: "new file" in status(d) and screen_rows(d)[1].startswith("~"))
+    browser.find_element(By.ID, "console").click()
+    keys = lambda *k: ActionChains(browser).send_keys(*k).perform()
+    keys("i")
+    wait(browser, 10).until(lambda d: "-- INSERT --" in status(d))
+    keys("first line", Keys.ENTER, "second", Keys.ESCAPE)
+    wait(browser, 20).until(lambda d: screen_rows(d)[:2] == ["first line", "second"] and "INSERT" not in status(d))
+    # Up an arrow, to the line's start, delete a character: the screen is redrawn in place.
+    keys(Keys.ARROW_UP, "0x")
+    wait(browser, 20).until(lambda d: screen_rows(d)[:3] == ["irst line", "second", "~"])
+    screenshot(browser, "guest-console-vi")
+    keys(":wq", Keys.ENTER)
+    wait(browser, 20).until(lambda d: console_text(d).rstrip().endswith("#"))
+    panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "cat /notes\r"})
+    wait(browser, 20).until(lambda d: "irst line\nsecond\n#" in console_text(d).replace("\r", ""))
+    panel.api(f"/guests/{guest['id']}/stop", "POST")
 
 
 def screen_rows(driver):

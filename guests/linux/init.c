@@ -78,7 +78,7 @@ static int cmdHelp(int argc, char **argv) {
     (void)argc; (void)argv;
     say("commands: echo [TEXT] [> FILE | >> FILE], cat FILE..., ls [DIR], mkdir DIR, rm FILE,\n"
         "          rmdir DIR, cd DIR, pwd, mount DEV DIR [TYPE], umount DIR, sync, uname,\n"
-        "          sleep SECONDS, top, reboot, poweroff, help\n");
+        "          sleep SECONDS, top, vi FILE, reboot, poweroff, help\n");
     return 0;
 }
 
@@ -277,25 +277,42 @@ static void drawTop(int rows, int cols, long frame) {
     put(1, "\033[J");
 }
 
-static int cmdTop(int argc, char **argv) {
-    (void)argc; (void)argv;
-    struct termios saved, raw;
-    int haveTerm = SYS(SYS_ioctl, 0, TCGETS, &saved, 0) == 0;
-    if (haveTerm) {
-        raw = saved;
-        raw.lflag &= ~(unsigned int)(ICANON | ECHO);
-        raw.cc[VMIN] = 1; raw.cc[VTIME] = 0;
-        SYS(SYS_ioctl, 0, TCSETS, &raw, 0);
-    }
+/// Keys one at a time, unechoed, for a full-screen program; returns whether `saved` holds the
+/// settings to put back.
+static int rawKeys(struct termios *saved) {
+    if (SYS(SYS_ioctl, 0, TCGETS, saved, 0) != 0) return 0;
+    struct termios raw = *saved;
+    raw.lflag &= ~(unsigned int)(ICANON | ECHO);
+    raw.cc[VMIN] = 1; raw.cc[VTIME] = 0;
+    SYS(SYS_ioctl, 0, TCSETS, &raw, 0);
+    return 1;
+}
+
+/// The terminal's size (the browser's terminal tells the tty when it is resized).
+static void screenSize(int *rows, int *cols) {
     struct winsize size = { 0, 0, 0, 0 };
     SYS(SYS_ioctl, 1, TIOCGWINSZ, &size, 0);
-    int rows = size.rows ? size.rows : 24, cols = size.cols ? size.cols : 80;
+    *rows = size.rows ? size.rows : 24;
+    *cols = size.cols ? size.cols : 80;
+}
+
+/// Whether a key arrives within `ms` milliseconds.
+static int keyWithin(long ms) {
+    struct pollfd in = { 0, 1, 0 };
+    long timeout[2] = { ms / 1000, (ms % 1000) * 1000000 };
+    return syscall6(SYS_ppoll, (long)&in, 1, (long)timeout, 0, 8, 0) > 0;
+}
+
+static int cmdTop(int argc, char **argv) {
+    (void)argc; (void)argv;
+    struct termios saved;
+    int haveTerm = rawKeys(&saved);
+    int rows, cols;
+    screenSize(&rows, &cols);
     put(1, "\033[?25l\033[2J");
     for (long frame = 1;; frame++) {
         drawTop(rows, cols, frame);
-        struct pollfd in = { 0, 1, 0 };
-        long timeout[2] = { 1, 0 };
-        if (syscall6(SYS_ppoll, (long)&in, 1, (long)timeout, 0, 8, 0) > 0) {
+        if (keyWithin(1000)) {
             char key;
             if (SYS(SYS_read, 0, &key, 1, 0) == 1 && (key == 'q' || key == 'Q' || key == 3)) break;
         }
@@ -305,10 +322,223 @@ static int cmdTop(int argc, char **argv) {
     return 0;
 }
 
+// MARK: vi, a small full-screen editor
+
+// A subset of vi, enough to edit a file on the guest's disk and to show full-screen editing in
+// the browser's terminal: h j k l and the arrows, 0 $ G, i a A o O, x, dd, Esc, and :w :q :wq
+// :x :q!. Lines longer than the buffer's width are cut when the file is read.
+enum { VI_LINES = 512, VI_WIDTH = 256 };
+static char viText[VI_LINES][VI_WIDTH];
+static int viLength[VI_LINES];
+static struct { int count, row, col, top, changed, inserting; const char *path; char message[80]; } vi;
+
+static void viSay(const char *a, const char *b) {
+    size_t n = 0;
+    for (const char *p = a; *p && n < sizeof vi.message - 1; p++) vi.message[n++] = *p;
+    for (const char *p = b; p && *p && n < sizeof vi.message - 1; p++) vi.message[n++] = *p;
+    vi.message[n] = 0;
+}
+
+static void viLoad(void) {
+    static char file[VI_LINES * 80];
+    vi.count = 1; viLength[0] = 0;
+    long fd = SYS(SYS_openat, AT_FDCWD, vi.path, O_RDONLY, 0);
+    if (fd < 0) { viSay("new file", 0); return; }
+    long n = SYS(SYS_read, fd, file, sizeof file, 0);
+    SYS(SYS_close, fd, 0, 0, 0);
+    vi.count = 0;
+    for (long at = 0; at < n && vi.count < VI_LINES;) {
+        int len = 0;
+        while (at < n && file[at] != '\n') { if (len < VI_WIDTH - 1) viText[vi.count][len++] = file[at]; at++; }
+        viLength[vi.count++] = len;
+        at++;
+    }
+    if (vi.count == 0) { vi.count = 1; viLength[0] = 0; }
+}
+
+static int viSave(void) {
+    long fd = SYS(SYS_openat, AT_FDCWD, vi.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { viSay("cannot write ", vi.path); return 0; }
+    for (int i = 0; i < vi.count; i++) {
+        SYS(SYS_write, fd, viText[i], viLength[i], 0);
+        SYS(SYS_write, fd, "\n", 1, 0);
+    }
+    SYS(SYS_close, fd, 0, 0, 0);
+    vi.changed = 0;
+    viSay("written: ", vi.path);
+    return 1;
+}
+
+/// The text from the top line down, "~" past the end, then the status line, and the cursor.
+static void viDraw(int rows, int cols, const char *command) {
+    if (vi.row < vi.top) vi.top = vi.row;
+    if (vi.row >= vi.top + rows - 1) vi.top = vi.row - rows + 2;
+    put(1, "\033[H");
+    for (int r = 0; r < rows - 1; r++) {
+        int line = vi.top + r;
+        if (line < vi.count) {
+            int n = viLength[line] < cols ? viLength[line] : cols;
+            SYS(SYS_write, 1, viText[line], n, 0);
+        } else {
+            put(1, "~");
+        }
+        put(1, "\033[K\r\n");
+    }
+    if (command) { put(1, ":"); put(1, command); }
+    else if (vi.message[0]) put(1, vi.message);
+    else if (vi.inserting) put(1, "-- INSERT --");
+    else { put(1, "\""); put(1, vi.path); put(1, "\" "); putNumber(1, vi.count); put(1, vi.count == 1 ? " line" : " lines"); }
+    put(1, "\033[K");
+    put(1, "\033[");
+    if (command) { putNumber(1, rows); put(1, ";"); putNumber(1, (long)length(command) + 2); }
+    else { putNumber(1, vi.row - vi.top + 1); put(1, ";"); putNumber(1, (vi.col < cols ? vi.col : cols - 1) + 1); }
+    put(1, "H");
+}
+
+/// A key, with the arrows' escape sequences read as 'h' 'j' 'k' 'l' marked by 0x100.
+static int viKey(void) {
+    unsigned char c;
+    if (SYS(SYS_read, 0, &c, 1, 0) != 1) return -1;
+    if (c != 27 || !keyWithin(30)) return c;
+    unsigned char seq[2];
+    if (SYS(SYS_read, 0, &seq[0], 1, 0) != 1 || seq[0] != '[' || SYS(SYS_read, 0, &seq[1], 1, 0) != 1) return 27;
+    switch (seq[1]) {
+    case 'A': return 0x100 | 'k';
+    case 'B': return 0x100 | 'j';
+    case 'C': return 0x100 | 'l';
+    case 'D': return 0x100 | 'h';
+    default: return 27;
+    }
+}
+
+static void viOpenLine(int at) {
+    if (vi.count >= VI_LINES) return;
+    for (int i = vi.count; i > at; i--) { memcpy(viText[i], viText[i - 1], VI_WIDTH); viLength[i] = viLength[i - 1]; }
+    viLength[at] = 0;
+    vi.count++;
+    vi.row = at; vi.col = 0; vi.inserting = 1; vi.changed = 1;
+}
+
+static void viInsert(int key) {
+    char *line = viText[vi.row];
+    int *len = &viLength[vi.row];
+    if (key == '\r' || key == '\n') {
+        if (vi.count >= VI_LINES) return;
+        int tail = *len - vi.col;
+        viOpenLine(vi.row + 1);
+        memcpy(viText[vi.row], line + vi.col, (size_t)tail);
+        viLength[vi.row] = tail;
+        *len -= tail;
+    } else if (key == 127 || key == 8) {
+        if (vi.col > 0) {
+            for (int i = vi.col - 1; i < *len - 1; i++) line[i] = line[i + 1];
+            (*len)--; vi.col--;
+        } else if (vi.row > 0 && viLength[vi.row - 1] + *len < VI_WIDTH) {
+            int above = vi.row - 1;
+            vi.col = viLength[above];
+            memcpy(viText[above] + vi.col, line, (size_t)*len);
+            viLength[above] += *len;
+            for (int i = vi.row; i < vi.count - 1; i++) { memcpy(viText[i], viText[i + 1], VI_WIDTH); viLength[i] = viLength[i + 1]; }
+            vi.count--; vi.row = above;
+        }
+    } else if (key >= ' ' && key < 127 && *len < VI_WIDTH - 1) {
+        for (int i = *len; i > vi.col; i--) line[i] = line[i - 1];
+        line[vi.col++] = (char)key;
+        (*len)++;
+    }
+    vi.changed = 1;
+}
+
+/// Runs an ex command; returns whether the editor ends.
+static int viCommand(const char *command) {
+    if (same(command, "w")) { viSave(); return 0; }
+    if (same(command, "wq") || same(command, "x")) return viSave();
+    if (same(command, "q!")) return 1;
+    if (same(command, "q")) {
+        if (!vi.changed) return 1;
+        viSay("No write since last change (add ! to override)", 0);
+        return 0;
+    }
+    viSay("Not an editor command: ", command);
+    return 0;
+}
+
+static int cmdVi(int argc, char **argv) {
+    if (argc != 2) { put(2, "usage: vi FILE\n"); return 1; }
+    memset(&vi, 0, sizeof vi);
+    vi.path = argv[1];
+    viLoad();
+    struct termios saved;
+    int haveTerm = rawKeys(&saved);
+    int rows, cols;
+    screenSize(&rows, &cols);
+    put(1, "\033[2J");
+    char command[64];
+    int typing = -1;   // the length of the ex command being typed, or -1
+    int pending = 0;   // the first 'd' of "dd"
+    for (int done = 0; !done;) {
+        command[typing < 0 ? 0 : typing] = 0;
+        viDraw(rows, cols, typing < 0 ? 0 : command);
+        int key = viKey();
+        if (key < 0) break;
+        vi.message[0] = 0;
+        if (typing >= 0) {
+            if (key == '\r' || key == '\n') { done = viCommand(command); typing = -1; }
+            else if (key == 27) typing = -1;
+            else if (key == 127 || key == 8) typing = typing > 0 ? typing - 1 : -1;
+            else if (key >= ' ' && key < 127 && typing < (int)sizeof command - 1) command[typing++] = (char)key;
+            continue;
+        }
+        int move = key & 0xff;
+        if (vi.inserting && !(key & 0x100)) {
+            if (key == 27) { vi.inserting = 0; if (vi.col > 0) vi.col--; }
+            else viInsert(key);
+            continue;
+        }
+        if (pending && key != 'd') pending = 0;
+        switch (move) {
+        case 'h': if (vi.col > 0) vi.col--; break;
+        case 'l': vi.col++; break;
+        case 'k': if (vi.row > 0) vi.row--; break;
+        case 'j': if (vi.row < vi.count - 1) vi.row++; break;
+        case '0': vi.col = 0; break;
+        case '$': vi.col = VI_WIDTH; break;
+        case 'G': vi.row = vi.count - 1; break;
+        case 'i': vi.inserting = 1; break;
+        case 'a': vi.inserting = 1; if (viLength[vi.row] > 0) vi.col++; break;
+        case 'A': vi.inserting = 1; vi.col = viLength[vi.row]; break;
+        case 'o': viOpenLine(vi.row + 1); break;
+        case 'O': viOpenLine(vi.row); break;
+        case 'x':
+            if (viLength[vi.row] > 0) {
+                for (int i = vi.col; i < viLength[vi.row] - 1; i++) viText[vi.row][i] = viText[vi.row][i + 1];
+                viLength[vi.row]--; vi.changed = 1;
+            }
+            break;
+        case 'd':
+            if (!pending) { pending = 1; break; }
+            pending = 0; vi.changed = 1;
+            if (vi.count == 1) { viLength[0] = 0; break; }
+            for (int i = vi.row; i < vi.count - 1; i++) { memcpy(viText[i], viText[i + 1], VI_WIDTH); viLength[i] = viLength[i + 1]; }
+            vi.count--;
+            if (vi.row >= vi.count) vi.row = vi.count - 1;
+            break;
+        case ':': typing = 0; break;
+        default: break;
+        }
+        // Normal mode rests on a character; insert mode may sit just past the last one.
+        int last = viLength[vi.row] - (vi.inserting ? 0 : 1);
+        if (vi.col > last) vi.col = last < 0 ? 0 : last;
+    }
+    put(1, "\033[2J\033[H");
+    if (haveTerm) SYS(SYS_ioctl, 0, TCSETS, &saved, 0);
+    return 0;
+}
+
 static const struct { const char *name; int (*run)(int, char **); } commands[] = {
     {"help", cmdHelp}, {"echo", cmdEcho}, {"cat", cmdCat}, {"ls", cmdLs}, {"mkdir", cmdMkdir},
     {"rm", cmdRm}, {"rmdir", cmdRmdir}, {"cd", cmdCd}, {"pwd", cmdPwd}, {"mount", cmdMount},
-    {"umount", cmdUmount}, {"sync", cmdSync}, {"uname", cmdUname}, {"sleep", cmdSleep}, {"top", cmdTop},
+    {"umount", cmdUmount}, {"sync", cmdSync}, {"uname", cmdUname}, {"sleep", cmdSleep}, {"top", cmdTop}, {"vi", cmdVi},
     {"reboot", cmdReboot}, {"poweroff", cmdPoweroff},
 };
 
