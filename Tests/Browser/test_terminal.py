@@ -106,6 +106,7 @@ def test_vi_edits_a_file_full_screen(panel, browser):
     # Up an arrow, to the line's start, delete a character: the screen is redrawn in place.
     keys(Keys.ARROW_UP, "0x")
     wait(browser, 20).until(lambda d: screen_rows(d)[:3] == ["irst line", "second", "~"])
+    browser.execute_script("document.getElementById('console').scrollIntoView({ block: 'center' })")
     screenshot(browser, "guest-console-vi")
     keys(":wq", Keys.ENTER)
     wait(browser, 20).until(lambda d: console_text(d).rstrip().endswith("#"))
@@ -145,6 +146,7 @@ def test_a_full_screen_program_redraws_in_place(panel, browser):
     assert title in rows[0] and sum(title in r for r in rows) == 1, rows
     # PID 1, our init, is listed (running: it is the one reading /proc).
     assert any(r.split()[:1] == ["1"] and r.split()[2:3] == ["init"] for r in rows), rows
+    browser.execute_script("document.getElementById('console').scrollIntoView({ block: 'center' })")
     screenshot(browser, "guest-console-top")
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "q"})
     wait(browser, 30).until(lambda d: not any(title in r for r in screen_rows(d)) and "#" in "".join(screen_rows(d)))
