@@ -57,6 +57,10 @@ struct QEMUCompatibility: Sendable {
     /// A peer's QEMU binaries and their machine types.
     private static func columns(of peer: PeerClient, named name: String) throws -> [Column] {
         let qemu = try peer.get("/host")["qemu"]
+        // A peer just started may still be asking its QEMUs: say so rather than show no columns.
+        if let status = qemu?["status"], status != .string("ready") {
+            throw PanelError(.peer, code: "peer_not_ready", message: "its QEMU discovery is still running; ask again shortly")
+        }
         guard case .array(let binaries)? = qemu?["binaries"] else { return [] }
         guard case .array(let types)? = try peer.get("/machine-types?backend=qemu", timeout: 90)["items"] else { return [] }
         return binaries.compactMap { binary -> Column? in

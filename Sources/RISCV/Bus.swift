@@ -36,7 +36,7 @@ final class Bus {
     func read(_ pa: UInt64, size: Int) -> UInt64? {
         if uartRegion.contains(pa) {
             let v = uart0.read(offset: pa - uartRegion.base, size: size)
-            updateInterrupts()
+            updateUARTInterrupt()
             return v
         }
         if clintRegion.contains(pa) { return clint.read(offset: pa - clintRegion.base, size: size) }
@@ -54,21 +54,32 @@ final class Bus {
     func write(_ pa: UInt64, size: Int, value: UInt64) -> Bool {
         if uartRegion.contains(pa) {
             uart0.write(offset: pa - uartRegion.base, size: size, value: value)
-            updateInterrupts()
+            updateUARTInterrupt()
             return true
         }
         if clintRegion.contains(pa) { clint.write(offset: pa - clintRegion.base, size: size, value: value); return true }
-        if plicRegion.contains(pa) { plic.write(offset: pa - plicRegion.base, size: size, value: value); return true }
+        if plicRegion.contains(pa) {
+            plic.write(offset: pa - plicRegion.base, size: size, value: value)
+            // A completion reopens the gateway: a line still high is pending again at once.
+            updateInterrupts()
+            return true
+        }
         if testRegion.contains(pa) { finisher.write(offset: pa - testRegion.base, size: size, value: value); return true }
         for mapped in optionalDevices where mapped.region.contains(pa) {
             mapped.device.write(offset: pa - mapped.region.base, size: size, value: value)
-            if mapped.device.irq != nil { updateInterrupts() }
+            if let irq = mapped.device.irq { plic.setLevel(irq: irq, high: mapped.device.interruptLine) }
             return true
         }
         return false
     }
 
-    /// Device interrupt lines into the PLIC.
+    /// An access to a device changes that device's line only: the UART's console polling (U-Boot,
+    /// Linux's early console) then costs one PLIC gateway update, not one per device on the board.
+    private func updateUARTInterrupt() {
+        plic.setLevel(irq: VirtIRQ.uart0, high: uart0.interruptLine)
+    }
+
+    /// Every device's interrupt line into the PLIC (a slice boundary, a load, a completion).
     func updateInterrupts() {
         plic.setLevel(irq: VirtIRQ.uart0, high: uart0.interruptLine)
         for mapped in optionalDevices {
