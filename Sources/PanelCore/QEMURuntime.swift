@@ -201,11 +201,12 @@ final class QEMURuntime: GuestRuntime {
             Self.setBlocking(descriptor)
             socket.setTimeouts(30)
         }
+        try prepareIncoming()
         let launched = arriving.withLock { $0.take() }
         do {
             try adopt {
-                let arrival = try launched ?? QEMUIncomingMigration.launch(configuration, directory: directory, logPath: logPath, events: events)
-                return try QEMUIncomingMigration.load(into: arrival, from: descriptor)
+                guard let launched else { throw PanelError.invalidState("the guest's QEMU was started already") }
+                return try QEMUIncomingMigration.load(into: launched, from: descriptor)
             }
         } catch {
             _ = launched?.kill()

@@ -21,6 +21,26 @@ def echo_guest(panel, browser, name):
     return guest
 
 
+def linux_guest_at_shell(panel, browser, name):
+    """A started Linux guest on its page, its shell's prompt on the console (skipped when the
+    guest is not built)."""
+    images = {i["id"]: i for i in panel.api("/images")["items"]}
+    if not (images.get("linux") and images["linux"]["available"]):
+        import pytest
+        pytest.skip("the Linux guest is not built (make linux)")
+    panel.remove_guests()
+    guest = panel.guest(name, image="linux", start=True)
+    login(browser, panel)
+    open_page(browser, panel, f"guests/{guest['id']}", name)
+    wait(browser, 90).until(lambda d: console_text(d).rstrip().endswith("#"))
+    return guest
+
+
+def console_screenshot(browser, name):
+    browser.execute_script("document.getElementById('console').scrollIntoView({ block: 'center' })")
+    screenshot(browser, name)
+
+
 def test_colours_and_cursor_addressing_render_as_in_a_terminal(panel, browser):
     guest = echo_guest(panel, browser, "colours")
     assert browser.find_elements(By.CSS_SELECTOR, "#console .xterm canvas"), "xterm.js draws the console"
@@ -85,15 +105,7 @@ def test_vi_edits_a_file_full_screen(panel, browser):
     """Issue 14 item 5: the guest's `vi` takes the whole screen (the text, "~" past its end, a
     status line), is typed into with the browser's keyboard (Escape, Enter, arrows), and writes
     the file."""
-    images = {i["id"]: i for i in panel.api("/images")["items"]}
-    if not (images.get("linux") and images["linux"]["available"]):
-        import pytest
-        pytest.skip("the Linux guest is not built (make linux)")
-    panel.remove_guests()
-    guest = panel.guest("editor", image="linux", start=True)
-    login(browser, panel)
-    open_page(browser, panel, f"guests/{guest['id']}", "editor")
-    wait(browser, 90).until(lambda d: console_text(d).rstrip().endswith("#"))
+    guest = linux_guest_at_shell(panel, browser, "editor")
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "vi /notes\r"})
     status = lambda d: next((r for r in reversed(screen_rows(d)) if r.strip()), "")
     wait(browser, 30).until(lambda d: "new file" in status(d) and screen_rows(d)[1].startswith("~"))
@@ -106,8 +118,7 @@ def test_vi_edits_a_file_full_screen(panel, browser):
     # Up an arrow, to the line's start, delete a character: the screen is redrawn in place.
     keys(Keys.ARROW_UP, "0x")
     wait(browser, 20).until(lambda d: screen_rows(d)[:3] == ["irst line", "second", "~"])
-    browser.execute_script("document.getElementById('console').scrollIntoView({ block: 'center' })")
-    screenshot(browser, "guest-console-vi")
+    console_screenshot(browser, "guest-console-vi")
     keys(":wq", Keys.ENTER)
     wait(browser, 20).until(lambda d: console_text(d).rstrip().endswith("#"))
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "cat /notes\r"})
@@ -122,15 +133,7 @@ def screen_rows(driver):
 def test_a_full_screen_program_redraws_in_place(panel, browser):
     """Issue 14 item 5: `top` in the Linux guest takes the whole screen with cursor addressing and
     redraws it every second; its title stays on the first row, and 'q' gives the shell back."""
-    images = {i["id"]: i for i in panel.api("/images")["items"]}
-    if not (images.get("linux") and images["linux"]["available"]):
-        import pytest
-        pytest.skip("the Linux guest is not built (make linux)")
-    panel.remove_guests()
-    guest = panel.guest("full-screen", image="linux", start=True)
-    login(browser, panel)
-    open_page(browser, panel, f"guests/{guest['id']}", "full-screen")
-    wait(browser, 90).until(lambda d: console_text(d).rstrip().endswith("#"))
+    guest = linux_guest_at_shell(panel, browser, "full-screen")
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "top\r"})
     title = "top - emupanel Linux guest"
     wait(browser, 30).until(lambda d: title in (screen_rows(d) or [""])[0])
@@ -146,8 +149,7 @@ def test_a_full_screen_program_redraws_in_place(panel, browser):
     assert title in rows[0] and sum(title in r for r in rows) == 1, rows
     # PID 1, our init, is listed (running: it is the one reading /proc).
     assert any(r.split()[:1] == ["1"] and r.split()[2:3] == ["init"] for r in rows), rows
-    browser.execute_script("document.getElementById('console').scrollIntoView({ block: 'center' })")
-    screenshot(browser, "guest-console-top")
+    console_screenshot(browser, "guest-console-top")
     panel.api(f"/guests/{guest['id']}/console", "POST", {"data": "q"})
     wait(browser, 30).until(lambda d: not any(title in r for r in screen_rows(d)) and "#" in "".join(screen_rows(d)))
     panel.api(f"/guests/{guest['id']}/stop", "POST")

@@ -419,6 +419,11 @@ static void viOpenLine(int at) {
     vi.row = at; vi.col = 0; vi.inserting = 1; vi.changed = 1;
 }
 
+static void viRemoveLine(int at) {
+    for (int i = at; i < vi.count - 1; i++) { memcpy(viText[i], viText[i + 1], VI_WIDTH); viLength[i] = viLength[i + 1]; }
+    vi.count--;
+}
+
 static void viInsert(int key) {
     char *line = viText[vi.row];
     int *len = &viLength[vi.row];
@@ -438,8 +443,8 @@ static void viInsert(int key) {
             vi.col = viLength[above];
             memcpy(viText[above] + vi.col, line, (size_t)*len);
             viLength[above] += *len;
-            for (int i = vi.row; i < vi.count - 1; i++) { memcpy(viText[i], viText[i + 1], VI_WIDTH); viLength[i] = viLength[i + 1]; }
-            vi.count--; vi.row = above;
+            viRemoveLine(vi.row);
+            vi.row = above;
         }
     } else if (key >= ' ' && key < 127 && *len < VI_WIDTH - 1) {
         for (int i = *len; i > vi.col; i--) line[i] = line[i - 1];
@@ -519,8 +524,7 @@ static int cmdVi(int argc, char **argv) {
             if (!pending) { pending = 1; break; }
             pending = 0; vi.changed = 1;
             if (vi.count == 1) { viLength[0] = 0; break; }
-            for (int i = vi.row; i < vi.count - 1; i++) { memcpy(viText[i], viText[i + 1], VI_WIDTH); viLength[i] = viLength[i + 1]; }
-            vi.count--;
+            viRemoveLine(vi.row);
             if (vi.row >= vi.count) vi.row = vi.count - 1;
             break;
         case ':': typing = 0; break;
