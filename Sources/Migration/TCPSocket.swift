@@ -13,7 +13,7 @@ public struct SocketError: Error, CustomStringConvertible {
     init(message: String) { description = message }
 }
 
-// @unchecked Sendable: one owner thread at a time; `close` may come from another thread to abort, which the kernel handles
+// @unchecked Sendable: one reading thread at a time (the line buffer); a second may write whole lines, shut down or close, which the kernel handles
 public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable {
     public let fileDescriptor: Int32
     private var lineBuffer: [UInt8] = []

@@ -63,6 +63,9 @@ public final class IncomingMigrations: Sendable {
         /// The guest's disks; their chains arrive around the stream (DiskChainTransfer). Absent
         /// from releases before disks.
         var disks: [OfferedDisk]?
+        /// The source reads `WAIT` lines until the verdict (SwitchOverHeartbeat); absent from
+        /// releases before it, which get none.
+        var switchOverHeartbeat: Bool?
     }
 
     public struct OfferedDisk: Codable, Sendable { var id: String; var sizeBytes: Int64 }
@@ -327,6 +330,8 @@ public final class IncomingMigrations: Sendable {
         let guest = arrival.guest
         var started = false
         defer { if !started { discard(arrival) } }
+        let heartbeat = SwitchOverHeartbeat(socket: connection, enabled: offer.switchOverHeartbeat == true)
+        defer { heartbeat.stop() }
         receiving.withLock { $0[guest.name] = connection }
         let cut = { [self] in _ = receiving.withLock { $0.removeValue(forKey: guest.name) } }
         if stopping.load(ordering: .acquiring) { connection.shutdown() }
@@ -347,7 +352,7 @@ public final class IncomingMigrations: Sendable {
             try runtime.receive(from: connection)
             if !offered.isEmpty {
                 // The layers frozen at the switch-over, then the guest's own tops over them.
-                try connection.write(line: "DISKS")
+                try heartbeat.write(line: "DISKS")
                 let last = try DiskChainTransfer.receive(from: connection, into: files, expected: offered, below: layers)
                 let tops = try files.startOverlays(offered, over: offered.map { last[$0.id]! })
                 try runtime.replaceDisks(with: tops.map { files.layout.path($0.overlay) })
@@ -363,6 +368,7 @@ public final class IncomingMigrations: Sendable {
         guard !stopping.load(ordering: .acquiring) else {
             throw PanelError.busy("the destination is shutting down", retryAfter: 30)
         }
+        heartbeat.stop()
         try connection.write(line: "OK")
         guard try connection.readLine(maximum: 64) == "GO" else {
             throw NoGo()

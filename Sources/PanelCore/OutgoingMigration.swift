@@ -16,8 +16,10 @@ public final class OutgoingMigrations: Sendable {
     let peers: [PanelSettings.Peer]
     let logger: Logger
     /// Past the downtime limit, how long a parked guest may wait on a silent destination before
-    /// the migration is given up and the guest runs on here (issue: a hung peer froze it 96 s).
-    static let switchOverGrace = 2.0
+    /// the migration is given up and the guest runs on here (issue: a hung peer froze it 96 s);
+    /// and how long on one that still says it is loading (SwitchOverLiveness).
+    static let switchOverGrace = Duration.seconds(2)
+    static let switchOverCap = Duration.seconds(30)
 
     /// A migration's downtime limit (ms) and bandwidth limit (bytes/s, 0 = unlimited).
     public static let downtimeLimits: ClosedRange<UInt64> = 1...60_000
@@ -44,6 +46,7 @@ public final class OutgoingMigrations: Sendable {
             ],
             "backend": .string(guest.backend.rawValue),
             "disks": .array(guest.disks.map { ["id": .string($0.id), "sizeBytes": .number(Double($0.sizeBytes))] }),
+            "switchOverHeartbeat": true,
         ]
         fields.merge(try registry.backend(of: guest).offer(for: guest, describing: describing)) { $1 }
         if let migrationId { fields["migrationId"] = .string(migrationId) }
@@ -153,13 +156,17 @@ public final class OutgoingMigrations: Sendable {
             transfer.cancelled.store(true, ordering: .relaxed)
             socket.shutdown()
         }
-        let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace)
+        let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace, cap: Self.switchOverCap)
         let disks = DiskTransferCount()
         let hasDisks = !migration.guest.disks.isEmpty
         let report: @Sendable (TransferStats) -> Void = { stats in
             // The guest parks for the switch-over (QEMU's source holds it from `completed` on):
-            // from here a silent destination may hold it only for the downtime limit plus the grace.
-            if stats.status == "device" || stats.status == "completed" { watchdog.arm() }
+            // from here a silent destination may hold it only for the downtime limit plus the grace;
+            // stream bytes it takes are signs of life.
+            if stats.status == "device" || stats.status == "completed" {
+                watchdog.arm()
+                watchdog.touch()
+            }
             var detail = stats.queryMigrate(under: transfer)
             if hasDisks, case .object(var object) = detail {
                 object["disk"] = disks.json
@@ -200,7 +207,7 @@ public final class OutgoingMigrations: Sendable {
         // 3. The destination's verdict; GO hands the guest over.
         let verdict: String
         do {
-            verdict = try socket.readLine() ?? "ERR the destination closed the connection"
+            verdict = try socket.readReply(touching: watchdog) ?? "ERR the destination closed the connection"
         } catch {
             throw watchdog.fired ? watchdog.timeout : error
         }
@@ -293,12 +300,15 @@ public final class OutgoingMigrations: Sendable {
         let chains = freeze.frozen.map { (disk: $0, files: [$0.overlay]) }
         count.add(total: try DiskChainTransfer.size(of: chains, in: files))
         do {
-            let line = try socket.readLine()
+            let line = try socket.readReply(touching: watchdog)
             guard line == "DISKS" else {
                 throw PeerError(
                     status: 0, message: line.map { $0.hasPrefix("ERR ") ? String($0.dropFirst(4)) : $0 } ?? "the destination closed the connection")
             }
-            try DiskChainTransfer.send(chains, from: files, to: socket) { count.add(sent: $0) }
+            try DiskChainTransfer.send(chains, from: files, to: socket) {
+                count.add(sent: $0)
+                watchdog.touch()
+            }
         } catch _ where watchdog.fired {
             throw watchdog.timeout
         }
@@ -315,7 +325,7 @@ public final class OutgoingMigrations: Sendable {
     private static func destinationReason(on socket: TCPSocket, _ error: any Error) -> any Error {
         if error is MigrationCancelled { return error }
         socket.setTimeouts(2)
-        if let line = try? socket.readLine(), line.hasPrefix("ERR ") {
+        if let line = try? socket.readReply(touching: nil), line.hasPrefix("ERR ") {
             return PeerError(status: 0, message: String(line.dropFirst(4)))
         }
         return PeerError(status: 0, message: "the stream broke: \(error)")
@@ -341,7 +351,7 @@ public final class OutgoingMigrations: Sendable {
         } catch {
             // The destination may have said why before it hung up (QEMU's source only sees EPIPE).
             socket.setTimeouts(2)
-            if let line = try? socket.readLine(), line.hasPrefix("ERR ") {
+            if let line = try? socket.readReply(touching: nil), line.hasPrefix("ERR ") {
                 throw PeerError(status: 0, message: String(line.dropFirst(4)))
             }
             throw PeerError(status: 0, message: "the stream broke: \(error)")
@@ -460,52 +470,6 @@ public final class OutgoingMigrations: Sendable {
             try handOvers.finish(guestId: migration.id, state: .migrated, peerGuestId: destinationGuestId)
         }
     }
-}
-
-/// Bounds how long a parked guest waits on the destination: armed when the guest parks for the
-/// switch-over, it shuts the stream's socket once the downtime limit plus a grace has passed, so a
-/// destination that stopped answering (SIGSTOP, a dead link) fails the migration and the guest
-/// runs on here instead of waiting out TCP's timeouts.
-final class SwitchOverWatchdog: Sendable {
-    private let socket: TCPSocket
-    private let transfer: TransferControl
-    private let grace: Double
-    private let state = Mutex<(armed: Bool, done: Bool, fired: Bool)>((false, false, false))
-
-    init(socket: TCPSocket, transfer: TransferControl, grace: Double) {
-        self.socket = socket
-        self.transfer = transfer
-        self.grace = grace
-    }
-
-    var fired: Bool { state.withLock { $0.fired } }
-
-    var timeout: PeerError {
-        PeerError(
-            status: 0,
-            message: "did not answer within the downtime limit (\(transfer.downtimeLimitMs.load(ordering: .relaxed)) ms) "
-                + "plus \(grace) s while the guest was paused; the migration was given up and the guest runs on here")
-    }
-
-    func arm() {
-        guard
-            state.withLock({ state -> Bool in
-                defer { state.armed = true }
-                return !state.armed && !state.done
-            })
-        else { return }
-        let limit = Double(transfer.downtimeLimitMs.load(ordering: .relaxed)) / 1000
-        DispatchQueue.global().asyncAfter(deadline: .now() + limit + grace) { [self] in
-            let fire = state.withLock { state -> Bool in
-                guard !state.done else { return false }
-                state.fired = true
-                return true
-            }
-            if fire { socket.shutdown() }
-        }
-    }
-
-    func disarm() { state.withLock { $0.done = true } }
 }
 
 /// The guest's CPU thread ended (it powered off or failed) while its state went out.

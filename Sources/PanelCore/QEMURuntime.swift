@@ -258,11 +258,19 @@ final class QEMURuntime: GuestRuntime {
         }
     }
 
-    /// Whether the other end of `descriptor` has sent a line starting with `prefix` (looked at, not read).
+    /// Whether the other end of `descriptor` has sent a line starting with `prefix` (looked at, not
+    /// read). The destination's `WAIT`s before it (SwitchOverHeartbeat) are read and dropped: QEMU
+    /// only writes to this connection, and the panel reads the verdict only after it.
     private static func peerHasSaid(_ prefix: String, on descriptor: Int32) -> Bool {
-        var bytes = [UInt8](repeating: 0, count: prefix.utf8.count)
-        let n = recv(descriptor, &bytes, bytes.count, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return n == bytes.count && bytes == Array(prefix.utf8)
+        let wait = Array("WAIT\n".utf8)
+        var bytes = [UInt8](repeating: 0, count: max(prefix.utf8.count, wait.count))
+        while true {
+            let n = recv(descriptor, &bytes, bytes.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+            guard n == wait.count, Array(bytes[..<n]) == wait else { break }
+            _ = recv(descriptor, &bytes, wait.count, Int32(MSG_DONTWAIT))
+        }
+        let n = recv(descriptor, &bytes, prefix.utf8.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == prefix.utf8.count && Array(bytes[..<n]) == Array(prefix.utf8)
     }
 
     /// QEMU sets the connection non-blocking (one open file description, shared with the panel's

@@ -3,7 +3,8 @@
 // stream port in its ticket); the stream and the verdict lines are relayed both ways, and at the
 // hand-over the relay does what the test asks: swallow the source's GO and hang up (so neither
 // side hears from the other), hold the destination's OK back for good (a destination that went
-// silent with the guest parked), or stop for a hook at OK or GO before passing it on.
+// silent with the guest parked), hold it a while saying WAIT meanwhile (a destination still
+// loading), or stop for a hook at OK or GO before passing it on.
 import Foundation
 import HTTPTestSupport
 import Migration
@@ -15,6 +16,8 @@ final class HandOverRelay: Sendable {
         case swallowGO
         /// The destination's OK never reaches the source; the relay then sits silent.
         case holdOK
+        /// The destination's OK reaches the source `seconds` late, with a WAIT every quarter second meanwhile.
+        case delayOK(seconds: Double)
         /// `hook` runs when the destination's OK arrives, before it is passed on.
         case atOK(@Sendable () -> Void)
         /// `hook` runs when the source's GO arrives, before it is passed on.
@@ -114,6 +117,11 @@ final class HandOverRelay: Sendable {
                 sawOK.store(true, ordering: .releasing)
                 switch behaviour {
                 case .holdOK: return
+                case .delayOK(let seconds):
+                    for _ in 0..<Int(seconds * 4) {
+                        Thread.sleep(forTimeInterval: 0.25)
+                        guard (try? source.write(line: "WAIT")) != nil else { return }
+                    }
                 case .atOK(let hook): hook()
                 default: break
                 }

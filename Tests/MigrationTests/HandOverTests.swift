@@ -130,6 +130,20 @@ extension MigrationTests {
         #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
     }
 
+    /// A destination that is slow to load but says so (WAIT) keeps the migration past the limit
+    /// plus the grace: only silence gives it up.
+    @Test func slowButAliveDestinationKeepsTheMigration() throws {
+        let b = try ServeProcess(name: "dest")
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .delayOK(seconds: 3.5))
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        let task = try a.waitForTask(taskID, timeout: 60)
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated")
+    }
+
     /// A destination stopped dead (SIGSTOP) mid-stream blocks the source's writes: a cancel still
     /// ends the migration within a second, and the guest runs on.
     @Test func cancelActsAtOnceOnAHungDestination() throws {
