@@ -24,9 +24,13 @@ build: deps terminal
 terminal: deps
 	@./scripts/bundle-terminal
 
+# A test run that hangs fails instead (a crashed test process's helpers once held CI's output
+# open for good); a whole run takes 3-6 minutes.
+TEST_TIMEOUT ?= timeout --kill-after=30 1500
+
 test: test-deps linux terminal
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(TEST_TIMEOUT) $(SWIFT) test --skip-build
 	FUZZ_SECONDS=60 ./scripts/fuzz
 	./scripts/browser-tests
 
@@ -38,11 +42,13 @@ lint: test-deps
 
 # The HTTP server, panel and migration tests under ThreadSanitizer, in their own scratch path
 # (CI runs it; about ten minutes with a warm scratch path, docs/DECISIONS.md).
+# Swift's crash backtracer is off there: forked under TSan it hung, holding the output open.
 TSAN_FILTER ?= HTTPServerTests|PanelTests|MigrationTests
 test-tsan: test-deps
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/Tests/tsan-suppressions.txt" \
-		$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
+		SWIFT_BACKTRACE=enable=no \
+		$(TEST_TIMEOUT) $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 
 # libFuzzer on the QEVM stream reader and inspector (FUZZ_SECONDS, default 60; its own
 # scratch path .build-fuzz, so it never invalidates the normal build).

@@ -43,12 +43,13 @@ public final class RawHTTPConnection {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             } == 0
         }
+        // No close here: once every stored property is set, Swift runs deinit even when init
+        // throws, and a second close would shut whatever descriptor took the number meanwhile
+        // (a server's accepted connection in the same process: libmicrohttpd aborts on it).
         if let source, !on(source, 0, bind) {
-            close(fd)
             throw TestHTTPError.io("bind to \(source)")
         }
         guard on(host, port, connect) else {
-            close(fd)
             throw TestHTTPError.io("connect to \(host):\(port)")
         }
         setTimeout(timeout)
