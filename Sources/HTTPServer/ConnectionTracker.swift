@@ -13,6 +13,11 @@ import Synchronization
 /// gets in while the slots are held by ones that never finish (Apache's mod_reqtimeout and
 /// nginx's `client_header_timeout` do the first; closing idle connections under pressure, the
 /// second). A request that has arrived is never cut, however long its answer takes.
+///
+/// The configured connection limit is enforced here, not by libmicrohttpd: its thread pool splits
+/// its limit evenly between the threads, each accepting on its own, so one thread could refuse a
+/// client while the other had room (seen under ThreadSanitizer's slowness). libmicrohttpd gets the
+/// whole limit for each thread; past the limit the new connection itself is cut.
 // @unchecked Sendable: `state` is only touched under `lock` (see `withState`)
 final class ConnectionTracker: @unchecked Sendable {
     /// One connection from accept to close; libmicrohttpd keeps it in the socket context.
@@ -50,6 +55,7 @@ final class ConnectionTracker: @unchecked Sendable {
     private let lock = NSLock()
     private var state = State()
     private let timeout: UInt64
+    private let limit: Int
     /// Cutting starts this many below the limits, so the next client always finds a slot while
     /// libmicrohttpd is still closing the connections cut for it.
     private let threshold: Int
@@ -59,6 +65,7 @@ final class ConnectionTracker: @unchecked Sendable {
 
     init(requestTimeoutSeconds: Double, maxConnections: Int, maxConnectionsPerClient: Int) {
         timeout = UInt64(requestTimeoutSeconds * 1e9)
+        limit = maxConnections
         threshold = maxConnections - max(1, maxConnections / 16)
         perClientThreshold = maxConnectionsPerClient - max(1, maxConnectionsPerClient / 16)
     }
@@ -84,6 +91,8 @@ final class ConnectionTracker: @unchecked Sendable {
             if state.perClient[client, default: 0] > perClientThreshold {
                 cutLongestWaiting(&state) { $0 !== connection && $0.client == client }
             }
+            // Every slot holds a request being answered: this one is turned away.
+            if state.counted > limit { cut(connection, &state) }
         }
         return connection
     }

@@ -39,7 +39,9 @@ struct Daemon: @unchecked Sendable {
         let pointer: OpaquePointer? = withUnsafeMutablePointer(to: &address4) { v4 in
             withUnsafeMutablePointer(to: &address6) { v6 in
                 var options: [MHD_OptionItem] = [
-                    MHD_OptionItem(option: .CONNECTION_LIMIT, value: config.maxConnections, ptr_value: nil),
+                    // Per pool thread, libmicrohttpd's split: the whole limit for each, which
+                    // ConnectionTracker enforces across them.
+                    MHD_OptionItem(option: .CONNECTION_LIMIT, value: config.maxConnections * max(1, config.threads), ptr_value: nil),
                     MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: config.maxConnectionsPerIP, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: config.connectionTimeoutSeconds, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: config.connectionMemoryBytes, ptr_value: nil),
