@@ -37,9 +37,44 @@ static void add_const(emit_t *e, int reg, int64_t value) {
         alu_imm(e, 1, ALU_ADD, reg, (int32_t)(value - (value >> 1)));
     }
 }
-static void store_rd(emit_t *e, int rd, int reg) {
+/// x[rd] = rax, which then holds x[rd].
+static void store_rd(emit_t *e, int rd) {
     // Decode never gives these ops rd = 0, but x0 must stay 0 whatever it gives.
-    if (rd) store64(e, X(rd), reg);
+    if (rd) store64(e, X(rd), RAX);
+    e->rax_holds = rd ? rd : -1;
+}
+/// rax = x[r], unless it holds it already.
+static void rax_from(emit_t *e, int r) {
+    if (e->rax_holds == r) return;
+    load64(e, RAX, X(r));
+    e->rax_holds = r;
+}
+/// Where the second operand is after `load_pair`.
+enum { IN_MEMORY, IN_RCX, IN_RAX };
+/// rax = x[r1]; x[r2] stays in memory, or is moved to rcx when rax held it.
+static int load_pair(emit_t *e, int r1, int r2) {
+    if (r1 == r2) {
+        rax_from(e, r1);
+        return IN_RAX;
+    }
+    if (e->rax_holds == r2) {
+        mov_rr(e, RCX, RAX);
+        load64(e, RAX, X(r1));
+        e->rax_holds = r1;
+        return IN_RCX;
+    }
+    rax_from(e, r1);
+    return IN_MEMORY;
+}
+/// `opc rax, x[r2]` (reg, r/m form; for group 3, `reg` is the /digit) after `load_pair`.
+static void with_second(emit_t *e, int w, unsigned opc, int reg, int where, int r2) {
+    if (where == IN_MEMORY) op_mem(e, w, opc, reg, X(r2));
+    else op_rr(e, w, opc, reg, where == IN_RCX ? RCX : RAX);
+}
+/// Another register of the block = x[r2] after `load_pair`.
+static void second_to(emit_t *e, int reg, int where, int r2) {
+    if (where == IN_MEMORY) load64(e, reg, X(r2));
+    else mov_rr(e, reg, where == IN_RCX ? RCX : RAX);
 }
 
 /// Goes on at a slot of this page: a jump that `jit_chain` may later point at its block.
@@ -70,11 +105,12 @@ static uint64_t helper_remuw(uint64_t a, uint64_t b) { return remu32(a, b); }
 
 // Division and mulhsu call C (the stack is 16-byte aligned in blocks: see the trampoline).
 static void call_helper(emit_t *e, const op_t *op, uint64_t (*helper)(uint64_t, uint64_t)) {
-    load64(e, RDI, X(op->rs1));
-    load64(e, RSI, X(op->rs2));
+    int where = load_pair(e, op->rs1, op->rs2);
+    second_to(e, RSI, where, op->rs2);
+    mov_rr(e, RDI, RAX);
     mov_imm64(e, RAX, (uintptr_t)helper);
     op_rr(e, 0, 0xff, 2, RAX);  // call rax
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 
 /// A load or store: the TLB entry's tag keeps the low address bits, so a misaligned access
@@ -90,24 +126,29 @@ static void emit_access(emit_t *e, const op_t *op, stub_t *stub, uintptr_t slot,
     }
     int32_t align = (1 << size_log2) - 1;
     int32_t table = store ? WRITE_TLB : 0;
-    load64(e, RAX, X(op->rs1));
+    // A store's value first, while rax may still hold it (r8: its low byte needs no care).
+    if (store) {
+        if (e->rax_holds == op->rs2) mov_rr(e, R8, RAX);
+        else load64(e, R8, X(op->rs2));
+    }
+    rax_from(e, op->rs1);
     add_const(e, RAX, op->imm);
+    e->rax_holds = -1;
+    // The entry's byte offset, (a >> 12 & 4095) * 16, in two steps.
     mov_rr(e, RDX, RAX);
-    shift_imm(e, 1, SH_SHR, RDX, 12);
-    alu_imm(e, 0, ALU_AND, RDX, EMU_TLB_SIZE - 1);
-    shift_imm(e, 0, SH_SHL, RDX, 4);
+    shift_imm(e, 1, SH_SHR, RDX, 8);
+    alu_imm(e, 0, ALU_AND, RDX, (EMU_TLB_SIZE - 1) << 4);
     mov_rr(e, RCX, RAX);
     alu_imm(e, 1, ALU_AND, RCX, (int32_t)~(0xfff & ~align));
     alu_mem(e, 1, ALU_CMP, RCX, MEMX(R12, RDX, table));
     *stub = (stub_t){jcc_rel32(e, CC_NE), slot, executed};
     alu_mem(e, 1, ALU_ADD, RAX, MEMX(R12, RDX, table + 8));
     if (store) {
-        load64(e, RCX, X(op->rs2));
         switch (op->kind) {
-        case EMU_OP_SB: op_mem(e, 0, 0x88, RCX, MEM(RAX, 0)); break;
-        case EMU_OP_SH: e8(e, 0x66); op_mem(e, 0, 0x89, RCX, MEM(RAX, 0)); break;
-        case EMU_OP_SW: op_mem(e, 0, 0x89, RCX, MEM(RAX, 0)); break;
-        default: op_mem(e, 1, 0x89, RCX, MEM(RAX, 0)); break;
+        case EMU_OP_SB: op_mem(e, 0, 0x88, R8, MEM(RAX, 0)); break;
+        case EMU_OP_SH: e8(e, 0x66); op_mem(e, 0, 0x89, R8, MEM(RAX, 0)); break;
+        case EMU_OP_SW: op_mem(e, 0, 0x89, R8, MEM(RAX, 0)); break;
+        default: op_mem(e, 1, 0x89, R8, MEM(RAX, 0)); break;
         }
         return;
     }
@@ -120,45 +161,45 @@ static void emit_access(emit_t *e, const op_t *op, stub_t *stub, uintptr_t slot,
     case EMU_OP_LHU: op_mem(e, 0, 0x0fb7, RAX, MEM(RAX, 0)); break;
     default: load32(e, RAX, MEM(RAX, 0)); break;
     }
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 
 static void alu_rr(emit_t *e, const op_t *op, int w, int alu) {
-    (w ? load64 : load32)(e, RAX, X(op->rs1));
-    alu_mem(e, w, alu, RAX, X(op->rs2));
+    int where = load_pair(e, op->rs1, op->rs2);
+    with_second(e, w, (unsigned)(alu * 8 + 3), RAX, where, op->rs2);
     if (!w) sext_eax(e);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 static void alu_ri(emit_t *e, const op_t *op, int w, int alu) {
-    (w ? load64 : load32)(e, RAX, X(op->rs1));
+    rax_from(e, op->rs1);
     if (op->imm || alu != ALU_ADD) alu_imm(e, w, alu, RAX, op->imm);
     if (!w) sext_eax(e);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 static void shift_rr(emit_t *e, const op_t *op, int w, int shift) {
-    (w ? load64 : load32)(e, RAX, X(op->rs1));
-    load32(e, RCX, X(op->rs2));
+    int where = load_pair(e, op->rs1, op->rs2);
+    if (where != IN_RCX) second_to(e, RCX, where, op->rs2);
     shift_cl(e, w, shift, RAX);
     if (!w) sext_eax(e);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 static void shift_ri(emit_t *e, const op_t *op, int w, int shift) {
-    (w ? load64 : load32)(e, RAX, X(op->rs1));
+    rax_from(e, op->rs1);
     shift_imm(e, w, shift, RAX, (uint8_t)(op->imm & (w ? 63 : 31)));
     if (!w) sext_eax(e);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 static void set_rr(emit_t *e, const op_t *op, int cc) {
-    load64(e, RAX, X(op->rs1));
-    alu_mem(e, 1, ALU_CMP, RAX, X(op->rs2));
+    int where = load_pair(e, op->rs1, op->rs2);
+    with_second(e, 1, ALU_CMP * 8 + 3, RAX, where, op->rs2);
     setcc_rax(e, cc);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 static void set_ri(emit_t *e, const op_t *op, int cc) {
-    load64(e, RAX, X(op->rs1));
+    rax_from(e, op->rs1);
     alu_imm(e, 1, ALU_CMP, RAX, op->imm);
     setcc_rax(e, cc);
-    store_rd(e, op->rd, RAX);
+    store_rd(e, op->rd);
 }
 
 /// Emits one op that does not end the block; false if the block cannot hold it.
@@ -167,15 +208,16 @@ static bool emit_straight(emit_t *e, const op_t *op, stub_t *stubs, int *stub_co
     case EMU_OP_NOP: case EMU_OP_FENCE: case EMU_OP_FENCE_I: return true;
     case EMU_OP_LUI: case EMU_OP_LI:
         if (op->rd) store64_imm(e, X(op->rd), op->imm);
+        if (e->rax_holds == op->rd) e->rax_holds = -1;
         return true;
     case EMU_OP_MV:
-        load64(e, RAX, X(op->rs1));
-        store_rd(e, op->rd, RAX);
+        rax_from(e, op->rs1);
+        store_rd(e, op->rd);
         return true;
     case EMU_OP_AUIPC:
         load64(e, RAX, LOOP(page));
         add_const(e, RAX, (int64_t)op->offset + op->imm);
-        store_rd(e, op->rd, RAX);
+        store_rd(e, op->rd);
         return true;
     case EMU_OP_LB: case EMU_OP_LH: case EMU_OP_LW: case EMU_OP_LD:
     case EMU_OP_LBU: case EMU_OP_LHU: case EMU_OP_LWU:
@@ -213,18 +255,20 @@ static bool emit_straight(emit_t *e, const op_t *op, stub_t *stubs, int *stub_co
     case EMU_OP_MUL:
     case EMU_OP_MULW: {
         int w = op->kind == EMU_OP_MUL;
-        (w ? load64 : load32)(e, RAX, X(op->rs1));
-        op_mem(e, w, 0x0faf, RAX, X(op->rs2));  // imul: the low bits are the same signed or not
+        int where = load_pair(e, op->rs1, op->rs2);
+        with_second(e, w, 0x0faf, RAX, where, op->rs2);  // imul: the low bits are the same signed or not
         if (!w) sext_eax(e);
-        store_rd(e, op->rd, RAX);
+        store_rd(e, op->rd);
         return true;
     }
     case EMU_OP_MULH:
-    case EMU_OP_MULHU:
-        load64(e, RAX, X(op->rs1));
-        op_mem(e, 1, 0xf7, op->kind == EMU_OP_MULH ? MUL_IMUL : MUL_MUL, X(op->rs2));  // rdx:rax = rax * m
-        store_rd(e, op->rd, RDX);
+    case EMU_OP_MULHU: {
+        int where = load_pair(e, op->rs1, op->rs2);
+        with_second(e, 1, 0xf7, op->kind == EMU_OP_MULH ? MUL_IMUL : MUL_MUL, where, op->rs2);  // rdx:rax = rax * r/m
+        mov_rr(e, RAX, RDX);
+        store_rd(e, op->rd);
         return true;
+    }
     case EMU_OP_MULHSU: call_helper(e, op, helper_mulhsu); return true;
     case EMU_OP_DIV: call_helper(e, op, helper_div); return true;
     case EMU_OP_DIVU: call_helper(e, op, helper_divu); return true;
@@ -258,14 +302,14 @@ static void emit_terminal(emit_t *e, const emu_jit *jit, op_t *ops, const op_t *
     switch (op->kind) {
     case EMU_OP_JALR:
     case EMU_OP_JR:
-        load64(e, RAX, X(op->rs1));
+        rax_from(e, op->rs1);
         add_const(e, RAX, op->imm);
         alu_imm(e, 1, ALU_AND, RAX, -2);
         store64(e, LOOP(pc), RAX);
         if (op->kind == EMU_OP_JALR && op->rd) {  // after reading rs1: rd may be rs1
             load64(e, RCX, LOOP(page));
             add_const(e, RCX, link);
-            store_rd(e, op->rd, RCX);
+            store64(e, X(op->rd), RCX);
         }
         alu_imm(e, 1, ALU_SUB, R14, count);
         op_rr(e, 0, 0x31, RAX, RAX);  // xor eax, eax: go to loop->pc
@@ -276,7 +320,7 @@ static void emit_terminal(emit_t *e, const emu_jit *jit, op_t *ops, const op_t *
         if (op->kind == EMU_OP_JAL && op->rd) {
             load64(e, RAX, LOOP(page));
             add_const(e, RAX, link);
-            store_rd(e, op->rd, RAX);
+            store64(e, X(op->rd), RAX);
         }
         alu_imm(e, 1, ALU_SUB, R14, count);
         if (op->target >= 0) exit_to_slot(e, jit, ops + op->target);
@@ -284,8 +328,8 @@ static void emit_terminal(emit_t *e, const emu_jit *jit, op_t *ops, const op_t *
         return;
     default: {
         static const int conditions[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
-        load64(e, RAX, X(op->rs1));
-        alu_mem(e, 1, ALU_CMP, RAX, X(op->rs2));
+        int where = load_pair(e, op->rs1, op->rs2);
+        with_second(e, 1, ALU_CMP * 8 + 3, RAX, where, op->rs2);
         size_t taken = jcc_rel32(e, conditions[op->kind - EMU_OP_BEQ]);
         alu_imm(e, 1, ALU_SUB, R14, count);
         exit_to_slot(e, jit, next);
@@ -300,7 +344,7 @@ static void emit_terminal(emit_t *e, const emu_jit *jit, op_t *ops, const op_t *
 
 /// Emits the block at `first` at `jit->used`; returns its offset, or SIZE_MAX if it did not fit.
 static size_t emit_block(emu_jit *jit, op_t *ops, unsigned first, int32_t count, bool terminal) {
-    emit_t e = {jit->rw, jit->rw + jit->used, jit->rw + jit->size, 0};
+    emit_t e = {jit->rw, jit->rw + jit->used, jit->rw + jit->size, 0, -1};
     size_t entry = here(&e);
     stub_t stubs[MAX_BLOCK_OPS + 1];
     int stub_count = 0;
@@ -361,7 +405,7 @@ uint32_t jit_compile(emu_jit *jit, op_t *ops, unsigned first) {
 }
 
 bool jit_emit_trampoline(emu_jit *jit) {
-    emit_t e = {jit->rw, jit->rw, jit->rw + jit->size, 0};
+    emit_t e = {jit->rw, jit->rw, jit->rw + jit->size, 0, -1};
     // jit_exit_t enter(emu_hart_loop *loop = rdi, const void *block = rsi)
     static const int saved[] = {RBP, RBX, R12, R13, R14, R15};
     for (int i = 0; i < 6; i++) push(&e, saved[i]);

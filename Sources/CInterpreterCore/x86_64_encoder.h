@@ -15,6 +15,8 @@ enum { SH_SHL = 4, SH_SHR = 5, SH_SAR = 7, MUL_MUL = 4, MUL_IMUL = 5 };
 typedef struct {
     uint8_t *start, *p, *end;
     int overflow;
+    /// The guest register whose value rax holds (-1: none): jit_compile.c's one cached register.
+    int rax_holds;
 } emit_t;
 
 /// [base + index + disp]; index < 0 for none.
