@@ -36,7 +36,8 @@ struct emu_jit {
     /// One buffer mapped twice (memfd): written through `rw`, run from `rx`; never both.
     uint8_t *rw;
     const uint8_t *rx;
-    size_t size, used;
+    /// `size` is what may be filled (tests lower it), `mapped` what is mapped.
+    size_t size, mapped, used;
     /// Where blocks start (after the shared entry and exit code), and the exit's offset.
     size_t code_start, epilogue;
     uint32_t hot;

@@ -24,6 +24,14 @@ void emu_jit_set_hot_threshold(emu_jit *jit, uint32_t entries) { jit->hot = entr
 
 uint64_t emu_jit_blocks_compiled(const emu_jit *jit) { return jit->compiled; }
 
+uint64_t emu_jit_flushes(const emu_jit *jit) { return jit->generation; }
+
+void emu_jit_limit_code(emu_jit *jit, size_t bytes) {
+    size_t least = jit->code_start + 4096;
+    jit->size = bytes < least ? least : bytes > jit->mapped ? jit->mapped : bytes;
+    if (jit->used > jit->size) jit_flush(jit);
+}
+
 bool jit_list_table(emu_jit *jit, uint32_t *table) {
     if (table[JIT_TABLE_LISTED]) return true;
     if (jit->table_count == jit->table_capacity) {
@@ -63,7 +71,7 @@ emu_jit *emu_jit_create(void) {
     close(fd);
     jit->rw = rw;
     jit->rx = rx;
-    jit->size = JIT_BUFFER_SIZE;
+    jit->size = jit->mapped = JIT_BUFFER_SIZE;
     jit->hot = 4;
     if (!jit_emit_trampoline(jit)) {
         emu_jit_destroy(jit);
@@ -79,8 +87,8 @@ fail:
 
 void emu_jit_destroy(emu_jit *jit) {
     if (!jit) return;
-    munmap(jit->rw, jit->size);
-    munmap((void *)jit->rx, jit->size);
+    munmap(jit->rw, jit->mapped);
+    munmap((void *)jit->rx, jit->mapped);
     free(jit->tables);
     free(jit);
 }

@@ -45,11 +45,15 @@ import Testing
 
     enum Engine { case swift, threaded, jit }
 
-    static func run(_ words: [UInt32], _ engine: Engine, budgets: [Int], seed: UInt64) throws -> (Hart.State, [UInt8], UInt64) {
+    /// The state, the data memory, and the JIT's blocks compiled and buffer flushes.
+    static func run(
+        _ words: [UInt32], _ engine: Engine, budgets: [Int], seed: UInt64, codeLimit: Int? = nil
+    ) throws -> (Hart.State, [UInt8], UInt64, UInt64) {
         let t = try TestMachine(words)
         t.machine.hart.usesThreadedCore = engine != .swift
         t.machine.hart.usesJIT = engine == .jit
         let jit = compileAtOnce(t)
+        if let jit, let codeLimit { emu_jit_limit_code(jit, codeLimit) }
         var rng = SplitMix64(seed: seed)
         for r in 1...12 { t[r] = rng.next() >> UInt64.random(in: 0...63, using: &rng) }
         t[29] = 4
@@ -58,7 +62,8 @@ import Testing
         try t.machine.ram.write((0..<0x2000).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: t.base + 0x10000)
         for budget in budgets { _ = t.machine.hart.run(budget: budget) }
         let compiled = jit.map { emu_jit_blocks_compiled($0) } ?? 0
-        return (t.state, t.machine.ram.read(t.base + 0x10000, count: 0x2000) ?? [], compiled)
+        let flushes = jit.map { emu_jit_flushes($0) } ?? 0
+        return (t.state, t.machine.ram.read(t.base + 0x10000, count: 0x2000) ?? [], compiled, flushes)
     }
 
     @Test(arguments: 0..<48 as Range<UInt64>)
@@ -76,6 +81,20 @@ import Testing
         #expect(jit.0.retired > 2000, "mcause \(jit.0.mcause) mepc \(jit.0.mepc &- 0x8000_0000)")
         #expect(jit.0.pc == swift.0.pc)
         if try TestMachine([]).machine.ram.jit != nil { #expect(jit.2 > 5) }
+    }
+
+    @Test(arguments: 0..<8 as Range<UInt64>)
+    func aFullCodeBufferStartsOverExactly(seed: UInt64) throws {
+        // A code buffer of one page past its shared code: it fills over and over while blocks chain into each other.
+        var rng = SplitMix64(seed: 0x6675_6c6c ^ seed)
+        let words = Self.program(&rng)
+        let budgets = (0..<200).map { _ in Int.random(in: 1...300, using: &rng) } + [40000]
+        let swift = try Self.run(words, .swift, budgets: budgets, seed: seed)
+        let jit = try Self.run(words, .jit, budgets: budgets, seed: seed, codeLimit: 0)
+        #expect(jit.0 == swift.0)
+        #expect(jit.1 == swift.1)
+        // (A program that settles into a short loop early compiles too little to fill it.)
+        if jit.2 > 100 { #expect(jit.3 > 0, "\(jit.2) blocks, \(jit.3) flushes") }
     }
 
     @Test func storeIntoTheRunningCompiledBlockIsSeen() throws {

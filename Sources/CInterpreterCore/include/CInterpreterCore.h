@@ -3,6 +3,7 @@
 // cannot express. It runs over the same decoded pages, registers and TLBs as
 // `Hart.run` and hands every other op back to Swift unexecuted.
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 /// Entries per TLB (`Hart.tlbSize`).
@@ -80,5 +81,9 @@ void emu_jit_destroy(emu_jit *_Nullable jit);
 void emu_jit_set_hot_threshold(emu_jit *_Nonnull jit, uint32_t entries);
 /// Forgets every block compiled from a decoded page: whatever drops its ops calls this.
 void emu_jit_drop_blocks(void *_Nonnull page_ops);
-/// Blocks compiled so far (tests check the JIT did run).
+/// Blocks compiled so far, and times the code buffer was full and started over (for tests).
 uint64_t emu_jit_blocks_compiled(const emu_jit *_Nonnull jit);
+uint64_t emu_jit_flushes(const emu_jit *_Nonnull jit);
+/// Fills at most `bytes` of the code buffer (at least a page past the shared code): tests make
+/// it overflow often.
+void emu_jit_limit_code(emu_jit *_Nonnull jit, size_t bytes);
