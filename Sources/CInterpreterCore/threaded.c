@@ -6,31 +6,10 @@
 // in argument registers from handler to handler. What a handler does is exactly what the same
 // case of `Hart.run` does; anything that may trap, touch a CSR or a device, or miss a TLB goes
 // back to Swift before it has any effect.
-#include "CInterpreterCore.h"
+#include "core_layout.h"
+#include "jit.h"
 
-#include <stddef.h>
 #include <string.h>
-
-// Swift's `Op`, `TLBEntry` and `FetchTLBEntry`, field for field (ThreadedCoreTests checks the
-// Swift side's layout).
-typedef struct {
-    uint8_t kind, rd, rs1, rs2, len, unused;
-    uint16_t offset;
-    int32_t imm;
-    int32_t target;
-} op_t;
-_Static_assert(sizeof(op_t) == 16, "Op is 16 bytes");
-_Static_assert(offsetof(op_t, offset) == 6 && offsetof(op_t, imm) == 8 && offsetof(op_t, target) == 12, "Op layout");
-
-typedef struct {
-    uint64_t tag, addend;
-} tlb_entry_t;
-
-typedef struct {
-    uint64_t tag;
-    op_t *ops;
-    uint8_t *host;
-} fetch_entry_t;
 
 #define LIKELY(c) __builtin_expect(!!(c), 1)
 #define UNLIKELY(c) __builtin_expect(!!(c), 0)
@@ -42,9 +21,6 @@ typedef struct {
 #define PRESERVE_NONE
 #endif
 #define MUSTTAIL __attribute__((musttail))
-
-static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)(uint32_t)v; }
-static inline unsigned tlb_index(uint64_t va) { return (unsigned)(va >> 12) & (EMU_TLB_SIZE - 1); }
 
 // The loop's state, passed in registers from handler to handler; what changes rarely (the
 // page's host address, a lookup's pc) lives in `loop`.
@@ -87,6 +63,30 @@ HANDLER(to_swift) {
     loop->remaining = remaining;
 }
 
+// A branch target with a compiled block (or one that may become hot): the JIT runs blocks from
+// here, chained, while the budget lasts, and hands back the slot to go on from (see jit_run.c).
+HANDLER(run_compiled) {
+    loop->slot = slot;
+    loop->page = page;
+    loop->page_ops = page_ops;
+    loop->remaining = remaining;
+    emu_jit_run(loop);
+    slot = loop->slot;
+    page = loop->page;
+    page_ops = loop->page_ops;
+    remaining = loop->remaining;
+    if (UNLIKELY(slot == (op_t *)loop->lookup)) MUSTTAIL return to_swift(ARGS);
+    DISPATCH();
+}
+
+// `slot`, a slot of `page_ops`, is where control arrives from a jump: the JIT's way in.
+#define ARRIVE()                                                                            \
+    do {                                                                                    \
+        if (loop->jit && jit_block_table(page_ops)[slot - page_ops] != JIT_NONE)            \
+            MUSTTAIL return run_compiled(ARGS);                                             \
+        DISPATCH();                                                                         \
+    } while (0)
+
 // A jump to `loop->pc` outside this page: the fetch TLB, or Swift with the lookup sentinel.
 HANDLER(look_up) {
     uint64_t pc = loop->pc;
@@ -99,7 +99,7 @@ HANDLER(look_up) {
     page_ops = f->ops;
     loop->page_host = f->host;
     slot = page_ops + ((pc & 0xfff) >> 1);
-    DISPATCH();
+    ARRIVE();
 }
 
 HANDLER(page_end) {
@@ -112,7 +112,7 @@ HANDLER(taken) {
     remaining -= 1;
     if (LIKELY(slot->target >= 0)) {
         slot = page_ops + slot->target;
-        DISPATCH();
+        ARRIVE();
     }
     loop->pc = HERE + IMM;
     MUSTTAIL return look_up(ARGS);
@@ -125,7 +125,7 @@ HANDLER(taken) {
         remaining -= 1;                                     \
         if ((pc & ~(uint64_t)0xfff) == page) {              \
             slot = page_ops + ((pc & 0xfff) >> 1);          \
-            DISPATCH();                                     \
+            ARRIVE();                                       \
         }                                                   \
         loop->pc = pc;                                      \
         MUSTTAIL return look_up(ARGS);                      \
@@ -229,33 +229,19 @@ ALU(op_sllw, sext32((uint32_t)RS1 << (RS2 & 31)))
 ALU(op_srlw, sext32((uint32_t)RS1 >> (RS2 & 31)))
 ALU(op_sraw, (uint64_t)(int64_t)((int32_t)(uint32_t)RS1 >> (RS2 & 31)))
 
-// M (unprivileged spec ch. 7): division by zero and overflow have defined results (table 7.1);
-// C leaves them undefined, so they are tested first.
-static inline uint64_t div64(int64_t n, int64_t d) {
-    return d == 0 ? UINT64_MAX : (n == INT64_MIN && d == -1) ? (uint64_t)n : (uint64_t)(n / d);
-}
-static inline uint64_t rem64(int64_t n, int64_t d) {
-    return d == 0 ? (uint64_t)n : (n == INT64_MIN && d == -1) ? 0 : (uint64_t)(n % d);
-}
-static inline uint64_t div32(int32_t n, int32_t d) {
-    return d == 0 ? UINT64_MAX : (n == INT32_MIN && d == -1) ? sext32((uint32_t)n) : (uint64_t)(int64_t)(n / d);
-}
-static inline uint64_t rem32(int32_t n, int32_t d) {
-    return d == 0 ? sext32((uint32_t)n) : (n == INT32_MIN && d == -1) ? 0 : (uint64_t)(int64_t)(n % d);
-}
 ALU(op_mul, RS1 * RS2)
 ALU(op_mulh, (uint64_t)(((__int128)(int64_t)RS1 * (__int128)(int64_t)RS2) >> 64))
-ALU(op_mulhsu, (uint64_t)(((__int128)(int64_t)RS1 * (__int128)RS2) >> 64))
+ALU(op_mulhsu, mulhsu64(RS1, RS2))
 ALU(op_mulhu, (uint64_t)(((unsigned __int128)RS1 * (unsigned __int128)RS2) >> 64))
 ALU(op_div, div64((int64_t)RS1, (int64_t)RS2))
-ALU(op_divu, RS2 == 0 ? UINT64_MAX : RS1 / RS2)
+ALU(op_divu, divu64(RS1, RS2))
 ALU(op_rem, rem64((int64_t)RS1, (int64_t)RS2))
-ALU(op_remu, RS2 == 0 ? RS1 : RS1 % RS2)
+ALU(op_remu, remu64(RS1, RS2))
 ALU(op_mulw, sext32(RS1 * RS2))
 ALU(op_divw, div32((int32_t)(uint32_t)RS1, (int32_t)(uint32_t)RS2))
-ALU(op_divuw, (uint32_t)RS2 == 0 ? UINT64_MAX : sext32((uint32_t)RS1 / (uint32_t)RS2))
+ALU(op_divuw, divu32(RS1, RS2))
 ALU(op_remw, rem32((int32_t)(uint32_t)RS1, (int32_t)(uint32_t)RS2))
-ALU(op_remuw, (uint32_t)RS2 == 0 ? sext32((uint32_t)RS1) : sext32((uint32_t)RS1 % (uint32_t)RS2))
+ALU(op_remuw, remu32(RS1, RS2))
 
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Winitializer-overrides"
@@ -295,5 +281,12 @@ void emu_hart_run_threaded(emu_hart_loop *loop) {
     op_t *page_ops = loop->page_ops;
     const tlb_entry_t *tlb = loop->tlb;
     if (remaining <= 0) return;
+    // Swift calls in after every op it ran: a block may start here too.
+    if (loop->jit && page_ops != (op_t *)loop->lookup &&
+        (uintptr_t)slot - (uintptr_t)page_ops < EMU_OPS_PER_PAGE * sizeof(op_t) &&
+        jit_block_table(page_ops)[slot - page_ops] != JIT_NONE) {
+        run_compiled(ARGS);
+        return;
+    }
     handlers[slot->kind](ARGS);
 }

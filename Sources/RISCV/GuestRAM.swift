@@ -2,6 +2,8 @@
 // dirty-page log for live migration and the per-page caches of decoded
 // instructions the interpreter runs from.
 #if canImport(Glibc)
+    import CInterpreterCore
+    import CInterpreterCore
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
@@ -65,8 +67,14 @@ public final class GuestRAM {
     /// Decoded-instruction pages, one slot per halfword; nil until the page is
     /// first executed. A page with a cache is a "code page": the write TLB never
     /// maps it, so every store to it takes the slow path and invalidates slots.
+    /// Each is `codePageCapacity` ops long: the slots, the page-end sentinel, and the JIT's
+    /// block table (CInterpreterCore's EMU_CODE_PAGE_OPS), which dropping slots clears too.
     let codePages: UnsafeMutablePointer<UnsafeMutablePointer<Op>?>
     static let opsPerPage = pageSize / 2
+    static let codePageCapacity = Int(EMU_CODE_PAGE_OPS)
+    /// The hart's compiled code for this RAM's decoded pages (nil off x86-64 Linux): it lives
+    /// and dies with the pages whose block tables point into it.
+    let jit: OpaquePointer? = emu_jit_create()
 
     public init(region: MemoryRegion) throws {
         guard region.size >= 1 << 20, region.size <= 1 << 31, region.size % UInt64(GuestRAM.pageSize) == 0 else {
@@ -88,6 +96,7 @@ public final class GuestRAM {
     }
 
     deinit {
+        emu_jit_destroy(jit)
         munmap(bytes, size)
         dirtyBits.deallocate()
         sampleBits.deallocate()
@@ -137,6 +146,7 @@ public final class GuestRAM {
         for i in first...last {
             guard let ops = codePages[i] else { continue }
             for slot in 0..<GuestRAM.opsPerPage { ops[slot] = .undecoded(at: slot << 1) }
+            emu_jit_drop_blocks(ops)
         }
     }
 

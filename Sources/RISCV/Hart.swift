@@ -105,6 +105,9 @@ public final class Hart {
     /// Whether `run` hands the common integer ops to the threaded C core (CInterpreterCore).
     /// Off, the Swift loop runs every op: the reference the core is tested against.
     @exclusivity(unchecked) var usesThreadedCore = true
+    /// Whether the threaded core runs compiled blocks at jump targets (`GuestRAM.jit`, x86-64
+    /// Linux only). Off, it runs every op itself: what the JIT is tested against.
+    @exclusivity(unchecked) var usesJIT = true
 
     init(ram: GuestRAM, bus: Bus) {
         self.ram = ram

@@ -2,6 +2,8 @@
 // §4.4 "Sv39") and the slow paths of loads, stores and instruction fetch:
 // TLB misses, MMIO, misaligned accesses, stores to code pages.
 
+import CInterpreterCore
+
 enum AccessType {
     case read, write, fetch
 
@@ -195,6 +197,9 @@ extension Hart {
                 // The interpreter may be running this very code: it must not read on.
                 scratch.pointee.endSlice = true
             }
+            // Blocks compiled from the dropped slots go with them (the whole page's: cheap,
+            // and a block may start before the store and run through it).
+            if scratch.pointee.endSlice { emu_jit_drop_blocks(ops) }
         }
     }
 
@@ -216,9 +221,13 @@ extension Hart {
             ops = existing
         } else {
             // One slot per halfword plus the sentinel that ends the page.
-            ops = .allocate(capacity: GuestRAM.opsPerPage + 1)
+            ops = .allocate(capacity: GuestRAM.codePageCapacity)
             for slot in 0..<GuestRAM.opsPerPage { (ops + slot).initialize(to: .undecoded(at: slot << 1)) }
             (ops + GuestRAM.opsPerPage).initialize(to: .pageEnd(at: GuestRAM.pageSize))
+            // The JIT's block table: nothing compiled yet.
+            UnsafeMutableRawPointer(ops + GuestRAM.opsPerPage + 1).initializeMemory(
+                as: UInt8.self, repeating: 0,
+                count: (GuestRAM.codePageCapacity - GuestRAM.opsPerPage - 1) * MemoryLayout<Op>.stride)
             ram.codePages[index] = ops
             // From now on every store to this page must see the slow path.
             flushWriteTLB()

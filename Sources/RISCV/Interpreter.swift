@@ -53,7 +53,7 @@ extension Hart {
         var core = emu_hart_loop(
             x: x, slot: UnsafeMutableRawPointer(lookup), page: page, page_ops: UnsafeMutableRawPointer(lookup),
             page_host: pageHost, pc: pc, remaining: remaining, tlb: UnsafeRawPointer(tlb), tlb_fetch: UnsafeRawPointer(tlbF),
-            lookup: UnsafeMutableRawPointer(lookup))
+            lookup: UnsafeMutableRawPointer(lookup), jit: threaded && usesJIT ? ram.jit : nil)
 
         execution: while true {
             if threaded && remaining > 0 {

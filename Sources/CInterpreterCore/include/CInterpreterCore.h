@@ -3,6 +3,7 @@
 // cannot express. It runs over the same decoded pages, registers and TLBs as
 // `Hart.run` and hands every other op back to Swift unexecuted.
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 /// Entries per TLB (`Hart.tlbSize`).
@@ -33,6 +34,16 @@ enum {
     EMU_OP_KIND_COUNT
 };
 
+/// Slots per decoded page (one per halfword), followed by the page-end sentinel.
+#define EMU_OPS_PER_PAGE 2048
+/// A decoded page's allocation, in 16-byte op units: the slots, the page-end sentinel, then the
+/// JIT's block table (one 32-bit word per slot plus one; all zero when nothing is compiled).
+/// (A plain number so Swift sees it: 2049 + ceil(2049 * 4 / 16); jit.h checks it.)
+enum { EMU_CODE_PAGE_OPS = 2562 };
+
+/// Compiled x86-64 code for straight-line runs of ops (see jit_cache.c); opaque to Swift.
+typedef struct emu_jit emu_jit;
+
 /// The loop state `Hart.run` carries, handed over and back. On return `slot` is the op to run
 /// next (not yet executed): one the core leaves to Swift, a load or store that missed its
 /// TLB, the lookup sentinel with its target in `pc` after a fetch TLB miss, or any slot
@@ -55,7 +66,24 @@ typedef struct {
     const void *_Nonnull tlb_fetch;
     /// The lookup sentinel slot.
     void *_Nonnull lookup;
+    /// Compiled blocks to run at jump targets, or NULL: the threaded core alone.
+    emu_jit *_Nullable jit;
 } emu_hart_loop;
 
 /// Runs ops from `loop->slot` until one it leaves to Swift, a TLB miss, or the budget's end.
 void emu_hart_run_threaded(emu_hart_loop *_Nonnull loop);
+
+/// A JIT for this host (x86-64 Linux), or NULL where there is none or executable memory cannot
+/// be had. Its block tables live in decoded pages (`EMU_CODE_PAGE_OPS`), which must outlive it.
+emu_jit *_Nullable emu_jit_create(void);
+void emu_jit_destroy(emu_jit *_Nullable jit);
+/// Entries into a slot before its block is compiled (default 4; tests use 1).
+void emu_jit_set_hot_threshold(emu_jit *_Nonnull jit, uint32_t entries);
+/// Forgets every block compiled from a decoded page: whatever drops its ops calls this.
+void emu_jit_drop_blocks(void *_Nonnull page_ops);
+/// Blocks compiled so far, and times the code buffer was full and started over (for tests).
+uint64_t emu_jit_blocks_compiled(const emu_jit *_Nonnull jit);
+uint64_t emu_jit_flushes(const emu_jit *_Nonnull jit);
+/// Fills at most `bytes` of the code buffer (at least a page past the shared code): tests make
+/// it overflow often.
+void emu_jit_limit_code(emu_jit *_Nonnull jit, size_t bytes);
