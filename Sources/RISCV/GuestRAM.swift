@@ -1,9 +1,9 @@
 // Guest RAM: one anonymous mapping (zero pages cost nothing until touched), a
 // dirty-page log for live migration and the per-page caches of decoded
 // instructions the interpreter runs from.
+import CInterpreterCore
+
 #if canImport(Glibc)
-    import CInterpreterCore
-    import CInterpreterCore
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
