@@ -58,7 +58,9 @@ public final class QEMUIncomingMigration: Sendable {
     /// Why the load failed, once it has (nil while it runs or after it succeeded).
     public var failure: QEMUError? {
         let watched = guest.transferWatch.current
-        if let exit = watched.exit, watched.status != "completed" {
+        // The process's own record first: the watch learns of the exit a moment later, on the
+        // thread that reaped it, after a waiter may already have been woken.
+        if let exit = guest.process.exit ?? watched.exit, watched.status != "completed" {
             return .incomingFailed(reason: exit.reason.isEmpty ? "\(exit)" : exit.reason, exit: exit)
         }
         return nil
