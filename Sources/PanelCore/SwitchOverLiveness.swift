@@ -74,7 +74,7 @@ final class SwitchOverWatchdog: Sendable {
     private let state = Mutex(State())
     private let ended = DispatchSemaphore(value: 0)
 
-    /// `limit` is read when armed: the downtime limit may change mid-flight (PATCH /tasks/{id}).
+    /// `limit` is read at every check: the downtime limit may change mid-flight (PATCH /tasks/{id}).
     init(grace: Duration, cap: Duration, limit: @escaping @Sendable () -> UInt64, shut: @escaping @Sendable () -> Void) {
         self.grace = grace
         self.cap = cap
