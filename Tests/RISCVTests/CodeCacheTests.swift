@@ -101,16 +101,43 @@ import Testing
         #expect(MemoryLayout<Op>.stride == 16)
     }
 
+    /// The remapped function of the tests below: VA `function` calls `a0 += 1` on physical page A
+    /// or, once s3 (a PTE to page B) is stored at s2 (its PTE), `a0 += 100` on page B. RAM's first
+    /// 2 MiB are identity-mapped as a megapage (code and tables); the hart is in S-mode under Sv39
+    /// with s1 = `function`, s2 and s3 set. Returns that state, for the caller to finish and set.
+    enum RemappedFunction {
+        static let root: UInt64 = 0x10000
+        static let l1: UInt64 = 0x11000
+        static let l0: UInt64 = 0x12000
+        static let fl1: UInt64 = 0x13000
+        static let pageA: UInt64 = 0x20000
+        static let pageB: UInt64 = 0x21000
+        static let function: UInt64 = 0x4000_0000
+        static let leaf: UInt64 = 0xcf  // V R W X A D
+
+        static func prepare(_ t: TestMachine) throws -> Hart.State {
+            let base = t.base
+            try t.place([Asm.addi(10, 10, 1), CodeCacheTests.jalr(0, 1)], at: base + pageA)
+            try t.place([Asm.addi(10, 10, 100), CodeCacheTests.jalr(0, 1)], at: base + pageB)
+            try write(t, ((base + l1) >> 12) << 10 | 1, at: base + root + 8 * ((base >> 30) & 0x1ff))
+            try write(t, (base >> 12) << 10 | leaf, at: base + l1 + 8 * ((base >> 21) & 0x1ff))
+            try write(t, ((base + fl1) >> 12) << 10 | 1, at: base + root + 8 * ((function >> 30) & 0x1ff))
+            try write(t, ((base + l0) >> 12) << 10 | 1, at: base + fl1 + 8 * ((function >> 21) & 0x1ff))
+            try write(t, ((base + pageA) >> 12) << 10 | leaf, at: base + l0 + 8 * ((function >> 12) & 0x1ff))
+            var s = t.state
+            s.priv = .supervisor
+            s.satp = (8 << 60) | ((base + root) >> 12)
+            s.mtvec = base + 0x800
+            s.x[9] = function
+            s.x[18] = base + l0 + 8 * ((function >> 12) & 0x1ff)
+            s.x[19] = ((base + pageB) >> 12) << 10 | leaf
+            return s
+        }
+    }
+
     @Test func pageRemappedUnderDecodedCodeRunsTheNewPage() throws {
         // S-mode calls a function at VA 0x40000000 (decoded from physical page A), points the PTE
         // at page B, sfence.vma, and calls it again: B's code must run.
-        let code: UInt64 = 0
-        let root: UInt64 = 0x10000
-        let l1: UInt64 = 0x11000
-        let l0: UInt64 = 0x12000
-        let pageA: UInt64 = 0x20000
-        let pageB: UInt64 = 0x21000
-        let function: UInt64 = 0x4000_0000
         let t = try TestMachine([
             Self.jalr(1, 9),  // 0: jalr ra, 0(s1)
             Asm.sd(19, 18, 0),  // 4: sd s3, 0(s2)   (the PTE -> page B)
@@ -118,29 +145,11 @@ import Testing
             Self.jalr(1, 9),  // 12: jalr ra, 0(s1)
             Self.jal(0, 0),  // 16: j 16
         ])
-        let base = t.base
-        try t.place([Asm.addi(10, 10, 1), Self.jalr(0, 1)], at: base + pageA)
-        try t.place([Asm.addi(10, 10, 100), Self.jalr(0, 1)], at: base + pageB)
-        let leaf: UInt64 = 0xcf  // V R W X A D
-        // RAM's first 2 MiB identity-mapped as a megapage (code and tables), the function as a 4 KiB page.
-        try Self.write(t, ((base + l1) >> 12) << 10 | 1, at: base + root + 8 * ((base >> 30) & 0x1ff))
-        try Self.write(t, (base >> 12) << 10 | leaf, at: base + l1 + 8 * ((base >> 21) & 0x1ff))
-        let fl1: UInt64 = 0x13000
-        try Self.write(t, ((base + fl1) >> 12) << 10 | 1, at: base + root + 8 * ((function >> 30) & 0x1ff))
-        try Self.write(t, ((base + l0) >> 12) << 10 | 1, at: base + fl1 + 8 * ((function >> 21) & 0x1ff))
-        try Self.write(t, ((base + pageA) >> 12) << 10 | leaf, at: base + l0 + 8 * ((function >> 12) & 0x1ff))
-        var s = t.state
-        s.priv = .supervisor
-        s.satp = (8 << 60) | ((base + root) >> 12)
-        s.mtvec = base + 0x800
-        s.x[9] = function
-        s.x[18] = base + l0 + 8 * ((function >> 12) & 0x1ff)
-        s.x[19] = ((base + pageB) >> 12) << 10 | leaf
-        t.state = s
+        t.state = try RemappedFunction.prepare(t)
         Self.run(t, retired: 9)
         #expect(t.state.mcause == 0)
         #expect(t[10] == 101)
-        #expect(t.state.pc == base + code + 16)
+        #expect(t.state.pc == t.base + 16)
     }
 
     @Test func mprvLoadsUseTheTranslationOfMPP() throws {

@@ -149,12 +149,6 @@ import Testing
     @Test func pageRemappedUnderACompiledBlockRunsTheNewPage() throws {
         // CodeCacheTests' remapped function, called five times before the remap (so compiled)
         // and five times after: B's code must run after sfence.vma, not A's compiled block.
-        let root: UInt64 = 0x10000
-        let l1: UInt64 = 0x11000
-        let l0: UInt64 = 0x12000
-        let pageA: UInt64 = 0x20000
-        let pageB: UInt64 = 0x21000
-        let function: UInt64 = 0x4000_0000
         let t = try TestMachine([
             CodeCacheTests.jalr(1, 9),  // 0: jalr ra, 0(s1)
             Asm.addi(5, 5, -1),  // 4: addi t0, t0, -1
@@ -167,30 +161,14 @@ import Testing
             CodeCacheTests.jal(0, 0),  // 32: j 32
         ])
         let jit = Self.compileAtOnce(t)
-        let base = t.base
-        try t.place([Asm.addi(10, 10, 1), CodeCacheTests.jalr(0, 1)], at: base + pageA)
-        try t.place([Asm.addi(10, 10, 100), CodeCacheTests.jalr(0, 1)], at: base + pageB)
-        let leaf: UInt64 = 0xcf  // V R W X A D
-        try CodeCacheTests.write(t, ((base + l1) >> 12) << 10 | 1, at: base + root + 8 * ((base >> 30) & 0x1ff))
-        try CodeCacheTests.write(t, (base >> 12) << 10 | leaf, at: base + l1 + 8 * ((base >> 21) & 0x1ff))
-        let fl1: UInt64 = 0x13000
-        try CodeCacheTests.write(t, ((base + fl1) >> 12) << 10 | 1, at: base + root + 8 * ((function >> 30) & 0x1ff))
-        try CodeCacheTests.write(t, ((base + l0) >> 12) << 10 | 1, at: base + fl1 + 8 * ((function >> 21) & 0x1ff))
-        try CodeCacheTests.write(t, ((base + pageA) >> 12) << 10 | leaf, at: base + l0 + 8 * ((function >> 12) & 0x1ff))
-        var s = t.state
-        s.priv = .supervisor
-        s.satp = (8 << 60) | ((base + root) >> 12)
-        s.mtvec = base + 0x800
+        var s = try CodeCacheTests.RemappedFunction.prepare(t)
         s.x[5] = 5
         s.x[6] = 5
-        s.x[9] = function
-        s.x[18] = base + l0 + 8 * ((function >> 12) & 0x1ff)
-        s.x[19] = ((base + pageB) >> 12) << 10 | leaf
         t.state = s
         CodeCacheTests.run(t, retired: 5 * 5 + 2 + 5 * 5 + 1)
         #expect(t.state.mcause == 0)
         #expect(t[10] == 5 + 500)
-        #expect(t.state.pc == base + 32)
+        #expect(t.state.pc == t.base + 32)
         if let jit { #expect(emu_jit_blocks_compiled(jit) > 0) }
     }
 
