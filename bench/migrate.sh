@@ -19,7 +19,8 @@
 #             reads or writes the ticketed connection) against QEMU -> QEMU over QMP directly with
 #             the bandwidth cap lifted; goal < 1.10x (issue 12; the "emupanel" row is the panels
 #             driving QEMU, its wall clock includes starting the destination QEMU; the summary
-#             also sets it against QEMU's wall plus its destination's start to QMP ready)
+#             also sets it against QEMU's wall plus its destination's start to QMP ready, the
+#             destination started beside the running source guest as the panels start theirs)
 # RSS: each panel's peak resident memory during the migration over its resident memory before.
 # Usage: [WORKLOADS="idle512 hot512"] bench/migrate.sh [ROUNDS]   (default 3; min-max shown)
 BENCH=migrate . "$(dirname "$0")/prepare.sh"
@@ -38,11 +39,13 @@ def free_port():
 def qemu_migrate(name, tag, bandwidth):  # -> dict of query-migrate figures and wall time
     w = GUEST[name]
     port = free_port()
+    src, q = qemu_guest(QEMU, OUT, w, f"{tag}-src", RUN_S)
+    # What migrating by hand also takes: a listening destination, started beside the running
+    # guest (as the panels start theirs), so both pay the same for a busy machine.
     launched = time.perf_counter()
     dst, dsock = qemu(QEMU, OUT, w.elf, f"{tag}-dst", "-incoming", f"tcp:127.0.0.1:{port}")
     QMP(dsock)
-    dst_start = time.perf_counter() - launched  # what migrating by hand also takes: a listening destination
-    src, q = qemu_guest(QEMU, OUT, w, f"{tag}-src", RUN_S)
+    dst_start = time.perf_counter() - launched
     if name == "paused": q.cmd("stop")
     params = {"downtime-limit": 300}
     if bandwidth is not None: params["max-bandwidth"] = bandwidth

@@ -96,6 +96,19 @@ public final class TCPSocket: ByteSink, ByteSource, @unchecked Sendable {
         }
     }
 
+    /// Whether something can be read before `deadline` (bytes already buffered count; so do the
+    /// peer's end and an error, which the read then reports).
+    public func waitForInput(until deadline: Date) -> Bool {
+        guard lineBuffer.isEmpty else { return true }
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return false }
+            var entry = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = Glibc.poll(&entry, 1, Int32(min(left, 3600) * 1000) + 1)
+            if ready > 0 || (ready < 0 && errno != EINTR) { return true }
+        }
+    }
+
     /// Reads one `\n`-terminated line of at most `maximum` bytes; nil at end of stream.
     public func readLine(maximum: Int = 4096) throws -> String? {
         var chunk = [UInt8](repeating: 0, count: 512)

@@ -99,9 +99,10 @@ final class BuiltinRuntime: GuestRuntime {
 
     func send(
         over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
-        progress: @escaping @Sendable (TransferStats) -> Void
+        destinationReady: () throws -> Void, progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats {
-        try machine.streamState(
+        try destinationReady()
+        return try machine.streamState(
             to: ThrottledSink(socket, transfer: transfer), transfer: transfer, atSwitchOver: Self.swapping(diskFreeze), progress: progress)
     }
 
@@ -130,12 +131,10 @@ final class BuiltinRuntime: GuestRuntime {
         }
     }
 
-    func receive(from socket: TCPSocket) throws {
+    func receive(from socket: TCPSocket, reading: () -> Void) throws {
+        reading()
         _ = try machine.load(from: socket)
     }
-
-    /// The board is built when the runtime is made: nothing to start ahead of the stream.
-    func prepareIncoming() {}
 
     func counters(first: Bool, paused: Bool) -> RuntimeCounters? {
         // Only a machine on its CPU thread: `onCPU` runs the body right here for one that is not,

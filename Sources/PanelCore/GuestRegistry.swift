@@ -29,6 +29,8 @@ public final class GuestRegistry: Sendable {
     }
 
     private let slots = Mutex<[String: Slot]>([:])
+    /// Machines `endDetached` is ending; a stopping panel waits for them.
+    private let ending = DispatchGroup()
 
     init(
         database: PanelDatabase, images: ImageCatalog, machines: MachineRegistry, backends: GuestBackends, events: EventBus,
@@ -136,6 +138,24 @@ public final class GuestRegistry: Sendable {
             }
             throw error
         }
+    }
+
+    /// Ends a parked machine nobody holds any more on a thread of its own: a QEMU's `quit` and exit
+    /// take milliseconds no task needs to wait for (a migrated-out or a replaced guest's machine).
+    func endDetached(_ runtime: any GuestRuntime, threadName: String) {
+        let ending = ending
+        ending.enter()
+        let thread = Thread {
+            runtime.stop()
+            ending.leave()
+        }
+        thread.name = threadName
+        thread.start()
+    }
+
+    /// Waits up to `timeout` seconds for the machines `endDetached` is ending; false if some did not end.
+    public func waitForEndedMachines(timeout: Double) -> Bool {
+        ending.wait(timeout: .now() + timeout) == .success
     }
 
     /// Whether `runtime` is the machine registered for the guest now.

@@ -41,17 +41,16 @@ protocol GuestRuntime: AnyObject, Sendable {
     /// Parks the guest and writes its state to `path` (the panel is stopping).
     func saveForShutdown(to path: String) throws -> SnapshotFile.Written
     /// The source side of a migration: the state goes over `socket` (the ticket already sent), and
-    /// the guest is left parked at the end for the hand-over. A cancel throws `MigrationCancelled`.
+    /// the guest is left parked at the end for the hand-over. `destinationReady` is called right
+    /// before the first byte of state (what can be set up before it is). A cancel throws
+    /// `MigrationCancelled`.
     func send(
         over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
-        progress: @escaping @Sendable (TransferStats) -> Void
+        destinationReady: () throws -> Void, progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats
     /// The destination side: the stream from `socket` (after its ticket line) is loaded into a
-    /// machine that never ran.
-    func receive(from socket: TCPSocket) throws
-    /// Gets the destination's machine ready for `receive` while the source connects (a QEMU is
-    /// launched waiting for its stream); `stop()` ends it if no stream comes.
-    func prepareIncoming() throws
+    /// machine that never ran. `reading` is called once the machine reads the stream.
+    func receive(from socket: TCPSocket, reading: () -> Void) throws
 
     /// Swaps the disks' tops for `freeze`'s new overlays between two instructions (a snapshot's
     /// or a migration's freeze). Only machines with disks (the built-in core's) are asked.

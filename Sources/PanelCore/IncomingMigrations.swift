@@ -66,6 +66,9 @@ public final class IncomingMigrations: Sendable {
         /// The source reads `WAIT` lines until the verdict (SwitchOverHeartbeat); absent from
         /// releases before it, which get none.
         var switchOverHeartbeat: Bool?
+        /// The source streams only after this side's `READY` line (its machine reads from then
+        /// on); absent from releases before it, which stream at once and get no such line.
+        var streamWhenReady: Bool?
     }
 
     public struct OfferedDisk: Codable, Sendable { var id: String; var sizeBytes: Int64 }
@@ -174,7 +177,14 @@ public final class IncomingMigrations: Sendable {
         return Verdict(go: checks.allSatisfy(\.ok), release: Release.current, checks: checks)
     }
 
-    public struct Ticket: Encodable, Sendable { var ticket: String; var port: UInt16; var release: String }
+    public struct Ticket: Encodable, Sendable {
+        var ticket: String
+        var port: UInt16
+        var release: String
+        /// This side says `READY` before the stream (only to sources that asked: older ones
+        /// would take the line for the verdict).
+        var streamWhenReady: Bool?
+    }
 
     /// Accepts a migration: opens a port on which the source must present `ticket` within 30 s.
     public func accept(_ offer: IncomingOffer) throws -> Ticket {
@@ -206,7 +216,8 @@ public final class IncomingMigrations: Sendable {
         }
         thread.name = "emupanel-incoming"
         thread.start()
-        return Ticket(ticket: ticket, port: listener.port, release: Release.current)
+        return Ticket(
+            ticket: ticket, port: listener.port, release: Release.current, streamWhenReady: offer.streamWhenReady == true ? true : nil)
     }
 
     /// One ticket per guest name at a time, and a few in all: each holds a port and a thread for
@@ -234,8 +245,8 @@ public final class IncomingMigrations: Sendable {
 
     /// Waits for the source: a connection with a wrong ticket is answered and closed, and the port
     /// keeps listening for the right one until the deadline (one stray connection must not lock
-    /// out the real source). The guest's record and machine are made first, while the source
-    /// connects (its bytes wait in the socket): a QEMU's start-up then costs the transfer nothing.
+    /// out the real source). The guest's record and runtime are made first, while the source
+    /// connects (its bytes wait in the socket).
     private func receive(_ offer: IncomingOffer, listener: TCPListener, ticket: String) {
         defer { listener.close() }
         let arrival = Result { try arrive(offer) }
@@ -306,7 +317,6 @@ public final class IncomingMigrations: Sendable {
         do {
             let runtime = try lifecycle.makeRuntime(for: arrival.guest)
             arrival.runtime = runtime
-            try runtime.prepareIncoming()
             return arrival
         } catch {
             discard(arrival)
@@ -349,7 +359,11 @@ public final class IncomingMigrations: Sendable {
             }
             guard let made = arrival.runtime else { throw PanelError.invalidState("the incoming guest has no machine") }
             runtime = made
-            try runtime.receive(from: connection)
+            // A source that waits for READY sends nothing to a machine still starting (a QEMU's
+            // start-up then has the host's CPUs to itself). A source gone meanwhile ends the load.
+            try runtime.receive(from: connection) {
+                if offer.streamWhenReady == true { try? heartbeat.write(line: "READY") }
+            }
             if !offered.isEmpty {
                 // The layers frozen at the switch-over, then the guest's own tops over them.
                 try heartbeat.write(line: "DISKS")

@@ -47,6 +47,7 @@ public final class OutgoingMigrations: Sendable {
             "backend": .string(guest.backend.rawValue),
             "disks": .array(guest.disks.map { ["id": .string($0.id), "sizeBytes": .number(Double($0.sizeBytes))] }),
             "switchOverHeartbeat": true,
+            "streamWhenReady": true,
         ]
         fields.merge(try registry.backend(of: guest).offer(for: guest, describing: describing)) { $1 }
         if let migrationId { fields["migrationId"] = .string(migrationId) }
@@ -149,7 +150,7 @@ public final class OutgoingMigrations: Sendable {
     private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
         let transfer = migration.transfer
         handle.log("offering guest \(migration.guest.name) (\(migration.guest.machineType)) to \(migration.peer.baseURL.absoluteString)")
-        let socket = try connect(migration)
+        let (socket, destinationSaysReady) = try connect(migration)
         handle.log("the destination checked the offer and took the ticket; streaming state")
         // A cancel acts at once, even on a write or read blocked on a silent destination.
         handle.onCancel {
@@ -189,7 +190,8 @@ public final class OutgoingMigrations: Sendable {
         let switchOverFreeze = try hasDisks ? sendDiskChains(migration, on: socket, count: disks, handle: handle, report: report) : nil
         var stats: TransferStats
         do {
-            stats = try Self.stream(migration, to: socket, report: report, watchdog: watchdog, diskFreeze: switchOverFreeze)
+            stats = try Self.stream(
+                migration, to: socket, awaitingReady: destinationSaysReady, report: report, watchdog: watchdog, diskFreeze: switchOverFreeze)
         } catch {
             settle(switchOverFreeze, of: migration)
             throw error
@@ -237,8 +239,9 @@ public final class OutgoingMigrations: Sendable {
         return detail
     }
 
-    /// 1. The destination checks again and hands out a one-time ticket for its stream port.
-    private func connect(_ migration: OutgoingMigration) throws -> TCPSocket {
+    /// 1. The destination checks again and hands out a one-time ticket for its stream port; and
+    /// whether it will say READY before the stream.
+    private func connect(_ migration: OutgoingMigration) throws -> (TCPSocket, saysReady: Bool) {
         let ticket = try post("/migrations/incoming", to: migration.peer) {
             try offer(for: migration.guest, migrationId: migration.migrationId, describing: $0)
         }
@@ -249,7 +252,40 @@ public final class OutgoingMigrations: Sendable {
         }
         let socket = try TCPSocket.connect(host: migration.peer.host, port: UInt16(port), timeout: 30)
         try socket.write(line: "EMUPANEL-MIGRATE 1 \(secret)")
-        return socket
+        return (socket, ticket["streamWhenReady"] == .bool(true))
+    }
+
+    /// How long a destination may take from the ticket line to READY (its QEMU's start-up; the
+    /// destination's own bound on that is 30 s, after which it says ERR).
+    static let readyTimeout = 60.0
+
+    /// 2. Waits for the destination's READY: its machine reads the stream from now on. Sending
+    /// before it only filled the socket while the destination's QEMU started, and the source's
+    /// first pass took CPU from that start-up. `ERR` instead says why it will not.
+    private static func awaitReady(on socket: TCPSocket, transfer: TransferControl) throws {
+        let deadline = Date().addingTimeInterval(readyTimeout)
+        while true {
+            let line: String?
+            do {
+                guard socket.waitForInput(until: deadline) else {
+                    throw PeerError(status: 0, message: "not ready for the stream within \(Int(readyTimeout)) s")
+                }
+                // A byte at a time: what follows READY stays in the socket, where the QEMU source's
+                // check for an ERR looks.
+                line = try socket.readLineExactly(maximum: 4096)
+            } catch {
+                if transfer.isCancelled { throw MigrationCancelled() }
+                throw error
+            }
+            if transfer.isCancelled { throw MigrationCancelled() }
+            switch line {
+            case "READY": return
+            case "WAIT": continue
+            case let line?:
+                throw PeerError(status: 0, message: line.hasPrefix("ERR ") ? String(line.dropFirst(4)) : "answered '\(line)' instead of READY")
+            case nil: throw PeerError(status: 0, message: "closed the connection before it was ready for the stream")
+            }
+        }
     }
 
     /// 2a. Freezes the guest's tops (a moment on its CPU thread), sends every layer of their
@@ -333,13 +369,15 @@ public final class OutgoingMigrations: Sendable {
 
     /// 2. Pre-copy, then the guest parks for the last pages and the devices.
     private static func stream(
-        _ migration: OutgoingMigration, to socket: TCPSocket,
+        _ migration: OutgoingMigration, to socket: TCPSocket, awaitingReady: Bool,
         report: @escaping @Sendable (TransferStats) -> Void, watchdog: SwitchOverWatchdog,
         diskFreeze: DiskFreeze? = nil
     ) throws -> TransferStats {
         let transfer = migration.transfer
         do {
-            return try migration.runtime.send(over: socket, transfer: transfer, diskFreeze: diskFreeze, progress: report)
+            return try migration.runtime.send(
+                over: socket, transfer: transfer, diskFreeze: diskFreeze,
+                destinationReady: { if awaitingReady { try awaitReady(on: socket, transfer: transfer) } }, progress: report)
         } catch _ where watchdog.fired {
             throw watchdog.timeout
         } catch let error as MigrationCancelled {
@@ -347,6 +385,9 @@ public final class OutgoingMigrations: Sendable {
             var stats = TransferStats()
             stats.status = "cancelled"
             report(stats)
+            throw error
+        } catch let error as PeerError {
+            // The destination's own words (before READY): nothing more to read.
             throw error
         } catch {
             // The destination may have said why before it hung up (QEMU's source only sees EPIPE).
@@ -467,11 +508,7 @@ public final class OutgoingMigrations: Sendable {
     /// every migration's wall clock), whatever the record's write does.
     private func handOver(_ migration: OutgoingMigration, destinationGuestId: String) throws {
         let runtime = migration.runtime
-        defer {
-            let ending = Thread { runtime.stop() }
-            ending.name = "emupanel-migrated-out"
-            ending.start()
-        }
+        defer { registry.endDetached(runtime, threadName: "emupanel-migrated-out") }
         try registry.withLifecycle(migration.id) { _ in
             _ = registry.unregister(migration.id, ifStill: runtime)
             try handOvers.finish(guestId: migration.id, state: .migrated, peerGuestId: destinationGuestId)

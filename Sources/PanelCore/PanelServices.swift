@@ -86,6 +86,9 @@ public final class PanelServices: Sendable {
             logger.warning("incoming migrations still under way after 60 s; saving guests anyway")
         }
         handOvers.stop()
+        if !guests.waitForEndedMachines(timeout: 30) {
+            logger.warning("machines a migration or a restore replaced still ending after 30 s")
+        }
         recovery.saveAll()
     }
 }

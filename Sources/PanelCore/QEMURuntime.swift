@@ -16,8 +16,6 @@ final class QEMURuntime: GuestRuntime {
     private let reports: RuntimeReports
     private let owner = RuntimeOwner()
     private let qemu = Mutex<QEMUGuest?>(nil)
-    /// A QEMU launched by `prepareIncoming`, waiting for the stream `receive` gives it.
-    private let arriving = Mutex<QEMUGuest?>(nil)
     /// What QEMU's callbacks share with the runtime, without holding it.
     private let flags = Flags()
 
@@ -113,7 +111,6 @@ final class QEMURuntime: GuestRuntime {
     func stop() {
         flags.stopping.store(true, ordering: .releasing)
         guest?.stop()
-        _ = arriving.withLock { $0.take() }?.kill()
     }
 
     func reset() throws { try Self.qemuErrors { try running().reset() } }
@@ -164,7 +161,7 @@ final class QEMURuntime: GuestRuntime {
     /// transfer is given up at once and the caller reads the reason.
     func send(
         over socket: TCPSocket, transfer: TransferControl, diskFreeze: DiskFreeze?,
-        progress: @escaping @Sendable (TransferStats) -> Void
+        destinationReady: () throws -> Void, progress: @escaping @Sendable (TransferStats) -> Void
     ) throws -> TransferStats {
         guard diskFreeze == nil else { throw Self.noDisks }
         let guest = try running()
@@ -177,7 +174,7 @@ final class QEMURuntime: GuestRuntime {
         }
         var destinationSpoke = false
         do {
-            return try guest.migrate(over: descriptor, transfer: transfer, progress: progress) {
+            return try guest.migrate(over: descriptor, transfer: transfer, beforeStreaming: destinationReady, progress: progress) {
                 destinationSpoke = destinationSpoke || Self.peerHasSaid("ERR", on: descriptor)
                 return destinationSpoke
             }
@@ -190,8 +187,10 @@ final class QEMURuntime: GuestRuntime {
     }
 
     /// The destination's QEMU reads the stream from the connection the panel accepted, after
-    /// its ticket line (`getfd` + `migrate-incoming fd:`); the port is never QEMU's.
-    func receive(from socket: TCPSocket) throws {
+    /// its ticket line, from QEMU's first moment (`-incoming fd:N`); the port is never QEMU's.
+    /// Started once the ticket is checked: the guest's record and runtime are made while the
+    /// source connects, and QEMU's start-up overlaps the source's own set-up.
+    func receive(from socket: TCPSocket, reading: () -> Void) throws {
         guard !socket.hasBufferedInput else {
             throw PanelError(.invalid, code: "migration_refused", message: "the source sent its stream before its ticket was checked")
         }
@@ -201,26 +200,10 @@ final class QEMURuntime: GuestRuntime {
             Self.setBlocking(descriptor)
             socket.setTimeouts(30)
         }
-        try prepareIncoming()
-        let launched = arriving.withLock { $0.take() }
-        do {
-            try adopt {
-                guard let launched else { throw PanelError.invalidState("the guest's QEMU was started already") }
-                return try QEMUIncomingMigration.load(into: launched, from: descriptor)
-            }
-        } catch {
-            _ = launched?.kill()
-            throw error
+        try adopt {
+            try QEMUIncomingMigration.receive(
+                configuration, from: descriptor, directory: directory, logPath: logPath, events: events, started: reading)
         }
-    }
-
-    /// Launches the destination's QEMU ahead of the stream: it starts while the source connects.
-    func prepareIncoming() throws {
-        guard guest == nil, arriving.withLock({ $0 == nil }) else { return }
-        let launched = try Self.qemuErrors {
-            try QEMUIncomingMigration.launch(configuration, directory: directory, logPath: logPath, events: events)
-        }
-        arriving.withLock { $0 = launched }
     }
 
     /// The panel's disks are the built-in core's (ImageCatalog: the Linux image boots there only).

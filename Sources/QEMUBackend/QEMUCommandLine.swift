@@ -38,6 +38,14 @@ public struct QEMUGuestConfiguration: Sendable, Codable, Equatable {
     }
 }
 
+/// Where a QEMU started for incoming state reads it.
+enum QEMUIncoming {
+    /// `-incoming defer`: `migrate-incoming` names the source later.
+    case deferred
+    /// `-incoming fd:N`: the caller's descriptor (a connection or a file), read from QEMU's start.
+    case descriptor(Int32)
+}
+
 /// An argument vector and the descriptors QEMU inherits (3, 4, … in the order passed).
 struct QEMUCommandLine {
     let executable: String
@@ -71,10 +79,18 @@ struct QEMUCommandLine {
     }
 
     /// The guest's command line: its machine with default devices (as discovery probed it),
-    /// the serial console on a socket, paused until the panel says `cont`. The monitor is
-    /// added by whoever starts it (QEMUInstance).
-    static func guest(_ configuration: QEMUGuestConfiguration, console: Int32, incoming: Bool) -> QEMUCommandLine {
+    /// the serial console on a socket, paused until the panel says `cont`, migration events on
+    /// from the start. The monitor is added by whoever starts it (QEMUInstance). An incoming
+    /// QEMU reads from a copy of the descriptor it is given (`-incoming fd:N`), from its first
+    /// moment: no monitor round trip stands between its start and the stream.
+    static func guest(_ configuration: QEMUGuestConfiguration, console: Int32, incoming: QEMUIncoming?) throws -> QEMUCommandLine {
         var line = QEMUCommandLine(executable: configuration.binary)
+        var reading: Int32?
+        if case .descriptor(let descriptor) = incoming {
+            let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0 else { throw QEMUError.io(operation: "dup", errno: errno) }
+            reading = copy
+        }
         line.headless(sandbox: configuration.sandbox)
         let consoleNumber = line.pass(console)
         // wait=on: QEMU accepts the panel's console connection (already queued) before it
@@ -84,12 +100,18 @@ struct QEMUCommandLine {
         line.add(
             "-machine", configuration.machineType + ",graphics=off", "-m", "\(configuration.memoryMiB)M", "-S",
             "-chardev", "socket,id=emupanel-console,fd=\(consoleNumber),server=on,wait=on",
-            "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none")
+            "-serial", "chardev:emupanel-console", "-monitor", "none", "-parallel", "none",
+            // The `events` capability as a default: on before the monitor is even connected.
+            "-global", "migration.x-events=on")
         if let name = configuration.name { line.add("-name", "guest=\(name.replacingOccurrences(of: ",", with: ",,"))") }
         if let bios = configuration.bios { line.add("-bios", bios) }
         if let kernel = configuration.kernel { line.add("-kernel", kernel) }
         for device in configuration.devices { line.add("-device", device) }
-        if incoming { line.add("-incoming", "defer") }
+        if let reading {
+            line.add("-incoming", "fd:\(line.pass(reading))")
+        } else if case .deferred? = incoming {
+            line.add("-incoming", "defer")
+        }
         return line
     }
 

@@ -34,18 +34,21 @@ extension QEMUGuest {
     /// Migrates over a connection the caller opened (a socket to a destination that already checked
     /// the caller's ticket): QEMU gets it with `getfd` and writes its stream there (`migrate fd:`), so
     /// no port is opened for QEMU and the caller keeps its own copy of the connection to talk to the
-    /// destination before and after. `abandon` returning true cancels (the destination said it
-    /// failed). Otherwise as `migrate(toHost:port:)`: the guest is left in `postmigrate` on
-    /// `completed`, running as before on a failure or cancel.
+    /// destination before and after. `beforeStreaming` runs once QEMU is set up and holds the
+    /// connection, right before `migrate` (the caller waits there for a destination to be ready).
+    /// `abandon` returning true cancels (the destination said it failed). Otherwise as
+    /// `migrate(toHost:port:)`: the guest is left in `postmigrate` on `completed`, running as
+    /// before on a failure or cancel.
     public func migrate(
         over descriptor: Int32, transfer: TransferControl = TransferControl(), maxPasses: UInt64 = 30,
-        timeout: Duration? = nil, progress: (TransferStats) -> Void = { _ in },
+        timeout: Duration? = nil, beforeStreaming: () throws -> Void = {}, progress: (TransferStats) -> Void = { _ in },
         abandon: () -> Bool = { false }
     ) throws -> TransferStats {
         try beginTransfer(transfer)
         defer { endTransfer() }
         try qmp.execute("getfd", ["fdname": .string(Self.migrationDescriptorName)], passing: descriptor)
         do {
+            try beforeStreaming()
             try qmp.execute("migrate", ["uri": .string("fd:" + Self.migrationDescriptorName)])
         } catch {
             _ = try? qmp.execute("closefd", ["fdname": .string(Self.migrationDescriptorName)])

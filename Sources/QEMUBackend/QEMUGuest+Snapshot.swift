@@ -3,8 +3,8 @@
 // no `file:`, which QEMU 7.2 lacks), and the panel copies the stream into
 // SnapshotFile.write: a temporary file beside the final name, SHA-256 computed behind
 // the writer, fsync, rename — the same files and checksums as built-in snapshots.
-// Restore starts a new QEMU with `-incoming defer` and passes it the file itself
-// (`getfd` + `migrate-incoming fd:`: QEMU reads a regular file's descriptor as a file), while a
+// Restore starts a new QEMU that reads the file itself from its start (`-incoming fd:N`, the
+// file's descriptor inherited: QEMU reads a regular file's descriptor as a file), while a
 // thread of the panel checks the file against its checksum; the guest runs only once both passed.
 import Foundation
 import Migration
@@ -19,7 +19,6 @@ public struct QEMUSnapshotResult: Sendable {
 
 extension QEMUGuest {
     static let snapshotDescriptorName = "emupanel-snapshot"
-    static let restoreDescriptorName = "emupanel-restore"
 
     /// Saves the guest to `path`. A running guest keeps running while RAM is copied and is
     /// paused only for the last pages and the devices (`transfer.downtimeLimitMs`), then
@@ -104,9 +103,16 @@ extension QEMUGuest {
         // Checked from the start, beside QEMU's start-up and load (the page cache serves both).
         let check = expectedSHA256.map { ChecksumCheck(path: path, expected: $0) }
         do {
-            let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
+            let file = open(path, O_RDONLY | O_CLOEXEC)
+            guard file >= 0 else { throw QEMUError.io(operation: "open \(path)", errno: errno) }
+            let guest: QEMUGuest
             do {
-                try guest.load(fromSnapshot: path, timeout: timeout)
+                defer { close(file) }
+                guest = try loadIncoming(
+                    configuration, from: file, directory: directory, logPath: logPath, events: events,
+                    deadline: .now + timeout)
+            }
+            do {
                 try check?.result()
                 if !paused { try guest.resume() }
                 return guest
@@ -121,21 +127,40 @@ extension QEMUGuest {
         }
     }
 
-    private func load(fromSnapshot path: String, timeout: Duration) throws {
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { throw QEMUError.io(operation: "open \(path)", errno: errno) }
+    /// Starts QEMU reading incoming state from `descriptor` (a connection or a file) from its
+    /// first moment, and waits until all of it has loaded: the guest is then paused. `started`
+    /// runs once QEMU's main loop runs (it reads the stream from then on). A stream QEMU refused
+    /// throws `incomingFailed` with its reason, and no QEMU is left.
+    static func loadIncoming(
+        _ configuration: QEMUGuestConfiguration, from descriptor: Int32, directory: String, logPath: String,
+        events: QEMUGuestEvents, deadline: ContinuousClock.Instant, started: () -> Void = {}
+    ) throws -> QEMUGuest {
+        let guest: QEMUGuest
         do {
-            defer { close(file) }
-            try qmp.execute("getfd", ["fdname": .string(Self.restoreDescriptorName)], passing: file)
+            guest = try launch(
+                configuration, directory: directory, logPath: logPath, events: events, incoming: .descriptor(descriptor),
+                started: started)
+        } catch QEMUError.exited(let exit) {
+            // The stream can end QEMU before its monitor answers.
+            throw QEMUError.incomingFailed(reason: exit.reason.isEmpty ? "\(exit)" : exit.reason, exit: exit)
         }
-        transferWatch.reset()
-        try qmp.execute("migrate-incoming", ["uri": .string("fd:" + Self.restoreDescriptorName)])
-        try waitForIncoming(deadline: .now + timeout)
+        do {
+            try guest.waitForIncoming(deadline: deadline)
+            return guest
+        } catch {
+            guest.kill()
+            throw error
+        }
     }
 
     /// Waits until an incoming stream has loaded; QEMU's failure becomes `incomingFailed` with
     /// the reason from its stderr (QEMU 7.2 exits when a load fails).
     func waitForIncoming(deadline: ContinuousClock.Instant) throws {
+        // QEMU reading from its start may have finished before the monitor was negotiated, and
+        // events sent before that are dropped: its own account of the load, once.
+        if let status = try? migrationStats().status, QEMUMigrationStatus.terminal.contains(status) {
+            transferWatch.migrationStatus(status)
+        }
         while true {
             let watched = transferWatch.wait(upTo: .milliseconds(500))
             if let exit = watched.exit {

@@ -85,9 +85,10 @@ extension QEMUGuest {
             }
             if stats.status == "completed", stats.totalTimeMs == 0 {
                 // QEMU announces completion before it has computed total-time and downtime (7.2
-                // runs migration_calculate_complete after the state change): ask again briefly.
-                for _ in 0..<40 where stats.totalTimeMs == 0 {
-                    usleep(5000)
+                // runs migration_calculate_complete after the state change, microseconds later):
+                // ask again at once, a few times, for up to 200 ms in all.
+                for _ in 0..<400 where stats.totalTimeMs == 0 {
+                    usleep(500)
                     stats = TransferStats(queryMigrate: try qmp.execute("query-migrate"))
                 }
             }

@@ -71,7 +71,7 @@ public final class QEMUGuest: Sendable {
         _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
         events: QEMUGuestEvents = QEMUGuestEvents(), paused: Bool = false
     ) throws -> QEMUGuest {
-        let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: false)
+        let guest = try launch(configuration, directory: directory, logPath: logPath, events: events, incoming: nil)
         if !paused {
             do { try guest.resume() } catch {
                 guest.kill()
@@ -81,10 +81,11 @@ public final class QEMUGuest: Sendable {
         return guest
     }
 
-    /// Starts the QEMU process, connects monitor and console, turns on migration events.
+    /// Starts the QEMU process and connects monitor and console; `started` runs once QEMU's main
+    /// loop runs (its monitor greeted), before the monitor is negotiated.
     static func launch(
         _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
-        events: QEMUGuestEvents, incoming: Bool
+        events: QEMUGuestEvents, incoming: QEMUIncoming?, started: () -> Void = {}
     ) throws -> QEMUGuest {
         try QEMUCommandLine.validate(configuration)
         try FileManager.default.createDirectory(
@@ -101,14 +102,20 @@ public final class QEMUGuest: Sendable {
         }
         let console = QEMUConsole(socket: consoleClient, output: events.console)
         // From here the listening socket belongs to the command line, which QEMUInstance closes.
-        let line = QEMUCommandLine.guest(configuration, console: consoleListening, incoming: incoming)
+        let line: QEMUCommandLine
+        do { line = try QEMUCommandLine.guest(configuration, console: consoleListening, incoming: incoming) } catch {
+            console.close()
+            close(consoleListening)
+            unlink(consolePath)
+            throw error
+        }
         let watch = TransferWatch()
         let monitorPath = directory + "/" + monitorSocketName
         let monitorIdentity = Mutex<(dev_t, ino_t)?>(nil)
         let instance: QEMUInstance
         do {
             instance = try QEMUInstance.launch(
-                line, directory: directory, logPath: logPath, monitorPath: monitorPath,
+                line, directory: directory, logPath: logPath, monitorPath: monitorPath, onGreeting: started,
                 onEvent: { event in
                     let translated = QEMUGuestEvent(event)
                     if case .migration(let status) = translated { watch.migrationStatus(status) }
@@ -128,18 +135,9 @@ public final class QEMUGuest: Sendable {
         monitorIdentity.withLock { $0 = instance.monitorIdentity }
         // A QEMU that already ended ran its exit handler before the identity was known.
         if instance.process.exit != nil { UnixSocket.unlink(monitorPath, ifStill: instance.monitorIdentity) }
-        let guest = QEMUGuest(
+        return QEMUGuest(
             configuration: configuration, directory: directory, instance: instance, console: console,
             transferWatch: watch)
-        do {
-            try guest.qmp.execute(
-                "migrate-set-capabilities",
-                ["capabilities": [["capability": "events", "state": true]]])
-        } catch {
-            guest.kill()
-            throw error
-        }
-        return guest
     }
 
     private init(

@@ -1,7 +1,8 @@
-// The receiving side of a live migration: a QEMU started with `-incoming defer` (and
-// `-S`, so it never runs on its own), listening with `migrate-incoming tcp:` on a port
-// it chose. When the load fails QEMU exits with its reason on stderr; this side reads it
-// back and reports it, so the source can be told why — the piece QEMU alone lacks.
+// The receiving side of a live migration: a QEMU started with `-S` (so it never runs on its
+// own) that reads the stream either from a connection the panel accepted (`receive`, what the
+// panel does) or by listening with `migrate-incoming tcp:` on a port it chose (`listen`). When
+// the load fails QEMU exits with its reason on stderr; this side reads it back and reports it,
+// so the source can be told why — the piece QEMU alone lacks.
 import Foundation
 
 public final class QEMUIncomingMigration: Sendable {
@@ -26,7 +27,7 @@ public final class QEMUIncomingMigration: Sendable {
         let uri = try QEMUGuest.tcpURI(host: host, port: port)
         let guest = try QEMUGuest.launch(
             configuration, directory: directory, logPath: logPath, events: events,
-            incoming: true)
+            incoming: .deferred)
         do {
             try guest.qmp.execute("migrate-incoming", ["uri": .string(uri)])
             // query-migrate on an incoming QEMU lists the addresses it listens on (QEMU ≥ 4.0).
@@ -69,31 +70,18 @@ public final class QEMUIncomingMigration: Sendable {
     /// Gives up on the incoming guest: its QEMU is ended.
     public func cancel() { guest.kill() }
 
-    /// Starts QEMU for `configuration` with `-incoming defer -S`, waiting for a stream: `load`
-    /// gives it one. Launched before the source connects, QEMU's start-up overlaps the source's.
-    public static func launch(
-        _ configuration: QEMUGuestConfiguration, directory: String, logPath: String,
-        events: QEMUGuestEvents = QEMUGuestEvents()
+    /// Loads a stream from a connection the caller accepted (and checked the ticket on) into a
+    /// new QEMU for `configuration`, which reads it from its start (`-incoming fd:N`): no port is
+    /// ever open for QEMU, and no monitor round trip stands between its start-up and the stream.
+    /// `started` is called once QEMU's main loop runs (it reads the stream from then on). Returns once the whole stream loaded, the guest paused; a stream QEMU refused throws
+    /// `incomingFailed` with QEMU's reason and exit status, and no QEMU is left.
+    public static func receive(
+        _ configuration: QEMUGuestConfiguration, from descriptor: Int32, directory: String, logPath: String,
+        events: QEMUGuestEvents = QEMUGuestEvents(), timeout: Duration = .seconds(3600),
+        started: () -> Void = {}
     ) throws -> QEMUGuest {
-        try QEMUGuest.launch(configuration, directory: directory, logPath: logPath, events: events, incoming: true)
-    }
-
-    /// Loads the stream from a connection the caller accepted (and checked the ticket on) into
-    /// `guest`, a QEMU from `launch`: QEMU gets it with `getfd` and reads it with
-    /// `migrate-incoming fd:`, so no port is ever open for QEMU. Returns once the whole stream
-    /// loaded, the guest paused; a stream QEMU refused throws `incomingFailed` with QEMU's reason
-    /// and exit status, and the QEMU is ended.
-    public static func load(
-        into guest: QEMUGuest, from descriptor: Int32, timeout: Duration = .seconds(3600)
-    ) throws -> QEMUGuest {
-        do {
-            try guest.qmp.execute("getfd", ["fdname": .string(QEMUGuest.migrationDescriptorName)], passing: descriptor)
-            try guest.qmp.execute("migrate-incoming", ["uri": .string("fd:" + QEMUGuest.migrationDescriptorName)])
-            try guest.waitForIncoming(deadline: .now + timeout)
-            return guest
-        } catch {
-            guest.kill()
-            throw error
-        }
+        try QEMUGuest.loadIncoming(
+            configuration, from: descriptor, directory: directory, logPath: logPath, events: events,
+            deadline: .now + timeout, started: started)
     }
 }

@@ -23,7 +23,7 @@ final class QEMUInstance: Sendable {
     /// the connections waiting on it fail at once.
     static func launch(
         _ line: QEMUCommandLine, directory: String, logPath: String, monitorPath: String,
-        timeout: Duration = .seconds(30),
+        timeout: Duration = .seconds(30), onGreeting: () -> Void = {},
         onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
         onExit: @escaping @Sendable (QEMUExit) -> Void = { _ in }
     ) throws -> QEMUInstance {
@@ -53,7 +53,7 @@ final class QEMUInstance: Sendable {
             throw error
         }
         do {
-            let qmp = try QMPClient(socket: client, timeout: timeout, onEvent: onEvent)
+            let qmp = try QMPClient(socket: client, timeout: timeout, onGreeting: onGreeting, onEvent: onEvent)
             return QEMUInstance(process: process, qmp: qmp, monitorIdentity: identity)
         } catch {
             // Most often QEMU refused its command line and exited: its stderr says why.

@@ -136,13 +136,15 @@ public final class QEMUProcess: Sendable {
         return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
     }
 
-    /// Lines joined with "; ", without QEMU's "qemu-system-x: " prefix.
+    /// Lines joined with "; ", without QEMU's "qemu-system-x: " prefix and without its
+    /// informational lines ("…: info: QEMU waiting for connection on: …"), which say nothing of
+    /// why it ended.
     static func summary(of text: String, executable: String) -> String {
         let prefix = (executable as NSString).lastPathComponent + ": "
         return text.split(whereSeparator: \.isNewline)
             .map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : String($0) }
             .map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
+            .filter { !$0.isEmpty && !$0.hasPrefix("info: ") && !$0.contains(": info: ") }
             .joined(separator: "; ")
     }
 }

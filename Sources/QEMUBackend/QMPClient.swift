@@ -44,10 +44,13 @@ public final class QMPClient: Sendable {
     private let connection: QMPConnection
 
     /// Takes ownership of `socket` (connected to QEMU's monitor), reads the greeting and leaves
-    /// capability negotiation mode (`qmp_capabilities`). `onEvent` is called in order on a serial
-    /// queue of its own, so it may issue commands; `onDisconnect` once, after the last event.
+    /// capability negotiation mode (`qmp_capabilities`). `onGreeting` runs as soon as the greeting
+    /// came (QEMU's main loop runs: the negotiation's round trip can take a starting QEMU ~7 ms).
+    /// `onEvent` is called in order on a serial queue of its own, so it may issue commands;
+    /// `onDisconnect` once, after the last event.
     public init(
         socket: Int32, timeout: Duration = .seconds(10),
+        onGreeting: () -> Void = {},
         onEvent: @escaping @Sendable (QMPEvent) -> Void = { _ in },
         onDisconnect: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
@@ -60,6 +63,7 @@ public final class QMPClient: Sendable {
             }
             self.version = version
             capabilities = greeting["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            onGreeting()
             _ = try connection.execute("qmp_capabilities", nil, timeout: timeout, passing: nil)
         } catch {
             connection.close()

@@ -4,7 +4,8 @@
 // hand-over the relay does what the test asks: swallow the source's GO and hang up (so neither
 // side hears from the other), hold the destination's OK back for good (a destination that went
 // silent with the guest parked), hold it a while saying WAIT meanwhile (a destination still
-// loading), or stop for a hook at OK or GO before passing it on.
+// loading), or stop for a hook at OK or GO before passing it on. Before the stream it can hold
+// the destination's READY back a while (WAIT meanwhile) or answer ERR in its place.
 import Foundation
 import HTTPTestSupport
 import Migration
@@ -22,6 +23,11 @@ final class HandOverRelay: Sendable {
         case atOK(@Sendable () -> Void)
         /// `hook` runs when the source's GO arrives, before it is passed on.
         case atGO(@Sendable () -> Void)
+        /// The destination's READY reaches the source `seconds` late, with a WAIT every quarter second meanwhile.
+        case delayReady(seconds: Double)
+        /// The source hears `ERR reason` instead of READY (a destination whose machine failed to
+        /// start), and both connections close.
+        case refuseAtReady(String)
     }
 
     private let http: TCPListener
@@ -110,9 +116,24 @@ final class HandOverRelay: Sendable {
         destination.shutdown()
     }
 
-    /// Destination → source: its verdict lines, noting OK before passing it on.
+    /// Destination → source: its lines (READY, WAIT, the verdict), noting OK before passing it on.
     private func relayVerdicts(from destination: TCPSocket, to source: TCPSocket) {
         while let line = try? destination.readLine() {
+            if line == "READY" {
+                switch behaviour {
+                case .delayReady(let seconds):
+                    for _ in 0..<Int(seconds * 4) {
+                        Thread.sleep(forTimeInterval: 0.25)
+                        guard (try? source.write(line: "WAIT")) != nil else { return }
+                    }
+                case .refuseAtReady(let reason):
+                    try? source.write(line: "ERR \(reason)")
+                    source.shutdown()
+                    destination.shutdown()
+                    return
+                default: break
+                }
+            }
             if line == "OK" {
                 sawOK.store(true, ordering: .releasing)
                 switch behaviour {

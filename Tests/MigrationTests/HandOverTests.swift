@@ -144,6 +144,38 @@ extension MigrationTests {
         #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated")
     }
 
+    /// The source streams only after the destination's READY, waiting through its WAITs (a QEMU
+    /// that takes its time to start), and the migration completes.
+    @Test func theSourceWaitsForTheDestinationsReady() throws {
+        let b = try ServeProcess(name: "dest")
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .delayReady(seconds: 1.5))
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        let task = try a.waitForTask(taskID, timeout: 60)
+        #expect(task["status"] as? String == "succeeded", "\(task)")
+        let arrived = try #require(try guests(on: b).first?["id"] as? String)
+        try expectStillChecking(arrived, on: b)
+    }
+
+    /// A destination whose machine fails before it reads says ERR instead of READY: the source's
+    /// task fails with those words (not a broken stream) and the guest runs on there.
+    @Test func anErrInsteadOfReadyEndsTheMigrationWithTheDestinationsReason() throws {
+        let b = try ServeProcess(name: "dest")
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .refuseAtReady("QEMU would not start: no KVM"))
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        let task = try a.waitForTask(taskID, timeout: 60)
+        #expect(task["status"] as? String == "failed", "\(task)")
+        #expect(task["error"] as? String == "destination: QEMU would not start: no KVM", "\(task)")
+        #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
+        try expectStillChecking(id, on: a)
+        #expect(try a.send("POST", "/guests/\(id)/stop").status == 200)
+    }
+
     /// A destination stopped dead (SIGSTOP) mid-stream blocks the source's writes: a cancel still
     /// ends the migration within a second, and the guest runs on.
     @Test func cancelActsAtOnceOnAHungDestination() throws {

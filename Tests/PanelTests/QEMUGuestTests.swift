@@ -124,6 +124,32 @@ struct QEMUGuestTests {
         #expect(FileManager.default.fileExists(atPath: log), "QEMU's stderr goes to the guest's log")
     }
 
+    /// A restore pauses the running guest while the snapshot loads; one that fails (a damaged
+    /// file) leaves it running as before, its own check still passing.
+    @Test func aFailedRestoreLeavesTheRunningGuestRunning() throws {
+        let panel = try QEMUPanel.panel()
+        let id = try QEMUPanel.started(panel, name: "pattern", image: "memory-pattern")
+        let console = try helpers.waitForConsole(panel, id, "pass 32 ok")
+        let saved = try helpers.waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "one"]))
+        #expect(saved["status"] as? String == "succeeded", "\(saved)")
+        let path = panel.dataDir + "/guests/\(id)/snapshots/one.qevm"
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        let size = try file.seekToEnd()
+        try file.seek(toOffset: size / 2)
+        let byte = try #require(try file.read(upToCount: 1)).first!
+        try file.seek(toOffset: size / 2)
+        try file.write(contentsOf: [byte ^ 0x5a])
+        try file.close()
+        let restore = try helpers.waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/one/restore"))
+        #expect(restore["status"] as? String == "failed", "\(restore)")
+        #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
+        // Output after the failed restore: the guest was resumed.
+        let after = try helpers.waitForConsole(panel, id, " ok", since: console.next)
+        let more = try helpers.waitForConsole(panel, id, " ok", since: after.next)
+        #expect(!more.text.contains("holds"), "\(more.text.suffix(300))")
+        #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
+    }
+
     @Test func snapshotsAndRestoreKeepTheGuestsOwnCheckPassing() throws {
         let panel = try QEMUPanel.panel()
         let id = try QEMUPanel.started(panel, name: "pattern", image: "memory-pattern")
@@ -155,7 +181,7 @@ struct QEMUGuestTests {
     }
 
     /// A clean stop saves QEMU guests like built-in ones (managed save) and the next start brings
-    /// them back through `-incoming defer`; a QEMU a killed panel left is ended at the next start.
+    /// them back from the saved file; a QEMU a killed panel left is ended at the next start.
     @Test func aRestartSavesAndResumesQEMUGuests() throws {
         let dataDir = NSTemporaryDirectory() + "emupanel-qemu-restart-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dataDir) }

@@ -206,6 +206,35 @@ extension GuestTests {
         #expect(try panel.send("POST", "/api/v1/guests/\(id)/stop").status == 200)
     }
 
+    /// READY is said before the stream only to a source whose offer asks for it (its ticket says
+    /// so); an older source's offer gets neither, since it would take the line for the verdict.
+    @Test func readyIsSaidOnlyToSourcesThatAskForIt() throws {
+        let panel = try panel()
+        let type = try VirtMachineTypes.registry.resolve("virt")
+        for asks in [true, false] {
+            var offer: [String: Any] = [
+                "guest": ["name": "arriving-\(asks)", "image": "uart-echo", "memoryMiB": 64, "icount": false],
+                "machineType": type.name, "release": Release.current, "vmstate": type.vmstateDump(),
+            ]
+            if asks { offer["streamWhenReady"] = true }
+            let reply = try panel.send("POST", "/api/v1/migrations/incoming", json: offer)
+            #expect(reply.status == 201, "\(reply.text)")
+            let ticketReply = try reply.json()
+            #expect(ticketReply["streamWhenReady"] as? Bool == (asks ? true : nil), "\(reply.text)")
+            let port = try #require(ticketReply["port"] as? Int)
+            let ticket = try #require(ticketReply["ticket"] as? String)
+            let source = try TCPSocket.connect(host: "127.0.0.1", port: UInt16(port), timeout: 5)
+            try source.write(line: "EMUPANEL-MIGRATE 1 \(ticket)")
+            if asks {
+                source.setTimeouts(10)
+                #expect(try source.readLine() == "READY")
+            } else {
+                #expect(!source.waitForInput(until: Date().addingTimeInterval(1)), "nothing before the stream")
+            }
+            source.shutdown()
+        }
+    }
+
     /// A connection to an incoming migration's port without its ticket is refused, and the port
     /// keeps listening: the real source still gets in.
     @Test func strayConnectionDoesNotLockTheIncomingPortAgainstTheSource() throws {

@@ -143,3 +143,16 @@ struct GuestLifecycleTests {
         #expect(throws: QMPError.self) { try guest.qmp.execute("query-status") }
     }
 }
+
+/// Why QEMU ended, as one line: its own error lines, without its name and its "info:" lines.
+@Test func qemusReasonKeepsItsErrorsOnly() {
+    let stderr = """
+        qemu-system-riscv64: -chardev socket,id=c,fd=3,server=on,wait=on: info: QEMU waiting for connection on: disconnected:unix:/x
+        qemu-system-riscv64: Size mismatch: riscv_virt_board.ram: 0x4000000 != 0x8000000: Invalid argument
+
+        qemu-system-riscv64: load of migration failed: Invalid argument
+        """
+    #expect(
+        QEMUProcess.summary(of: stderr, executable: "/usr/bin/qemu-system-riscv64")
+            == "Size mismatch: riscv_virt_board.ram: 0x4000000 != 0x8000000: Invalid argument; load of migration failed: Invalid argument")
+}

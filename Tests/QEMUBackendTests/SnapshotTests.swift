@@ -1,6 +1,6 @@
 import CXXHash
 // Snapshots of QEMU guests: QEMU's migration stream into a snapshot file (temporary
-// file, SHA-256, fsync, rename), restored into a new QEMU with -incoming defer, with the
+// file, SHA-256, fsync, rename), restored into a new QEMU reading it with -incoming fd:N, with the
 // guest's own memory check passing afterwards; what QEMU refuses, refused up front.
 import Crypto
 import EmulatorCore
