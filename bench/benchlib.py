@@ -90,18 +90,29 @@ class Panel:
             raise SystemExit(f"{method} {path} -> {e.code} {e.read().decode()}")
 
     def seq(self):
-        """The newest event's number: take it before a POST, then wait with `task`."""
-        return self.req("GET", "/events?since=0&wait=0")["next"]
+        """The newest event's number: take it before a POST, then wait with `task`. It also opens
+        the event stream (Server-Sent Events, as the panel's own UI follows a task) that `task`
+        reads, so the final event is seen as the panel sends it, with no request in between."""
+        since = self.req("GET", "/events?since=0&wait=0")["next"]
+        if getattr(self, "stream", None): self.stream.close()
+        r = urllib.request.Request(f"{self.url}/api/v1/events/stream?since={since}",
+                                   headers={"Authorization": "Bearer " + self.token, "Accept": "text/event-stream"})
+        self.stream = urllib.request.urlopen(r, timeout=600)
+        return since
 
     def task(self, started, since):
         """-> (task, perf_counter when its final event arrived)."""
         tid = started["task"]["id"]
         final = ("task.succeeded", "task.failed", "task.cancelled")
         while True:
-            page = self.req("GET", f"/events?since={since}&wait=30")
-            since = page["next"]
-            if any(e["subject"] == tid and e["type"] in final for e in page["items"]):
+            line = self.stream.readline()
+            if not line: raise SystemExit(f"the event stream ended before task {tid} did")
+            if not line.startswith(b"data:"): continue
+            event = json.loads(line[5:])
+            if event.get("subject") == tid and event.get("type") in final:
                 t1 = time.perf_counter()
+                self.stream.close()
+                self.stream = None
                 return self.req("GET", f"/tasks/{tid}"), t1
 
     def console(self, gid):

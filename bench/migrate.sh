@@ -14,7 +14,9 @@
 #             ticket, hand-over)
 #   QEMU      destination -incoming tcp:127.0.0.1:PORT, source migrate (QMP), downtime-limit
 #             300, bandwidth cap lifted (emupanel's default on loopback is unlimited); hot16 also
-#             at QEMU's default 128 MiB/s; auto-converge on for hot512 (cancelled after 30 s)
+#             at QEMU's default 128 MiB/s; auto-converge on for hot512 (cancelled after 30 s); wall
+#             from `migrate` until the source's `completed` and the destination's RESUME are both in
+#             (the guest runs there, which is when a panel's task ends too)
 #   qemu-via-panel  the hot16 guest on QEMU through two panels (backend "qemu": each panel's QEMU
 #             reads or writes the ticketed connection) against QEMU -> QEMU over QMP directly with
 #             the bandwidth cap lifted; goal < 1.10x (issue 12; the "emupanel" row is the panels
@@ -36,6 +38,16 @@ GUEST = {"hot16": WORKLOADS["hot16"], "idle512": WORKLOADS["idle512"], "paused":
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
 
+def resumed(dq, timeout=10):
+    """perf_counter once the destination QEMU's RESUME event is in (at once if it came already)."""
+    dq.s.settimeout(timeout)
+    try:
+        while True:
+            msg = dq.events.pop(0) if dq.events else json.loads(dq.f.readline())
+            if msg.get("event") == "RESUME": return time.perf_counter()
+    finally:
+        dq.s.settimeout(None)
+
 def qemu_migrate(name, tag, bandwidth):  # -> dict of query-migrate figures and wall time
     w = GUEST[name]
     port = free_port()
@@ -44,7 +56,7 @@ def qemu_migrate(name, tag, bandwidth):  # -> dict of query-migrate figures and 
     # guest (as the panels start theirs), so both pay the same for a busy machine.
     launched = time.perf_counter()
     dst, dsock = qemu(QEMU, OUT, w.elf, f"{tag}-dst", "-incoming", f"tcp:127.0.0.1:{port}")
-    QMP(dsock)
+    dq = QMP(dsock)
     dst_start = time.perf_counter() - launched
     if name == "paused": q.cmd("stop")
     params = {"downtime-limit": 300}
@@ -54,6 +66,8 @@ def qemu_migrate(name, tag, bandwidth):  # -> dict of query-migrate figures and 
         q.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
     t0, c0 = time.perf_counter(), cpu_seconds(src.pid) + cpu_seconds(dst.pid)
     m, t1 = q.migrate(f"tcp:127.0.0.1:{port}", timeout=30 if name == "hot512" else None)
+    if m["status"] == "completed" and name != "paused":
+        t1 = resumed(dq)  # done when the guest runs at the destination, as the panels' task is
     cpu = cpu_seconds(src.pid) + cpu_seconds(dst.pid) - c0
     time.sleep(0.5)
     for p in (src, dst): p.kill(); p.wait()
