@@ -225,7 +225,7 @@ public final class OutgoingMigrations: Sendable {
         let destinationID = try sendGO(migration, on: socket)
         handle.log("the destination started the guest as \(destinationID)")
         // 4. Only the destination's STARTED lets go of the copy here.
-        try handOver(migration, destinationGuestId: destinationID)
+        try handOver(migration, destinationGuestId: destinationID, handle: handle)
         stats.status = "completed"
         report(stats)
         var detail = stats.queryMigrate(under: transfer)
@@ -504,11 +504,12 @@ public final class OutgoingMigrations: Sendable {
     }
 
     /// The destination runs the guest: the copy here stops for good. Unregistered, the parked
-    /// copy is nobody's, so it ends off the task's path (a QEMU's quit and exit took 6–11 ms of
-    /// every migration's wall clock), whatever the record's write does.
-    private func handOver(_ migration: OutgoingMigration, destinationGuestId: String) throws {
-        let runtime = migration.runtime
-        defer { registry.endDetached(runtime, threadName: "emupanel-migrated-out") }
+    /// copy is nobody's, so it ends off the task's path once the task is recorded (a QEMU's quit
+    /// and exit took 6–11 ms of every migration's wall clock, and then still shared the CPUs with
+    /// the task's last records), whatever the record's write does.
+    private func handOver(_ migration: OutgoingMigration, destinationGuestId: String, handle: TaskHandle) throws {
+        let (runtime, registry) = (migration.runtime, registry)
+        defer { handle.afterFinish { registry.endDetached(runtime, threadName: "emupanel-migrated-out") } }
         try registry.withLifecycle(migration.id) { _ in
             _ = registry.unregister(migration.id, ifStill: runtime)
             try handOvers.finish(guestId: migration.id, state: .migrated, peerGuestId: destinationGuestId)

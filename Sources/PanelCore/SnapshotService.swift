@@ -174,10 +174,12 @@ public final class SnapshotService: Sendable {
             let current = try store.get(id)
             let old = registry.register(fresh, for: id)
             // A stop ends it without an exit report; one it sent already names the old machine and is
-            // ignored. A parked machine without disks ends off the task's path (~5 ms for a QEMU);
-            // one with disks closes them first, before their layers are collected below.
+            // ignored. A parked machine without disks ends off the task's path once the task is
+            // recorded (~5 ms for a QEMU); one with disks closes them first, before their layers
+            // are collected below.
             if let old, pausedHere || guest.state == .paused, record.disks.isEmpty, current.disks.isEmpty {
-                registry.endDetached(old, threadName: "emupanel-replaced")
+                let registry = registry
+                handle.afterFinish { registry.endDetached(old, threadName: "emupanel-replaced") }
             } else {
                 old?.stop()
             }

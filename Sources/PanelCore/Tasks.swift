@@ -80,6 +80,7 @@ public final class TaskHandle: Sendable {
     }
 
     private let cancelHandlers = Mutex<[@Sendable () -> Void]>([])
+    private let finishHandlers = Mutex<[@Sendable () -> Void]>([])
 
     public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
 
@@ -92,6 +93,19 @@ public final class TaskHandle: Sendable {
             return false
         }
         if now { handler() }
+    }
+
+    /// Runs `handler` once the task is recorded finished and its final event is out: clean-up
+    /// that must happen but that nobody waiting on the task should wait for (it would share the
+    /// host's CPUs with the task's last steps).
+    public func afterFinish(_ handler: @escaping @Sendable () -> Void) {
+        finishHandlers.withLock { $0.append(handler) }
+    }
+
+    func runFinishHandlers() {
+        for handler in finishHandlers.withLock({ handlers in
+            defer { handlers.removeAll() }; return handlers
+        }) { handler() }
     }
 
     func cancel() {
@@ -212,6 +226,7 @@ public final class TaskManager: Sendable {
             }
         }
         live.withLock { _ = $0.handles.removeValue(forKey: task.id) }
+        handle.runFinishHandlers()
     }
 
     private func release(_ task: TaskInfo) {

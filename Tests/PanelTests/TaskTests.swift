@@ -32,6 +32,34 @@ struct TaskTests {
         #expect(types.contains("task.succeeded"))
     }
 
+    /// Clean-up a task leaves for after its end runs once the task is recorded finished and its
+    /// final event is out, whether it succeeded or failed.
+    @Test func afterFinishRunsOnceTheTaskIsRecordedFinished() throws {
+        let panel = try PanelFixture()
+        for fails in [false, true] {
+            let seen = Mutex<(status: TaskInfo.Status?, finalEvent: Bool)?>(nil)
+            let app = panel.app
+            let done = DispatchSemaphore(value: 0)
+            let task = try app.tasks.start(kind: "test", guestId: nil) { handle in
+                let id = handle.id
+                handle.afterFinish {
+                    let status = try? app.tasks.get(id).status
+                    let final = app.events.page(since: 0).items.contains {
+                        $0.subject == id && ["task.succeeded", "task.failed"].contains($0.type)
+                    }
+                    seen.withLock { $0 = (status, final) }
+                    done.signal()
+                }
+                if fails { throw PanelError.invalidState("failing on purpose") }
+                return nil
+            }
+            #expect(done.wait(timeout: .now() + 10) == .success)
+            let observed = seen.withLock { $0 }
+            #expect(observed?.status == (fails ? .failed : .succeeded), "\(task.id): \(String(describing: observed))")
+            #expect(observed?.finalEvent == true)
+        }
+    }
+
     @Test func secondTaskOnABusyGuestIs409() throws {
         let panel = try PanelFixture()
         let release = Atomic<Bool>(false)
