@@ -103,9 +103,11 @@ public final class TaskHandle: Sendable {
     }
 
     func runFinishHandlers() {
-        for handler in finishHandlers.withLock({ handlers in
-            defer { handlers.removeAll() }; return handlers
-        }) { handler() }
+        let handlers = finishHandlers.withLock { handlers in
+            defer { handlers.removeAll() }
+            return handlers
+        }
+        for handler in handlers { handler() }
     }
 
     func cancel() {

@@ -73,7 +73,8 @@ public final class QEMUIncomingMigration: Sendable {
     /// Loads a stream from a connection the caller accepted (and checked the ticket on) into a
     /// new QEMU for `configuration`, which reads it from its start (`-incoming fd:N`): no port is
     /// ever open for QEMU, and no monitor round trip stands between its start-up and the stream.
-    /// `started` is called once QEMU's main loop runs (it reads the stream from then on). Returns once the whole stream loaded, the guest paused; a stream QEMU refused throws
+    /// `started` is called once QEMU's main loop runs (it reads the stream from then on). Returns
+    /// once the whole stream loaded, the guest paused; a stream QEMU refused throws
     /// `incomingFailed` with QEMU's reason and exit status, and no QEMU is left.
     public static func receive(
         _ configuration: QEMUGuestConfiguration, from descriptor: Int32, directory: String, logPath: String,
