@@ -17,7 +17,9 @@ import Synchronization
 /// The configured connection limit is enforced here, not by libmicrohttpd: its thread pool splits
 /// its limit evenly between the threads, each accepting on its own, so one thread could refuse a
 /// client while the other had room (seen under ThreadSanitizer's slowness). libmicrohttpd gets the
-/// whole limit for each thread; past the limit the new connection itself is cut.
+/// whole limit for each thread; past the limit the new connection itself is cut. So is the limit
+/// per client address: libmicrohttpd frees a slot only once it has closed a connection cut for
+/// room, which a client's next connection could beat (seen under ThreadSanitizer too).
 // @unchecked Sendable: `state` is only touched under `lock` (see `withState`)
 final class ConnectionTracker: @unchecked Sendable {
     /// One connection from accept to close; libmicrohttpd keeps it in the socket context.
@@ -56,6 +58,7 @@ final class ConnectionTracker: @unchecked Sendable {
     private var state = State()
     private let timeout: UInt64
     private let limit: Int
+    private let perClientLimit: Int
     /// Cutting starts this many below the limits, so the next client always finds a slot while
     /// libmicrohttpd is still closing the connections cut for it.
     private let threshold: Int
@@ -66,6 +69,7 @@ final class ConnectionTracker: @unchecked Sendable {
     init(requestTimeoutSeconds: Double, maxConnections: Int, maxConnectionsPerClient: Int) {
         timeout = UInt64(requestTimeoutSeconds * 1e9)
         limit = maxConnections
+        perClientLimit = maxConnectionsPerClient
         threshold = maxConnections - max(1, maxConnections / 16)
         perClientThreshold = maxConnectionsPerClient - max(1, maxConnectionsPerClient / 16)
     }
@@ -91,8 +95,9 @@ final class ConnectionTracker: @unchecked Sendable {
             if state.perClient[client, default: 0] > perClientThreshold {
                 cutLongestWaiting(&state) { $0 !== connection && $0.client == client }
             }
-            // Every slot holds a request being answered: this one is turned away.
-            if state.counted > limit { cut(connection, &state) }
+            // Every slot (of all, or of its address) holds a request being answered: this one is
+            // turned away.
+            if state.counted > limit || state.perClient[client, default: 0] > perClientLimit { cut(connection, &state) }
         }
         return connection
     }

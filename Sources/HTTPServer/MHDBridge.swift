@@ -40,9 +40,11 @@ struct Daemon: @unchecked Sendable {
             withUnsafeMutablePointer(to: &address6) { v6 in
                 var options: [MHD_OptionItem] = [
                     // Per pool thread, libmicrohttpd's split: the whole limit for each, which
-                    // ConnectionTracker enforces across them.
+                    // ConnectionTracker enforces across them. Its per-address count frees a slot
+                    // only once it has closed a connection the tracker cut, so it gets twice the
+                    // limit (a backstop); the tracker enforces the limit itself.
                     MHD_OptionItem(option: .CONNECTION_LIMIT, value: config.maxConnections * max(1, config.threads), ptr_value: nil),
-                    MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: config.maxConnectionsPerIP, ptr_value: nil),
+                    MHD_OptionItem(option: .PER_IP_CONNECTION_LIMIT, value: config.maxConnectionsPerIP * 2, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: config.connectionTimeoutSeconds, ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_MEMORY_LIMIT, value: config.connectionMemoryBytes, ptr_value: nil),
                     MHD_OptionItem(

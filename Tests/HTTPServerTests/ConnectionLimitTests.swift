@@ -35,6 +35,24 @@ struct ConnectionLimitTests {
         }
     }
 
+    /// The same per client address: libmicrohttpd's own count frees a slot only once it closed a
+    /// connection cut for room, so the tracker enforces the limit itself.
+    @Test func pastTheLimitOfOneAddressItsNewConnectionIsTurnedAwayWhenEveryRequestIsBeingAnswered() {
+        let tracker = ConnectionTracker(requestTimeoutSeconds: 30, maxConnections: 100, maxConnectionsPerClient: 4)
+        var pairs: [(Int32, Int32)] = []
+        defer { for (a, b) in pairs { close(a); close(b) } }
+        for _ in 0..<4 {
+            pairs.append(socketPair())
+            tracker.opened(socket: pairs.last!.0, client: .unknown).requestReceived()
+        }
+        #expect(tracker.cutCount.load(ordering: .relaxed) == 0)
+        pairs.append(socketPair())
+        _ = tracker.opened(socket: pairs.last!.0, client: .unknown)
+        #expect(tracker.cutCount.load(ordering: .relaxed) == 1, "the fifth from that address is cut")
+        var byte: UInt8 = 0
+        #expect(recv(pairs.last!.1, &byte, 1, Int32(MSG_DONTWAIT)) == 0, "its client sees the end of the stream")
+    }
+
     @Test func aConnectionWaitingForItsRequestMakesRoomFirst() {
         let tracker = ConnectionTracker(requestTimeoutSeconds: 30, maxConnections: 4, maxConnectionsPerClient: 100)
         var pairs: [(Int32, Int32)] = []
