@@ -113,16 +113,25 @@ extension MigrationTests {
         try expectStillChecking(arrived, on: restarted)
     }
 
+    /// A 64 MiB memory-pattern guest on a fresh source, migrated to a fresh destination through a
+    /// relay that does `behaviour` at the hand-over: both hosts, the guest, and the finished task.
+    func migrateThroughRelay(
+        _ behaviour: HandOverRelay.Behaviour, downtimeLimitMs: Int
+    ) throws -> (source: ServeProcess, destination: ServeProcess, id: String, task: [String: Any]) {
+        let b = try ServeProcess(name: "dest")
+        let relay = try HandOverRelay(destinationPort: b.port, behaviour: behaviour)
+        let a = try ServeProcess(name: "source")
+        let id = try startMemoryPattern(on: a, memoryMiB: 64)
+        let started = try a.send(
+            "POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": downtimeLimitMs])
+        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
+        return (a, b, id, try withExtendedLifetime(relay) { try a.waitForTask(taskID, timeout: 60) })
+    }
+
     /// A destination that falls silent with the guest parked for the switch-over (its OK never
     /// comes): the source gives up after the downtime limit plus the grace and runs on.
     @Test func silentDestinationHoldsTheGuestOnlyForTheLimitPlusGrace() throws {
-        let b = try ServeProcess(name: "dest")
-        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .holdOK)
-        let a = try ServeProcess(name: "source")
-        let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 500])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
+        let (a, _, id, task) = try migrateThroughRelay(.holdOK, downtimeLimitMs: 500)
         #expect(task["status"] as? String == "failed", "\(task)")
         #expect((task["error"] as? String)?.contains("downtime limit") == true, "\(task)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "running")
@@ -133,13 +142,7 @@ extension MigrationTests {
     /// A destination that is slow to load but says so (WAIT) keeps the migration past the limit
     /// plus the grace: only silence gives it up.
     @Test func slowButAliveDestinationKeepsTheMigration() throws {
-        let b = try ServeProcess(name: "dest")
-        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .delayOK(seconds: 3.5))
-        let a = try ServeProcess(name: "source")
-        let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
+        let (a, _, id, task) = try migrateThroughRelay(.delayOK(seconds: 3.5), downtimeLimitMs: 300)
         #expect(task["status"] as? String == "succeeded", "\(task)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "migrated")
     }
@@ -147,13 +150,7 @@ extension MigrationTests {
     /// The source streams only after the destination's READY, waiting through its WAITs (a QEMU
     /// that takes its time to start), and the migration completes.
     @Test func theSourceWaitsForTheDestinationsReady() throws {
-        let b = try ServeProcess(name: "dest")
-        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .delayReady(seconds: 1.5))
-        let a = try ServeProcess(name: "source")
-        let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
+        let (_, b, _, task) = try migrateThroughRelay(.delayReady(seconds: 1.5), downtimeLimitMs: 300)
         #expect(task["status"] as? String == "succeeded", "\(task)")
         let arrived = try #require(try guests(on: b).first?["id"] as? String)
         try expectStillChecking(arrived, on: b)
@@ -162,13 +159,7 @@ extension MigrationTests {
     /// A destination whose machine fails before it reads says ERR instead of READY: the source's
     /// task fails with those words (not a broken stream) and the guest runs on there.
     @Test func anErrInsteadOfReadyEndsTheMigrationWithTheDestinationsReason() throws {
-        let b = try ServeProcess(name: "dest")
-        let relay = try HandOverRelay(destinationPort: b.port, behaviour: .refuseAtReady("QEMU would not start: no KVM"))
-        let a = try ServeProcess(name: "source")
-        let id = try startMemoryPattern(on: a, memoryMiB: 64)
-        let started = try a.send("POST", "/guests/\(id)/migrate", ["target": ["url": relay.url, "token": b.token], "downtimeLimitMs": 300])
-        let taskID = try #require((try started.json()["task"] as? [String: Any])?["id"] as? String, "\(started.text)")
-        let task = try a.waitForTask(taskID, timeout: 60)
+        let (a, _, id, task) = try migrateThroughRelay(.refuseAtReady("QEMU would not start: no KVM"), downtimeLimitMs: 300)
         #expect(task["status"] as? String == "failed", "\(task)")
         #expect(task["error"] as? String == "destination: QEMU would not start: no KVM", "\(task)")
         #expect(try a.get("/guests/\(id)")["state"] as? String == "running")

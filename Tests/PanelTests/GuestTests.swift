@@ -200,14 +200,7 @@ struct GuestTests {
         let path = panel.dataDir + "/guests/\(id)/snapshots/s.qevm"
         #expect(try xxh128(path) == checksum, "the recorded checksum is the file's XXH3-128, as xxh128sum prints it")
 
-        // One RAM byte flipped in the middle: the stream still parses, only the checksum can tell.
-        let file = try #require(FileHandle(forUpdatingAtPath: path))
-        let size = try file.seekToEnd()
-        try file.seek(toOffset: size / 2)
-        let byte = try #require(try file.read(upToCount: 1)).first!
-        try file.seek(toOffset: size / 2)
-        try file.write(contentsOf: [byte ^ 0x5a])
-        try file.close()
+        try flipMiddleByte(of: path)
 
         let restore = try waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/s/restore"))
         #expect(restore["status"] as? String == "failed")

@@ -83,3 +83,15 @@ final class PanelFixture: Sendable {
         return validator
     }
 }
+
+/// Flips one byte in the middle of a file (a snapshot's RAM): the stream still parses, only the
+/// checksum can tell.
+func flipMiddleByte(of path: String) throws {
+    let file = try #require(FileHandle(forUpdatingAtPath: path))
+    let size = try file.seekToEnd()
+    try file.seek(toOffset: size / 2)
+    let byte = try #require(try file.read(upToCount: 1)).first!
+    try file.seek(toOffset: size / 2)
+    try file.write(contentsOf: [byte ^ 0x5a])
+    try file.close()
+}

@@ -133,13 +133,7 @@ struct QEMUGuestTests {
         let saved = try helpers.waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots", json: ["name": "one"]))
         #expect(saved["status"] as? String == "succeeded", "\(saved)")
         let path = panel.dataDir + "/guests/\(id)/snapshots/one.qevm"
-        let file = try #require(FileHandle(forUpdatingAtPath: path))
-        let size = try file.seekToEnd()
-        try file.seek(toOffset: size / 2)
-        let byte = try #require(try file.read(upToCount: 1)).first!
-        try file.seek(toOffset: size / 2)
-        try file.write(contentsOf: [byte ^ 0x5a])
-        try file.close()
+        try flipMiddleByte(of: path)
         let restore = try helpers.waitForTask(panel, try panel.send("POST", "/api/v1/guests/\(id)/snapshots/one/restore"))
         #expect(restore["status"] as? String == "failed", "\(restore)")
         #expect(try panel.get("/api/v1/guests/\(id)").json()["state"] as? String == "running")
