@@ -160,6 +160,14 @@ public final class OutgoingMigrations: Sendable {
         let watchdog = SwitchOverWatchdog(socket: socket, transfer: transfer, grace: Self.switchOverGrace, cap: Self.switchOverCap)
         let disks = DiskTransferCount()
         let hasDisks = !migration.guest.disks.isEmpty
+        let record: @Sendable (TransferStats) -> Void = { stats in
+            var detail = stats.queryMigrate(under: transfer)
+            if hasDisks, case .object(var object) = detail {
+                object["disk"] = disks.json
+                detail = .object(object)
+            }
+            handle.progress(stats.progress, detail: detail)
+        }
         let report: @Sendable (TransferStats) -> Void = { stats in
             // The guest parks for the switch-over (QEMU's source holds it from `completed` on):
             // from here a silent destination may hold it only for the downtime limit plus the grace;
@@ -168,12 +176,9 @@ public final class OutgoingMigrations: Sendable {
                 watchdog.arm()
                 watchdog.touch()
             }
-            var detail = stats.queryMigrate(under: transfer)
-            if hasDisks, case .object(var object) = detail {
-                object["disk"] = disks.json
-                detail = .object(object)
-            }
-            handle.progress(stats.progress, detail: detail)
+            // The final figures are recorded once GO is out (or the migration failed): until
+            // then each write would lengthen the guest's switch-over.
+            if stats.status != "completed" { record(stats) }
         }
         try markMigrating(migration)
         var sentGO = false
@@ -197,6 +202,8 @@ public final class OutgoingMigrations: Sendable {
             throw error
         }
         settle(switchOverFreeze, of: migration)
+        var finalFiguresRecorded = false
+        defer { if !finalFiguresRecorded { record(stats) } }
         // A guest that powered off meanwhile sent its last moment: that is not handed over (no GO).
         guard isStillStreamed(migration) else {
             socket.shutdown()
@@ -221,13 +228,16 @@ public final class OutgoingMigrations: Sendable {
         // until the destination has said whether it runs it.
         try handOvers.begin(guestId: migration.id, peer: migration.peer, migrationId: migration.migrationId)
         sentGO = true
-        handle.log("the destination loaded the whole stream; sending GO")
-        let destinationID = try sendGO(migration, on: socket)
+        let destinationID = try sendGO(migration, on: socket) {
+            // Off the guest's way: the destination records it and resumes it meanwhile.
+            record(stats)
+            finalFiguresRecorded = true
+            handle.log("the destination loaded the whole stream; GO sent")
+        }
         handle.log("the destination started the guest as \(destinationID)")
         // 4. Only the destination's STARTED lets go of the copy here.
         try handOver(migration, destinationGuestId: destinationID, handle: handle)
         stats.status = "completed"
-        report(stats)
         var detail = stats.queryMigrate(under: transfer)
         if case .object(var object) = detail {
             object["destination"] = .string(migration.peer.baseURL.absoluteString)
@@ -399,13 +409,15 @@ public final class OutgoingMigrations: Sendable {
         }
     }
 
-    /// GO, and the id the destination started the guest under. Without its STARTED the guest may
-    /// or may not run there: the destination is asked directly; only if that settles nothing does
-    /// the guest stay parked here as `handoverUnknown`, for the background resolver or a person.
-    private func sendGO(_ migration: OutgoingMigration, on socket: TCPSocket) throws -> String {
+    /// GO, and the id the destination started the guest under; `whileStarting` runs once GO is
+    /// out, while the destination starts the guest. Without its STARTED the guest may or may not
+    /// run there: the destination is asked directly; only if that settles nothing does the guest
+    /// stay parked here as `handoverUnknown`, for the background resolver or a person.
+    private func sendGO(_ migration: OutgoingMigration, on socket: TCPSocket, whileStarting: () -> Void) throws -> String {
         let silence: any Error
         do {
             try socket.write(line: "GO")
+            whileStarting()
             return try Self.awaitStarted(on: socket)
         } catch {
             silence = error

@@ -62,7 +62,8 @@ struct PeerClient: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONEncoder().encode(body)
         }
-        guard let reply = PeerSession.shared.send(request, timeout: timeout + 1) else {
+        let answer = baseURL.scheme == "http" ? PeerHTTP.send(request, timeout: timeout) : PeerSession.shared.send(request, timeout: timeout + 1)
+        guard let reply = answer else {
             throw PanelError(.peer, code: "peer_unreachable", message: "\(baseURL.absoluteString) did not answer within \(Int(timeout)) s")
         }
         if let error = reply.error {
@@ -94,7 +95,7 @@ struct PeerError: Error, CustomStringConvertible {
     var description: String { "destination: \(message)" }
 }
 
-/// The one URLSession for calls to peers. Its delegate refuses every redirect (issue 11 item 14):
+/// The one URLSession, for calls to `https://` peers (PeerHTTP answers `http://` ones). Its delegate refuses every redirect (issue 11 item 14):
 /// a peer's bearer token must never reach another host, and Foundation would resend the
 /// `Authorization` header to wherever a 3xx points. Tasks are delegate-driven because
 /// swift-corelibs-foundation follows redirects of completion-handler tasks without asking.

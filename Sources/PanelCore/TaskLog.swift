@@ -22,14 +22,17 @@ struct TaskLogStore: Sendable {
 
     /// Appends a line; nil when the task's log is full (the line is dropped).
     func append(taskId: String, message: String) throws -> TaskLogLine? {
-        try database.write { db in
-            let count = try TaskLogLine.filter(Column("taskId") == taskId).fetchCount(db)
-            guard count < Self.maximumLines else { return nil }
-            let text = count == Self.maximumLines - 1 ? "… later lines dropped (a task keeps \(Self.maximumLines))" : message
-            let line = TaskLogLine(taskId: taskId, seq: count + 1, time: Date(), message: text)
-            try line.insert(db)
-            return line
-        }
+        try database.write { db in try Self.append(taskId: taskId, message: message, in: db) }
+    }
+
+    /// Appends a line within the caller's transaction (a task's change and the line that says it).
+    static func append(taskId: String, message: String, in db: Database) throws -> TaskLogLine? {
+        let count = try TaskLogLine.filter(Column("taskId") == taskId).fetchCount(db)
+        guard count < maximumLines else { return nil }
+        let text = count == maximumLines - 1 ? "… later lines dropped (a task keeps \(maximumLines))" : message
+        let line = TaskLogLine(taskId: taskId, seq: count + 1, time: Date(), message: text)
+        try line.insert(db)
+        return line
     }
 
     func lines(taskId: String, after seq: Int) throws -> [TaskLogLine] {
@@ -45,15 +48,20 @@ extension TaskManager {
     func log(_ id: String, _ message: String, guestId: String?) {
         do {
             guard let line = try logStore.append(taskId: id, message: message) else { return }
-            var data: [String: JSON] = [
-                "taskId": .string(id), "seq": .number(Double(line.seq)),
-                "time": .string(line.time.formatted(.iso8601)), "message": .string(line.message),
-            ]
-            if let guestId { data["guestId"] = .string(guestId) }
-            events.publish("task.log", subject: id, data: .object(data))
+            announce(line, guestId: guestId)
         } catch {
             logger.error("could not record a task's log line", metadata: ["task": "\(id)", "line": "\(message)", "error": "\(error)"])
         }
+    }
+
+    /// `task.log`: a stored line, for viewers following the task live.
+    func announce(_ line: TaskLogLine, guestId: String?) {
+        var data: [String: JSON] = [
+            "taskId": .string(line.taskId), "seq": .number(Double(line.seq)),
+            "time": .string(line.time.formatted(.iso8601)), "message": .string(line.message),
+        ]
+        if let guestId { data["guestId"] = .string(guestId) }
+        events.publish("task.log", subject: line.taskId, data: .object(data))
     }
 
     /// A task's log lines after `seq` (all with 0).

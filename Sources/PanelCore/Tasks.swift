@@ -120,16 +120,16 @@ public final class TaskHandle: Sendable {
     }
 
     public func progress(_ fraction: Double, detail: JSON? = nil) {
-        manager.update(id) { task in
+        // A transfer's move to a new status is worth a line in the log, written with the figures.
+        let line = detail.flatMap(TransferLogLines.line(for:)).flatMap { status, line in
+            loggedStatus.withLock { logged in
+                defer { logged = status }
+                return logged != status ? line : nil
+            }
+        }
+        manager.update(id, logging: line, guestId: guestId) { task in
             task.progress = min(1, max(task.progress, fraction))
             if let detail { task.detail = detail }
-        }
-        if let detail, let (status, line) = TransferLogLines.line(for: detail),
-            loggedStatus.withLock({ logged in
-                defer { logged = status }; return logged != status
-            })
-        {
-            log(line)
         }
     }
 }
@@ -203,20 +203,22 @@ public final class TaskManager: Sendable {
     }
 
     private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSON?) {
-        update(task.id) { $0.status = .running }
-        log(task.id, "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? ""), guestId: task.guestId)
+        update(task.id, logging: "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? ""), guestId: task.guestId) {
+            $0.status = .running
+        }
         let outcome = Result { try work(handle) }
-        // The log's last line is written before the task is finished, so a reader who sees it finished sees that line.
+        let last: String
         switch outcome {
-        case .success: log(task.id, "\(task.kind) succeeded", guestId: task.guestId)
+        case .success: last = "\(task.kind) succeeded"
         case .failure(let error):
             let (verb, reason) = (handle.isCancelled ? "cancelled" : "failed", String(describing: error))
-            log(task.id, reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)", guestId: task.guestId)
+            last = reason == verb ? "\(task.kind) \(verb)" : "\(task.kind) \(verb): \(reason)"
         }
         // The guest is free before the task is recorded finished and its final event goes out: a
         // client acting on either (a resume right after a restore) must not be told it is busy.
         release(task)
-        update(task.id) { task in
+        // The log's last line goes in with the finish, so a reader who sees the task finished sees that line.
+        update(task.id, logging: last, guestId: task.guestId) { task in
             switch outcome {
             case .success(let detail):
                 task.status = .succeeded
@@ -238,21 +240,36 @@ public final class TaskManager: Sendable {
         }
     }
 
-    /// Applies a change in one transaction, persists it and announces it. A task's progress must
-    /// not fail the work it describes, so a database error is logged (with what was lost), not thrown.
-    func update(_ id: String, _ change: @escaping @Sendable (inout TaskInfo) -> Void) {
-        let outcome = Result {
-            try database.write { db -> (before: TaskInfo, after: TaskInfo)? in
-                guard var task = try TaskInfo.fetchOne(db, key: id) else { return nil }
-                let before = task
-                change(&task)
-                guard task != before else { return nil }
-                task.updatedAt = Date()
-                try task.update(db)
-                return (before, task)
+    /// Applies a change in one transaction, persists it and announces it; with `logging`, the log
+    /// line that says it goes in the same transaction, before it (one write on the task's path,
+    /// not two). A task's progress must not fail the work it describes, so a database error is
+    /// logged (with what was lost), not thrown.
+    func update(
+        _ id: String, logging message: String? = nil, guestId: String? = nil,
+        _ change: @escaping @Sendable (inout TaskInfo) -> Void
+    ) {
+        func write(_ message: String?) -> Result<(line: TaskLogLine?, change: (before: TaskInfo, after: TaskInfo)?), any Error> {
+            Result {
+                try database.write { db in
+                    let line = try message.flatMap { try TaskLogStore.append(taskId: id, message: $0, in: db) }
+                    guard var task = try TaskInfo.fetchOne(db, key: id) else { return (line, nil) }
+                    let before = task
+                    change(&task)
+                    guard task != before else { return (line, nil) }
+                    task.updatedAt = Date()
+                    try task.update(db)
+                    return (line, (before, task))
+                }
             }
         }
-        switch outcome {
+        var outcome = write(message)
+        if case .failure(let error) = outcome, let message {
+            // The line is what may be lost, never the change (a task left "running" forever).
+            logger.error("could not record a task's log line", metadata: ["task": "\(id)", "line": "\(message)", "error": "\(error)"])
+            outcome = write(nil)
+        }
+        if case .success((let line?, _)) = outcome { announce(line, guestId: guestId) }
+        switch outcome.map(\.change) {
         case .success(let change?):
             let type = change.after.status != change.before.status ? "task.\(change.after.status.rawValue)" : "task.progress"
             events.publish(type, subject: id, data: Self.eventData(change.after))
