@@ -56,6 +56,8 @@ final class BuiltinRuntime: GuestRuntime {
     func pause() { machine.pause() }
     func resume() { machine.resume() }
     func stop() { machine.stop() }
+    /// The machine has no process of its own: its memory is freed by the panel's thread that stops it.
+    func lowerPriority() {}
     func reset() throws { try machine.reset() }
     /// False when the guest has not read enough of the input before it (SerialConsole.inputCapacity).
     func type(_ bytes: [UInt8]) -> Bool { serial.send(bytes) }

@@ -142,10 +142,15 @@ public final class GuestRegistry: Sendable {
 
     /// Ends a parked machine nobody holds any more on a thread of its own: a QEMU's `quit` and exit
     /// take milliseconds no task needs to wait for (a migrated-out or a replaced guest's machine).
+    /// The machine's processes run at the least CPU priority meanwhile: on a busy host their exit
+    /// (freeing the guest's memory) took CPU from the task's last event on its way to the client
+    /// and from the guests that run on. (Not this thread: threads it made, libdispatch's among
+    /// them, would inherit its nice value and run the panel's work at it.)
     func endDetached(_ runtime: any GuestRuntime, threadName: String) {
         let ending = ending
         ending.enter()
         let thread = Thread {
+            runtime.lowerPriority()
             runtime.stop()
             ending.leave()
         }

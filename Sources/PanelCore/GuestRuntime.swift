@@ -19,6 +19,9 @@ protocol GuestRuntime: AnyObject, Sendable {
     func resume() throws
     /// Ends the machine for good. No exit report follows a stop.
     func stop()
+    /// Gives the machine's own processes the least CPU priority (nice 19) before a stop nothing
+    /// waits on: their exit, freeing the guest's memory, then yields to the work people wait for.
+    func lowerPriority()
     /// As the reset button would.
     func reset() throws
     /// Console input; false when the guest has not read enough of what came before.

@@ -111,7 +111,9 @@ public final class OutgoingMigrations: Sendable {
                 guest: guest, runtime: runtime, peer: try PeerClient.resolve(target, peers: peers),
                 transfer: TransferControl(downtimeLimitMs: downtimeLimitMs, maxBandwidth: maxBandwidth),
                 migrationId: Secrets.randomHex(bytes: 16))
-            return try tasks.start(kind: "migrate", guestId: id, adjust: Self.adjuster(for: migration.transfer)) { [self] handle in
+            let summary = "offering \(guest.name) (\(guest.machineType)) to \(migration.peer.baseURL.absoluteString)"
+            return try tasks.start(kind: "migrate", guestId: id, summary: summary, adjust: Self.adjuster(for: migration.transfer)) {
+                [self] handle in
                 try send(migration, handle: handle)
             }
         }
@@ -149,7 +151,6 @@ public final class OutgoingMigrations: Sendable {
 
     private func send(_ migration: OutgoingMigration, handle: TaskHandle) throws -> JSON {
         let transfer = migration.transfer
-        handle.log("offering guest \(migration.guest.name) (\(migration.guest.machineType)) to \(migration.peer.baseURL.absoluteString)")
         let (socket, destinationSaysReady) = try connect(migration)
         handle.log("the destination checked the offer and took the ticket; streaming state")
         // A cancel acts at once, even on a write or read blocked on a silent destination.

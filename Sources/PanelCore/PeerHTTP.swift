@@ -117,17 +117,18 @@ enum PeerHTTP {
 
         /// The next line without its CRLF (or LF).
         private mutating func line(limit: Int) throws -> String {
-            var scanned = start
+            // Counted from `start`: a fill may move what is unread to the buffer's front.
+            var scanned = 0
             while true {
-                if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+                if let newline = buffer[(start + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                     var end = newline
                     if end > start, buffer[end - 1] == UInt8(ascii: "\r") { end -= 1 }
                     let text = String(decoding: buffer[start..<end], as: UTF8.self)
                     start = newline + 1
                     return text
                 }
-                guard buffer.count - start <= limit else { throw Malformed(description: "a line over \(limit) bytes") }
-                scanned = buffer.count
+                scanned = buffer.count - start
+                guard scanned <= limit else { throw Malformed(description: "a line over \(limit) bytes") }
                 guard try fill() else { throw Malformed(description: "the peer closed the connection mid-answer") }
             }
         }

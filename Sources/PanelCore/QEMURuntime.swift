@@ -115,6 +115,8 @@ final class QEMURuntime: GuestRuntime {
 
     func reset() throws { try Self.qemuErrors { try running().reset() } }
 
+    func lowerPriority() { guest?.process.lowerPriority() }
+
     func type(_ bytes: [UInt8]) -> Bool {
         guard let guest else { return false }
         return (try? guest.sendConsole(bytes)) != nil

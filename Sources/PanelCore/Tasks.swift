@@ -166,9 +166,10 @@ public final class TaskManager: Sendable {
 
     static let interruptedError = "interrupted: the panel stopped while this task ran"
 
-    /// Starts `work` as a task; a guest already busy with another task answers 409.
+    /// Starts `work` as a task; a guest already busy with another task answers 409. `summary`
+    /// ends the log's first line (what the task is about to do).
     public func start(
-        kind: String, guestId: String?, adjust: (@Sendable (JSON) throws -> Void)? = nil,
+        kind: String, guestId: String?, summary: String? = nil, adjust: (@Sendable (JSON) throws -> Void)? = nil,
         work: @escaping @Sendable (TaskHandle) throws -> JSON?
     ) throws -> TaskInfo {
         let id = "t-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
@@ -194,7 +195,7 @@ public final class TaskManager: Sendable {
         events.publish("task.created", subject: id, data: Self.eventData(task))
         running.enter()
         let thread = Thread { [self] in
-            run(task, handle: handle, work: work)
+            run(task, handle: handle, summary: summary, work: work)
             running.leave()
         }
         thread.name = "emupanel-task-\(kind)"
@@ -202,10 +203,9 @@ public final class TaskManager: Sendable {
         return task
     }
 
-    private func run(_ task: TaskInfo, handle: TaskHandle, work: @Sendable (TaskHandle) throws -> JSON?) {
-        update(task.id, logging: "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? ""), guestId: task.guestId) {
-            $0.status = .running
-        }
+    private func run(_ task: TaskInfo, handle: TaskHandle, summary: String?, work: @Sendable (TaskHandle) throws -> JSON?) {
+        let first = "\(task.kind) started" + (task.guestId.map { " for guest \($0)" } ?? "") + (summary.map { ": " + $0 } ?? "")
+        update(task.id, logging: first, guestId: task.guestId) { $0.status = .running }
         let outcome = Result { try work(handle) }
         let last: String
         switch outcome {

@@ -92,6 +92,16 @@ public final class QEMUProcess: Sendable {
         return exit
     }
 
+    /// Sets every thread of the process to the least CPU priority (nice 19), unless it has already
+    /// been reaped. For a QEMU that is ending and that nothing waits on.
+    public func lowerPriority() {
+        ended.withLock { exit in
+            guard exit == nil, let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return }
+            // On Linux a nice value belongs to each thread; PRIO_PROCESS with a thread id sets that one.
+            for thread in threads.compactMap({ id_t($0) }) { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, 19) }
+        }
+    }
+
     /// Sends `signal` unless the process has already been reaped (its pid may be reused then).
     public func kill(_ signal: Int32 = SIGKILL) {
         ended.withLock { exit in

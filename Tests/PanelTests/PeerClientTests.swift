@@ -66,6 +66,22 @@ struct PeerHTTPTests {
         #expect(reply.status == 200 && String(decoding: reply.data, as: UTF8.self) == "hello world")
     }
 
+    /// A peer that writes its answer a line at a time (the reads end where its lines do), as a
+    /// proxy may: every framing, from the status line to the last chunk.
+    @Test func anAnswerThatComesALineAtATimeIsReadWhole() throws {
+        let pieces = [
+            "HTTP/1.1 100 Continue\r\n", "\r\n", "HTTP/1.1 201 Created\r\n", "Transfer-Encoding: chunked\r\n", "\r\n",
+            "3\r\n", "abc\r\n", "2\r\n", "de\r\n", "0\r\n", "\r\n",
+        ]
+        let peer = try RawPeer(pieces: pieces)
+        let reply = try #require(PeerHTTP.send(request(peer.port), timeout: 5))
+        #expect(reply.status == 201 && String(decoding: reply.data, as: UTF8.self) == "abcde", "\(reply)")
+        // And a byte at a time: no read may assume where the last one ended.
+        let sized = try RawPeer(pieces: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".map { String($0) })
+        let answer = try #require(PeerHTTP.send(request(sized.port), timeout: 5))
+        #expect(answer.status == 200 && answer.data == Data("{}".utf8), "\(answer)")
+    }
+
     @Test func anAnswerWithoutALengthEndsWithItsConnection() throws {
         let peer = try RawPeer("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it")
         let reply = try #require(PeerHTTP.send(request(peer.port), timeout: 5))
@@ -108,7 +124,12 @@ final class RawPeer: Sendable {
     private let done = DispatchSemaphore(value: 0)
     var port: UInt16 { listener.port }
 
-    init(_ answer: String?) throws {
+    convenience init(_ answer: String?) throws {
+        try self.init(pieces: answer.map { [$0] })
+    }
+
+    /// `pieces` are written one by one, a moment apart, so each arrives on its own.
+    init(pieces answer: [String]?) throws {
         listener = try TCPListener(host: "127.0.0.1")
         let thread = Thread { [self] in
             defer { done.signal() }
@@ -124,7 +145,10 @@ final class RawPeer: Sendable {
                 Thread.sleep(forTimeInterval: 2)
                 return
             }
-            try? Array(answer.utf8).withUnsafeBytes { try connection.write($0) }
+            for piece in answer {
+                try? Array(piece.utf8).withUnsafeBytes { try connection.write($0) }
+                if answer.count > 1 { Thread.sleep(forTimeInterval: 0.005) }
+            }
             connection.shutdown()
         }
         thread.start()
