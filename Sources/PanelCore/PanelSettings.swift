@@ -112,6 +112,9 @@ public struct PanelSettings: Sendable, Codable, Equatable {
             guard let url = URL(string: peer.url), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 throw ConfigurationError("peer '\(peer.name)' has an invalid url '\(peer.url)'")
             }
+            guard !peer.token.isEmpty, PeerClient.isTokenText(peer.token) else {
+                throw ConfigurationError("peer '\(peer.name)' needs a token of printable ASCII without spaces")
+            }
         }
     }
 

@@ -26,7 +26,16 @@ struct PeerClient: Sendable {
         guard let token = target.token, !token.isEmpty else {
             throw PanelError(.invalid, code: "invalid_target", message: "target url needs the destination's token")
         }
+        guard isTokenText(token) else {
+            throw PanelError(.invalid, code: "invalid_target", message: "the destination's token must be printable ASCII without spaces")
+        }
         return PeerClient(baseURL: url, token: token)
+    }
+
+    /// What a token may hold: it goes into an `Authorization` header, where a line break would
+    /// end the header and start another.
+    static func isTokenText(_ token: String) -> Bool {
+        token.unicodeScalars.allSatisfy { (0x21...0x7e).contains($0.value) }
     }
 
     var host: String { baseURL.host ?? "127.0.0.1" }

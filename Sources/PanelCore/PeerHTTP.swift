@@ -30,6 +30,7 @@ enum PeerHTTP {
             let target = (parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath) + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
             let authority = (host.contains(":") ? "[\(host)]" : host) + (url.port.map { ":\($0)" } ?? "")
             var head = "\(request.httpMethod ?? "GET") \(target) HTTP/1.1\r\nHost: \(authority)\r\n"
+            // URLRequest keeps no header value with a line break; tokens are checked before (PeerClient.isTokenText).
             for (name, value) in request.allHTTPHeaderFields ?? [:] { head += "\(name): \(value)\r\n" }
             let body = request.httpBody ?? Data()
             head += "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"

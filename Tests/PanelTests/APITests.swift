@@ -232,6 +232,15 @@ struct APITests {
         #expect(loaded.listen == "127.0.0.1:9999")
         #expect(loaded.settings.peers.first?.name == "b")
         #expect(loaded.server.threads == 2)
+        // A peer's token goes into a header: a line break (or a space) in it is a configuration error.
+        try #"{"peers": [{"name": "b", "url": "http://127.0.0.1:9", "token": "t\r\nX-Injected: 1"}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            try PanelConfiguration.load(path: path).validate()
+            Issue.record("a token with a line break must be refused")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("token"), "\(error)")
+        }
     }
 
     @Test func theShippedConfigurationLoads() throws {

@@ -34,6 +34,19 @@ struct PeerClientTests {
         #expect(redirector.requests >= 1, "the peer was asked")
         #expect(trap.requests == 0, "the redirect target was never contacted")
     }
+
+    /// A token goes into a header: one with a line break would add headers of the caller's choosing.
+    @Test func aTokenWithALineBreakIsRefused() throws {
+        let peer = try FakePeer { _ in .json(["go": true]) }
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
+        let created = try panel.send("POST", "/api/v1/guests", json: ["name": "mover", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        let target: [String: Any] = ["url": "http://127.0.0.1:\(peer.port)", "token": "secret\r\nX-Injected: 1"]
+        let refused = try panel.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: ["target": target])
+        #expect(refused.status == 422 || refused.status == 400, "\(refused.text)")
+        #expect(refused.text.contains("invalid_target"), "\(refused.text)")
+        #expect(peer.requests == 0)
+    }
 }
 
 /// The plain HTTP/1.1 client for `http://` peers, against a peer whose bytes are written by hand:
