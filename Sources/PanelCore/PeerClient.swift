@@ -104,10 +104,11 @@ struct PeerError: Error, CustomStringConvertible {
     var description: String { "destination: \(message)" }
 }
 
-/// The one URLSession, for calls to `https://` peers (PeerHTTP answers `http://` ones). Its delegate refuses every redirect (issue 11 item 14):
-/// a peer's bearer token must never reach another host, and Foundation would resend the
-/// `Authorization` header to wherever a 3xx points. Tasks are delegate-driven because
-/// swift-corelibs-foundation follows redirects of completion-handler tasks without asking.
+/// The one URLSession, for calls to `https://` peers (PeerHTTP makes those to `http://` ones). Its
+/// delegate refuses every redirect (issue 11 item 14): a peer's bearer token must never reach
+/// another host, and Foundation would resend the `Authorization` header to wherever a 3xx points.
+/// Tasks are delegate-driven because swift-corelibs-foundation follows redirects of
+/// completion-handler tasks without asking.
 // @unchecked Sendable: `pendingTasks` is only touched under `lock`; `session` is set once in init
 final class PeerSession: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     static let shared = PeerSession()

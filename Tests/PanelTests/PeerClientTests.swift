@@ -17,17 +17,21 @@ import Testing
 /// redirect (Foundation would send the token to wherever it points).
 @Suite("Peer calls")
 struct PeerClientTests {
+    /// A stopped guest on a fresh panel, and that panel's pre-flight of it to `target`.
+    private func preflightOfANewGuest(to target: [String: Any]) throws -> RawHTTPConnection.Reply {
+        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
+        let created = try panel.send("POST", "/api/v1/guests", json: ["name": "mover", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
+        let id = try #require(try created.json()["id"] as? String)
+        return try panel.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: ["target": target])
+    }
+
     /// Item 14: a peer that answers with a redirect does not get its token sent elsewhere.
     @Test func peerRedirectsAreNotFollowed() throws {
         let trap = try FakePeer { _ in .json(["go": true]) }
         let redirector = try FakePeer { [port = trap.port] request in
             Response(status: HTTPStatus(307), headers: HTTPHeaders([("Location", "http://127.0.0.1:\(port)\(request.path)")]))
         }
-        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
-        let created = try panel.send("POST", "/api/v1/guests", json: ["name": "mover", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
-        let id = try #require(try created.json()["id"] as? String)
-        let target: [String: Any] = ["url": "http://127.0.0.1:\(redirector.port)", "token": "peer-secret-token"]
-        let preflight = try panel.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: ["target": target])
+        let preflight = try preflightOfANewGuest(to: ["url": "http://127.0.0.1:\(redirector.port)", "token": "peer-secret-token"])
         #expect(preflight.status == 200)
         #expect(try preflight.json()["go"] as? Bool == false)
         #expect(preflight.text.contains("redirect"), "\(preflight.text)")
@@ -38,11 +42,7 @@ struct PeerClientTests {
     /// A token goes into a header: one with a line break would add headers of the caller's choosing.
     @Test func aTokenWithALineBreakIsRefused() throws {
         let peer = try FakePeer { _ in .json(["go": true]) }
-        let panel = try PanelFixture(machines: VirtMachineTypes.registry)
-        let created = try panel.send("POST", "/api/v1/guests", json: ["name": "mover", "image": "uboot", "machineType": "virt", "memoryMiB": 64])
-        let id = try #require(try created.json()["id"] as? String)
-        let target: [String: Any] = ["url": "http://127.0.0.1:\(peer.port)", "token": "secret\r\nX-Injected: 1"]
-        let refused = try panel.send("POST", "/api/v1/guests/\(id)/migrate/preflight", json: ["target": target])
+        let refused = try preflightOfANewGuest(to: ["url": "http://127.0.0.1:\(peer.port)", "token": "secret\r\nX-Injected: 1"])
         #expect(refused.status == 422 || refused.status == 400, "\(refused.text)")
         #expect(refused.text.contains("invalid_target"), "\(refused.text)")
         #expect(peer.requests == 0)
